@@ -1,0 +1,445 @@
+"""Settings: one validated, frozen object built from TOML and ``TRIALWATCH_*`` variables.
+
+Where settings come from, first match wins:
+
+1. the file named by ``--config PATH``, else ``$TRIALWATCH_CONFIG``, else ``./config/trialwatch.toml``;
+2. every value can be overridden by ``TRIALWATCH_<SECTION>__<KEY>`` (``TRIALWATCH_API__BASE_URL``);
+   lists and objects are given as JSON (``TRIALWATCH_EMAIL__TO='["a@example.org"]'``).
+
+Loading reports every problem at once, each with where it came from, as one :class:`ConfigError`.
+Secrets (the SMTP password) come only from the environment or a secrets file, never the TOML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from trialwatch.exceptions import ConfigError
+from trialwatch.models import Category, Severity
+
+ENV_PREFIX = "TRIALWATCH_"
+CONFIG_ENV = "TRIALWATCH_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
+NCT_ID_RE = re.compile(r"^NCT\d{8}$")
+_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+
+# Environment variables that start with the prefix but are not settings.
+_NOT_SETTINGS = frozenset({CONFIG_ENV, "TRIALWATCH_TEST_DATABASE_URL"})
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL_RE.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"{_redact_url(value)!r} is not an http(s) URL")
+    return value
+
+
+EmailAddress = Annotated[str, Field(min_length=3, max_length=254)]
+
+
+class ApiSettings(_Frozen):
+    base_url: str = "https://clinicaltrials.gov/api/v2"
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    min_interval_s: float = Field(1.0, ge=0, le=60)
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff_initial_s: float = Field(1.0, gt=0, le=600)
+    backoff_max_s: float = Field(60.0, gt=0, le=3600)
+    max_retry_after_s: float = Field(120.0, ge=0, le=3600)
+    batch_size: int = Field(100, ge=1, le=1000)
+
+    _url = field_validator("base_url")(_check_http_url)
+
+
+class DatabaseSettings(_Frozen):
+    url: str = "sqlite:///data/trialwatch.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if scheme not in {"sqlite", "postgresql", "postgresql+psycopg"} or "://" not in value:
+            raise ValueError(
+                f"{_redact_url(value)!r} is not a supported database URL "
+                "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
+            )
+        return value
+
+
+class LoggingSettings(_Frozen):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class WatchEntry(_Frozen):
+    """One watched trial, as the review lists it."""
+
+    nct_id: str
+    label: str = Field(min_length=1, max_length=120)
+    table: str | None = None
+    reference: str | None = None
+
+    @field_validator("nct_id", mode="before")
+    @classmethod
+    def _nct_id(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            normalized = value.strip().upper()
+            if not NCT_ID_RE.match(normalized):
+                raise ValueError(
+                    f"{value!r} is not an NCT number (expected NCT followed by 8 digits, "
+                    "e.g. NCT02606461)"
+                )
+            return normalized
+        return value
+
+
+class EmailSettings(_Frozen):
+    enabled: bool = False
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = Field(None, repr=False)
+    password_file: Path | None = None
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    sender: EmailAddress = "trialwatch@localhost.localdomain"
+    to: tuple[EmailAddress, ...] = ()
+    min_severity: Severity = Severity.MAJOR
+    max_changes: int = Field(50, ge=1, le=1000)
+
+    _sender = field_validator("sender")(_check_email)
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_email(v) for v in value)
+
+    @field_validator("min_severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        return Severity.parse(value) if isinstance(value, str) else value
+
+    def resolved_password(self) -> str | None:
+        """The password from the environment, else from ``password_file``; never logged."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    [f"email.password_file: cannot read {self.password_file}: {exc.strerror}"]
+                ) from exc
+        return None
+
+
+class Subscription(_Frozen):
+    """Extra recipients with their own filter. Empty ``trials``/``categories`` mean all."""
+
+    name: str | None = None
+    to: tuple[EmailAddress, ...] = ()
+    webhook_url: SecretStr | None = Field(None, repr=False)
+    trials: tuple[str, ...] = ()
+    min_severity: Severity = Severity.MAJOR
+    categories: tuple[Category, ...] = ()
+    mode: Literal["immediate", "daily", "weekly"] = "immediate"
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_email(v) for v in value)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_http_url(value.get_secret_value())
+        return value
+
+    @field_validator("min_severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        return Severity.parse(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _has_channel(self) -> Subscription:
+        if not self.to and self.webhook_url is None:
+            raise ValueError("a subscription needs `to` (email addresses) or `webhook_url`")
+        return self
+
+
+class ScheduleSettings(_Frozen):
+    # CT.gov refreshes Monday-Friday, generally done by 9 a.m. US Eastern.
+    cron: str = "20 9 * * 1-5"
+    timezone: str = "America/New_York"
+    jitter_s: int = Field(600, ge=0, le=3600)
+    interval_seconds: int | None = Field(None, ge=1)
+    misfire_grace_s: int = Field(6 * 3600, ge=1)
+    flush_interval_s: int = Field(60, ge=1)
+    daily_digest_cron: str = "0 8 * * *"
+    weekly_digest_cron: str = "0 8 * * 1"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("cron", "daily_digest_cron", "weekly_digest_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a 5-field cron expression")
+        return value
+
+
+class OutboxSettings(_Frozen):
+    backoff_initial_s: float = Field(60.0, gt=0)
+    backoff_max_s: float = Field(3600.0, gt=0)
+    max_attempts: int = Field(48, ge=1)
+    lease_s: float = Field(300.0, gt=0)
+
+
+class HealthSettings(_Frozen):
+    admin_email: EmailAddress | None = None
+    max_consecutive_failures: int = Field(3, ge=1)
+    max_data_age_hours: float = Field(96.0, gt=0)
+
+    @field_validator("admin_email")
+    @classmethod
+    def _admin(cls, value: str | None) -> str | None:
+        return None if value is None else _check_email(value)
+
+
+class Settings(_Frozen):
+    api: ApiSettings = ApiSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    logging: LoggingSettings = LoggingSettings()
+    email: EmailSettings = EmailSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    health: HealthSettings = HealthSettings()
+    subscriptions: tuple[Subscription, ...] = ()
+    watchlist: tuple[WatchEntry, ...] = ()
+
+    @property
+    def watched_ids(self) -> tuple[str, ...]:
+        return tuple(entry.nct_id for entry in self.watchlist)
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    settings: Settings
+    path: Path | None
+
+
+def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """``--config`` wins, then ``$TRIALWATCH_CONFIG``, then ``./config/trialwatch.toml``."""
+    if explicit:
+        return Path(explicit)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_settings(
+    explicit_path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, merge and validate the settings; raise one ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    path = config_path(explicit_path, env)
+    problems: list[str] = []
+    origins: dict[tuple[str, ...], str] = {}
+    data: dict[str, Any] = {}
+
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+        _record_origins(data, (), str(path), origins)
+        if isinstance(data.get("email"), dict) and "password" in data["email"]:
+            problems.append(
+                f"{path}: [email] password must not be written in the config file; set "
+                "TRIALWATCH_EMAIL__PASSWORD or email.password_file instead"
+            )
+            data["email"].pop("password")
+    elif explicit_path is not None or env.get(CONFIG_ENV):
+        raise ConfigError([f"{path}: config file not found"])
+
+    problems.extend(_apply_env(data, env, origins))
+
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(err, data, origins) for err in exc.errors())
+
+    problems.extend(_duplicates(data, origins))
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return settings
+
+
+def _record_origins(
+    value: Any, prefix: tuple[str, ...], origin: str, origins: dict[tuple[str, ...], str]
+) -> None:
+    origins[prefix] = origin
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _record_origins(sub, (*prefix, str(key)), origin, origins)
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            _record_origins(sub, (*prefix, str(i)), origin, origins)
+
+
+def _apply_env(
+    data: dict[str, Any], env: Mapping[str, str], origins: dict[tuple[str, ...], str]
+) -> list[str]:
+    problems = []
+    sections = {
+        name
+        for name, info in Settings.model_fields.items()
+        if isinstance(info.default, BaseModel)
+    }
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if "__" not in rest:
+            continue
+        section, key = (part.lower() for part in rest.split("__", 1))
+        where = f"environment variable {name}"
+        if section not in sections:
+            problems.append(f"{where}: unknown section [{section}]")
+            continue
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            continue
+        raw = env[name]
+        value: Any = raw
+        if raw[:1] in "[{":
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problems.append(f"{where}: not valid JSON ({exc.msg})")
+                continue
+        target[key] = value
+        _record_origins(value, (section, key), where, origins)
+    return problems
+
+
+def _describe(err: Any, data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) -> str:
+    loc = tuple(str(p) for p in err["loc"])
+    origin = "defaults"
+    for i in range(len(loc), -1, -1):
+        if loc[:i] in origins:
+            origin = origins[loc[:i]]
+            break
+    where = _dotted(loc, data)
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown setting"
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if err["type"] != "extra_forbidden" and "password" not in where and "webhook" not in where:
+        given = err.get("input")
+        if isinstance(given, str | int | float | bool) and repr(given) not in message:
+            message = f"{message} (got {given!r})"
+    return f"{origin}: {where}: {message}"
+
+
+def _dotted(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if part.isdigit() and parts:
+            parts[-1] = f"{parts[-1]}[{int(part) + 1}]"
+        else:
+            parts.append(part)
+    text = ".".join(parts)
+    # Name the watched trial by its label too, so the user can find it in the file.
+    if len(loc) >= 2 and loc[0] == "watchlist" and loc[1].isdigit():
+        entries = data.get("watchlist")
+        if isinstance(entries, list) and int(loc[1]) < len(entries):
+            entry = entries[int(loc[1])]
+            if isinstance(entry, dict) and isinstance(entry.get("label"), str):
+                text += f" (label {entry['label']!r})"
+    return text
+
+
+def _duplicates(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) -> list[str]:
+    entries = data.get("watchlist")
+    if not isinstance(entries, list):
+        return []
+    seen: dict[str, int] = {}
+    problems = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("nct_id"), str):
+            continue
+        nct_id = entry["nct_id"].strip().upper()
+        if nct_id in seen:
+            origin = origins.get(("watchlist", str(i)), "config")
+            problems.append(
+                f"{origin}: watchlist[{i + 1}].nct_id: {nct_id} is listed twice "
+                f"(also watchlist[{seen[nct_id] + 1}])"
+            )
+        else:
+            seen[nct_id] = i
+    return problems
+
+
+def _redact_url(url: str) -> str:
+    """Drop any password from a URL before it is shown anywhere."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+redact_url = _redact_url

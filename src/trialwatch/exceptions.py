@@ -1,0 +1,86 @@
+"""The one exception tree of trialwatch.
+
+Everything trialwatch raises on purpose derives from :class:`TrialwatchError`; a traceback that
+reaches the user is a bug. Operational failures are wrapped with their cause
+(``raise FetchError(...) from exc``); programming errors are not wrapped.
+
+    TrialwatchError
+    ├── UserError                    the user can fix it; shown without a traceback
+    │   └── ConfigError (ValueError) every problem of the settings at once
+    ├── FetchError                   talking to ClinicalTrials.gov failed
+    │   ├── TransientFetchError      timeouts, 429, 5xx, a 200 that is not the expected JSON
+    │   └── ApiRequestError          a 4xx the API will answer the same way every time
+    ├── RecordError (ValueError)     one study record cannot be normalized
+    ├── StorageError                 the database failed
+    │   └── DatabaseUnavailableError it cannot be reached or opened at all
+    ├── LockHeldError                another process is syncing this database
+    └── DeliveryError                a notification could not be delivered
+        ├── TemporaryDeliveryError   try again later (SMTP 4xx, timeouts, refused)
+        └── PermanentDeliveryError   will not succeed as is (SMTP 5xx, auth refused)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class TrialwatchError(Exception):
+    """Root of every error trialwatch raises on purpose."""
+
+
+class UserError(TrialwatchError):
+    """An error the user can fix; the CLI shows its message without a traceback."""
+
+
+class ConfigError(UserError, ValueError):
+    """The settings are invalid. Carries every problem found, each naming where it came from."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} {noun}):\n{lines}")
+
+
+class FetchError(TrialwatchError):
+    """Talking to the ClinicalTrials.gov API failed."""
+
+
+class TransientFetchError(FetchError):
+    """A failure worth retrying: timeout, connection error, 429, 5xx, or a garbled 200."""
+
+
+class ApiRequestError(FetchError):
+    """The API refused the request (4xx other than 429); retrying will not help."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RecordError(TrialwatchError, ValueError):
+    """A study record is malformed or drifts from the schema so far it cannot be normalized."""
+
+
+class StorageError(TrialwatchError):
+    """The database failed."""
+
+
+class DatabaseUnavailableError(StorageError, UserError):
+    """The database cannot be reached or opened."""
+
+
+class LockHeldError(UserError):
+    """Another trialwatch process holds the sync lock for this database."""
+
+
+class DeliveryError(TrialwatchError):
+    """A notification could not be delivered."""
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Delivery failed in a way that may pass: retry later with backoff."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Delivery failed in a way that will not pass by itself: dead-letter it."""

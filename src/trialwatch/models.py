@@ -1,0 +1,332 @@
+"""Value types shared by the pure core and the edges.
+
+Everything here is an immutable value: no I/O, no clock, no globals. A :class:`Snapshot` is the
+canonical form of the part of a ClinicalTrials.gov record that users care about; it round-trips
+through plain JSON (``to_dict`` / ``from_dict``) so storage can keep it as text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Any, TypeAlias
+
+JSONValue: TypeAlias = Any
+"""A value made only of ``None``, ``bool``, ``int``, ``float``, ``str``, ``list`` and ``dict``."""
+
+Clock: TypeAlias = Callable[[], datetime]
+"""Returns the current time as an aware UTC datetime. Passed in, never read from a global."""
+
+
+class Severity(IntEnum):
+    """How much a change matters. Ordered: ``Severity.CRITICAL > Severity.MAJOR``."""
+
+    ADMIN = 0
+    MINOR = 1
+    MAJOR = 2
+    CRITICAL = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: str) -> Severity:
+        """``"major"`` -> ``Severity.MAJOR``; raises ``ValueError`` naming the choices."""
+        try:
+            return cls[value.strip().upper()]
+        except KeyError:
+            choices = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {value!r} (choose from {choices})") from None
+
+
+class Category(StrEnum):
+    """What part of a trial a change is about."""
+
+    STATUS = "status"
+    DATES = "dates"
+    ENROLLMENT = "enrollment"
+    RESULTS = "results"
+    DESIGN = "design"
+    SITES = "sites"
+    OUTCOMES = "outcomes"
+    ADMINISTRATIVE = "administrative"
+
+
+class ChangeKind(StrEnum):
+    CHANGED = "changed"
+    ADDED = "added"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class PartialDate:
+    """A CT.gov date: ``yyyy``, ``yyyy-MM`` or ``yyyy-MM-dd``, with its type when the record has one."""
+
+    date: str
+    type: str | None = None  # "ACTUAL" | "ESTIMATED" | None (the registry sometimes omits it)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    count: int | None
+    type: str | None = None  # "ACTUAL" | "ESTIMATED" | None
+
+
+@dataclass(frozen=True, slots=True)
+class Intervention:
+    name: str
+    type: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    label: str
+    type: str | None = None
+    description: str | None = None
+    intervention_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    measure: str
+    time_frame: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    facility: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+    status: str | None = None  # site recruitment status, e.g. "RECRUITING"
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    pmid: str | None = None
+    type: str | None = None
+    citation: str | None = None
+
+
+_NESTED: dict[str, type[Any]] = {
+    "start_date": PartialDate,
+    "primary_completion_date": PartialDate,
+    "completion_date": PartialDate,
+    "enrollment": Enrollment,
+}
+_NESTED_LISTS: dict[str, type[Any]] = {
+    "interventions": Intervention,
+    "arms": Arm,
+    "primary_outcomes": Outcome,
+    "secondary_outcomes": Outcome,
+    "locations": Location,
+    "references": Reference,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The canonical, comparable form of one study record.
+
+    Built only by :func:`trialwatch.normalize.normalize`, which guarantees that unordered lists
+    are sorted and text is normalized, so two snapshots are equal exactly when nothing a user
+    cares about differs.
+    """
+
+    nct_id: str
+    brief_title: str | None = None
+    official_title: str | None = None
+    acronym: str | None = None
+    overall_status: str | None = None
+    last_known_status: str | None = None
+    why_stopped: str | None = None
+    start_date: PartialDate | None = None
+    primary_completion_date: PartialDate | None = None
+    completion_date: PartialDate | None = None
+    enrollment: Enrollment | None = None
+    phases: tuple[str, ...] = ()
+    study_type: str | None = None
+    has_results: bool = False
+    results_first_posted: str | None = None
+    lead_sponsor: str | None = None
+    conditions: tuple[str, ...] = ()
+    interventions: tuple[Intervention, ...] = ()
+    arms: tuple[Arm, ...] = ()
+    primary_outcomes: tuple[Outcome, ...] = ()
+    secondary_outcomes: tuple[Outcome, ...] = ()
+    locations: tuple[Location, ...] = ()
+    references: tuple[Reference, ...] = ()
+    last_update_posted: str | None = None
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """Plain-JSON form (tuples become lists). ``Snapshot.from_dict(s.to_dict()) == s``."""
+        return _to_json(dataclasses.asdict(self))  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, JSONValue]) -> Snapshot:
+        """Inverse of :meth:`to_dict`. Unknown keys are ignored so old stored versions still load."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                continue
+            if key in _NESTED:
+                kwargs[key] = None if value is None else _NESTED[key](**value)
+            elif key in _NESTED_LISTS:
+                item_type = _NESTED_LISTS[key]
+                kwargs[key] = tuple(_build(item_type, item) for item in value)
+            elif isinstance(value, list):
+                kwargs[key] = tuple(value)
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+
+def _build(item_type: type[Any], item: Mapping[str, Any]) -> Any:
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in item.items()}
+    return item_type(**values)
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_json(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One change between two snapshots of a trial, in words a clinician understands.
+
+    ``old`` and ``new`` are plain JSON (what storage keeps); ``summary`` is the sentence shown to
+    people, e.g. ``"Overall status: Active, not recruiting → Completed"``. For list fields
+    (sites, arms, outcomes, ...) one change is one item added, removed or changed, and
+    ``item_key`` names the item.
+    """
+
+    field: str
+    category: Category
+    severity: Severity
+    kind: ChangeKind
+    summary: str
+    old: JSONValue = None
+    new: JSONValue = None
+    item_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiVersion:
+    """The answer of ``GET /version``."""
+
+    api_version: str
+    data_timestamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class FoundStudy:
+    """A study the API returned for ``requested_id`` (``nct_id`` differs when it was an alias)."""
+
+    requested_id: str
+    nct_id: str
+    record: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MissingStudy:
+    """A requested id the API did not return (withdrawn from public view, typo, not yet public)."""
+
+    requested_id: str
+
+
+StudyResult: TypeAlias = FoundStudy | MissingStudy
+
+
+@dataclass(frozen=True, slots=True)
+class TrialFailure:
+    nct_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrialUpdate:
+    """What one sync found for one trial; ``baseline`` when it is the first snapshot stored."""
+
+    nct_id: str
+    changes: tuple[FieldChange, ...]
+    baseline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """The outcome of one sync run, for the CLI summary, logs and tests."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    skipped: bool
+    data_timestamp: str | None
+    checked: int = 0
+    changed: int = 0
+    baselined: int = 0
+    unchanged: int = 0
+    change_count: int = 0
+    requests: int = 0
+    failed: tuple[TrialFailure, ...] = ()
+    missing: tuple[str, ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    updates: tuple[TrialUpdate, ...] = ()
+    wrote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WatchItem:
+    """A watched trial as configured (label, the table of the review it comes from)."""
+
+    nct_id: str
+    label: str
+    table: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrialOutcome:
+    """What one sync decided for one trial; storage acts on it.
+
+    ``kind`` is ``baseline`` (first snapshot), ``changed``, ``unchanged``, ``failed`` (the record
+    could not be normalized) or ``missing`` (CT.gov did not return it this time).
+    """
+
+    nct_id: str
+    kind: str
+    canonical_id: str | None = None
+    snapshot: Snapshot | None = None
+    content_hash: str | None = None
+    snapshot_json: str | None = None
+    raw_json: bytes | None = None
+    changes: tuple[FieldChange, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """Everything one sync will write, decided before the single write transaction opens."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    forced: bool
+    complete: bool
+    api_version: str | None
+    data_timestamp: str | None
+    watchlist_hash: str
+    watchlist: tuple[WatchItem, ...]
+    outcomes: tuple[TrialOutcome, ...]
+    requests: int
+    errors: tuple[str, ...] = ()

@@ -1,0 +1,78 @@
+"""How ClinicalTrials.gov words its enums for people, and links to its pages. Pure."""
+
+from __future__ import annotations
+
+SITE_URL = "https://clinicaltrials.gov"
+
+# As the study pages on clinicaltrials.gov word them.
+OVERALL_STATUS_LABELS: dict[str, str] = {
+    "ACTIVE_NOT_RECRUITING": "Active, not recruiting",
+    "COMPLETED": "Completed",
+    "ENROLLING_BY_INVITATION": "Enrolling by invitation",
+    "NOT_YET_RECRUITING": "Not yet recruiting",
+    "RECRUITING": "Recruiting",
+    "SUSPENDED": "Suspended",
+    "TERMINATED": "Terminated",
+    "WITHDRAWN": "Withdrawn",
+    "AVAILABLE": "Available",
+    "NO_LONGER_AVAILABLE": "No longer available",
+    "TEMPORARILY_NOT_AVAILABLE": "Temporarily not available",
+    "APPROVED_FOR_MARKETING": "Approved for marketing",
+    "WITHHELD": "Withheld",
+    "UNKNOWN": "Unknown status",
+}
+
+# Statuses whose arrival a clinician must hear about first.
+CRITICAL_STATUSES = frozenset({"TERMINATED", "SUSPENDED", "WITHDRAWN", "COMPLETED"})
+
+PHASE_LABELS: dict[str, str] = {
+    "NA": "Not applicable",
+    "EARLY_PHASE1": "Early phase 1",
+    "PHASE1": "Phase 1",
+    "PHASE2": "Phase 2",
+    "PHASE3": "Phase 3",
+    "PHASE4": "Phase 4",
+}
+PHASE_ORDER: dict[str, int] = {key: i for i, key in enumerate(PHASE_LABELS)}
+
+DATE_TYPE_SHORT: dict[str, str] = {"ACTUAL": "actual", "ESTIMATED": "est."}
+
+
+def humanize_enum(value: str | None) -> str:
+    """``"ACTIVE_NOT_RECRUITING"`` -> ``"Active, not recruiting"``; unknown enums read sensibly."""
+    if value is None:
+        return "(none)"
+    if value in OVERALL_STATUS_LABELS:
+        return OVERALL_STATUS_LABELS[value]
+    if value in PHASE_LABELS:
+        return PHASE_LABELS[value]
+    return value.replace("_", " ").capitalize()
+
+
+def status_label(value: str | None) -> str:
+    """An overall-status enum as the CT.gov site words it."""
+    return humanize_enum(value)
+
+
+def phases_label(phases: tuple[str, ...] | list[str]) -> str:
+    """``("PHASE2", "PHASE3")`` -> ``"Phase 2/Phase 3"``; empty -> ``"(none)"``."""
+    if not phases:
+        return "(none)"
+    return "/".join(humanize_enum(p) for p in phases)
+
+
+def date_label(date: str | None, date_type: str | None) -> str:
+    """``("2027-06", "ESTIMATED")`` -> ``"2027-06 est."``; a missing type is left unsaid."""
+    if not date:
+        return "(none)"
+    if date_type and date_type in DATE_TYPE_SHORT:
+        return f"{date} {DATE_TYPE_SHORT[date_type]}"
+    return date
+
+
+def study_url(nct_id: str) -> str:
+    return f"{SITE_URL}/study/{nct_id}"
+
+
+def history_url(nct_id: str) -> str:
+    return f"{SITE_URL}/study/{nct_id}?tab=history"
