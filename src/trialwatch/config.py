@@ -2,7 +2,8 @@
 
 Where settings come from, first match wins:
 
-1. the file named by ``--config PATH``, else ``$TRIALWATCH_CONFIG``, else ``./config/trialwatch.toml``;
+1. the file named by ``--config PATH``, else ``$TRIALWATCH_CONFIG``, else
+   ``./config/trialwatch.toml``;
 2. every value can be overridden by ``TRIALWATCH_<SECTION>__<KEY>`` (``TRIALWATCH_API__BASE_URL``);
    lists and objects are given as JSON (``TRIALWATCH_EMAIL__TO='["a@example.org"]'``).
 
@@ -343,9 +344,7 @@ def _apply_env(
 ) -> list[str]:
     problems = []
     sections = {
-        name
-        for name, info in Settings.model_fields.items()
-        if isinstance(info.default, BaseModel)
+        name for name, info in Settings.model_fields.items() if isinstance(info.default, BaseModel)
     }
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:

@@ -64,7 +64,7 @@ class ChangeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PartialDate:
-    """A CT.gov date: ``yyyy``, ``yyyy-MM`` or ``yyyy-MM-dd``, with its type when the record has one."""
+    """A CT.gov date (``yyyy``, ``yyyy-MM`` or ``yyyy-MM-dd``) with its type, when it has one."""
 
     date: str
     type: str | None = None  # "ACTUAL" | "ESTIMATED" | None (the registry sometimes omits it)
@@ -170,7 +170,7 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, JSONValue]) -> Snapshot:
-        """Inverse of :meth:`to_dict`. Unknown keys are ignored so old stored versions still load."""
+        """Inverse of :meth:`to_dict`; unknown keys are ignored, so old versions still load."""
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
@@ -240,7 +240,7 @@ class FoundStudy:
 
 @dataclass(frozen=True, slots=True)
 class MissingStudy:
-    """A requested id the API did not return (withdrawn from public view, typo, not yet public)."""
+    """A requested id the API did not return (withdrawn from view, a typo, not yet public)."""
 
     requested_id: str
 

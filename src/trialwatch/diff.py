@@ -1,0 +1,533 @@
+"""What changed between two snapshots of one trial, in words a clinician understands. Pure.
+
+Every field a user cares about has one row in :data:`_RULES`: its label, category, severity rule
+and how it is compared. List fields are compared item by item, matched by a natural key (sites by
+facility and place, arms by label, ...) as a multiset, so reordering is never a change and
+duplicate keys (many "Research Site" rows in one city) are handled. No I/O, no clock, no state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Generic, TypeAlias, TypeVar
+
+from trialwatch.models import (
+    Arm,
+    Category,
+    ChangeKind,
+    Enrollment,
+    FieldChange,
+    Intervention,
+    JSONValue,
+    Location,
+    Outcome,
+    PartialDate,
+    Reference,
+    Severity,
+    Snapshot,
+)
+from trialwatch.normalize import sort_key
+from trialwatch.vocabulary import (
+    CRITICAL_STATUSES,
+    DATE_TYPE_SHORT,
+    PHASE_ORDER,
+    date_label,
+    humanize_enum,
+    phases_label,
+    status_label,
+)
+
+__all__ = ["FIELD_ORDER", "diff", "headline"]
+
+_T = TypeVar("_T")
+
+_SeverityRule: TypeAlias = Severity | Callable[[Any, Any], Severity]
+"""A fixed severity, or one computed from the old and new value (``None`` for a missing item)."""
+
+_Compare: TypeAlias = Callable[["_Rule", Snapshot, Snapshot], list[FieldChange]]
+
+# Text longer than this is not repeated in a summary: the sentence says it was updated.
+_SHORT_TEXT = 60
+_NONE = "(none)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One row of the field table."""
+
+    field: str
+    label: str
+    category: Category
+    severity: _SeverityRule
+    compare: _Compare
+
+    def severity_of(self, old: Any, new: Any) -> Severity:
+        if isinstance(self.severity, Severity):
+            return self.severity
+        return self.severity(old, new)
+
+    def change(
+        self,
+        summary: str,
+        old: Any,
+        new: Any,
+        *,
+        kind: ChangeKind = ChangeKind.CHANGED,
+        item_key: str | None = None,
+    ) -> FieldChange:
+        return FieldChange(
+            field=self.field,
+            category=self.category,
+            severity=self.severity_of(old, new),
+            kind=kind,
+            summary=summary,
+            old=_plain(old),
+            new=_plain(new),
+            item_key=item_key,
+        )
+
+
+def diff(old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    """Every change from ``old`` to ``new``, most severe first.
+
+    Order: severity descending, then the field order of the table (:data:`FIELD_ORDER`), then
+    item key, so the result is deterministic. ``diff(s, s) == []`` for any snapshot. Scalar
+    fields (and ``phases``, worded as one value) give one ``CHANGED`` change; list fields give
+    one ``ADDED``/``REMOVED``/``CHANGED`` change per item, with ``item_key`` naming the item.
+    Does not compare ``nct_id`` (an alias resolves to its canonical id) and does not decide who
+    is told.
+    """
+    changes = [change for rule in _RULES for change in rule.compare(rule, old, new)]
+    changes.sort(key=_order)
+    return changes
+
+
+def headline(changes: Sequence[FieldChange]) -> FieldChange | None:
+    """The change to name first (e.g. in an email subject): the most severe, ties broken by
+    table order and then by position in ``changes``; ``None`` when there are none."""
+    if not changes:
+        return None
+    return min(changes, key=lambda c: (-c.severity, _FIELD_INDEX.get(c.field, len(_RULES))))
+
+
+def _order(change: FieldChange) -> tuple[int, int, str, int, str, str]:
+    # The trailing content key makes the order total, whatever order the inputs came in.
+    content = json.dumps([change.old, change.new], sort_keys=True, ensure_ascii=False)
+    return (
+        -change.severity,
+        _FIELD_INDEX.get(change.field, len(_RULES)),
+        change.item_key or "",
+        _KIND_ORDER[change.kind],
+        change.summary,
+        content,
+    )
+
+
+_KIND_ORDER = {ChangeKind.CHANGED: 0, ChangeKind.REMOVED: 1, ChangeKind.ADDED: 2}
+
+
+# --- Wording helpers --------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> JSONValue:
+    """The plain-JSON form of a model value, as ``Snapshot.to_dict`` writes it."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _text_or_none(value: str | None) -> str:
+    return _NONE if value is None else value
+
+
+def _quoted(value: str | None) -> str:
+    return _NONE if value is None else f"“{value}”"
+
+
+def _enum(value: str | None) -> str:
+    return humanize_enum(value)
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+# --- Scalar fields ----------------------------------------------------------------------------
+
+
+def _scalar(render: Callable[[Any], str]) -> _Compare:
+    """``Label: old → new``, each side rendered by ``render``."""
+
+    def compare(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+        before, after = getattr(old, rule.field), getattr(new, rule.field)
+        if before == after:
+            return []
+        return [rule.change(f"{rule.label}: {render(before)} → {render(after)}", before, after)]
+
+    return compare
+
+
+def _reason(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    """A free-text reason: quoted, and said plainly when it first appears."""
+    before, after = getattr(old, rule.field), getattr(new, rule.field)
+    if before == after:
+        return []
+    if before is None:
+        summary = f"{rule.label}: {_quoted(after)}"
+    elif after is None:
+        summary = f"{rule.label} removed (was {_quoted(before)})"
+    else:
+        summary = f"{rule.label}: {_quoted(before)} → {_quoted(after)}"
+    return [rule.change(summary, before, after)]
+
+
+def _date_field(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    before: PartialDate | None = getattr(old, rule.field)
+    after: PartialDate | None = getattr(new, rule.field)
+    if before == after:
+        return []
+    noun = rule.label if rule.label.endswith("date") else f"{rule.label} date"
+    labels = f"{_date_text(before)} → {_date_text(after)}"
+    if before is not None and after is not None and before.date == after.date:
+        summary = _date_type_summary(noun, before, after)
+    else:
+        shift = _date_shift(before.date, after.date) if before and after else None
+        if shift is None:
+            summary = f"{noun}: {labels}"
+        elif shift[0] > 0:
+            summary = f"{rule.label} slipped {_plural(shift[0], shift[1])} ({labels})"
+        else:
+            summary = f"{rule.label} moved {_plural(-shift[0], shift[1])} earlier ({labels})"
+    return [rule.change(summary, before, after)]
+
+
+def _date_text(value: PartialDate | None) -> str:
+    return date_label(value.date, value.type) if value else _NONE
+
+
+_DATE_TYPE_WORDS = {"ACTUAL": "actual", "ESTIMATED": "estimated"}
+
+
+def _date_type_summary(noun: str, before: PartialDate, after: PartialDate) -> str:
+    if after.type in _DATE_TYPE_WORDS:
+        return f"{noun} is now {_DATE_TYPE_WORDS[after.type]} ({after.date})"
+    if before.type in _DATE_TYPE_WORDS:
+        return f"{noun} is no longer marked {_DATE_TYPE_WORDS[before.type]} ({after.date})"
+    return f"{noun} type: {_text_or_none(before.type)} → {_text_or_none(after.type)} ({after.date})"
+
+
+def _parse_date(text: str) -> tuple[int, int, int | None] | None:
+    """``(year, month, day)`` of a ``yyyy-MM`` or ``yyyy-MM-dd`` date; ``None`` otherwise."""
+    parts = text.split("-")
+    if len(parts) not in (2, 3) or not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    year, month = int(parts[0]), int(parts[1])
+    day = int(parts[2]) if len(parts) == 3 else None
+    try:
+        date(year, month, day or 1)
+    except ValueError:
+        return None
+    return year, month, day
+
+
+def _date_shift(before: str, after: str) -> tuple[int, str] | None:
+    """How far a date moved: ``(n, "month")`` by calendar month, or ``(n, "day")`` when both are
+    full dates less than a month apart; ``None`` when it cannot be said (a year-only date,
+    yyyy-MM against a day in the same month, an unparseable date)."""
+    a, b = _parse_date(before), _parse_date(after)
+    if a is None or b is None:
+        return None
+    months = (b[0] - a[0]) * 12 + (b[1] - a[1])
+    if a[2] is not None and b[2] is not None:
+        # Whole months elapsed, so 03-25 -> 04-05 counts as days, not as a month.
+        whole = months
+        if months > 0 and b[2] < a[2]:
+            whole -= 1
+        elif months < 0 and b[2] > a[2]:
+            whole += 1
+        if whole == 0:
+            days = (date(b[0], b[1], b[2]) - date(a[0], a[1], a[2])).days
+            return (days, "day") if days else None
+    return (months, "month") if months else None
+
+
+def _enrollment(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    before, after = old.enrollment, new.enrollment
+    if before == after:
+        return []
+    summary = f"{rule.label}: {_count_text(before)} → {_count_text(after)}"
+    return [rule.change(summary, before, after)]
+
+
+def _count_text(value: Enrollment | None) -> str:
+    if value is None or value.count is None:
+        return _NONE
+    kind = DATE_TYPE_SHORT.get(value.type) if value.type else None
+    return f"{value.count} ({kind})" if kind else str(value.count)
+
+
+def _has_results(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    if old.has_results == new.has_results:
+        return []
+    if new.has_results:
+        posted = f" (first posted {new.results_first_posted})" if new.results_first_posted else ""
+        summary = f"Results posted{posted}"
+    else:
+        summary = "Results are no longer posted"
+    return [rule.change(summary, old.has_results, new.has_results)]
+
+
+def _first_posted(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    # When results appear or disappear the has_results change already says the date.
+    if old.has_results != new.has_results:
+        return []
+    return _scalar(_text_or_none)(rule, old, new)
+
+
+def _phases(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    if set(old.phases) == set(new.phases):
+        return []
+    before, after = _phase_order(old.phases), _phase_order(new.phases)
+    summary = f"{rule.label}: {phases_label(before)} → {phases_label(after)}"
+    return [rule.change(summary, before, after)]
+
+
+def _phase_order(phases: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(set(phases), key=lambda p: (PHASE_ORDER.get(p, len(PHASE_ORDER)), p)))
+
+
+def _conditions(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    before, after = set(old.conditions), set(new.conditions)
+    removed = [
+        rule.change(f"Condition removed: {c}", c, None, kind=ChangeKind.REMOVED, item_key=c)
+        for c in sorted(before - after)
+    ]
+    added = [
+        rule.change(f"Condition added: {c}", None, c, kind=ChangeKind.ADDED, item_key=c)
+        for c in sorted(after - before)
+    ]
+    return removed + added
+
+
+# --- List fields ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Items(Generic[_T]):
+    """How the items of one list field are matched and worded."""
+
+    noun: str  # "Site", "Arm", ...
+    key: Callable[[_T], Hashable]  # natural key; duplicates are matched as a multiset
+    name: Callable[[_T], str]  # human-readable key, e.g. "Mayo Clinic, Rochester, United States"
+    changed: Callable[[str, str, _T, _T], str]  # (noun, name, old, new) -> summary
+
+
+def _items(spec: _Items[Any]) -> _Compare:
+    def compare(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+        changes = []
+        for before, after in _match(getattr(old, rule.field), getattr(new, rule.field), spec.key):
+            name = spec.name(after if after is not None else before)
+            if before is None:
+                summary, kind = f"{spec.noun} added: {name}", ChangeKind.ADDED
+            elif after is None:
+                summary, kind = f"{spec.noun} removed: {name}", ChangeKind.REMOVED
+            else:
+                summary, kind = spec.changed(spec.noun, name, before, after), ChangeKind.CHANGED
+            changes.append(rule.change(summary, before, after, kind=kind, item_key=name))
+        return changes
+
+    return compare
+
+
+def _match(
+    before: Sequence[_T], after: Sequence[_T], key: Callable[[_T], Hashable]
+) -> list[tuple[_T | None, _T | None]]:
+    """Pair old and new items with the same natural key; identical items cancel as a multiset.
+
+    Left-over items of one key are paired in content order (a change), the rest are removals or
+    additions. Pairs with no difference are not returned.
+    """
+    old_by_key: dict[Hashable, list[_T]] = defaultdict(list)
+    new_by_key: dict[Hashable, list[_T]] = defaultdict(list)
+    for item in before:
+        old_by_key[key(_canonical(item))].append(_canonical(item))
+    for item in after:
+        new_by_key[key(_canonical(item))].append(_canonical(item))
+    pairs: list[tuple[_T | None, _T | None]] = []
+    for k in dict.fromkeys([*old_by_key, *new_by_key]):
+        olds, news = Counter(old_by_key[k]), Counter(new_by_key[k])
+        common = olds & news
+        gone = sorted((olds - common).elements(), key=sort_key)
+        came = sorted((news - common).elements(), key=sort_key)
+        paired = min(len(gone), len(came))
+        pairs.extend(zip(gone[:paired], came[:paired], strict=True))
+        pairs.extend((item, None) for item in gone[paired:])
+        pairs.extend((None, item) for item in came[paired:])
+    return pairs
+
+
+def _canonical(item: _T) -> _T:
+    # Arm intervention names are a set; normalize sorts them, older stored snapshots may not.
+    if isinstance(item, Arm):
+        return dataclasses.replace(item, intervention_names=tuple(sorted(item.intervention_names)))
+    return item
+
+
+def _details(before: Any, after: Any, fields: Sequence[tuple[str, str]]) -> str:
+    """``"time frame: 2 years → 3 years; description updated"`` for the fields that differ."""
+    parts = []
+    for attr, label in fields:
+        a, b = getattr(before, attr), getattr(after, attr)
+        if a == b:
+            continue
+        if attr == "type":
+            parts.append(f"{label}: {_enum(a)} → {_enum(b)}")
+        elif attr == "intervention_names":
+            parts.append(f"{label}: {', '.join(a) or _NONE} → {', '.join(b) or _NONE}")
+        elif max(len(a or ""), len(b or "")) > _SHORT_TEXT:
+            parts.append(f"{label} updated")
+        else:
+            parts.append(f"{label}: {_text_or_none(a)} → {_text_or_none(b)}")
+    return "; ".join(parts)
+
+
+def _changed_with(fields: Sequence[tuple[str, str]]) -> Callable[[str, str, Any, Any], str]:
+    def changed(noun: str, name: str, before: Any, after: Any) -> str:
+        return f"{noun} changed: {name} ({_details(before, after, fields)})"
+
+    return changed
+
+
+def _intervention_name(item: Intervention) -> str:
+    return f"{_enum(item.type)}: {item.name}" if item.type else item.name
+
+
+def _site_name(item: Location) -> str:
+    parts = [p for p in (item.facility, item.city, item.state, item.country) if p]
+    return ", ".join(parts) or "(unnamed site)"
+
+
+def _site_changed(noun: str, name: str, before: Location, after: Location) -> str:
+    # Key fields are equal, so only the site's recruitment status can differ.
+    return f"{noun} {name}: {_enum(before.status)} → {_enum(after.status)}"
+
+
+def _reference_key(item: Reference) -> Hashable:
+    return ("pmid", item.pmid) if item.pmid else ("citation", item.citation)
+
+
+def _reference_name(item: Reference) -> str:
+    if item.pmid:
+        return f"PMID {item.pmid}"
+    citation = item.citation or _NONE
+    return citation if len(citation) <= 100 else f"{citation[:99]}…"
+
+
+_INTERVENTIONS: _Items[Intervention] = _Items(
+    noun="Intervention",
+    key=lambda i: (i.type, i.name),
+    name=_intervention_name,
+    changed=_changed_with([("description", "description")]),
+)
+_ARMS: _Items[Arm] = _Items(
+    noun="Arm",
+    key=lambda a: a.label,
+    name=lambda a: a.label,
+    changed=_changed_with(
+        [("type", "type"), ("intervention_names", "interventions"), ("description", "description")]
+    ),
+)
+_OUTCOME_FIELDS = [("time_frame", "time frame"), ("description", "description")]
+_PRIMARY: _Items[Outcome] = _Items(
+    noun="Primary outcome",
+    key=lambda o: o.measure,
+    name=lambda o: o.measure,
+    changed=_changed_with(_OUTCOME_FIELDS),
+)
+_SECONDARY: _Items[Outcome] = dataclasses.replace(_PRIMARY, noun="Secondary outcome")
+_LOCATIONS: _Items[Location] = _Items(
+    noun="Site",
+    key=lambda s: (s.facility, s.city, s.state, s.country),
+    name=_site_name,
+    changed=_site_changed,
+)
+_REFERENCES: _Items[Reference] = _Items(
+    noun="Reference",
+    key=_reference_key,
+    name=_reference_name,
+    changed=_changed_with([("type", "type"), ("citation", "citation")]),
+)
+
+
+# --- Severity rules ---------------------------------------------------------------------------
+
+
+def _status_severity(old: Any, new: Any) -> Severity:
+    return Severity.CRITICAL if new in CRITICAL_STATUSES else Severity.MAJOR
+
+
+def _major_unless_same(attr: str) -> Callable[[Any, Any], Severity]:
+    """MAJOR when ``attr`` (a date, a count) differs; MINOR when only the rest (its type) does."""
+
+    def rule(old: Any, new: Any) -> Severity:
+        same = old is not None and new is not None and getattr(old, attr) == getattr(new, attr)
+        return Severity.MINOR if same else Severity.MAJOR
+
+    return rule
+
+
+def _results_severity(old: Any, new: Any) -> Severity:
+    return Severity.CRITICAL if new else Severity.MAJOR
+
+
+def _site_severity(old: Any, new: Any) -> Severity:
+    # A site opening or closing matters to a referring clinician; a status change less so.
+    return Severity.MINOR if old is not None and new is not None else Severity.MAJOR
+
+
+_C, _S = Category, Severity
+_moved = _major_unless_same("date")
+_counted = _major_unless_same("count")
+_text = _scalar(_text_or_none)
+
+# The one table: field, label, category, severity rule, comparison. Its order is the stable
+# field order of diff() and breaks headline() ties, most important first.
+# fmt: off
+_RULES: tuple[_Rule, ...] = (
+    _Rule("overall_status", "Overall status", _C.STATUS, _status_severity, _scalar(status_label)),
+    _Rule("why_stopped", "Why stopped", _C.STATUS, _S.MAJOR, _reason),
+    _Rule("has_results", "Results", _C.RESULTS, _results_severity, _has_results),
+    _Rule("primary_completion_date", "Primary completion", _C.DATES, _moved, _date_field),
+    _Rule("completion_date", "Completion", _C.DATES, _moved, _date_field),
+    _Rule("start_date", "Start date", _C.DATES, _moved, _date_field),
+    _Rule("enrollment", "Enrollment", _C.ENROLLMENT, _counted, _enrollment),
+    _Rule("phases", "Phase", _C.DESIGN, _S.MAJOR, _phases),
+    _Rule("study_type", "Study type", _C.DESIGN, _S.MAJOR, _scalar(_enum)),
+    _Rule("arms", "Arms", _C.DESIGN, _S.MAJOR, _items(_ARMS)),
+    _Rule("interventions", "Interventions", _C.DESIGN, _S.MAJOR, _items(_INTERVENTIONS)),
+    _Rule("primary_outcomes", "Primary outcomes", _C.OUTCOMES, _S.MAJOR, _items(_PRIMARY)),
+    _Rule("locations", "Sites", _C.SITES, _site_severity, _items(_LOCATIONS)),
+    _Rule("lead_sponsor", "Lead sponsor", _C.ADMINISTRATIVE, _S.MAJOR, _text),
+    _Rule("last_known_status", "Last known status", _C.STATUS, _S.MINOR, _scalar(status_label)),
+    _Rule("results_first_posted", "Results first posted", _C.RESULTS, _S.MINOR, _first_posted),
+    _Rule("secondary_outcomes", "Secondary outcomes", _C.OUTCOMES, _S.MINOR, _items(_SECONDARY)),
+    _Rule("conditions", "Conditions", _C.DESIGN, _S.MINOR, _conditions),
+    _Rule("brief_title", "Brief title", _C.ADMINISTRATIVE, _S.MINOR, _scalar(_quoted)),
+    _Rule("official_title", "Official title", _C.ADMINISTRATIVE, _S.MINOR, _scalar(_quoted)),
+    _Rule("acronym", "Acronym", _C.ADMINISTRATIVE, _S.MINOR, _text),
+    _Rule("references", "References", _C.ADMINISTRATIVE, _S.MINOR, _items(_REFERENCES)),
+    _Rule("last_update_posted", "Last update posted", _C.ADMINISTRATIVE, _S.ADMIN, _text),
+)
+# fmt: on
+
+FIELD_ORDER: tuple[str, ...] = tuple(rule.field for rule in _RULES)
+"""Every compared Snapshot field, in the stable order diff() uses after severity."""
+
+_FIELD_INDEX = {field: i for i, field in enumerate(FIELD_ORDER)}

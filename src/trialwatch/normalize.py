@@ -1,0 +1,349 @@
+"""Turn a ClinicalTrials.gov Data API v2 study object into a canonical :class:`Snapshot`. Pure.
+
+Two records that differ only by registry churn normalize to equal snapshots (and equal hashes):
+``derivedSection`` and ``versionHolder`` are never read, posting-date ``type`` flips are dropped,
+key order does not matter, every unordered list is sorted by a full-content key, and text is
+normalized (Unicode NFC, whitespace collapsed, markdown backslash escapes removed).
+
+Malformed or drifting records raise :class:`RecordError` naming the JSON path, and nothing else.
+This module does no I/O, reads no clock and keeps no state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any, TypeVar
+
+from trialwatch.exceptions import RecordError
+from trialwatch.models import (
+    Arm,
+    Enrollment,
+    Intervention,
+    Location,
+    Outcome,
+    PartialDate,
+    Reference,
+    Snapshot,
+)
+from trialwatch.vocabulary import PHASE_ORDER
+
+__all__ = ["canonical_json", "content_hash", "normalize", "normalize_text", "sort_key"]
+
+# ASCII digits only: ``\d`` would also accept other scripts' digits.
+_NCT_ID = re.compile(r"NCT[0-9]{8}")
+_PARTIAL_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
+# CommonMark lets a backslash escape any ASCII punctuation; CT.gov's markdown export escapes
+# `<`, `>`, `*`, `[`, ... where the old plain text had the bare character.
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+# A backslash at the end of a line is a markdown hard line break: it is layout, not text.
+_MARKDOWN_HARD_BREAK = re.compile(r"\\(?=[\r\n])")
+# Lone surrogates (legal in JSON escapes, illegal in UTF-8) would make the hash crash later.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Control characters that are not whitespace: invisible, and NUL is refused by PostgreSQL text.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+_WHITESPACE = re.compile(r"\s+")
+
+_T = TypeVar("_T")
+
+
+def normalize_text(value: str) -> str | None:
+    """Canonical form of one text value; ``None`` when nothing is left.
+
+    NFC, markdown backslash escapes removed (``\\>`` -> ``>``), control characters dropped, runs
+    of whitespace (newlines included) collapsed to one space, ends stripped. Does not touch any
+    other markup (bullets, emphasis) and does not change case.
+    """
+    text = _SURROGATE.sub("\ufffd", value)
+    text = unicodedata.normalize("NFC", text)
+    text = _MARKDOWN_HARD_BREAK.sub(" ", text)
+    text = _MARKDOWN_ESCAPE.sub(r"\1", text)
+    text = _CONTROL.sub("", text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    return text or None
+
+
+def sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
+    """The deterministic full-content order of list items (a frozen model dataclass or a str).
+
+    Fields are compared in declaration order, ``None`` before any value, so the order reads
+    naturally (sites by facility, arms by label) and never depends on the registry's order.
+    """
+    if isinstance(item, str):
+        return ((True, item),)
+    values = (getattr(item, f.name) for f in dataclasses.fields(item))
+    return tuple((value is not None, value if value is not None else "") for value in values)
+
+
+def normalize(record: Mapping[str, Any]) -> Snapshot:
+    """Build the canonical :class:`Snapshot` of one v2 study object.
+
+    Reads only ``protocolSection`` and the top-level ``hasResults`` (the client may request
+    nothing else); unknown keys are ignored and optional modules may be missing. Requires
+    ``protocolSection.identificationModule.nctId`` (``NCT`` + 8 digits) and
+    ``protocolSection.statusModule.overallStatus``: without them nothing can be said about the
+    trial, and guessing would invent a change. Raises :class:`RecordError`, naming the JSON path,
+    for any value of the wrong type or shape; never raises anything else and never coerces
+    (``"120"`` is not an enrollment count).
+    """
+    root = _Node.root(record)
+    protocol = root.obj("protocolSection")
+    ident = protocol.obj("identificationModule") if protocol else None
+    nct_id = ident.get("nctId") if ident else None
+    if protocol is None or ident is None or nct_id is None:
+        raise RecordError("record has no identificationModule.nctId")
+    if not isinstance(nct_id, str) or not _NCT_ID.fullmatch(nct_id):
+        raise RecordError(
+            f"protocolSection.identificationModule.nctId: expected an NCT number like "
+            f"NCT01234567, got {_describe(nct_id)}"
+        )
+    status = protocol.obj("statusModule")
+    overall_status = status.text("overallStatus") if status else None
+    if status is None or overall_status is None:
+        raise RecordError("record has no statusModule.overallStatus")
+
+    design = protocol.obj("designModule")
+    sponsors = protocol.obj("sponsorCollaboratorsModule")
+    lead_sponsor = sponsors.obj("leadSponsor") if sponsors else None
+    conditions = protocol.obj("conditionsModule")
+    arms_interventions = protocol.obj("armsInterventionsModule")
+    outcomes = protocol.obj("outcomesModule")
+    contacts = protocol.obj("contactsLocationsModule")
+    references = protocol.obj("referencesModule")
+
+    return Snapshot(
+        nct_id=nct_id,
+        brief_title=ident.text("briefTitle"),
+        official_title=ident.text("officialTitle"),
+        acronym=ident.text("acronym"),
+        overall_status=overall_status,
+        last_known_status=status.text("lastKnownStatus"),
+        why_stopped=status.text("whyStopped"),
+        start_date=status.date_struct("startDateStruct"),
+        primary_completion_date=status.date_struct("primaryCompletionDateStruct"),
+        completion_date=status.date_struct("completionDateStruct"),
+        enrollment=_enrollment(design.obj("enrollmentInfo")) if design else None,
+        phases=_phases(design.texts("phases")) if design else (),
+        study_type=design.text("studyType") if design else None,
+        has_results=root.boolean("hasResults"),
+        results_first_posted=status.posted_date("resultsFirstPostDateStruct"),
+        lead_sponsor=lead_sponsor.text("name") if lead_sponsor else None,
+        conditions=tuple(sorted(set(conditions.texts("conditions")))) if conditions else (),
+        interventions=_sorted(
+            _intervention(node) for node in _objects(arms_interventions, "interventions")
+        ),
+        arms=_sorted(_arm(node) for node in _objects(arms_interventions, "armGroups")),
+        primary_outcomes=_sorted(_outcome(node) for node in _objects(outcomes, "primaryOutcomes")),
+        secondary_outcomes=_sorted(
+            _outcome(node) for node in _objects(outcomes, "secondaryOutcomes")
+        ),
+        locations=_sorted(_location(node) for node in _objects(contacts, "locations")),
+        references=_sorted(_reference(node) for node in _objects(references, "references")),
+        # Only the date: the registry flips this struct's type ESTIMATED -> ACTUAL by itself.
+        last_update_posted=status.posted_date("lastUpdatePostDateStruct"),
+    )
+
+
+def canonical_json(snapshot: Snapshot) -> str:
+    """The canonical text of a snapshot: ``to_dict()`` as compact JSON with sorted keys."""
+    return json.dumps(snapshot.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(snapshot: Snapshot) -> str:
+    """SHA-256 hex digest of :func:`canonical_json`; equal snapshots have equal hashes."""
+    return hashlib.sha256(canonical_json(snapshot).encode("utf-8")).hexdigest()
+
+
+class _Node:
+    """One JSON object of the record being read, with its path for error messages."""
+
+    __slots__ = ("_data", "path")
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        self._data = data
+        self.path = path
+
+    @classmethod
+    def root(cls, record: object) -> _Node:
+        if not isinstance(record, Mapping):
+            raise RecordError(f"record: expected a JSON object, got {_describe(record)}")
+        return cls(record, "")
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str) -> Any:
+        return self._data.get(key)
+
+    def obj(self, key: str) -> _Node | None:
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise _wrong(self.at(key), "a JSON object", value)
+        return _Node(value, self.at(key))
+
+    def items(self, key: str) -> list[tuple[Any, str]]:
+        """The elements of a list with their paths; missing or null -> empty."""
+        value = self._data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list | tuple):
+            raise _wrong(self.at(key), "a list", value)
+        return [(item, f"{self.at(key)}[{i}]") for i, item in enumerate(value)]
+
+    def text(self, key: str) -> str | None:
+        return _text(self._data.get(key), self.at(key))
+
+    def required_text(self, key: str) -> str:
+        text = self.text(key)
+        if text is None:
+            raise RecordError(f"{self.at(key)}: expected a non-empty string, got nothing")
+        return text
+
+    def texts(self, key: str) -> list[str]:
+        """A list of strings, normalized; empty strings are dropped."""
+        texts = (_text(item, path) for item, path in self.items(key))
+        return [text for text in texts if text is not None]
+
+    def boolean(self, key: str) -> bool:
+        value = self._data.get(key)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise _wrong(self.at(key), "true or false", value)
+        return value
+
+    def date_struct(self, key: str) -> PartialDate | None:
+        struct = self.obj(key)
+        if struct is None:
+            return None
+        day = _date(struct.get("date"), struct.at("date"))
+        if day is None:
+            return None
+        return PartialDate(date=day, type=struct.text("type"))
+
+    def posted_date(self, key: str) -> str | None:
+        struct = self.obj(key)
+        return _date(struct.get("date"), struct.at("date")) if struct else None
+
+
+def _objects(node: _Node | None, key: str) -> list[_Node]:
+    if node is None:
+        return []
+    nodes = []
+    for item, path in node.items(key):
+        if not isinstance(item, Mapping):
+            raise _wrong(path, "a JSON object", item)
+        nodes.append(_Node(item, path))
+    return nodes
+
+
+def _text(value: object, path: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _wrong(path, "a string", value)
+    return normalize_text(value)
+
+
+def _date(value: object, path: str) -> str | None:
+    text = _text(value, path)
+    if text is None:
+        return None
+    match = _PARTIAL_DATE.fullmatch(text)
+    if match is None:
+        raise RecordError(f"{path}: expected a date as yyyy, yyyy-MM or yyyy-MM-dd, got {text!r}")
+    year, month, day = match.groups()
+    try:
+        date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        raise RecordError(f"{path}: not a calendar date: {text!r}") from None
+    return text
+
+
+def _enrollment(info: _Node | None) -> Enrollment | None:
+    if info is None:
+        return None
+    count = info.get("count")
+    # bool is an int in Python; JSON true is not a head count.
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+        raise _wrong(info.at("count"), "an integer", count)
+    if count is not None and count < 0:
+        raise _wrong(info.at("count"), "a non-negative integer", count)
+    kind = info.text("type")
+    if count is None and kind is None:
+        return None
+    return Enrollment(count=count, type=kind)
+
+
+def _phases(phases: list[str]) -> tuple[str, ...]:
+    # Unknown phases (schema drift) go last, in name order, rather than being dropped.
+    return tuple(sorted(set(phases), key=lambda p: (PHASE_ORDER.get(p, len(PHASE_ORDER)), p)))
+
+
+def _intervention(node: _Node) -> Intervention:
+    return Intervention(
+        name=node.required_text("name"),
+        type=node.text("type"),
+        description=node.text("description"),
+    )
+
+
+def _arm(node: _Node) -> Arm:
+    return Arm(
+        label=node.required_text("label"),
+        type=node.text("type"),
+        description=node.text("description"),
+        intervention_names=tuple(sorted(node.texts("interventionNames"))),
+    )
+
+
+def _outcome(node: _Node) -> Outcome:
+    return Outcome(
+        measure=node.required_text("measure"),
+        time_frame=node.text("timeFrame"),
+        description=node.text("description"),
+    )
+
+
+def _location(node: _Node) -> Location:
+    return Location(
+        facility=node.text("facility"),
+        city=node.text("city"),
+        state=node.text("state"),
+        country=node.text("country"),
+        status=node.text("status"),
+    )
+
+
+def _reference(node: _Node) -> Reference:
+    return Reference(pmid=node.text("pmid"), type=node.text("type"), citation=node.text("citation"))
+
+
+def _sorted(items: Iterable[_T]) -> tuple[_T, ...]:
+    return tuple(sorted(items, key=sort_key))
+
+
+def _wrong(path: str, expected: str, value: object) -> RecordError:
+    return RecordError(f"{path}: expected {expected}, got {_describe(value)}")
+
+
+def _describe(value: object) -> str:
+    """A short, safe description of an unexpected value for an error message."""
+    if isinstance(value, Mapping):
+        return "a JSON object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    # repr of an int beyond 4300 digits raises; such a number is no count anyway.
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a very large integer"
+    if value is None or isinstance(value, str | int | float | bool):
+        text = repr(value)
+        return text if len(text) <= 80 else f"{text[:77]}..."
+    return f"a {type(value).__name__}"

@@ -1,0 +1,541 @@
+"""diff() and headline(): concrete sentences, severities and categories."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trialwatch.diff import FIELD_ORDER, diff, headline
+from trialwatch.models import (
+    Arm,
+    Category,
+    ChangeKind,
+    Enrollment,
+    FieldChange,
+    Intervention,
+    Location,
+    Outcome,
+    PartialDate,
+    Reference,
+    Severity,
+    Snapshot,
+)
+from trialwatch.normalize import normalize
+
+RECORDS = Path(__file__).parent / "data" / "records"
+
+BASE = Snapshot(
+    nct_id="NCT01234567",
+    brief_title="Selinexor in Myelofibrosis",
+    overall_status="ACTIVE_NOT_RECRUITING",
+    start_date=PartialDate("2024-03-15", "ACTUAL"),
+    primary_completion_date=PartialDate("2027-06", "ESTIMATED"),
+    completion_date=PartialDate("2027-09", "ESTIMATED"),
+    enrollment=Enrollment(120, "ESTIMATED"),
+    phases=("PHASE2",),
+    study_type="INTERVENTIONAL",
+    lead_sponsor="Karyopharm Therapeutics Inc",
+    conditions=("Myelofibrosis",),
+    interventions=(Intervention("Selinexor", "DRUG", "Oral tablet"),),
+    arms=(
+        Arm("Selinexor 40 mg", "EXPERIMENTAL", None, ("Drug: Selinexor",)),
+        Arm("Selinexor 60 mg", "EXPERIMENTAL", None, ("Drug: Selinexor",)),
+    ),
+    primary_outcomes=(Outcome("Overall survival", "2 years"),),
+    secondary_outcomes=(Outcome("Spleen volume reduction", "24 weeks"),),
+    locations=(
+        Location("Mayo Clinic", "Rochester", None, "United States", "RECRUITING"),
+        Location("Research Site", "Seoul", None, "Korea, Republic of", "RECRUITING"),
+        Location("Research Site", "Seoul", None, "Korea, Republic of", "COMPLETED"),
+    ),
+    references=(Reference("12345678", "BACKGROUND", "Smith J. A paper. 2020."),),
+    last_update_posted="2026-10-01",
+)
+
+
+def change(**fields: Any) -> Snapshot:
+    return dataclasses.replace(BASE, **fields)
+
+
+def only(changes: list[FieldChange]) -> FieldChange:
+    assert len(changes) == 1, changes
+    return changes[0]
+
+
+def load(name: str) -> Snapshot:
+    return normalize(json.loads((RECORDS / f"{name}.json").read_text(encoding="utf-8")))
+
+
+# --- Status -----------------------------------------------------------------------------------
+
+
+def test_status_to_completed_is_critical() -> None:
+    c = only(diff(BASE, change(overall_status="COMPLETED")))
+
+    assert c.summary == "Overall status: Active, not recruiting → Completed"
+    assert c.severity is Severity.CRITICAL
+    assert c.category is Category.STATUS
+    assert c.kind is ChangeKind.CHANGED
+    assert (c.field, c.old, c.new, c.item_key) == (
+        "overall_status",
+        "ACTIVE_NOT_RECRUITING",
+        "COMPLETED",
+        None,
+    )
+
+
+def test_status_to_non_critical_status_is_major() -> None:
+    c = only(diff(change(overall_status="NOT_YET_RECRUITING"), change(overall_status="RECRUITING")))
+
+    assert c.summary == "Overall status: Not yet recruiting → Recruiting"
+    assert c.severity is Severity.MAJOR
+
+
+def test_why_stopped_and_last_known_status() -> None:
+    c = only(diff(BASE, change(why_stopped="Sponsor decision")))
+    assert c.summary == "Why stopped: “Sponsor decision”"
+    assert (c.category, c.severity) == (Category.STATUS, Severity.MAJOR)
+
+    c = only(diff(change(why_stopped="Funding"), change(why_stopped="Sponsor decision")))
+    assert c.summary == "Why stopped: “Funding” → “Sponsor decision”"
+
+    c = only(diff(BASE, change(last_known_status="RECRUITING")))
+    assert c.summary == "Last known status: (none) → Recruiting"
+    assert (c.category, c.severity) == (Category.STATUS, Severity.MINOR)
+
+
+# --- Dates ------------------------------------------------------------------------------------
+
+
+def test_primary_completion_slips_six_months() -> None:
+    c = only(diff(BASE, change(primary_completion_date=PartialDate("2027-12", "ESTIMATED"))))
+
+    assert c.summary == "Primary completion slipped 6 months (2027-06 est. → 2027-12 est.)"
+    assert (c.category, c.severity, c.kind) == (Category.DATES, Severity.MAJOR, ChangeKind.CHANGED)
+    assert c.old == {"date": "2027-06", "type": "ESTIMATED"}
+    assert c.new == {"date": "2027-12", "type": "ESTIMATED"}
+
+
+def test_completion_moves_earlier() -> None:
+    c = only(diff(BASE, change(completion_date=PartialDate("2027-06", "ESTIMATED"))))
+
+    assert c.summary == "Completion moved 3 months earlier (2027-09 est. → 2027-06 est.)"
+    assert c.severity is Severity.MAJOR
+
+
+def test_date_type_only_change_is_minor() -> None:
+    old = change(primary_completion_date=PartialDate("2026-09", "ESTIMATED"))
+    new = change(primary_completion_date=PartialDate("2026-09", "ACTUAL"))
+
+    c = only(diff(old, new))
+
+    assert c.summary == "Primary completion date is now actual (2026-09)"
+    assert (c.category, c.severity) == (Category.DATES, Severity.MINOR)
+
+
+def test_date_type_dropped() -> None:
+    c = only(diff(BASE, change(start_date=PartialDate("2024-03-15", None))))
+
+    assert c.summary == "Start date is no longer marked actual (2024-03-15)"
+    assert c.severity is Severity.MINOR
+
+
+def test_different_precision_shows_both_dates() -> None:
+    old = change(start_date=PartialDate("2024", "ESTIMATED"))
+
+    c = only(diff(old, BASE))
+
+    assert c.summary == "Start date: 2024 est. → 2024-03-15 actual"
+    assert c.severity is Severity.MAJOR
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "summary"),
+    [
+        ("2024-03-15", "2024-03-27", "Start date slipped 12 days (2024-03-15 → 2024-03-27)"),
+        ("2024-03-25", "2024-04-05", "Start date slipped 11 days (2024-03-25 → 2024-04-05)"),
+        ("2024-04-05", "2024-03-25", "Start date moved 11 days earlier (2024-04-05 → 2024-03-25)"),
+        ("2024-03-15", "2024-03-16", "Start date slipped 1 day (2024-03-15 → 2024-03-16)"),
+        ("2024-03-15", "2024-04-15", "Start date slipped 1 month (2024-03-15 → 2024-04-15)"),
+        ("2024-01-31", "2024-07-01", "Start date slipped 6 months (2024-01-31 → 2024-07-01)"),
+        ("2024-11", "2025-02-10", "Start date slipped 3 months (2024-11 → 2025-02-10)"),
+        ("2024-03", "2024-03-10", "Start date: 2024-03 → 2024-03-10"),
+        ("2024-03", "2026-03", "Start date slipped 24 months (2024-03 → 2026-03)"),
+        ("2024", "2025", "Start date: 2024 → 2025"),
+        ("garbage", "2025-01", "Start date: garbage → 2025-01"),
+    ],
+)
+def test_month_and_day_arithmetic(before: str, after: str, summary: str) -> None:
+    old = change(start_date=PartialDate(before))
+    new = change(start_date=PartialDate(after))
+
+    assert only(diff(old, new)).summary == summary
+
+
+def test_date_appears_and_disappears() -> None:
+    c = only(diff(change(completion_date=None), BASE))
+    assert c.summary == "Completion date: (none) → 2027-09 est."
+    assert c.severity is Severity.MAJOR
+
+    c = only(diff(BASE, change(completion_date=None)))
+    assert c.summary == "Completion date: 2027-09 est. → (none)"
+
+
+# --- Enrollment and results -------------------------------------------------------------------
+
+
+def test_enrollment_count_change_is_major() -> None:
+    c = only(diff(BASE, change(enrollment=Enrollment(98, "ACTUAL"))))
+
+    assert c.summary == "Enrollment: 120 (est.) → 98 (actual)"
+    assert (c.category, c.severity) == (Category.ENROLLMENT, Severity.MAJOR)
+    assert c.new == {"count": 98, "type": "ACTUAL"}
+
+
+def test_enrollment_type_only_change_is_minor() -> None:
+    c = only(diff(BASE, change(enrollment=Enrollment(120, "ACTUAL"))))
+
+    assert c.summary == "Enrollment: 120 (est.) → 120 (actual)"
+    assert c.severity is Severity.MINOR
+
+
+def test_results_posted_is_critical_and_says_the_date() -> None:
+    c = only(diff(BASE, change(has_results=True, results_first_posted="2026-10-01")))
+
+    assert c.summary == "Results posted (first posted 2026-10-01)"
+    assert (c.field, c.category, c.severity) == ("has_results", Category.RESULTS, Severity.CRITICAL)
+    assert (c.old, c.new) == (False, True)
+
+
+def test_results_withdrawn_is_major() -> None:
+    c = only(diff(change(has_results=True, results_first_posted="2026-10-01"), BASE))
+
+    assert c.summary == "Results are no longer posted"
+    assert c.severity is Severity.MAJOR
+
+
+def test_results_first_posted_alone_is_minor() -> None:
+    old = change(has_results=True, results_first_posted="2026-10-01")
+    new = change(has_results=True, results_first_posted="2026-10-03")
+
+    c = only(diff(old, new))
+
+    assert c.summary == "Results first posted: 2026-10-01 → 2026-10-03"
+    assert (c.category, c.severity) == (Category.RESULTS, Severity.MINOR)
+
+
+# --- Design -----------------------------------------------------------------------------------
+
+
+def test_phase_change() -> None:
+    c = only(diff(BASE, change(phases=("PHASE2", "PHASE3"))))
+
+    assert c.summary == "Phase: Phase 2 → Phase 2/Phase 3"
+    assert (c.category, c.severity) == (Category.DESIGN, Severity.MAJOR)
+    assert (c.old, c.new) == (["PHASE2"], ["PHASE2", "PHASE3"])
+
+
+def test_phases_are_a_set() -> None:
+    assert diff(change(phases=("PHASE3", "PHASE2")), change(phases=("PHASE2", "PHASE3"))) == []
+
+
+def test_arm_removed() -> None:
+    c = only(diff(BASE, change(arms=BASE.arms[:1])))
+
+    assert c.summary == "Arm removed: Selinexor 60 mg"
+    assert (c.category, c.severity, c.kind) == (Category.DESIGN, Severity.MAJOR, ChangeKind.REMOVED)
+    assert c.item_key == "Selinexor 60 mg"
+    assert c.old == {
+        "label": "Selinexor 60 mg",
+        "type": "EXPERIMENTAL",
+        "description": None,
+        "intervention_names": ["Drug: Selinexor"],
+    }
+    assert c.new is None
+
+
+def test_arm_changed_lists_what_changed() -> None:
+    arm = Arm("Selinexor 60 mg", "ACTIVE_COMPARATOR", None, ("Drug: Selinexor", "Drug: Rux"))
+
+    c = only(diff(BASE, change(arms=(BASE.arms[0], arm))))
+
+    assert c.summary == (
+        "Arm changed: Selinexor 60 mg (type: Experimental → Active comparator; "
+        "interventions: Drug: Selinexor → Drug: Rux, Drug: Selinexor)"
+    )
+    assert c.kind is ChangeKind.CHANGED
+
+
+def test_arms_reordered_is_no_change() -> None:
+    reordered = tuple(
+        dataclasses.replace(a, intervention_names=tuple(reversed(a.intervention_names)))
+        for a in reversed(BASE.arms)
+    )
+
+    assert diff(BASE, change(arms=reordered)) == []
+
+
+def test_intervention_added_and_changed() -> None:
+    new = change(
+        interventions=(
+            Intervention("Selinexor", "DRUG", "Oral tablet, 60 mg"),
+            Intervention("Ruxolitinib", "DRUG"),
+        )
+    )
+
+    changes = diff(BASE, new)
+
+    assert [(c.kind, c.summary) for c in changes] == [
+        (ChangeKind.ADDED, "Intervention added: Drug: Ruxolitinib"),
+        (
+            ChangeKind.CHANGED,
+            "Intervention changed: Drug: Selinexor (description: Oral tablet → Oral tablet, 60 mg)",
+        ),
+    ]
+    assert all(c.category is Category.DESIGN and c.severity is Severity.MAJOR for c in changes)
+
+
+def test_study_type_and_conditions() -> None:
+    c = only(diff(BASE, change(study_type="OBSERVATIONAL")))
+    assert c.summary == "Study type: Interventional → Observational"
+    assert (c.category, c.severity) == (Category.DESIGN, Severity.MAJOR)
+
+    changes = diff(BASE, change(conditions=("Anemia", "Myelofibrosis", "Thrombocytopenia")))
+    assert [c.summary for c in changes] == [
+        "Condition added: Anemia",
+        "Condition added: Thrombocytopenia",
+    ]
+    assert all(c.severity is Severity.MINOR and c.category is Category.DESIGN for c in changes)
+
+
+# --- Outcomes ---------------------------------------------------------------------------------
+
+
+def test_primary_outcome_time_frame_changed() -> None:
+    c = only(diff(BASE, change(primary_outcomes=(Outcome("Overall survival", "3 years"),))))
+
+    assert c.summary == "Primary outcome changed: Overall survival (time frame: 2 years → 3 years)"
+    assert (c.category, c.severity, c.item_key) == (
+        Category.OUTCOMES,
+        Severity.MAJOR,
+        "Overall survival",
+    )
+
+
+def test_long_descriptions_are_not_repeated() -> None:
+    outcome = Outcome("Overall survival", "2 years", "x" * 200)
+
+    c = only(diff(BASE, change(primary_outcomes=(outcome,))))
+
+    assert c.summary == "Primary outcome changed: Overall survival (description updated)"
+
+
+def test_secondary_outcome_added_is_minor() -> None:
+    new = change(secondary_outcomes=(*BASE.secondary_outcomes, Outcome("Anemia response")))
+
+    c = only(diff(BASE, new))
+
+    assert c.summary == "Secondary outcome added: Anemia response"
+    assert (c.category, c.severity, c.kind) == (
+        Category.OUTCOMES,
+        Severity.MINOR,
+        ChangeKind.ADDED,
+    )
+
+
+# --- Sites ------------------------------------------------------------------------------------
+
+
+MAYO_MN = Location("Mayo Clinic", "Rochester", "Minnesota", "United States", "RECRUITING")
+
+
+def test_site_added() -> None:
+    c = only(diff(BASE, change(locations=(*BASE.locations, MAYO_MN))))
+
+    assert c.summary == "Site added: Mayo Clinic, Rochester, Minnesota, United States"
+    assert (c.category, c.severity, c.kind) == (Category.SITES, Severity.MAJOR, ChangeKind.ADDED)
+    assert c.item_key == "Mayo Clinic, Rochester, Minnesota, United States"
+    assert c.new == {
+        "facility": "Mayo Clinic",
+        "city": "Rochester",
+        "state": "Minnesota",
+        "country": "United States",
+        "status": "RECRUITING",
+    }
+
+
+def test_site_removed() -> None:
+    c = only(diff(BASE, change(locations=BASE.locations[1:])))
+
+    assert c.summary == "Site removed: Mayo Clinic, Rochester, United States"
+    assert (c.severity, c.kind) == (Severity.MAJOR, ChangeKind.REMOVED)
+
+
+def test_site_status_change_is_minor() -> None:
+    closed = dataclasses.replace(BASE.locations[0], status="COMPLETED")
+
+    c = only(diff(BASE, change(locations=(closed, *BASE.locations[1:]))))
+
+    assert c.summary == "Site Mayo Clinic, Rochester, United States: Recruiting → Completed"
+    assert (c.category, c.severity, c.kind) == (Category.SITES, Severity.MINOR, ChangeKind.CHANGED)
+    assert (c.old["status"], c.new["status"]) == ("RECRUITING", "COMPLETED")
+
+
+def test_duplicate_research_sites_reordered_is_no_change() -> None:
+    sites = tuple(
+        Location("Research Site", city, None, "United Kingdom", status)
+        for city in ("London", "London", "London", "Leeds")
+        for status in ("RECRUITING", "COMPLETED", None)
+    )
+    old = change(locations=sites)
+    new = change(locations=tuple(reversed(sites)))
+
+    assert diff(old, new) == []
+
+
+def test_one_of_several_duplicate_sites_changes_status() -> None:
+    site = Location("Research Site", "Seoul", None, "Korea, Republic of", "RECRUITING")
+    old = change(locations=(site, site, site))
+    new = change(locations=(site, dataclasses.replace(site, status="COMPLETED"), site))
+
+    c = only(diff(old, new))
+
+    assert c.summary == "Site Research Site, Seoul, Korea, Republic of: Recruiting → Completed"
+
+
+def test_duplicate_site_removed_once() -> None:
+    site = Location("Research Site", "Seoul", None, "Korea, Republic of", "RECRUITING")
+
+    c = only(diff(change(locations=(site, site)), change(locations=(site,))))
+
+    assert (c.kind, c.summary) == (
+        ChangeKind.REMOVED,
+        "Site removed: Research Site, Seoul, Korea, Republic of",
+    )
+
+
+# --- Administrative ---------------------------------------------------------------------------
+
+
+def test_administrative_fields() -> None:
+    c = only(diff(BASE, change(lead_sponsor="Stemline Therapeutics")))
+    assert c.summary == "Lead sponsor: Karyopharm Therapeutics Inc → Stemline Therapeutics"
+    assert (c.category, c.severity) == (Category.ADMINISTRATIVE, Severity.MAJOR)
+
+    c = only(diff(BASE, change(brief_title="Selinexor in MF")))
+    assert c.summary == "Brief title: “Selinexor in Myelofibrosis” → “Selinexor in MF”"
+    assert (c.category, c.severity) == (Category.ADMINISTRATIVE, Severity.MINOR)
+
+    c = only(diff(BASE, change(acronym="SENTRY")))
+    assert c.summary == "Acronym: (none) → SENTRY"
+    assert c.severity is Severity.MINOR
+
+    c = only(diff(BASE, change(last_update_posted="2026-11-02")))
+    assert c.summary == "Last update posted: 2026-10-01 → 2026-11-02"
+    assert (c.category, c.severity) == (Category.ADMINISTRATIVE, Severity.ADMIN)
+
+
+def test_references_by_pmid_else_citation() -> None:
+    new = change(
+        references=(
+            Reference("12345678", "RESULT", "Smith J. A paper. 2020."),
+            Reference(None, "BACKGROUND", "Doe J. A book. 2019."),
+        )
+    )
+
+    changes = diff(BASE, new)
+
+    assert [(c.kind, c.item_key, c.summary) for c in changes] == [
+        (ChangeKind.ADDED, "Doe J. A book. 2019.", "Reference added: Doe J. A book. 2019."),
+        (
+            ChangeKind.CHANGED,
+            "PMID 12345678",
+            "Reference changed: PMID 12345678 (type: Background → Result)",
+        ),
+    ]
+    assert all(c.severity is Severity.MINOR for c in changes)
+
+
+# --- Order, headline, real data -------------------------------------------------------------------
+
+
+def test_changes_are_ordered_by_severity_then_field_order() -> None:
+    new = change(
+        last_update_posted="2026-11-02",
+        acronym="SENTRY",
+        enrollment=Enrollment(98, "ACTUAL"),
+        overall_status="COMPLETED",
+        locations=(*BASE.locations, MAYO_MN),
+        has_results=True,
+    )
+
+    changes = diff(BASE, new)
+
+    assert [(c.severity, c.field) for c in changes] == [
+        (Severity.CRITICAL, "overall_status"),
+        (Severity.CRITICAL, "has_results"),
+        (Severity.MAJOR, "enrollment"),
+        (Severity.MAJOR, "locations"),
+        (Severity.MINOR, "acronym"),
+        (Severity.ADMIN, "last_update_posted"),
+    ]
+    assert diff(BASE, new) == changes
+
+
+def test_headline_is_the_most_severe_change() -> None:
+    changes = diff(
+        BASE,
+        change(
+            last_update_posted="2026-11-02",
+            has_results=True,
+            overall_status="COMPLETED",
+            enrollment=Enrollment(98, "ACTUAL"),
+        ),
+    )
+
+    top = headline(changes)
+    assert top is not None
+    assert top.summary == "Overall status: Active, not recruiting → Completed"
+    # Ties go to table order, whatever order the changes are given in.
+    assert headline(list(reversed(changes))) == top
+    assert headline([c for c in changes if c.field != "overall_status"]) == changes[1]
+    assert headline([]) is None
+
+
+def test_diff_of_equal_snapshots_is_empty() -> None:
+    assert diff(BASE, BASE) == []
+    assert diff(Snapshot(nct_id="NCT01234567"), Snapshot(nct_id="NCT01234567")) == []
+
+
+def test_registry_churn_gives_no_changes() -> None:
+    earlier = load("NCT05923281.versionHolder-2023-06-28")
+    later = load("NCT05923281")
+
+    assert diff(earlier, later) == []
+
+
+def test_nct_id_is_not_compared() -> None:
+    assert diff(BASE, change(nct_id="NCT07654321")) == []
+
+
+def test_table_covers_every_snapshot_field() -> None:
+    fields = {f.name for f in dataclasses.fields(Snapshot)} - {"nct_id"}
+
+    assert set(FIELD_ORDER) == fields
+    assert len(FIELD_ORDER) == len(fields)
+
+
+def test_every_field_change_is_one_line_with_plain_json() -> None:
+    old = load("NCT05923281")
+    new = load("NCT00712335")
+
+    changes = diff(old, new)
+
+    assert len(changes) > 20
+    for c in changes:
+        assert "\n" not in c.summary
+        assert json.loads(json.dumps([c.old, c.new])) == [c.old, c.new]

@@ -1,0 +1,537 @@
+"""normalize(): real records, registry churn, text hygiene and malformed input."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trialwatch.exceptions import RecordError
+from trialwatch.models import Arm, Enrollment, Location, PartialDate, Reference, Snapshot
+from trialwatch.normalize import canonical_json, content_hash, normalize, normalize_text
+
+RECORDS = Path(__file__).parent / "data" / "records"
+RECORD_FILES = sorted(RECORDS.glob("NCT*.json"))  # page-example*.json are partial pages
+CHURN_PAIRS = ["NCT05923112", "NCT05923281"]
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RECORDS / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def minimal(**status: Any) -> dict[str, Any]:
+    return {
+        "protocolSection": {
+            "identificationModule": {"nctId": "NCT01234567"},
+            "statusModule": {"overallStatus": "RECRUITING", **status},
+        }
+    }
+
+
+# --- Real records -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", RECORD_FILES, ids=lambda p: p.stem)
+def test_every_real_record_normalizes_and_round_trips(path: Path) -> None:
+    snapshot = normalize(json.loads(path.read_text(encoding="utf-8")))
+
+    assert snapshot.nct_id == path.stem.split(".")[0]
+    assert snapshot.overall_status is not None
+    assert Snapshot.from_dict(json.loads(canonical_json(snapshot))) == snapshot
+    assert re.fullmatch(r"[0-9a-f]{64}", content_hash(snapshot))
+
+
+def test_record_files_are_all_found() -> None:
+    assert len(RECORD_FILES) == 13
+
+
+def test_nct00712335_month_dates_and_results() -> None:
+    s = normalize(load("NCT00712335"))
+
+    assert s.start_date == PartialDate("2007-02", None)
+    assert s.primary_completion_date == PartialDate("2011-05", "ACTUAL")
+    assert s.completion_date == PartialDate("2011-05", "ACTUAL")
+    assert s.enrollment == Enrollment(105, "ACTUAL")
+    assert s.phases == ("PHASE4",)
+    assert s.has_results is True
+    assert s.results_first_posted == "2012-05-16"
+    assert s.last_update_posted == "2012-05-16"
+    assert s.lead_sponsor == "Inje University"
+    assert s.conditions == ("Asthmatic Smokers", "Non-asthmatic Smokers")
+    assert [a.label for a in s.arms] == ["1", "2", "3", "4", "5"]
+    assert s.arms[0].intervention_names == ("Drug: Fluticasone Propionate", "Drug: Salmeterol")
+    assert s.arms[4] == Arm("5", "NO_INTERVENTION", "Normal controls", ())
+    # "...combination therapy:\n\nFluticasone..." is one line of text now.
+    assert s.arms[0].description is not None
+    assert s.arms[0].description.startswith(
+        "Asthmatic smokers treated with combination therapy: Flu"
+    )
+    assert s.locations == (
+        Location(
+            "Asthma and Allergy Center, Inje University Sanggye Paik Hospital",
+            "Seoul",
+            None,
+            "South Korea",
+            None,
+        ),
+    )
+    assert s.references == ()
+
+
+def test_nct01339377_date_without_type_and_escapes() -> None:
+    s = normalize(load("NCT01339377"))
+
+    assert s.start_date == PartialDate("2011-08", None)
+    assert s.start_date.type is None
+    assert s.primary_completion_date == PartialDate("2016-04", "ACTUAL")
+    assert s.has_results is False
+    assert s.results_first_posted is None
+    assert s.conditions == ("Disk, Herniated",)
+    # Sites sorted by facility, not in registry order (Vancouver, London, Toronto).
+    assert [loc.city for loc in s.locations] == ["Toronto", "London", "Vancouver"]
+    # References without a PMID sort first; "Pellicanò" kept as NFC.
+    assert s.references[0] == Reference(
+        None,
+        "BACKGROUND",
+        "Mixter WJ, Barr JS. Rupture of the intervertebral disc with involvement of the spinal "
+        "canal. N Engl J Med 211:210-215, 1934.",
+    )
+    assert any(r.pmid == "20188591" for r in s.references)
+    # "(p\\<0.05)" in the markdown export is "(p<0.05)" to a reader.
+    description = s.primary_outcomes[0].description
+    assert description is not None
+    assert "(p<0.05)" in description
+    assert "\\" not in canonical_json(s)
+
+
+def test_nct05915845_unknown_status_keeps_last_known_status() -> None:
+    s = normalize(load("NCT05915845"))
+
+    assert s.overall_status == "UNKNOWN"
+    assert s.last_known_status == "RECRUITING"
+    assert s.locations == (
+        Location("Laeeque Rafiq Hospital", "Lar", "Punjab Province", "Pakistan", "RECRUITING"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "why_stopped"),
+    [
+        (
+            "NCT01213277",
+            "SUSPENDED",
+            "a pilot study of 7 patients did not reveal a temperature dependent difference in "
+            "glycation rates",
+        ),
+        ("NCT05420714", "WITHDRAWN", "Change in study design to quality improvement"),
+        ("NCT04650945", "TERMINATED", "Staff shortage"),
+    ],
+)
+def test_stopped_trials_say_why(name: str, status: str, why_stopped: str) -> None:
+    s = normalize(load(name))
+
+    assert s.overall_status == status
+    assert s.why_stopped == why_stopped
+
+
+def test_nct05420714_withdrawn_with_zero_actual_enrollment() -> None:
+    s = normalize(load("NCT05420714"))
+
+    assert s.enrollment == Enrollment(0, "ACTUAL")
+    assert s.start_date == PartialDate("2022-08", "ESTIMATED")
+
+
+@pytest.mark.parametrize(
+    ("name", "first_posted"),
+    [("NCT02967393", "2018-04-23"), ("NCT00712335", "2012-05-16"), ("NCT04544683", "2024-04-10")],
+)
+def test_completed_trials_with_results(name: str, first_posted: str) -> None:
+    s = normalize(load(name))
+
+    assert s.overall_status == "COMPLETED"
+    assert s.has_results is True
+    assert s.results_first_posted == first_posted
+
+
+def test_nct02300909_aliases_are_ignored() -> None:
+    record = load("NCT02300909")
+    assert "nctIdAliases" in record["protocolSection"]["identificationModule"]
+
+    s = normalize(record)
+
+    assert s.nct_id == "NCT02300909"
+    assert s.locations[0].state == "New York"
+
+
+def test_observational_study_has_no_phases_or_arms() -> None:
+    s = normalize(load("NCT05923112"))
+
+    assert s.study_type == "OBSERVATIONAL"
+    assert s.phases == ()
+    assert s.arms == ()
+    assert s.enrollment == Enrollment(200, "ESTIMATED")
+
+
+# --- Registry churn ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CHURN_PAIRS)
+def test_one_day_of_registry_churn_changes_nothing(name: str) -> None:
+    earlier = load(f"{name}.versionHolder-2023-06-28")
+    later = load(name)
+    assert earlier != later  # the raw records do differ
+
+    assert normalize(earlier) == normalize(later)
+    assert content_hash(normalize(earlier)) == content_hash(normalize(later))
+    assert canonical_json(normalize(earlier)) == canonical_json(normalize(later))
+
+
+@pytest.mark.parametrize("path", RECORD_FILES, ids=lambda p: p.stem)
+def test_what_the_client_requests_gives_the_same_snapshot(path: Path) -> None:
+    full = json.loads(path.read_text(encoding="utf-8"))
+    requested = {"protocolSection": full["protocolSection"], "hasResults": full["hasResults"]}
+
+    assert normalize(requested) == normalize(full)
+
+
+def test_posting_date_type_flip_and_unknown_keys_are_ignored() -> None:
+    record = load("NCT05923281")
+    before = normalize(record)
+    status = record["protocolSection"]["statusModule"]
+    status["lastUpdatePostDateStruct"]["type"] = "ESTIMATED"
+    status["studyFirstPostDateStruct"]["type"] = "ESTIMATED"
+    status["someFutureField"] = {"nested": [1, 2]}
+    record["protocolSection"]["brandNewModule"] = {"x": 1}
+    record["derivedSection"] = {"anything": "goes"}
+    record["documentSection"] = []
+
+    assert normalize(record) == before
+
+
+def test_reordered_lists_and_keys_give_the_same_snapshot() -> None:
+    record = load("NCT00712335")
+    before = normalize(record)
+    arms = record["protocolSection"]["armsInterventionsModule"]
+    arms["armGroups"].reverse()
+    for group in arms["armGroups"]:
+        group.get("interventionNames", []).reverse()
+    arms["interventions"].reverse()
+    record["protocolSection"]["outcomesModule"]["secondaryOutcomes"].reverse()
+    record["protocolSection"]["conditionsModule"]["conditions"].reverse()
+    record["protocolSection"] = dict(reversed(record["protocolSection"].items()))
+
+    assert normalize(record) == before
+    assert content_hash(normalize(record)) == content_hash(before)
+
+
+def test_markup_reformatting_is_not_a_change() -> None:
+    plain = load("NCT01339377")
+    reformatted = copy.deepcopy(plain)
+    outcome = reformatted["protocolSection"]["outcomesModule"]["primaryOutcomes"][0]
+    outcome["description"] = "  " + outcome["description"].replace(" ", "\n\n", 3) + "\n"
+    outcome["measure"] = outcome["measure"].replace(":", "\\:")
+
+    assert normalize(reformatted) == normalize(plain)
+
+
+def test_unordered_lists_are_deduplicated_and_sorted() -> None:
+    record = minimal()
+    record["protocolSection"]["designModule"] = {"phases": ["PHASE3", "PHASE2", "PHASE3"]}
+    record["protocolSection"]["conditionsModule"] = {"conditions": ["B", "A", "B", " A "]}
+
+    s = normalize(record)
+
+    assert s.phases == ("PHASE2", "PHASE3")
+    assert s.conditions == ("A", "B")
+
+
+def test_unknown_phase_is_kept_after_known_ones() -> None:
+    record = minimal()
+    record["protocolSection"]["designModule"] = {"phases": ["PHASE5", "NA", "EARLY_PHASE1"]}
+
+    assert normalize(record).phases == ("NA", "EARLY_PHASE1", "PHASE5")
+
+
+def test_duplicate_sites_are_all_kept() -> None:
+    site = {"facility": "Research Site", "city": "Seoul", "country": "Korea, Republic of"}
+    record = minimal()
+    record["protocolSection"]["contactsLocationsModule"] = {
+        "locations": [site, {**site, "status": "RECRUITING"}, site]
+    }
+
+    s = normalize(record)
+
+    assert len(s.locations) == 3
+    assert [loc.status for loc in s.locations] == [None, None, "RECRUITING"]
+
+
+def test_minimal_record_has_empty_defaults() -> None:
+    s = normalize(minimal())
+
+    assert s == Snapshot(nct_id="NCT01234567", overall_status="RECRUITING")
+
+
+def test_nulls_in_optional_places_read_as_missing() -> None:
+    record = minimal(whyStopped=None, startDateStruct=None, lastUpdatePostDateStruct={"date": None})
+    record["hasResults"] = None
+    record["protocolSection"]["designModule"] = None
+    record["protocolSection"]["armsInterventionsModule"] = {"armGroups": None}
+
+    assert normalize(record) == Snapshot(nct_id="NCT01234567", overall_status="RECRUITING")
+
+
+def test_enrollment_without_type() -> None:
+    record = minimal()
+    record["protocolSection"]["designModule"] = {"enrollmentInfo": {"count": 12}}
+
+    assert normalize(record).enrollment == Enrollment(12, None)
+
+
+# --- Text ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Overall   survival \n\n at 2 years ", "Overall survival at 2 years"),
+        ("age \\> 18 and \\<65", "age > 18 and <65"),
+        ("\\*bold\\* \\_x\\_ \\(a\\) \\[b\\] \\# \\& \\\\", "*bold* _x_ (a) [b] # & \\"),
+        ("line one\\\nline two", "line one line two"),
+        ("Pellicano\u0300", "Pellicanò"),  # NFD -> NFC
+        ("tab\tand\u00a0nbsp", "tab and nbsp"),
+        ("nul\x00here", "nulhere"),
+        ("lone \ud800 surrogate", "lone \ufffd surrogate"),
+        ("   ", None),
+        ("", None),
+        ("a\\b", "a\\b"),  # a backslash before a letter is not an escape
+    ],
+)
+def test_normalize_text(raw: str, expected: str | None) -> None:
+    assert normalize_text(raw) == expected
+
+
+def test_empty_strings_become_none() -> None:
+    record = minimal(whyStopped="  ")
+    record["protocolSection"]["identificationModule"]["acronym"] = ""
+
+    s = normalize(record)
+
+    assert s.why_stopped is None
+    assert s.acronym is None
+
+
+# --- Hash ---------------------------------------------------------------------------------------
+
+
+def test_canonical_json_is_compact_sorted_and_keeps_unicode() -> None:
+    s = Snapshot(nct_id="NCT01234567", overall_status="RECRUITING", brief_title="Pellicanò")
+    text = canonical_json(s)
+
+    assert text.startswith('{"acronym":null,"arms":[],"brief_title":"Pellicanò",')
+    assert ": " not in text
+    assert json.loads(text) == s.to_dict()
+
+
+def test_content_hash_depends_on_content_only() -> None:
+    a = normalize(load("NCT05923281"))
+    b = Snapshot.from_dict(dict(reversed(list(a.to_dict().items()))))
+
+    assert content_hash(a) == content_hash(b)
+    assert content_hash(a) != content_hash(Snapshot.from_dict({**a.to_dict(), "acronym": "K"}))
+
+
+# --- Malformed records --------------------------------------------------------------------------
+
+
+def _set(record: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Set (or with ``...`` delete) a dotted path like ``protocolSection.statusModule.x``."""
+    *parents, last = path.split(".")
+    node: Any = record
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if value is ...:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return record
+
+
+ERROR_CASES: list[tuple[str, Any, str]] = [
+    (
+        "protocolSection.designModule.enrollmentInfo.count",
+        "abc",
+        "protocolSection.designModule.enrollmentInfo.count: expected an integer, got 'abc'",
+    ),
+    (
+        "protocolSection.designModule.enrollmentInfo.count",
+        "120",
+        "protocolSection.designModule.enrollmentInfo.count: expected an integer, got '120'",
+    ),
+    (
+        "protocolSection.designModule.enrollmentInfo.count",
+        True,
+        "protocolSection.designModule.enrollmentInfo.count: expected an integer, got True",
+    ),
+    (
+        "protocolSection.designModule.enrollmentInfo.count",
+        -1,
+        "enrollmentInfo.count: expected a non-negative integer, got -1",
+    ),
+    ("protocolSection.statusModule.overallStatus", ..., "record has no statusModule.overallStatus"),
+    (
+        "protocolSection.statusModule.overallStatus",
+        None,
+        "record has no statusModule.overallStatus",
+    ),
+    ("protocolSection.statusModule.overallStatus", " ", "record has no statusModule.overallStatus"),
+    ("protocolSection.statusModule", ..., "record has no statusModule.overallStatus"),
+    (
+        "protocolSection.statusModule.overallStatus",
+        7,
+        "protocolSection.statusModule.overallStatus: expected a string, got 7",
+    ),
+    ("protocolSection.identificationModule.nctId", ..., "record has no identificationModule.nctId"),
+    ("protocolSection.identificationModule", ..., "record has no identificationModule.nctId"),
+    ("protocolSection", ..., "record has no identificationModule.nctId"),
+    (
+        "protocolSection.identificationModule.nctId",
+        "NCT123",
+        "protocolSection.identificationModule.nctId: expected an NCT number like NCT01234567, "
+        "got 'NCT123'",
+    ),
+    (
+        "protocolSection.identificationModule.nctId",
+        "NCT05923281\n",
+        "identificationModule.nctId: expected an NCT number",
+    ),
+    ("protocolSection", [], "protocolSection: expected a JSON object, got a list"),
+    (
+        "protocolSection.statusModule.startDateStruct",
+        "2023-05-01",
+        "protocolSection.statusModule.startDateStruct: expected a JSON object, got '2023-05-01'",
+    ),
+    (
+        "protocolSection.statusModule.startDateStruct.date",
+        "May 2023",
+        "protocolSection.statusModule.startDateStruct.date: expected a date as yyyy, yyyy-MM or "
+        "yyyy-MM-dd, got 'May 2023'",
+    ),
+    (
+        "protocolSection.statusModule.completionDateStruct.date",
+        "2024-13-01",
+        "protocolSection.statusModule.completionDateStruct.date: not a calendar date: '2024-13-01'",
+    ),
+    (
+        "protocolSection.statusModule.lastUpdatePostDateStruct.date",
+        20230628,
+        "protocolSection.statusModule.lastUpdatePostDateStruct.date: expected a string, "
+        "got 20230628",
+    ),
+    (
+        "protocolSection.statusModule.startDateStruct.type",
+        1,
+        "protocolSection.statusModule.startDateStruct.type: expected a string, got 1",
+    ),
+    ("hasResults", "false", "hasResults: expected true or false, got 'false'"),
+    (
+        "protocolSection.designModule.phases",
+        "PHASE3",
+        "protocolSection.designModule.phases: expected a list, got 'PHASE3'",
+    ),
+    (
+        "protocolSection.designModule.phases.0",
+        {"phase": 3},
+        "protocolSection.designModule.phases[0]: expected a string, got a JSON object",
+    ),
+    (
+        "protocolSection.armsInterventionsModule.armGroups.1",
+        None,
+        "protocolSection.armsInterventionsModule.armGroups[1]: expected a JSON object, got None",
+    ),
+    (
+        "protocolSection.armsInterventionsModule.armGroups.0.label",
+        ...,
+        "protocolSection.armsInterventionsModule.armGroups[0].label: expected a non-empty string",
+    ),
+    (
+        "protocolSection.armsInterventionsModule.interventions.2.name",
+        ["x"],
+        "protocolSection.armsInterventionsModule.interventions[2].name: expected a string, "
+        "got a list",
+    ),
+    (
+        "protocolSection.outcomesModule.primaryOutcomes.0.measure",
+        "",
+        "protocolSection.outcomesModule.primaryOutcomes[0].measure: expected a non-empty string",
+    ),
+    (
+        "protocolSection.contactsLocationsModule.locations.3.status",
+        False,
+        "protocolSection.contactsLocationsModule.locations[3].status: expected a string, got False",
+    ),
+    (
+        "protocolSection.sponsorCollaboratorsModule.leadSponsor",
+        "Kowa",
+        "protocolSection.sponsorCollaboratorsModule.leadSponsor: expected a JSON object, "
+        "got 'Kowa'",
+    ),
+    (
+        "protocolSection.conditionsModule.conditions",
+        {"a": 1},
+        "protocolSection.conditionsModule.conditions: expected a list, got a JSON object",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), ERROR_CASES)
+def test_malformed_records_raise_record_error_naming_the_path(
+    path: str, value: Any, message: str
+) -> None:
+    record = _set(load("NCT05923281"), path, value)
+
+    with pytest.raises(RecordError, match=re.escape(message)):
+        normalize(record)
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (None, "record: expected a JSON object, got None"),
+        ([], "record: expected a JSON object, got a list"),
+        ("NCT01234567", "record: expected a JSON object, got 'NCT01234567'"),
+        ({}, "record has no identificationModule.nctId"),
+        ({"protocolSection": None}, "record has no identificationModule.nctId"),
+        (10**5000, "record: expected a JSON object, got a very large integer"),
+    ],
+    ids=["none", "list", "string", "empty", "null-protocol", "huge-int"],
+)
+def test_records_that_are_not_study_objects(record: Any, message: str) -> None:
+    with pytest.raises(RecordError, match=re.escape(message)):
+        normalize(record)
+
+
+def test_long_values_are_shortened_in_messages() -> None:
+    record = minimal(overallStatus=123)
+    record["protocolSection"]["identificationModule"]["briefTitle"] = 1.5
+    with pytest.raises(RecordError, match=r"overallStatus: expected a string, got 123$"):
+        normalize(record)
+    record = minimal(whyStopped=["x" * 500])
+    with pytest.raises(RecordError, match=r"whyStopped: expected a string, got a list$"):
+        normalize(record)
+    record = minimal()
+    record["protocolSection"]["designModule"] = {"enrollmentInfo": {"count": "9" * 500}}
+    with pytest.raises(RecordError) as caught:
+        normalize(record)
+    assert len(str(caught.value)) < 200
+
+
+def test_record_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"statusModule\.overallStatus"):
+        normalize({"protocolSection": {"identificationModule": {"nctId": "NCT01234567"}}})
