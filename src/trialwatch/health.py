@@ -1,0 +1,106 @@
+"""Is trialwatch healthy? Pure: facts in, an assessment and alert texts out."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from trialwatch.config import HealthSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    now: datetime
+    last_success_at: datetime | None
+    data_timestamp: str | None
+    data_age_hours: float | None
+    consecutive_failures: int
+    last_error: str | None
+    queued: int
+    dead: int
+    problems: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def parse_data_timestamp(value: str | None) -> datetime | None:
+    """CT.gov's ``dataTimestamp`` (``yyyy-MM-ddTHH:mm:ss``, UTC) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def assess(
+    *,
+    now: datetime,
+    settings: HealthSettings,
+    last_success_at: datetime | None,
+    data_timestamp: str | None,
+    consecutive_failures: int,
+    last_error: str | None,
+    outbox: Mapping[str, int],
+) -> Health:
+    """Unhealthy after N consecutive failed syncs, or when the data is older than allowed."""
+    problems = []
+    if consecutive_failures >= settings.max_consecutive_failures:
+        problems.append(
+            f"{consecutive_failures} consecutive syncs failed"
+            + (f" (last error: {last_error})" if last_error else "")
+        )
+    stamp = parse_data_timestamp(data_timestamp)
+    age = None if stamp is None else (now - stamp).total_seconds() / 3600
+    if age is not None and age > settings.max_data_age_hours:
+        problems.append(
+            f"the stored CT.gov data is {age:.0f} hours old (limit {settings.max_data_age_hours:g})"
+        )
+    return Health(
+        now=now,
+        last_success_at=last_success_at,
+        data_timestamp=data_timestamp,
+        data_age_hours=age,
+        consecutive_failures=consecutive_failures,
+        last_error=last_error,
+        queued=outbox.get("pending", 0),
+        dead=outbox.get("dead", 0),
+        problems=tuple(problems),
+    )
+
+
+def render_alert(health: Health, unhealthy: bool, episode: str) -> dict[str, str]:
+    """Subject, text and HTML of the admin's alert (or recovery notice)."""
+    if unhealthy:
+        subject = "trialwatch alert: " + "; ".join(health.problems)
+        lines = [
+            "trialwatch is not keeping the watchlist up to date:",
+            "",
+            *(f"- {p}" for p in health.problems),
+            "",
+            "You will get one more message when it recovers.",
+        ]
+    else:
+        subject = "trialwatch recovered"
+        lines = ["trialwatch is syncing normally again."]
+    lines += [
+        "",
+        f"Last successful sync: {_when(health.last_success_at)}",
+        f"CT.gov data as of: {health.data_timestamp or '-'}",
+        f"Queued notifications: {health.queued}; dead letters: {health.dead}",
+        f"(alert episode {episode})",
+    ]
+    text = "\n".join(lines) + "\n"
+    # One line only: a problem text can never add a header.
+    subject = " ".join(subject.split())[:200]
+    body = "".join(f"<p>{html.escape(line)}</p>" if line else "" for line in lines)
+    return {"subject": subject, "text": text, "html": f"<html><body>{body}</body></html>"}
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,126 @@
+"""Locks that the database itself holds, released if the holder dies.
+
+- SQLite: an exclusive ``flock`` on a file beside the database (``trialwatch.db.sync.lock``);
+  the kernel drops it when the process exits, however it exits (kill -9 included).
+- PostgreSQL: a session-level advisory lock on a dedicated connection; the server drops it when
+  that connection goes away.
+
+Used for "one sync at a time per database" (``sync``) and "one active daemon per database"
+(``daemon``: a second daemon waits as a standby instead of syncing or sending).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+
+from trialwatch.exceptions import LockHeldError, StorageError
+from trialwatch.storage import Store
+
+
+class DatabaseLock:
+    """A named, non-reentrant lock on one database. ``acquire`` never blocks longer than asked."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.name = name
+        self._file: IO[bytes] | None = None
+        self._conn: Any = None
+        self._key = int.from_bytes(
+            hashlib.sha256(f"trialwatch:{name}".encode()).digest()[:8], "big", signed=True
+        )
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None or self._conn is not None
+
+    def _lock_path(self) -> Path | None:
+        database = self.store.engine.url.database
+        if not database or database == ":memory:":
+            return None
+        return Path(f"{database}.{self.name}.lock")
+
+    def try_acquire(self) -> bool:
+        if self.held:
+            raise RuntimeError(f"lock {self.name!r} is already held by this object")
+        if self.store.dialect == "sqlite":
+            path = self._lock_path()
+            if path is None:
+                self._file = open(os.devnull, "rb")  # noqa: SIM115 - in-memory db: one process
+                return True
+            handle = open(path, "a+b")  # noqa: SIM115 - kept open while the lock is held
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                return False
+            self._file = handle
+            return True
+        try:
+            conn = self.store.engine.connect()
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key})
+            ok = bool(got.scalar())
+            conn.commit()
+        except sa.exc.OperationalError as exc:
+            raise StorageError(f"cannot take the {self.name} lock: {exc.orig}") from exc
+        if not ok:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    def acquire(
+        self,
+        wait_s: float = 0.0,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Try for up to ``wait_s`` seconds; True when held."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            if self.try_acquire():
+                return True
+            if time.monotonic() >= deadline or should_stop():
+                return False
+            sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        if self._conn is not None:
+            try:
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                self._conn.commit()
+            except sa.exc.SQLAlchemyError:
+                pass  # closing the connection releases it anyway
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    @contextmanager
+    def hold(
+        self, wait_s: float = 0.0, *, what: str = "another trialwatch process"
+    ) -> Iterator[None]:
+        """Hold the lock for a block, or raise LockHeldError with a clear message."""
+        if not self.acquire(wait_s):
+            raise LockHeldError(
+                f"{what} is already running a {self.name} on this database "
+                f"(waited {wait_s:g}s); try again when it has finished"
+            )
+        try:
+            yield
+        finally:
+            self.release()

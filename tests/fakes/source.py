@@ -1,0 +1,52 @@
+"""An in-memory StudySource: the CT.gov client's contract without HTTP (fakes over mocks)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from trialwatch.exceptions import FetchError
+from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
+
+
+class FakeSource:
+    def __init__(
+        self, records: Iterable[Mapping[str, Any]] = (), data_timestamp: str = "2026-11-20T09:00:06"
+    ) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        for record in records:
+            self.put(record)
+        self.data_timestamp = data_timestamp
+        self.requests_made = 0
+        self.fail_with: FetchError | None = None
+        self.fail_after_version: FetchError | None = None
+
+    def put(self, record: Mapping[str, Any]) -> None:
+        nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+        self.records[nct_id] = copy.deepcopy(dict(record))
+
+    def version(self) -> ApiVersion:
+        self.requests_made += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+        return ApiVersion("2.0.5", self.data_timestamp)
+
+    def iter_studies(self, ids: Sequence[str]) -> Iterator[StudyResult]:
+        self.requests_made += 1
+        if self.fail_after_version is not None:
+            raise self.fail_after_version
+        for requested in ids:
+            record = self.records.get(requested) or self._by_alias(requested)
+            if record is None:
+                yield MissingStudy(requested)
+                continue
+            nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+            yield FoundStudy(requested, nct_id, copy.deepcopy(record))
+
+    def _by_alias(self, requested: str) -> dict[str, Any] | None:
+        for record in self.records.values():
+            aliases = record["protocolSection"]["identificationModule"].get("nctIdAliases", [])
+            if requested in aliases:
+                return record
+        return None

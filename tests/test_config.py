@@ -1,0 +1,176 @@
+"""Settings: where they come from, and every problem reported at once with its origin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import SHIPPED_CONFIG
+from trialwatch.config import load_settings
+from trialwatch.exceptions import ConfigError
+from trialwatch.models import Category, Severity
+
+REVIEW_IDS = {
+    "Table 1": ["NCT01607905", "NCT03110562", "NCT02025985", "NCT01607892", "NCT02606461"],
+    "Table 2": ["NCT04811196", "NCT03193437", "NCT04138381", "NCT04595994", "NCT03042819",
+                "NCT02323880", "NCT01986348", "NCT01896505"],
+}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "trialwatch.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_config_watches_the_review_tables() -> None:
+    settings = load_settings(SHIPPED_CONFIG, env={})
+    by_table: dict[str, list[str]] = {}
+    for entry in settings.watchlist:
+        by_table.setdefault(entry.table or "", []).append(entry.nct_id)
+        assert entry.label
+    assert by_table == REVIEW_IDS
+    labels = {e.nct_id: e.label for e in settings.watchlist}
+    assert labels["NCT03110562"] == "BOSTON"
+    assert labels["NCT02606461"] == "SEAL"
+    assert settings.api.base_url == "https://clinicaltrials.gov/api/v2"
+    assert settings.database.url == "sqlite:///data/trialwatch.db"
+    assert settings.email.enabled is False
+
+
+def test_config_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    explicit = _write(tmp_path, '[api]\nbase_url = "https://explicit.example/api/v2"\n')
+    other = tmp_path / "other.toml"
+    other.write_text('[api]\nbase_url = "https://env.example/api/v2"\n')
+    env = {"TRIALWATCH_CONFIG": str(other)}
+    assert load_settings(explicit, env=env).api.base_url == "https://explicit.example/api/v2"
+    assert load_settings(None, env=env).api.base_url == "https://env.example/api/v2"
+    monkeypatch.chdir(tmp_path)  # no ./config/trialwatch.toml here: defaults
+    assert load_settings(None, env={}).api.base_url == "https://clinicaltrials.gov/api/v2"
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_environment_overrides_every_section(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[email]\nsmtp_host = "file.example"\n')
+    settings = load_settings(
+        path,
+        env={
+            "TRIALWATCH_API__BASE_URL": "http://127.0.0.1:9/api/v2",
+            "TRIALWATCH_DATABASE__URL": "postgresql+psycopg://u@h/db",
+            "TRIALWATCH_EMAIL__SMTP_HOST": "env.example",
+            "TRIALWATCH_EMAIL__SMTP_PORT": "2525",
+            "TRIALWATCH_EMAIL__ENABLED": "true",
+            "TRIALWATCH_EMAIL__TO": '["a@example.org", "b@example.org"]',
+            "TRIALWATCH_EMAIL__MIN_SEVERITY": "critical",
+            "TRIALWATCH_SCHEDULE__INTERVAL_SECONDS": "2",
+            "TRIALWATCH_CONFIG_UNRELATED": "ignored: no section separator",
+        },
+    )
+    assert settings.api.base_url == "http://127.0.0.1:9/api/v2"
+    assert settings.database.url == "postgresql+psycopg://u@h/db"
+    assert settings.email.smtp_host == "env.example"
+    assert settings.email.smtp_port == 2525
+    assert settings.email.enabled is True
+    assert settings.email.to == ("a@example.org", "b@example.org")
+    assert settings.email.min_severity is Severity.CRITICAL
+    assert settings.schedule.interval_seconds == 2
+
+
+def test_all_problems_at_once_with_their_origin(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+[database]
+url = "mysql://x"
+
+[[watchlist]]
+nct_id = "NCT1234567"
+label = "too short"
+
+[[watchlist]]
+nct_id = "NCT02606461"
+label = "SEAL"
+
+[[watchlist]]
+nct_id = "NCT02606461"
+label = "SEAL twice"
+
+[[subscriptions]]
+to = ["not-an-address"]
+mode = "hourly"
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={"TRIALWATCH_API__TIMEOUT_S": "-1", "TRIALWATCH_BOGUS__X": "1"})
+    problems = info.value.problems
+    text = "\n".join(problems)
+    assert len(problems) == 7, text
+    assert f"{path}: watchlist[1].nct_id (label 'too short'): 'NCT1234567' is not an NCT number" in text
+    assert "NCT02606461 is listed twice" in text
+    assert "mysql://x" in text
+    assert "not-an-address" in text
+    assert "hourly" in text
+    assert "environment variable TRIALWATCH_API__TIMEOUT_S: api.timeout_s" in text
+    assert "environment variable TRIALWATCH_BOGUS__X: unknown section [bogus]" in text
+
+
+def test_unknown_keys_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[api]\nbase_ulr = 'https://x.example'\n")
+    with pytest.raises(ConfigError, match=r"api\.base_ulr: unknown setting"):
+        load_settings(path, env={})
+
+
+def test_password_never_in_the_file_and_never_shown(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[email]\nusername = "bob"\npassword = "hunter2"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert "TRIALWATCH_EMAIL__PASSWORD" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+    ok = _write(tmp_path, '[email]\nusername = "bob"\n')
+    settings = load_settings(ok, env={"TRIALWATCH_EMAIL__PASSWORD": "hunter2"})
+    assert settings.email.resolved_password() == "hunter2"
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.model_dump())
+
+
+def test_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret\n")
+    path = _write(tmp_path, f'[email]\npassword_file = "{secret}"\n')
+    assert load_settings(path, env={}).email.resolved_password() == "s3cret"
+
+
+def test_subscriptions(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+[[subscriptions]]
+name = "myeloma"
+to = "analyst@example.org"
+trials = ["BOSTON"]
+min_severity = "minor"
+categories = ["status", "results"]
+mode = "weekly"
+
+[[subscriptions]]
+webhook_url = "https://hooks.example/services/T000/B000/XXXX"
+""",
+    )
+    subs = load_settings(path, env={}).subscriptions
+    assert subs[0].to == ("analyst@example.org",)
+    assert subs[0].categories == (Category.STATUS, Category.RESULTS)
+    assert subs[0].min_severity is Severity.MINOR
+    assert subs[0].mode == "weekly"
+    assert "XXXX" not in repr(subs[1])
+
+
+def test_bad_toml_is_one_clear_problem(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[api\nbase_url = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(path, env={})
