@@ -75,7 +75,8 @@ class ApiSettings(_Frozen):
     backoff_initial_s: float = Field(1.0, gt=0, le=600)
     backoff_max_s: float = Field(60.0, gt=0, le=3600)
     max_retry_after_s: float = Field(120.0, ge=0, le=3600)
-    batch_size: int = Field(100, ge=1, le=1000)
+    # 300 ids make a ~3.6 KB URL; far larger risks a 414 from servers with an 8 KB limit.
+    batch_size: int = Field(100, ge=1, le=300)
 
     _url = field_validator("base_url")(_check_http_url)
 

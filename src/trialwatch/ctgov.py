@@ -1,0 +1,420 @@
+"""The ClinicalTrials.gov Data API v2 client — the only module that speaks HTTP.
+
+:class:`CtGovClient` asks ``GET /version`` and ``GET /studies`` and turns the answers into the
+value types of :mod:`trialwatch.models`. It knows the API's traps (OpenAPI spec v2.0.5 and
+observed behaviour): ``pageSize`` defaults to 10, pages are chained with
+``nextPageToken``, ids that do not exist are silently absent, an alias id comes back under its
+canonical ``nctId``, and a 200 can be an HTML maintenance page. It is polite (at least
+``min_interval_s`` between two requests), retries what is worth retrying with jittered
+exponential backoff, honours ``Retry-After``, and raises only :class:`TransientFetchError` and
+:class:`ApiRequestError`. It never touches storage, never diffs, never decides what to poll.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, Self
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from trialwatch import __version__
+from trialwatch.exceptions import ApiRequestError, TransientFetchError
+from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_USER_AGENT",
+    "MAX_PAGE_SIZE",
+    "STUDY_FIELDS",
+    "CtGovClient",
+]
+
+DEFAULT_BASE_URL: Final = "https://clinicaltrials.gov/api/v2"
+DEFAULT_USER_AGENT: Final = f"trialwatch/{__version__} (+https://github.com/trialwatch/trialwatch)"
+MAX_PAGE_SIZE: Final = 1000
+# derivedSection churns daily without any change a user cares about, and resultsSection can weigh
+# megabytes; ProtocolSection plus the hasResults flag is everything the snapshot needs.
+STUDY_FIELDS: Final = "ProtocolSection|HasResults"
+
+_NCT_ID: Final = re.compile(r"NCT\d{8}")
+_RETRY_AFTER_SECONDS: Final = re.compile(r"\d+(?:\.\d+)?")
+_ERROR_BODY_LIMIT: Final = 300
+
+log = logging.getLogger(__name__)
+
+
+class _RetryableError(TransientFetchError):
+    """One failed attempt worth retrying; ``retry_after``: the wait the server asked for, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CtGovClient:
+    """A synchronous client of the ClinicalTrials.gov Data API v2.
+
+    Use it as a context manager (or call :meth:`close`). Not thread-safe: one client per thread.
+    ``sleep`` and ``monotonic`` are injectable so tests never really wait; every wait (pacing and
+    retry backoff) goes through ``sleep``.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_s: float = 30,
+        min_interval_s: float = 1.0,
+        max_attempts: int = 5,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        max_retry_after_s: float = 120.0,
+        batch_size: int = 100,
+        user_agent: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Check the settings and open a connection pool; sends no request.
+
+        Raises ``ValueError`` for settings that cannot work (a programming or config error, not a
+        fetch failure): a base URL that is not http(s), non-positive timeouts or attempts, a
+        ``batch_size`` outside 1..1000.
+        """
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"base_url must be an http(s) URL, got {_redact(url)!r}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        if min_interval_s < 0:
+            raise ValueError(f"min_interval_s must be >= 0, got {min_interval_s}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if backoff_initial_s < 0 or backoff_max_s < 0 or max_retry_after_s < 0:
+            raise ValueError("backoff_initial_s, backoff_max_s and max_retry_after_s must be >= 0")
+        if not 1 <= batch_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_PAGE_SIZE}, got {batch_size}")
+
+        self._display_base = _redact(url).rstrip("/")
+        self._timeout_s = timeout_s
+        self._min_interval_s = min_interval_s
+        self._max_attempts = max_attempts
+        self._max_retry_after_s = max_retry_after_s
+        self._batch_size = batch_size
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._jitter = wait_random_exponential(multiplier=backoff_initial_s, max=backoff_max_s)
+        self._last_start: float | None = None
+        self._requests_made = 0
+        self._http = httpx.Client(
+            # httpx joins "/studies" onto the base path whether or not base_url ends with "/".
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s),
+            headers={
+                "User-Agent": user_agent or DEFAULT_USER_AGENT,
+                "Accept": "application/json",
+            },
+            transport=transport,
+            # The API itself does not redirect /studies or /version; following covers an
+            # http:// base URL upgraded to https:// by the server.
+            follow_redirects=True,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool. Idempotent."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def requests_made(self) -> int:
+        """How many HTTP requests this client has sent, retries included."""
+        return self._requests_made
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def version(self) -> ApiVersion:
+        """``GET /version``: the API version and the timestamp of the data currently served.
+
+        Raises :class:`TransientFetchError` once retries are exhausted, :class:`ApiRequestError`
+        on a 4xx other than 429. Does not cache: every call is a request.
+        """
+        data = self._get_json("/version", {}, _version_problem)
+        return ApiVersion(api_version=data["apiVersion"], data_timestamp=data["dataTimestamp"])
+
+    def iter_studies(self, ids: Sequence[str]) -> Iterator[StudyResult]:
+        """Fetch the studies ``ids`` and account for every one of them.
+
+        Ids are checked (``NCTnnnnnnnn``, case-insensitive, upper-cased) and de-duplicated in order
+        *now*, before any request: a malformed id raises :class:`ApiRequestError` naming it. The
+        returned iterator is lazy: it sends ``GET /studies`` for ``batch_size`` ids at a time
+        (``pageSize`` set to the batch size, ``nextPageToken`` followed to the end), keeps one
+        page in memory, and yields a :class:`FoundStudy` per requested id the API returned — under
+        its own id or, for an alias, under the canonical study listing it in ``nctIdAliases`` —
+        then, after each batch, a :class:`MissingStudy` per requested id it did not return.
+        Studies the API returns that were not asked for, or that carry no usable ``nctId``, are
+        skipped. Records carry only ``protocolSection`` and ``hasResults`` (see
+        :data:`STUDY_FIELDS`). Fetch failures surface from the iterator, part-way through; what
+        was yielded before them stays valid.
+        """
+        if isinstance(ids, str):
+            # A lone string is a Sequence[str] too, of one-letter "ids"; refuse it loudly.
+            raise TypeError("ids must be a sequence of NCT ids, not a single string")
+        wanted = _normalize_ids(ids)
+        return self._iter_batches(wanted)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _iter_batches(self, wanted: list[str]) -> Iterator[StudyResult]:
+        for start in range(0, len(wanted), self._batch_size):
+            yield from self._iter_batch(wanted[start : start + self._batch_size])
+
+    def _iter_batch(self, batch: list[str]) -> Iterator[StudyResult]:
+        pending = dict.fromkeys(batch)  # an ordered set of ids not returned yet
+        params = {
+            "filter.ids": ",".join(batch),
+            "fields": STUDY_FIELDS,
+            # The default is 10: without this a batch of 13 silently loses 3 studies.
+            "pageSize": str(min(MAX_PAGE_SIZE, len(batch))),
+            "format": "json",
+        }
+        seen_tokens: set[str] = set()
+        # All studies fit on the first page, but a server may return fewer per page (and even
+        # empty pages); this bound only stops a server that keeps inventing new tokens.
+        max_pages = 2 * len(batch) + 10
+        token: str | None = None
+        for _ in range(max_pages):
+            page_params = params if token is None else {**params, "pageToken": token}
+            page = self._get_json("/studies", page_params, _page_problem)
+            for study in page["studies"]:
+                yield from _attribute(study, pending)
+            token = page.get("nextPageToken") or None
+            if token is None:
+                break
+            if token in seen_tokens:
+                raise TransientFetchError(
+                    f"GET {self._display_base}/studies: the API sent the same nextPageToken twice"
+                )
+            seen_tokens.add(token)
+        else:
+            raise TransientFetchError(
+                f"GET {self._display_base}/studies: paging did not end after {max_pages} pages "
+                f"for {len(batch)} ids"
+            )
+        for requested_id in pending:
+            yield MissingStudy(requested_id=requested_id)
+
+    def _get_json(
+        self, path: str, params: Mapping[str, str], problem: Callable[[Any], str | None]
+    ) -> Any:
+        """GET ``path`` with retries; return the parsed JSON body that ``problem`` accepts."""
+        what = f"GET {self._display_base}{path}"
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(TransientFetchError),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._log_retry(what, state),
+            reraise=False,
+        )
+        try:
+            return retrying(self._attempt, path, params, problem)
+        except RetryError as exc:
+            attempts = exc.last_attempt.attempt_number
+            last = exc.last_attempt.exception()
+            noun = "attempt" if attempts == 1 else "attempts"
+            raise TransientFetchError(f"{what} failed after {attempts} {noun}: {last}") from last
+
+    def _attempt(
+        self, path: str, params: Mapping[str, str], problem: Callable[[Any], str | None]
+    ) -> Any:
+        """Send one request; classify the outcome as data, retryable, or refused."""
+        self._pace()
+        self._requests_made += 1
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TooManyRedirects as exc:
+            raise ApiRequestError(
+                f"GET {self._display_base}{path}: too many redirects ({exc})"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise _RetryableError(
+                f"timed out after {self._timeout_s:g}s ({type(exc).__name__})"
+            ) from exc
+        except httpx.RequestError as exc:
+            # Refused or reset connections, DNS failures, a body cut off mid-way.
+            raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
+
+        status = response.status_code
+        if status == 429 or status >= 500:
+            retry_after = (
+                _parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+                if status in (429, 503)
+                else None
+            )
+            raise _RetryableError(
+                f"HTTP {status} {response.reason_phrase}".rstrip(), retry_after=retry_after
+            )
+        if 400 <= status < 500:
+            body = _shorten(response.text)
+            raise ApiRequestError(
+                f"GET {self._display_base}{path} was refused: HTTP {status}"
+                + (f": {body}" if body else ""),
+                status_code=status,
+            )
+        if not 200 <= status < 300:
+            raise _RetryableError(f"unexpected HTTP {status} {response.reason_phrase}".rstrip())
+
+        content_type = response.headers.get("Content-Type", "")
+        try:
+            data = json.loads(response.content)
+        except (ValueError, RecursionError) as exc:
+            if "html" in content_type.lower():
+                reason = f"HTTP {status} with an HTML page instead of JSON (maintenance?)"
+            else:
+                reason = f"HTTP {status} with a body that is not valid JSON ({content_type!r})"
+            raise _RetryableError(reason) from exc
+        shape_problem = problem(data)
+        if shape_problem is not None:
+            raise _RetryableError(f"HTTP {status} with unexpected JSON: {shape_problem}")
+        return data
+
+    def _pace(self) -> None:
+        # Politeness: robots.txt asks for a 1-second crawl delay, so starts are spaced out.
+        if self._min_interval_s > 0 and self._last_start is not None:
+            wait = self._last_start + self._min_interval_s - self._monotonic()
+            if wait > 0:
+                self._sleep(wait)
+        self._last_start = self._monotonic()
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _RetryableError) and exc.retry_after is not None:
+            return min(exc.retry_after, self._max_retry_after_s)
+        return float(self._jitter(state))
+
+    def _log_retry(self, what: str, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "%s failed (attempt %d of %d): %s; retrying in %.1fs",
+            what,
+            state.attempt_number,
+            self._max_attempts,
+            exc,
+            wait,
+        )
+
+
+def _normalize_ids(ids: Sequence[str]) -> list[str]:
+    wanted: dict[str, None] = {}
+    for raw in ids:
+        nct_id = raw.strip().upper() if isinstance(raw, str) else ""
+        if not _NCT_ID.fullmatch(nct_id):
+            raise ApiRequestError(
+                f"{raw!r} is not an NCT id (expected NCT followed by 8 digits, e.g. NCT02300909)"
+            )
+        wanted[nct_id] = None
+    return list(wanted)
+
+
+def _attribute(study: Any, pending: dict[str, None]) -> Iterator[FoundStudy]:
+    """Yield a FoundStudy per pending id ``study`` answers (own id, aliases); unmark them."""
+    ident = _get_path(study, "protocolSection", "identificationModule")
+    nct_id = ident.get("nctId") if isinstance(ident, dict) else None
+    if not isinstance(nct_id, str) or not _NCT_ID.fullmatch(nct_id.strip().upper()):
+        log.warning("skipping a study without a usable nctId in a /studies page")
+        return
+    nct_id = nct_id.strip().upper()
+    raw_aliases = ident.get("nctIdAliases") if isinstance(ident, dict) else None
+    aliases = [a.strip().upper() for a in raw_aliases or () if isinstance(a, str)]
+    answered = [i for i in dict.fromkeys([nct_id, *aliases]) if i in pending]
+    if not answered:
+        log.debug("ignoring %s: not requested, or already returned", nct_id)
+    for requested_id in answered:
+        del pending[requested_id]
+        yield FoundStudy(requested_id=requested_id, nct_id=nct_id, record=study)
+
+
+def _get_path(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _page_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"a page must be an object, got {type(data).__name__}"
+    if not isinstance(data.get("studies"), list):
+        return "a page must have a 'studies' list"
+    token = data.get("nextPageToken")
+    if token is not None and not isinstance(token, str):
+        return f"nextPageToken must be a string, got {type(token).__name__}"
+    return None
+
+
+def _version_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"/version must answer an object, got {type(data).__name__}"
+    for key in ("apiVersion", "dataTimestamp"):
+        if not isinstance(data.get(key), str):
+            return f"/version answer has no string {key!r}"
+    return None
+
+
+def _parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait per a ``Retry-After`` header (seconds or HTTP-date); None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _RETRY_AFTER_SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) <= _ERROR_BODY_LIMIT:
+        return text
+    return text[: _ERROR_BODY_LIMIT - 1] + "…"
+
+
+def _redact(url: httpx.URL) -> str:
+    """``url`` without userinfo, query or fragment: safe to put in messages and logs."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{host}{port}{url.path}"

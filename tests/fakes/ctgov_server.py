@@ -1,0 +1,849 @@
+"""A fake ClinicalTrials.gov Data API v2: a real HTTP server on loopback, for end-to-end tests.
+
+:class:`FakeCtGov` serves ``/api/v2/version``, ``/api/v2/studies`` and ``/api/v2/studies/{nctId}``
+the way the real API does (per the official OpenAPI spec v2.0.5 and observed behaviour): GET
+only, ``pageSize`` default 10 and clamped to 1000, opaque cursor ``pageToken`` bound to the
+query, ``totalCount`` on the first page only, ``filter.ids`` comma- or pipe-separated and
+validated, unknown ids silently absent, alias ids answered by their canonical study, unknown
+parameters refused with a ``text/plain`` 400, ``fields`` projection of the top-level pieces.
+Tests change the data (:meth:`FakeCtGov.update_study`, ...) and inject faults
+(:meth:`FakeCtGov.inject`, :meth:`FakeCtGov.fail_all`) while it runs; every request is recorded
+(:attr:`FakeCtGov.requests`).
+
+It is not a search engine: ``query.*``, ``sort``, geo and synonym filters are accepted and
+ignored; ``filter.advanced`` understands only ``AREA[LastUpdatePostDate]RANGE[from,to]``;
+only ``format=json`` is served.
+
+By hand, for demos: ``python -m tests.fakes.ctgov_server --data tests/data/records --port 8000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = [
+    "API_ROOT",
+    "FAULT_KINDS",
+    "FakeCtGov",
+    "RecordedRequest",
+    "clone_record",
+    "load_records",
+]
+
+API_ROOT = "/api/v2"
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 1000
+FAULT_KINDS = ("status", "html", "garbage", "truncate", "delay", "reset")
+RECORDS_DIR = Path(__file__).resolve().parents[1] / "data" / "records"
+
+_NCT_ID = re.compile(r"NCT\d{8}", re.IGNORECASE)
+_RECORD_FILE = re.compile(r"NCT\d{8}\.json")
+_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
+_SPLIT = re.compile(r"[,|]")
+_ADVANCED_RANGE = re.compile(
+    r"\s*AREA\[LastUpdatePostDate\]\s*RANGE\[\s*([^,\]]+?)\s*,\s*([^\]]+?)\s*\]\s*", re.IGNORECASE
+)
+_FAULT_OPTS: dict[str, frozenset[str]] = {
+    "status": frozenset({"status", "body", "headers"}),
+    "html": frozenset({"status"}),
+    "garbage": frozenset(),
+    "truncate": frozenset({"abort"}),
+    "delay": frozenset({"seconds"}),
+    "reset": frozenset(),
+}
+_STUDIES_PARAMS = frozenset(
+    {
+        "format",
+        "markupFormat",
+        "query.cond",
+        "query.term",
+        "query.locn",
+        "query.titles",
+        "query.intr",
+        "query.outc",
+        "query.spons",
+        "query.lead",
+        "query.id",
+        "query.patient",
+        "filter.overallStatus",
+        "filter.geo",
+        "filter.ids",
+        "filter.advanced",
+        "filter.synonyms",
+        "postFilter.overallStatus",
+        "postFilter.geo",
+        "postFilter.ids",
+        "postFilter.advanced",
+        "postFilter.synonyms",
+        "aggFilters",
+        "geoDecay",
+        "fields",
+        "sort",
+        "countTotal",
+        "pageSize",
+        "pageToken",
+    }
+)
+_STUDY_PARAMS = frozenset({"format", "markupFormat", "fields"})
+# A page token must come back with the same query; these three may change between pages (spec).
+_PAGING_PARAMS = frozenset({"pageToken", "pageSize", "countTotal"})
+_PIECES = {
+    "protocolsection": "protocolSection",
+    "derivedsection": "derivedSection",
+    "resultssection": "resultsSection",
+    "documentsection": "documentSection",
+    "annotationsection": "annotationSection",
+    "hasresults": "hasResults",
+}
+_STATUSES = frozenset(
+    {
+        "ACTIVE_NOT_RECRUITING",
+        "COMPLETED",
+        "ENROLLING_BY_INVITATION",
+        "NOT_YET_RECRUITING",
+        "RECRUITING",
+        "SUSPENDED",
+        "TERMINATED",
+        "WITHDRAWN",
+        "AVAILABLE",
+        "NO_LONGER_AVAILABLE",
+        "TEMPORARILY_NOT_AVAILABLE",
+        "APPROVED_FOR_MARKETING",
+        "WITHHELD",
+        "UNKNOWN",
+    }
+)
+_MAINTENANCE_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>ClinicalTrials.gov - Maintenance</title></head>\n"
+    b"<body><h1>ClinicalTrials.gov is undergoing maintenance</h1>\n"
+    b"<p>Please try again later.</p></body></html>\n"
+)
+_GARBAGE = b'{"studies": [{"protocolSection": {"identificationModule": {"nctId": \xff\xfe]]}, ,'
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the fake received (faulted ones included). ``headers`` keys are lower-case."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Fault:
+    kind: str
+    opts: dict[str, Any]
+    path: str | None
+    times: int | None  # None: until clear_faults()
+
+    def matches(self, path: str) -> bool:
+        return self.path is None or path.endswith(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class _BadRequest(Exception):
+    """A 400 with this text/plain message."""
+
+
+def _text(status: int, message: str, *headers: tuple[str, str]) -> _Response:
+    return _Response(status, message.encode("utf-8"), "text/plain; charset=utf-8", headers)
+
+
+def _json(value: Any, status: int = 200) -> _Response:
+    body = json.dumps(value, ensure_ascii=False).encode("utf-8")
+    return _Response(status, body, "application/json; charset=utf-8")
+
+
+class FakeCtGov:
+    """The fake API. ``with FakeCtGov(records) as api:`` serves at :attr:`base_url` until exit.
+
+    All state (studies, data timestamp, faults, recorded requests) sits under one lock, so tests
+    may change it while a client is talking to the server. Records are deep-copied on the way in
+    and out: callers never share a dict with the server.
+    """
+
+    def __init__(
+        self,
+        studies: Iterable[Mapping[str, Any]] = (),
+        data_timestamp: str = "2026-11-20T09:00:06",
+        api_version: str = "2.0.5",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._studies: dict[str, dict[str, Any]] = {}
+        self._data_timestamp = _check_timestamp(data_timestamp)
+        self._api_version = api_version
+        self._faults: list[_Fault] = []
+        self._requests: list[RecordedRequest] = []
+        self._host = host
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for record in studies:
+            self.put_study(record)
+
+    @classmethod
+    def load_dir(cls, path: str | Path = RECORDS_DIR, **kwargs: Any) -> FakeCtGov:
+        """A fake (not started) serving every ``NCTnnnnnnnn.json`` in ``path``.
+
+        Dated variants such as ``NCT05923112.versionHolder-2023-06-28.json`` are older versions
+        of a study, not studies of their own, and are skipped. ``kwargs`` go to the constructor.
+        """
+        return cls(load_records(path), **kwargs)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind and serve in a background thread. Idempotent."""
+        if self._server is None:
+            server = _Server((self._host, self._port), _Handler)
+            server.fake = self
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.01},
+                name=f"FakeCtGov:{server.server_address[1]}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections (clients then see the API as unreachable)."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeCtGov is not running; use start() or a with block")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/api/v2`` (only while running)."""
+        return f"http://{self._host}:{self.port}{API_ROOT}"
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def put_study(self, record: Mapping[str, Any]) -> None:
+        """Add or replace a study (a deep copy of ``record``), keyed by its ``nctId``."""
+        nct_id = _record_id(record)
+        with self._lock:
+            self._studies[nct_id] = copy.deepcopy(dict(record))
+
+    def update_study(
+        self, nct_id: str, mutate: Callable[[dict[str, Any]], None], *, bump: bool = True
+    ) -> dict[str, Any]:
+        """Apply ``mutate`` to a deep copy of the study, then store it; return a copy.
+
+        With ``bump`` (the default), the registry "publishes" the change like a daily refresh:
+        ``data_timestamp`` advances by one day and the study's ``lastUpdatePostDateStruct``
+        becomes that day (ACTUAL), overriding whatever ``mutate`` set there. ``mutate`` must not
+        change the ``nctId``. Raises ``KeyError`` for an unknown study.
+        """
+        key = nct_id.strip().upper()
+        with self._lock:
+            record = copy.deepcopy(self._studies[key])
+            mutate(record)
+            if _record_id(record) != key:
+                raise ValueError(f"update_study must not change the nctId of {key}")
+            if bump:
+                self._data_timestamp = _advance(self._data_timestamp)
+                status = record.setdefault("protocolSection", {}).setdefault("statusModule", {})
+                status["lastUpdatePostDateStruct"] = {
+                    "date": self._data_timestamp[:10],
+                    "type": "ACTUAL",
+                }
+            self._studies[key] = record
+            return copy.deepcopy(record)
+
+    def remove_study(self, nct_id: str) -> None:
+        """Take a study out of public view. Raises ``KeyError`` for an unknown study."""
+        with self._lock:
+            del self._studies[nct_id.strip().upper()]
+
+    def study(self, nct_id: str) -> dict[str, Any]:
+        """A deep copy of the stored study. Raises ``KeyError`` for an unknown study."""
+        with self._lock:
+            return copy.deepcopy(self._studies[nct_id.strip().upper()])
+
+    @property
+    def nct_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._studies)
+
+    def set_data_timestamp(self, ts: str) -> None:
+        """Set what ``/version`` reports as ``dataTimestamp`` (``yyyy-MM-ddTHH:mm:ss``)."""
+        with self._lock:
+            self._data_timestamp = _check_timestamp(ts)
+
+    @property
+    def data_timestamp(self) -> str:
+        with self._lock:
+            return self._data_timestamp
+
+    # -- requests --------------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def count(self, path_suffix: str = "") -> int:
+        """How many recorded requests have a path ending with ``path_suffix`` (all by default).
+
+        ``count("/studies")`` counts list requests only (not ``/studies/NCT...``).
+        """
+        with self._lock:
+            return sum(1 for r in self._requests if r.path.endswith(path_suffix))
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def inject(self, kind: str, *, times: int = 1, path: str | None = None, **opts: Any) -> None:
+        """Queue a fault for the next ``times`` requests whose path ends with ``path`` (any path
+        when None). Queued faults are used first-in first-out, before any :meth:`fail_all`.
+
+        Kinds and options:
+
+        - ``"status"``: answer ``status`` (default 503) with a text/plain ``body`` and extra
+          ``headers`` (e.g. ``{"Retry-After": "1"}``).
+        - ``"html"``: a 200 (or ``status``) text/html maintenance page.
+        - ``"garbage"``: a 200 application/json whose body is not JSON (nor UTF-8).
+        - ``"truncate"``: the real answer cut in half; with ``abort=True`` the full
+          Content-Length is announced and the connection dropped mid-body.
+        - ``"delay"``: wait ``seconds`` (default 1.0), then answer normally.
+        - ``"reset"``: close the connection (TCP reset) without answering.
+        """
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        fault = _make_fault(kind, path, times, opts)
+        with self._lock:
+            self._faults.append(fault)
+
+    def fail_all(self, kind: str, *, path: str | None = None, **opts: Any) -> None:
+        """Apply a fault to every matching request until :meth:`clear_faults` ("API down")."""
+        fault = _make_fault(kind, path, None, opts)
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, path: str) -> _Fault | None:
+        with self._lock:
+            queued = (f for f in self._faults if f.times is not None and f.matches(path))
+            fault = next(queued, None) or next(
+                (f for f in self._faults if f.times is None and f.matches(path)), None
+            )
+            if fault is not None and fault.times is not None:
+                fault.times -= 1
+                if fault.times == 0:
+                    self._faults.remove(fault)
+            return fault
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def _answer(self, path: str, query: str) -> _Response:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        params = dict(pairs)
+        if path != API_ROOT and not path.startswith(API_ROOT + "/"):
+            return _text(404, f"Not Found: {path}")
+        route = path[len(API_ROOT) :].rstrip("/")
+        try:
+            if route == "/version":
+                _check_params(params, frozenset())
+                with self._lock:
+                    return _json(
+                        {"apiVersion": self._api_version, "dataTimestamp": self._data_timestamp}
+                    )
+            if route == "/studies":
+                return self._list_studies(params)
+            if route in ("/studies/metadata", "/studies/search-areas", "/studies/enums"):
+                return _text(404, f"{route} is not implemented by the fake")
+            if route.startswith("/studies/") and route.count("/") == 2:
+                return self._one_study(route.rsplit("/", 1)[1], params, query)
+        except _BadRequest as exc:
+            return _text(400, str(exc))
+        return _text(404, f"Not Found: {path}")
+
+    def _one_study(self, raw_id: str, params: dict[str, str], query: str) -> _Response:
+        _check_params(params, _STUDY_PARAMS)
+        _check_format(params)
+        nct_id = _parse_id(raw_id)
+        pieces = _parse_fields(params.get("fields"))
+        with self._lock:
+            record = self._studies.get(nct_id)
+            if record is not None:
+                return _json(_project(record, pieces))
+            for canonical, other in self._studies.items():
+                if nct_id in _aliases(other):
+                    location = f"{API_ROOT}/studies/{canonical}" + (f"?{query}" if query else "")
+                    return _text(301, f"Moved Permanently: {location}", ("Location", location))
+        return _text(404, f"Study {nct_id} not found")
+
+    def _list_studies(self, params: dict[str, str]) -> _Response:
+        _check_params(params, _STUDIES_PARAMS)
+        _check_format(params)
+        pieces = _parse_fields(params.get("fields"))
+        page_size = _parse_page_size(params.get("pageSize"))
+        count_total = _parse_bool("countTotal", params.get("countTotal", "false"))
+        ids: set[str] | None = None
+        for name in ("filter.ids", "postFilter.ids"):
+            if name in params:
+                these = {_parse_id(i, name) for i in _split(params[name], name)}
+                ids = these if ids is None else ids & these
+        statuses: set[str] | None = None
+        for name in ("filter.overallStatus", "postFilter.overallStatus"):
+            if name in params:
+                these = set(_split(params[name], name))
+                unknown = sorted(these - _STATUSES)
+                if unknown:
+                    raise _BadRequest(f"{name}: unknown status {unknown[0]!r}")
+                statuses = these if statuses is None else statuses & these
+        ranges = [
+            _parse_advanced(params[name])
+            for name in ("filter.advanced", "postFilter.advanced")
+            if name in params
+        ]
+        digest = _query_digest(params)
+        offset = _parse_token(params["pageToken"], digest) if "pageToken" in params else 0
+
+        with self._lock:
+            matching = [
+                record
+                for nct_id, record in self._studies.items()
+                if (ids is None or nct_id in ids or not ids.isdisjoint(_aliases(record)))
+                and (statuses is None or _status(record) in statuses)
+                and all(lo <= _last_update(record) <= hi for lo, hi in ranges)
+            ]
+            page = [_project(r, pieces) for r in matching[offset : offset + page_size]]
+        body: dict[str, Any] = {"studies": page}
+        if count_total and "pageToken" not in params:
+            body["totalCount"] = len(matching)
+        if offset + page_size < len(matching):
+            body["nextPageToken"] = _make_token(offset + page_size, digest)
+        return _json(body)
+
+
+# -- HTTP plumbing -------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeCtGov
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        # Keep-alive connections outlive serve_forever(); a stopped API must not keep answering.
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or hang up mid-answer are part of the game, not an error.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError | ValueError):
+            log.debug("connection from %s ended: %r", client_address, exc)
+        else:
+            log.exception("FakeCtGov failed to answer %s", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeCtGov/1.0"
+
+    # Buffer writes so status line, headers and body leave in one send: split small writes meet
+    # Nagle's algorithm and delayed ACKs and cost ~40 ms per response.
+    wbufsize = -1
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, add=False)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("FakeCtGov: " + format, *args)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_OPTIONS(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        split = urlsplit(self.path)
+        fake._record(
+            RecordedRequest(
+                method=self.command,
+                path=split.path,
+                params=dict(parse_qsl(split.query, keep_blank_values=True)),
+                headers={k.lower(): v for k, v in self.headers.items()},
+            )
+        )
+        if self.command != "GET":
+            # We never read request bodies: close rather than misparse one as the next request.
+            self._send(_text(405, "Method Not Allowed", ("Allow", "GET"), ("Connection", "close")))
+            return
+        fault = fake._take_fault(split.path)
+        kind = fault.kind if fault is not None else None
+        opts = fault.opts if fault is not None else {}
+        if kind == "reset":
+            self._reset()
+            return
+        if kind == "delay":
+            time.sleep(float(opts.get("seconds", 1.0)))
+        if kind == "status":
+            status = int(opts.get("status", 503))
+            headers = tuple((str(k), str(v)) for k, v in dict(opts.get("headers", {})).items())
+            body = str(opts.get("body", f"{status} {self.responses.get(status, ('',))[0]}"))
+            response = _text(status, body.strip(), *headers)
+        elif kind == "html":
+            status = int(opts.get("status", 200))
+            response = _Response(status, _MAINTENANCE_PAGE, "text/html; charset=utf-8")
+        elif kind == "garbage":
+            response = _Response(200, _GARBAGE, "application/json; charset=utf-8")
+        else:
+            response = fake._answer(split.path, split.query)
+        if kind == "truncate":
+            cut = response.body[: len(response.body) // 2]
+            if opts.get("abort"):
+                self._send(response, body=cut)
+                self._reset()
+                return
+            response = _Response(response.status, cut, response.content_type, response.headers)
+        self._send(response)
+
+    def _send(self, response: _Response, *, body: bytes | None = None) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body if body is None else body)
+        self.wfile.flush()
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout makes close() send a TCP RST instead of a polite FIN.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def load_records(path: str | Path = RECORDS_DIR) -> list[dict[str, Any]]:
+    """The study records in ``path``: every ``NCTnnnnnnnn.json``, sorted by file name."""
+    files = sorted(p for p in Path(path).glob("NCT*.json") if _RECORD_FILE.fullmatch(p.name))
+    return [json.loads(p.read_text(encoding="utf-8")) for p in files]
+
+
+def clone_record(record: Mapping[str, Any], nct_id: str, **overrides: Any) -> dict[str, Any]:
+    """A DERIVED study: a deep copy of a real ``record`` re-numbered as ``nct_id``.
+
+    For tests that need more studies than the real records provide (e.g. 13 in one request).
+    The clone drops ``nctIdAliases`` (an alias belongs to one study only). ``overrides`` set a
+    few common fields: ``brief_title``, ``overall_status``, ``last_update_posted``
+    (``yyyy-MM-dd``) and ``has_results``.
+    """
+    known = {"brief_title", "overall_status", "last_update_posted", "has_results"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"clone_record: unknown overrides {unknown} (known: {sorted(known)})")
+    clone = copy.deepcopy(dict(record))
+    protocol = clone.setdefault("protocolSection", {})
+    ident = protocol.setdefault("identificationModule", {})
+    ident["nctId"] = _parse_id(nct_id, "nct_id", error=ValueError)
+    ident.pop("nctIdAliases", None)
+    status = protocol.setdefault("statusModule", {})
+    if "brief_title" in overrides:
+        ident["briefTitle"] = overrides["brief_title"]
+    if "overall_status" in overrides:
+        status["overallStatus"] = overrides["overall_status"]
+    if "last_update_posted" in overrides:
+        status["lastUpdatePostDateStruct"] = {
+            "date": overrides["last_update_posted"],
+            "type": "ACTUAL",
+        }
+    if "has_results" in overrides:
+        clone["hasResults"] = bool(overrides["has_results"])
+    return clone
+
+
+def _make_fault(kind: str, path: str | None, times: int | None, opts: dict[str, Any]) -> _Fault:
+    if kind not in _FAULT_OPTS:
+        raise ValueError(f"unknown fault kind {kind!r} (choose from {', '.join(FAULT_KINDS)})")
+    unknown = sorted(set(opts) - _FAULT_OPTS[kind])
+    if unknown:
+        raise TypeError(f"fault {kind!r} takes no option(s) {unknown}")
+    return _Fault(kind=kind, opts=dict(opts), path=path, times=times)
+
+
+def _record_id(record: Mapping[str, Any]) -> str:
+    try:
+        raw = record["protocolSection"]["identificationModule"]["nctId"]
+    except (KeyError, TypeError):
+        raise ValueError(
+            "a study record needs protocolSection.identificationModule.nctId"
+        ) from None
+    return _parse_id(str(raw), "nctId", error=ValueError)
+
+
+def _aliases(record: Mapping[str, Any]) -> set[str]:
+    ident = record.get("protocolSection", {}).get("identificationModule", {})
+    return {str(a).upper() for a in ident.get("nctIdAliases", ())}
+
+
+def _status(record: Mapping[str, Any]) -> str | None:
+    value = record.get("protocolSection", {}).get("statusModule", {}).get("overallStatus")
+    return str(value) if value is not None else None
+
+
+def _last_update(record: Mapping[str, Any]) -> str:
+    status = record.get("protocolSection", {}).get("statusModule", {})
+    return str(status.get("lastUpdatePostDateStruct", {}).get("date", ""))
+
+
+def _project(record: Mapping[str, Any], pieces: set[str] | None) -> dict[str, Any]:
+    """The study as ``fields`` asks: whole (None) or only the named top-level pieces."""
+    if pieces is None:
+        return copy.deepcopy(dict(record))
+    out = {key: copy.deepcopy(value) for key, value in record.items() if key in pieces}
+    if "@nctId" in pieces and "protocolSection" not in out:
+        nct_id = record["protocolSection"]["identificationModule"]["nctId"]
+        out = {"protocolSection": {"identificationModule": {"nctId": nct_id}}, **out}
+    return out
+
+
+def _check_params(params: Mapping[str, str], allowed: frozenset[str]) -> None:
+    for name in params:
+        if name not in allowed:
+            raise _BadRequest(f"`{name}` is unknown parameter")
+
+
+def _check_format(params: Mapping[str, str]) -> None:
+    fmt = params.get("format", "json")
+    if fmt != "json":
+        raise _BadRequest(f"format `{fmt}` is not supported by the fake (only json)")
+    markup = params.get("markupFormat", "markdown")
+    if markup not in ("markdown", "legacy"):
+        raise _BadRequest(f"markupFormat must be one of [markdown, legacy], got `{markup}`")
+
+
+def _split(value: str, name: str) -> list[str]:
+    items = [item.strip() for item in _SPLIT.split(value)]
+    if not items or any(not item for item in items):
+        raise _BadRequest(f"{name} must be a non-empty comma- or pipe-separated list")
+    return items
+
+
+def _parse_id(raw: str, name: str = "nctId", error: type[Exception] = _BadRequest) -> str:
+    if not _NCT_ID.fullmatch(raw.strip()):
+        raise error(f"{name}: `{raw}` is not a valid NCT ID")
+    return raw.strip().upper()
+
+
+def _parse_fields(value: str | None) -> set[str] | None:
+    if value is None:
+        return None
+    pieces: set[str] = set()
+    for item in _split(value, "fields"):
+        key = item.lower()
+        if key == "nctid":
+            pieces.add("@nctId")
+        elif key in _PIECES:
+            pieces.add(_PIECES[key])
+        else:
+            raise _BadRequest(f"fields: `{item}` is unknown or not supported by the fake")
+    return pieces
+
+
+def _parse_page_size(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(value)
+    except ValueError:
+        raise _BadRequest(f"pageSize: `{value}` is not an integer") from None
+    if size < 0:
+        raise _BadRequest(f"pageSize must be >= 0, got {size}")
+    return min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise _BadRequest(f"{name} must be true or false, got `{value}`")
+    return value.lower() == "true"
+
+
+def _parse_advanced(value: str) -> tuple[str, str]:
+    match = _ADVANCED_RANGE.fullmatch(value)
+    if match is None:
+        raise _BadRequest(
+            "the fake understands only filter.advanced=AREA[LastUpdatePostDate]RANGE[from,to]"
+        )
+    lo, hi = match.group(1), match.group(2)
+    return ("" if lo.upper() == "MIN" else lo), ("\uffff" if hi.upper() == "MAX" else hi)
+
+
+def _query_digest(params: Mapping[str, str]) -> str:
+    fixed = sorted((k, v) for k, v in params.items() if k not in _PAGING_PARAMS)
+    return hashlib.sha256(json.dumps(fixed).encode("utf-8")).hexdigest()[:16]
+
+
+def _make_token(offset: int, digest: str) -> str:
+    return base64.urlsafe_b64encode(f"{offset}:{digest}".encode()).decode("ascii").rstrip("=")
+
+
+def _parse_token(token: str, digest: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+        offset_text, token_digest = raw.split(":")
+        offset = int(offset_text)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _BadRequest(f"pageToken `{token}` is invalid") from None
+    if token_digest != digest or offset < 0:
+        raise _BadRequest(f"pageToken `{token}` does not belong to this query")
+    return offset
+
+
+def _check_timestamp(ts: str) -> str:
+    datetime.strptime(ts, _TIMESTAMP_FORMAT)  # raises ValueError when malformed
+    return ts
+
+
+def _advance(ts: str) -> str:
+    return (datetime.strptime(ts, _TIMESTAMP_FORMAT) + timedelta(days=1)).strftime(
+        _TIMESTAMP_FORMAT
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.ctgov_server",
+        description="Serve study records like the ClinicalTrials.gov Data API v2, on loopback.",
+    )
+    parser.add_argument("--data", type=Path, default=RECORDS_DIR, help="dir of NCT*.json records")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--data-timestamp", default="2026-11-20T09:00:06")
+    args = parser.parse_args(argv)
+    fake = FakeCtGov.load_dir(
+        args.data, data_timestamp=args.data_timestamp, host=args.host, port=args.port
+    )
+    with fake:
+        print(
+            f"serving {len(fake.nct_ids)} studies at {fake.base_url} (Ctrl-C to stop)", flush=True
+        )
+        print(f"  try: curl '{fake.base_url}/studies?pageSize=2&fields=NCTId'", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

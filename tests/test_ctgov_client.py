@@ -1,0 +1,637 @@
+"""Unit tests of CtGovClient against respx-mocked responses built from real records.
+
+No test touches the network, and none really sleeps: ``sleep`` and ``monotonic`` are a fake clock.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+import trialwatch
+from tests.fakes.ctgov_server import RECORDS_DIR, clone_record, load_records
+from trialwatch.ctgov import STUDY_FIELDS, CtGovClient
+from trialwatch.exceptions import ApiRequestError, TransientFetchError
+from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
+
+BASE = "https://clinicaltrials.gov/api/v2"
+ALIAS = "NCT02380456"  # listed in NCT02300909's nctIdAliases
+CANONICAL = "NCT02300909"
+ABSENT = "NCT09999999"
+
+Record = dict[str, Any]
+
+
+class FakeClock:
+    """``monotonic`` + ``sleep`` that only move when slept: sleeps are recorded, never real."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def nct_id(record: Mapping[str, Any]) -> str:
+    return str(record["protocolSection"]["identificationModule"]["nctId"])
+
+
+def real_records() -> list[Record]:
+    return load_records(RECORDS_DIR)
+
+
+def thirteen_records() -> list[Record]:
+    """The 11 real studies plus 2 DERIVED ones (clones of a real record, new ids)."""
+    real = real_records()
+    assert len(real) == 11
+    return [*real, clone_record(real[0], "NCT90000001"), clone_record(real[1], "NCT90000002")]
+
+
+def page(studies: Sequence[Mapping[str, Any]], token: str | None = None) -> httpx.Response:
+    body: dict[str, Any] = {"studies": list(studies)}
+    if token is not None:
+        body["nextPageToken"] = token
+    return httpx.Response(200, json=body)
+
+
+def matches(record: Mapping[str, Any], ids: set[str]) -> bool:
+    ident = record["protocolSection"]["identificationModule"]
+    return ident["nctId"] in ids or not ids.isdisjoint(ident.get("nctIdAliases", ()))
+
+
+def paging_server(
+    records: Sequence[Record], *, per_page: int, empty_page_after: int | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A /studies handler that answers ``filter.ids`` with ``per_page`` studies per page
+    (fewer than asked for), tokens ``t1``, ``t2``..., and optionally an empty page."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ids = set(request.url.params["filter.ids"].split(","))
+        found = [r for r in records if matches(r, ids)]
+        pages = [found[i : i + per_page] for i in range(0, len(found), per_page)] or [[]]
+        if empty_page_after is not None:
+            pages.insert(empty_page_after, [])
+        token = request.url.params.get("pageToken")
+        index = int(token[1:]) if token else 0
+        next_token = f"t{index + 1}" if index + 1 < len(pages) else None
+        return page(pages[index], next_token)
+
+    return handler
+
+
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_client(clock: FakeClock) -> Iterator[Callable[..., CtGovClient]]:
+    clients: list[CtGovClient] = []
+
+    def make(**kwargs: Any) -> CtGovClient:
+        options: dict[str, Any] = {
+            "base_url": BASE,
+            "min_interval_s": 0,
+            "sleep": clock.sleep,
+            "monotonic": clock.monotonic,
+            **kwargs,
+        }
+        client = CtGovClient(**options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def found(results: Sequence[StudyResult]) -> dict[str, str]:
+    return {r.requested_id: r.nct_id for r in results if isinstance(r, FoundStudy)}
+
+
+def missing(results: Sequence[StudyResult]) -> list[str]:
+    return [r.requested_id for r in results if isinstance(r, MissingStudy)]
+
+
+# -- fetching studies ------------------------------------------------------------------------------
+
+
+def test_thirteen_ids_take_exactly_one_request(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = thirteen_records()
+    ids = [nct_id(r) for r in records]
+    route = router.get("/studies").mock(side_effect=paging_server(records, per_page=1000))
+
+    results = list(make_client().iter_studies(ids))
+
+    assert route.call_count == 1
+    params = route.calls.last.request.url.params
+    assert int(params["pageSize"]) >= 13
+    assert params["filter.ids"].split(",") == ids
+    assert params["fields"] == STUDY_FIELDS
+    assert params["format"] == "json"
+    assert found(results) == {i: i for i in ids}
+    assert missing(results) == []
+    first = next(r for r in results if isinstance(r, FoundStudy))
+    assert first.record == records[0]
+
+
+def test_follows_next_page_token_through_short_and_empty_pages(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = thirteen_records()
+    ids = [nct_id(r) for r in records]
+    route = router.get("/studies").mock(
+        side_effect=paging_server(records, per_page=4, empty_page_after=1)
+    )
+
+    results = list(make_client().iter_studies(ids))
+
+    assert found(results) == {i: i for i in ids}
+    assert missing(results) == []
+    assert route.call_count == 5  # 4 + (empty) + 4 + 4 + 1
+    first = dict(route.calls[0].request.url.params)
+    assert "pageToken" not in first
+    for n, call in enumerate(route.calls[1:], start=1):
+        params = dict(call.request.url.params)
+        assert params.pop("pageToken") == f"t{n}"
+        assert params == first  # the same query every page, as the API requires
+
+
+def test_results_stream_page_by_page(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    route = router.get("/studies").mock(side_effect=paging_server(records, per_page=2))
+    client = make_client()
+
+    results = client.iter_studies([nct_id(r) for r in records])
+    assert route.call_count == 0  # lazy: nothing sent until iterated
+    next(results)
+    assert route.call_count == 1
+    rest = list(results)
+    assert len(rest) == len(records) - 1
+    assert route.call_count == 6
+
+
+def test_alias_is_found_under_its_canonical_id(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    router.get("/studies").mock(side_effect=paging_server(real_records(), per_page=10))
+
+    results = list(make_client().iter_studies([ALIAS]))
+
+    assert len(results) == 1
+    result = results[0]
+    assert isinstance(result, FoundStudy)
+    assert (result.requested_id, result.nct_id) == (ALIAS, CANONICAL)
+    assert nct_id(result.record) == CANONICAL
+
+
+def test_alias_and_canonical_both_requested_are_both_accounted(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    router.get("/studies").mock(side_effect=paging_server(real_records(), per_page=10))
+
+    results = list(make_client().iter_studies([CANONICAL, ALIAS]))
+
+    assert found(results) == {CANONICAL: CANONICAL, ALIAS: CANONICAL}
+
+
+def test_ids_not_returned_are_yielded_as_missing_after_the_batch(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    router.get("/studies").mock(side_effect=paging_server(records, per_page=10))
+    ids = [ABSENT, nct_id(records[0]), "NCT09999998"]
+
+    results = list(make_client().iter_studies(ids))
+
+    assert results == [
+        FoundStudy(nct_id(records[0]), nct_id(records[0]), records[0]),
+        MissingStudy(ABSENT),
+        MissingStudy("NCT09999998"),
+    ]
+
+
+def test_ids_are_batched(router: respx.MockRouter, make_client: Callable[..., CtGovClient]) -> None:
+    records = thirteen_records()[:12]
+    ids = [nct_id(r) for r in records]
+    route = router.get("/studies").mock(side_effect=paging_server(records, per_page=1000))
+
+    results = list(make_client(batch_size=5).iter_studies(ids))
+
+    assert route.call_count == 3
+    sent = [call.request.url.params["filter.ids"].split(",") for call in route.calls]
+    assert sent == [ids[0:5], ids[5:10], ids[10:12]]
+    assert [call.request.url.params["pageSize"] for call in route.calls] == ["5", "5", "2"]
+    assert found(results) == {i: i for i in ids}
+
+
+def test_ids_are_normalized_and_deduplicated_in_order(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    route = router.get("/studies").mock(return_value=page([]))
+
+    results = list(make_client().iter_studies([" nct00000002", "NCT00000001", "NCT00000002"]))
+
+    assert route.calls.last.request.url.params["filter.ids"] == "NCT00000002,NCT00000001"
+    assert results == [MissingStudy("NCT00000002"), MissingStudy("NCT00000001")]
+
+
+def test_no_ids_no_request(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    route = router.get("/studies").mock(return_value=page([]))
+    assert list(make_client().iter_studies([])) == []
+    assert route.call_count == 0
+
+
+@pytest.mark.parametrize("bad", ["NCT123", "NCT0230090X", "ISRCTN12345678", "", "NCT023009091"])
+def test_malformed_id_is_refused_before_any_request(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], bad: str
+) -> None:
+    route = router.get("/studies").mock(return_value=page([]))
+    client = make_client()
+
+    with pytest.raises(ApiRequestError, match="is not an NCT id") as caught:
+        client.iter_studies([CANONICAL, bad])  # raised at call time, not on iteration
+
+    assert repr(bad) in str(caught.value)
+    assert route.call_count == 0
+    assert client.requests_made == 0
+
+
+def test_a_single_string_is_not_a_list_of_ids(make_client: Callable[..., CtGovClient]) -> None:
+    with pytest.raises(TypeError):
+        make_client().iter_studies(CANONICAL)
+
+
+def test_studies_without_usable_nct_id_or_not_requested_are_skipped(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    junk: list[Any] = [
+        {"protocolSection": {"identificationModule": {}}},
+        {"protocolSection": {"identificationModule": {"nctId": "bogus"}}},
+        {"hasResults": False},
+        "not a study",
+        records[1],  # returned although not requested
+    ]
+    router.get("/studies").mock(return_value=page([*junk, records[0]]))
+
+    results = list(make_client().iter_studies([nct_id(records[0])]))
+
+    assert results == [FoundStudy(nct_id(records[0]), nct_id(records[0]), records[0])]
+
+
+def test_a_repeated_page_token_does_not_loop_forever(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    router.get("/studies").mock(return_value=page([], "same"))
+    with pytest.raises(TransientFetchError, match="same nextPageToken"):
+        list(make_client().iter_studies([CANONICAL]))
+
+
+def test_real_example_pages_are_understood(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    first = json.loads((RECORDS_DIR / "page-example.json").read_text())
+    second = json.loads((RECORDS_DIR / "page-example-next.json").read_text())
+    second.pop("nextPageToken")  # make it the last page
+    ids = [nct_id(s) for s in first["studies"] + second["studies"]]
+    route = router.get("/studies").mock(
+        side_effect=[httpx.Response(200, json=first), httpx.Response(200, json=second)]
+    )
+
+    results = list(make_client().iter_studies(ids))
+
+    assert found(results) == {i: i for i in ids}
+    assert route.calls[1].request.url.params["pageToken"] == first["nextPageToken"]
+
+
+# -- version -----------------------------------------------------------------------------------
+
+
+def test_version(router: respx.MockRouter, make_client: Callable[..., CtGovClient]) -> None:
+    router.get("/version").mock(
+        return_value=httpx.Response(
+            200, json={"apiVersion": "2.0.5", "dataTimestamp": "2026-09-04T09:00:06"}
+        )
+    )
+    assert make_client().version() == ApiVersion("2.0.5", "2026-09-04T09:00:06")
+
+
+def test_trailing_slash_in_base_url_is_tolerated(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    route = router.get("/version").mock(
+        return_value=httpx.Response(200, json={"apiVersion": "2.0.5", "dataTimestamp": "x"})
+    )
+    make_client(base_url=BASE + "/").version()
+    assert route.calls.last.request.url.path == "/api/v2/version"
+
+
+def test_headers_identify_trialwatch(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    route = router.get("/version").mock(
+        return_value=httpx.Response(200, json={"apiVersion": "2.0.5", "dataTimestamp": "x"})
+    )
+    make_client().version()
+    headers = route.calls.last.request.headers
+    assert f"trialwatch/{trialwatch.__version__}" in headers["User-Agent"]
+    assert headers["Accept"] == "application/json"
+
+    make_client(user_agent="custom/1.0").version()
+    assert route.calls.last.request.headers["User-Agent"] == "custom/1.0"
+
+
+# -- retries -------------------------------------------------------------------------------------
+
+VERSION_OK = httpx.Response(200, json={"apiVersion": "2.0.5", "dataTimestamp": "2026-11-20"})
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.ConnectTimeout("connect timed out"),
+        httpx.ReadTimeout("read timed out"),
+        httpx.ConnectError("connection refused"),
+        httpx.RemoteProtocolError("server disconnected"),
+        httpx.Response(500, text="Internal Server Error"),
+        httpx.Response(502, text="Bad Gateway"),
+        httpx.Response(503, text="Service Unavailable"),
+        httpx.Response(504, text="Gateway Timeout"),
+        httpx.Response(429, text="Too Many Requests"),
+        httpx.Response(200, html="<html><body>Down for maintenance</body></html>"),
+        httpx.Response(200, content=b'{"studies": [{"protocolSection": ', headers={"X": "1"}),
+        httpx.Response(200, content=b"\xff\xfe garbage", headers={"Content-Type": "text/plain"}),
+        httpx.Response(200, json=[]),
+        httpx.Response(200, json={"studies": "none"}),
+        httpx.Response(200, json={"studies": [], "nextPageToken": 7}),
+        httpx.Response(204),
+    ],
+    ids=lambda f: type(f).__name__ if isinstance(f, Exception) else str(f.status_code),
+)
+def test_transient_failures_are_retried(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    clock: FakeClock,
+    failure: httpx.Response | Exception,
+) -> None:
+    records = real_records()
+    route = router.get("/studies").mock(side_effect=[failure, failure, page(records[:1])])
+    client = make_client()
+
+    results = list(client.iter_studies([nct_id(records[0])]))
+
+    assert found(results) == {nct_id(records[0]): nct_id(records[0])}
+    assert route.call_count == 3
+    assert client.requests_made == 3
+    assert len(clock.sleeps) == 2  # one backoff wait per retry, through the injected sleep
+
+
+@pytest.mark.parametrize(
+    "body",
+    [[], {"apiVersion": "2.0.5"}, {"apiVersion": 2, "dataTimestamp": "x"}, "2.0.5"],
+)
+def test_version_of_the_wrong_shape_is_transient(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], body: Any
+) -> None:
+    router.get("/version").mock(side_effect=[httpx.Response(200, json=body), VERSION_OK])
+    assert make_client().version().api_version == "2.0.5"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_seconds_is_honoured(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock, status: int
+) -> None:
+    router.get("/version").mock(
+        side_effect=[httpx.Response(status, headers={"Retry-After": "7"}), VERSION_OK]
+    )
+    make_client().version()
+    assert clock.sleeps == [7.0]
+
+
+def test_retry_after_is_capped(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    router.get("/version").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "3600"}), VERSION_OK]
+    )
+    make_client(max_retry_after_s=30).version()
+    assert clock.sleeps == [30.0]
+
+
+def test_retry_after_http_date_is_honoured_and_capped(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    soon = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    later = email.utils.format_datetime(datetime.now(UTC) + timedelta(hours=2), usegmt=True)
+    past = "Wed, 21 Oct 2015 07:28:00 GMT"
+    router.get("/version").mock(
+        side_effect=[
+            httpx.Response(503, headers={"Retry-After": soon}),
+            httpx.Response(503, headers={"Retry-After": later}),
+            httpx.Response(503, headers={"Retry-After": past}),
+            VERSION_OK,
+        ]
+    )
+    make_client(max_retry_after_s=60).version()
+    assert 17 <= clock.sleeps[0] <= 20
+    assert clock.sleeps[1:] == [60.0, 0.0]
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    router.get("/version").mock(side_effect=[httpx.Response(500)] * 4 + [VERSION_OK])
+    bounds: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        bounds.append((low, high))
+        return high  # the top of the jitter window
+
+    monkeypatch.setattr("tenacity.wait.random.uniform", uniform)
+    make_client(backoff_initial_s=1, backoff_max_s=3).version()
+
+    assert bounds == [(0, 1), (0, 2), (0, 3), (0, 3)]
+    assert clock.sleeps == [1, 2, 3, 3]
+
+
+def test_jitter_waits_stay_within_the_window(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    router.get("/version").mock(side_effect=[httpx.Response(502)] * 4 + [VERSION_OK])
+    make_client(backoff_initial_s=2, backoff_max_s=5).version()
+    assert len(clock.sleeps) == 4
+    for wait, high in zip(clock.sleeps, [2, 4, 5, 5], strict=True):
+        assert 0 <= wait <= high
+
+
+def test_exhausted_retries_raise_transient_fetch_error(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    route = router.get("/studies").mock(return_value=httpx.Response(503))
+    client = make_client(max_attempts=3)
+
+    with pytest.raises(TransientFetchError, match=r"after 3 attempts: HTTP 503") as caught:
+        list(client.iter_studies([CANONICAL]))
+
+    assert isinstance(caught.value.__cause__, TransientFetchError)
+    assert route.call_count == 3
+    assert client.requests_made == 3
+    assert len(clock.sleeps) == 2
+
+
+def test_exhausted_retries_keep_the_underlying_cause(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    router.get("/version").mock(side_effect=httpx.ConnectError("connection refused"))
+    with pytest.raises(TransientFetchError, match="after 2 attempts: ConnectError") as caught:
+        make_client(max_attempts=2).version()
+    cause = caught.value.__cause__
+    assert cause is not None
+    assert isinstance(cause.__cause__, httpx.ConnectError)
+
+
+def test_one_attempt_means_no_retry(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    route = router.get("/version").mock(return_value=httpx.Response(500))
+    with pytest.raises(TransientFetchError, match="after 1 attempt: "):
+        make_client(max_attempts=1).version()
+    assert route.call_count == 1
+    assert clock.sleeps == []
+
+
+def test_bad_request_is_not_retried(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    route = router.get("/studies").mock(
+        return_value=httpx.Response(400, text="`query.recrs` is unknown parameter")
+    )
+    client = make_client()
+
+    with pytest.raises(ApiRequestError, match=r"`query\.recrs` is unknown parameter") as caught:
+        list(client.iter_studies([CANONICAL]))
+
+    assert caught.value.status_code == 400
+    assert "HTTP 400" in str(caught.value)
+    assert route.call_count == 1
+    assert clock.sleeps == []
+
+
+def test_not_found_is_not_retried(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    route = router.get("/version").mock(return_value=httpx.Response(404, text="Not Found"))
+    with pytest.raises(ApiRequestError) as caught:
+        make_client().version()
+    assert caught.value.status_code == 404
+    assert route.call_count == 1
+
+
+def test_long_error_bodies_are_truncated(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    router.get("/version").mock(return_value=httpx.Response(400, text="x" * 5000))
+    with pytest.raises(ApiRequestError) as caught:
+        make_client().version()
+    assert 300 <= len(str(caught.value)) < 450
+
+
+def test_credentials_in_base_url_never_reach_messages(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    secret_base = "https://user:s3cret@clinicaltrials.gov/api/v2"
+    router.get("/version").mock(return_value=httpx.Response(500))
+    router.get("/studies").mock(return_value=httpx.Response(400, text="nope"))
+    client = make_client(base_url=secret_base, max_attempts=2)
+
+    with pytest.raises(TransientFetchError) as transient:
+        client.version()
+    with pytest.raises(ApiRequestError) as refused:
+        list(client.iter_studies([CANONICAL]))
+
+    for message in (str(transient.value), str(refused.value)):
+        assert "s3cret" not in message
+        assert "user" not in message
+        assert "https://clinicaltrials.gov/api/v2/" in message
+
+
+# -- pacing and construction ------------------------------------------------------------------
+
+
+def test_requests_are_paced(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    router.get("/version").mock(return_value=VERSION_OK)
+    client = make_client(min_interval_s=1.0)
+
+    client.version()
+    assert clock.sleeps == []  # the first request never waits
+    clock.now += 0.25
+    client.version()
+    assert clock.sleeps == [pytest.approx(0.75)]
+    clock.now += 5
+    client.version()
+    assert clock.sleeps == [pytest.approx(0.75)]  # long enough since the last start
+    assert client.requests_made == 3
+
+
+def test_pacing_applies_to_every_page(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    records = real_records()
+    router.get("/studies").mock(side_effect=paging_server(records, per_page=5))
+    list(make_client(min_interval_s=1.0).iter_studies([nct_id(r) for r in records]))
+    assert clock.sleeps == [pytest.approx(1.0)] * 2  # three pages, two waits
+
+
+def test_client_is_a_context_manager(router: respx.MockRouter, clock: FakeClock) -> None:
+    router.get("/version").mock(return_value=VERSION_OK)
+    with CtGovClient(base_url=BASE, sleep=clock.sleep, monotonic=clock.monotonic) as client:
+        assert client.version().api_version == "2.0.5"
+    with pytest.raises(RuntimeError):
+        client.version()  # closed
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"base_url": "ftp://example.org/api/v2"},
+        {"base_url": "not a url"},
+        {"batch_size": 0},
+        {"batch_size": 1001},
+        {"max_attempts": 0},
+        {"timeout_s": 0},
+        {"min_interval_s": -1},
+    ],
+)
+def test_unusable_settings_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must"):
+        CtGovClient(**{"base_url": BASE, **kwargs})
