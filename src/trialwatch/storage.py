@@ -515,23 +515,23 @@ class Store:
 
     # -- outbox -----------------------------------------------------------------------------
 
-    def due_notifications(self, now: datetime, limit: int = 100) -> list[Notification]:
-        """Pending notifications whose time has come (claimed ones included: see :meth:`claim`)."""
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(Notification)
-                    .where(
-                        Notification.status == "pending",
-                        sa.or_(
-                            col(Notification.next_attempt_at).is_(None),
-                            col(Notification.next_attempt_at) <= now,
-                        ),
-                    )
-                    .order_by(col(Notification.id))
-                    .limit(limit)
+    def due_notifications(
+        self, now: datetime, limit: int = 100, *, ignore_backoff: bool = False
+    ) -> list[Notification]:
+        """Pending notifications whose time has come (all pending ones with ``ignore_backoff``).
+
+        Claimed ones are included: :meth:`claim` decides whether a claim can be taken over.
+        """
+        query = select(Notification).where(Notification.status == "pending")
+        if not ignore_backoff:
+            query = query.where(
+                sa.or_(
+                    col(Notification.next_attempt_at).is_(None),
+                    col(Notification.next_attempt_at) <= now,
                 )
             )
+        with self.session() as s:
+            return list(s.exec(query.order_by(col(Notification.id)).limit(limit)))
 
     def claim(
         self,

@@ -1,0 +1,211 @@
+"""The one place that wires trialwatch together from Settings.
+
+Tests wire the same pieces with fakes; the CLI and the daemon call :func:`build_app` and then
+one method. Nothing here decides anything: it builds, calls, and closes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from trialwatch.config import Settings
+from trialwatch.ctgov import CtGovClient
+from trialwatch.exceptions import UserError
+from trialwatch.export import TrialState
+from trialwatch.health import Health, assess, render_alert
+from trialwatch.locking import DatabaseLock
+from trialwatch.models import Clock, SyncResult, WatchItem
+from trialwatch.notify import SmtpSettings, SmtpTransport, WebhookTransport
+from trialwatch.outbox import FlushResult, Outbox
+from trialwatch.report import build_message, make_message_id, render_test_message
+from trialwatch.routing import SubscriptionRouter
+from trialwatch.storage import Store
+from trialwatch.sync import MISSING_REASON, run_sync
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    clock: Clock = utc_now
+    router: SubscriptionRouter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.router = SubscriptionRouter(self.settings.email, self.settings.subscriptions)
+
+    @property
+    def watchlist(self) -> tuple[WatchItem, ...]:
+        return tuple(
+            WatchItem(w.nct_id, w.label, w.table, w.reference) for w in self.settings.watchlist
+        )
+
+    def client(self, *, sleep: Callable[[float], None] | None = None) -> CtGovClient:
+        """The CT.gov client; ``sleep`` lets the daemon cut pacing and backoff waits short."""
+        api = self.settings.api
+        return CtGovClient(
+            base_url=api.base_url,
+            timeout_s=api.timeout_s,
+            min_interval_s=api.min_interval_s,
+            max_attempts=api.max_attempts,
+            backoff_initial_s=api.backoff_initial_s,
+            backoff_max_s=api.backoff_max_s,
+            max_retry_after_s=api.max_retry_after_s,
+            batch_size=api.batch_size,
+            sleep=time.sleep if sleep is None else sleep,
+        )
+
+    def sync(
+        self, *, force: bool = False, wait_s: float = 0.0, client: CtGovClient | None = None
+    ) -> SyncResult:
+        """One sync under the database's sync lock, then a best-effort flush of the outbox.
+
+        Raises LockHeldError when another process keeps syncing for longer than ``wait_s``.
+        """
+        with DatabaseLock(self.store, "sync").hold(wait_s, what="another trialwatch process"):
+            own = client is None
+            client = client or self.client()
+            try:
+                result = run_sync(
+                    source=client,
+                    store=self.store,
+                    watchlist=self.watchlist,
+                    clock=self.clock,
+                    force=force,
+                    router=self.router,
+                )
+            finally:
+                if own:
+                    client.close()
+        # Deliver what this sync queued, and retry what earlier deliveries left due.
+        self.flush()
+        return result
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def smtp(self) -> SmtpTransport:
+        email = self.settings.email
+        return SmtpTransport(
+            SmtpSettings(
+                host=email.smtp_host,
+                port=email.smtp_port,
+                security=email.security,
+                username=email.username,
+                password=email.resolved_password(),
+                timeout_s=email.timeout_s,
+            )
+        )
+
+    def outbox(self) -> Outbox:
+        email = self.settings.email
+        return Outbox(
+            self.store,
+            clock=self.clock,
+            email=email,
+            settings=self.settings.outbox,
+            email_sender=self.smtp if email.enabled else None,
+            webhook_sender=lambda url: WebhookTransport(url, timeout_s=email.timeout_s),
+        )
+
+    def flush(
+        self, *, ignore_backoff: bool = False, should_stop: Callable[[], bool] = lambda: False
+    ) -> FlushResult:
+        """Deliver every notification that is due (failures stay queued, never raise)."""
+        return self.outbox().flush(ignore_backoff=ignore_backoff, should_stop=should_stop)
+
+    def fold_digests(self, mode: str) -> int:
+        """Turn waiting ``daily``/``weekly`` notifications into one digest per recipient."""
+        local = self.clock().astimezone(ZoneInfo(self.settings.schedule.timezone))
+        period = f"{mode}-{local:%Y-%m-%d}" if mode == "daily" else f"{mode}-{local:%G-W%V}"
+        return self.store.fold_digests(mode, now=self.clock(), period_key=period)
+
+    def send_test_message(self) -> list[str]:
+        """Send a test email now (not through the outbox); raises DeliveryError saying why."""
+        email = self.settings.email
+        recipients = list(email.to) or [a for sub in self.settings.subscriptions for a in sub.to]
+        if not recipients:
+            raise UserError("no recipients: set [email] to (or TRIALWATCH_EMAIL__TO)")
+        now = self.clock()
+        message = build_message(
+            render_test_message(generated_at=now),
+            sender=email.sender,
+            recipients=recipients,
+            message_id=make_message_id(f"test-{now:%Y%m%dT%H%M%S%f}", email.sender.split("@")[-1]),
+            date=now,
+        )
+        self.smtp().send(message)
+        return recipients
+
+    # -- health ---------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        last = self.store.last_complete_run()
+        runs = self.store.recent_runs(1)
+        last_error = None
+        if runs and runs[0].status == "failed" and runs[0].errors_json:
+            errors = json.loads(runs[0].errors_json)
+            last_error = errors[0] if errors else None
+        return assess(
+            now=self.clock(),
+            settings=self.settings.health,
+            last_success_at=last.finished_at if last else None,
+            data_timestamp=last.data_timestamp if last else None,
+            consecutive_failures=self.store.consecutive_failures(),
+            last_error=last_error,
+            outbox=self.store.outbox_counts(),
+        )
+
+    def check_alerts(self) -> str | None:
+        """Queue one admin alert when health turns bad and one notice when it heals."""
+        health = self.health()
+        return self.store.transition_alert(
+            unhealthy=not health.healthy,
+            now=self.clock(),
+            recipient=self.settings.health.admin_email,
+            render=lambda unhealthy, episode: render_alert(health, unhealthy, episode),
+        )
+
+    def trial_states(self) -> Iterator[TrialState]:
+        """Watched trials in watchlist order, each with its current snapshot (loaded lazily)."""
+        rows = {t.nct_id: t for t in self.store.trials()}
+        for item in self.watchlist:
+            row = rows.get(item.nct_id)
+            snapshot = (
+                self.store.snapshot(row.current_version_id)
+                if row is not None and row.current_version_id is not None
+                else None
+            )
+            problem = None
+            if row is not None and row.last_error:
+                problem = row.last_error
+            elif row is None or row.current_version_id is None:
+                problem = "not synced yet"
+            yield TrialState(
+                nct_id=item.nct_id,
+                label=item.label,
+                table=item.table,
+                snapshot=snapshot,
+                last_synced_at=row.last_checked_at if row else None,
+                last_changed_at=row.last_changed_at if row else None,
+                last_change_summary=row.last_change_summary if row else None,
+                problem=problem,
+            )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_app(settings: Settings, *, clock: Clock = utc_now) -> App:
+    """Open the database named by the settings and wire the app. Raises DatabaseUnavailableError."""
+    return App(settings=settings, store=Store.open(settings.database.url), clock=clock)
+
+
+__all__ = ["MISSING_REASON", "App", "build_app", "utc_now"]

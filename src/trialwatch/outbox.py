@@ -1,0 +1,273 @@
+"""Delivering the outbox: exactly once per notification, whatever fails.
+
+The sync writes notifications in the same transaction as the changes they report. Delivery
+happens afterwards, here:
+
+- a notification is *claimed* with a compare-and-swap (see :meth:`Store.claim`), so two
+  processes flushing at once never send the same one twice;
+- it is marked ``sent`` only after the server accepted it. A crash between acceptance and
+  marking can resend it once, with the same ``Message-ID`` (derived from the notification's
+  key), so the duplicate is recognisable;
+- temporary failures are retried with exponential backoff; permanent ones (and temporary ones
+  past ``max_attempts``) become dead letters that ``trialwatch notify retry`` re-queues;
+- a claim held by a process that died (same host, pid gone) or whose lease ran out is taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import structlog
+
+from trialwatch.config import EmailSettings, OutboxSettings
+from trialwatch.exceptions import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from trialwatch.models import Clock
+from trialwatch.report import (
+    ChangeReport,
+    RenderedEmail,
+    TrialChanges,
+    build_message,
+    make_message_id,
+    render_change_report,
+    webhook_payload,
+)
+from trialwatch.storage import Notification, Store
+
+log = structlog.get_logger("trialwatch.outbox")
+
+
+class EmailSender(Protocol):
+    def send(self, message: EmailMessage) -> Any: ...
+
+
+class WebhookSender(Protocol):
+    def post(self, payload: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class FlushResult:
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    busy: int = 0  # claimed by another live process
+    errors: list[str] = field(default_factory=list)
+
+
+def process_owner() -> str:
+    """Who claims: host, pid and a nonce (a recycled pid never looks like the old owner)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claimer_is_dead(notification: Notification) -> bool:
+    """True when the claim was made on this host by a process that no longer exists."""
+    if not notification.claimed_by:
+        return False
+    try:
+        host, pid_text, _nonce = notification.claimed_by.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False  # another machine: only its lease can tell
+    if pid == os.getpid():
+        return False  # this process: its own claims are never stale while it runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def backoff_s(attempts: int, settings: OutboxSettings, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: initial * 2^(attempts-1), capped, +-20 %."""
+    base = min(settings.backoff_max_s, settings.backoff_initial_s * 2 ** max(0, attempts - 1))
+    jitter: float = (rng or random).random()
+    return float(base * (0.8 + 0.4 * jitter))
+
+
+def sender_domain(email: EmailSettings) -> str:
+    return email.sender.rsplit("@", 1)[-1] or "trialwatch.invalid"
+
+
+class Outbox:
+    """Renders and delivers pending notifications through the given channels."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        email: EmailSettings,
+        settings: OutboxSettings,
+        email_sender: Callable[[], EmailSender] | None,
+        webhook_sender: Callable[[str], WebhookSender],
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.email = email
+        self.settings = settings
+        self.email_sender = email_sender
+        self.webhook_sender = webhook_sender
+        self.owner = owner or process_owner()
+
+    def flush(
+        self,
+        *,
+        limit: int = 1000,
+        ignore_backoff: bool = False,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> FlushResult:
+        """Deliver what is due (everything pending with ``ignore_backoff``); returns counts.
+
+        Never raises for a delivery failure: failures are recorded on the notification.
+        """
+        result = FlushResult()
+        due = self.store.due_notifications(self.clock(), limit, ignore_backoff=ignore_backoff)
+        for notification in due:
+            if should_stop():
+                break
+            now = self.clock()
+            until = now + timedelta(seconds=self.settings.lease_s)
+            if not self.store.claim(
+                notification, owner=self.owner, now=now, until=until, stale=claimer_is_dead
+            ):
+                result.busy += 1
+                continue
+            self._deliver_one(notification, result)
+        return result
+
+    def _deliver_one(self, notification: Notification, result: FlushResult) -> None:
+        assert notification.id is not None
+        bound = log.bind(
+            notification_id=notification.id, channel=notification.channel, kind=notification.kind
+        )
+        try:
+            if notification.channel == "email":
+                self._send_email(notification)
+            elif notification.channel == "webhook":
+                self._post_webhook(notification)
+            else:
+                raise PermanentDeliveryError(f"unknown channel {notification.channel!r}")
+        except DeliveryError as exc:
+            attempts = notification.attempts + 1
+            permanent = isinstance(exc, PermanentDeliveryError)
+            give_up = permanent or attempts >= self.settings.max_attempts
+            retry_at = None
+            if not give_up:
+                retry_at = self.clock() + timedelta(seconds=backoff_s(attempts, self.settings))
+            self.store.mark_failed(
+                notification.id,
+                owner=self.owner,
+                error=str(exc),
+                attempts=attempts,
+                retry_at=retry_at,
+            )
+            if give_up:
+                result.dead += 1
+                bound.error("delivery.dead", error=str(exc), attempts=attempts)
+            else:
+                result.retrying += 1
+                bound.warning(
+                    "delivery.retry",
+                    error=str(exc),
+                    attempts=attempts,
+                    retry_at=retry_at.isoformat() if retry_at else None,
+                )
+            result.errors.append(str(exc))
+            return
+        self.store.mark_sent(notification.id, owner=self.owner, now=self.clock())
+        result.sent += 1
+        bound.info("delivery.sent")
+
+    # -- rendering ----------------------------------------------------------------------
+
+    def report_for(self, notification: Notification) -> ChangeReport:
+        """The change report a notification owes, rebuilt from the stored change events."""
+        events = self.store.changes_by_id(notification.change_ids)
+        trials: dict[str, list[Any]] = {}
+        for event in events:
+            trials.setdefault(event.nct_id, []).append(event.to_change())
+        rows = {t.nct_id: t for t in self.store.trials(watched_only=False)}
+        data_timestamp = max((e.data_timestamp or "" for e in events), default="") or None
+        period = None
+        if notification.kind == "digest":
+            first = min((e.detected_at for e in events if e.detected_at), default=None)
+            last = max((e.detected_at for e in events if e.detected_at), default=None)
+            if first and last:
+                period = f"{notification.mode} digest, {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+        return ChangeReport(
+            trials=tuple(
+                TrialChanges(
+                    nct_id=nct_id,
+                    label=rows[nct_id].label if nct_id in rows else None,
+                    brief_title=rows[nct_id].brief_title if nct_id in rows else None,
+                    changes=tuple(changes),
+                )
+                for nct_id, changes in trials.items()
+            ),
+            data_timestamp=data_timestamp,
+            generated_at=notification.created_at or self.clock(),
+            run_id=str(notification.run_id) if notification.run_id else None,
+            period=period,
+        )
+
+    def _rendered(self, notification: Notification) -> tuple[RenderedEmail, ChangeReport | None]:
+        if notification.payload_json:
+            payload = json.loads(notification.payload_json)
+            return RenderedEmail(payload["subject"], payload["text"], payload["html"]), None
+        report = self.report_for(notification)
+        return render_change_report(report, max_changes=self.email.max_changes), report
+
+    def _send_email(self, notification: Notification) -> None:
+        if self.email_sender is None:
+            raise TemporaryDeliveryError("email is not enabled ([email] enabled = false)")
+        rendered, _ = self._rendered(notification)
+        message = build_message(
+            rendered,
+            sender=self.email.sender,
+            recipients=[notification.recipient],
+            message_id=make_message_id(notification.key, sender_domain(self.email)),
+            date=notification.created_at or self.clock(),
+        )
+        self.email_sender().send(message)
+
+    def _post_webhook(self, notification: Notification) -> None:
+        rendered, report = self._rendered(notification)
+        if report is None:
+            payload: dict[str, Any] = {"text": f"{rendered.subject}\n\n{rendered.text}"}
+        else:
+            payload = webhook_payload(report, rendered)
+        payload.setdefault("trialwatch", {})["message_key"] = notification.key
+        self.webhook_sender(notification.recipient).post(payload)
+
+
+def period_key(mode: str, now_local_date: str) -> str:
+    return f"{mode}-{now_local_date}"
+
+
+__all__ = [
+    "EmailSender",
+    "FlushResult",
+    "Outbox",
+    "TemporaryDeliveryError",
+    "WebhookSender",
+    "backoff_s",
+    "claimer_is_dead",
+    "process_owner",
+]

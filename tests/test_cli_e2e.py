@@ -1,0 +1,222 @@
+"""The real ``trialwatch`` command, shipped config, CT.gov stand-in on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.conftest import SELINEXOR
+from tests.e2e import REPO, Run, sqlite_dump, trialwatch, user_env
+from tests.fakes.ctgov_server import FakeCtGov
+
+pytestmark = pytest.mark.e2e
+SEAL = "NCT02606461"
+
+
+@pytest.fixture
+def api() -> Iterator[FakeCtGov]:
+    with FakeCtGov.load_dir(SELINEXOR) as fake:
+        yield fake
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "trialwatch.db"
+
+
+def _run(api: FakeCtGov, db: Path, *args: str, **env: str) -> Run:
+    return trialwatch(*args, env=user_env(api.base_url, db, **env), cwd=db.parent.parent)
+
+
+def _complete(record: dict[str, Any]) -> None:
+    record["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
+
+
+def test_the_thirteen_trials_baseline_change_and_idle_poll(api: FakeCtGov, db: Path) -> None:
+    assert len(api.nct_ids) == 13
+
+    first = _run(api, db, "sync")
+    assert first.code == 0, first.err
+    assert "Synced 13 trials" in first.out
+    assert "13 new" in first.out
+    assert api.count("/version") == 1
+    assert api.count("/studies") == 1  # 13 ids, one request (pageSize >= 13)
+    studies_call = next(r for r in api.requests if r.path.endswith("/studies"))
+    assert len(studies_call.params["filter.ids"].split(",")) == 13
+
+    api.update_study(SEAL, _complete)
+    api.clear_requests()
+    second = _run(api, db, "sync")
+    assert second.code == 0, second.err
+    assert len(api.requests) == 2
+    assert "1 changed" in second.out
+    assert "Overall status: Active, not recruiting → Completed" in second.out
+
+    exported = _run(api, db, "export", "--format", "json")
+    assert exported.code == 0, exported.err
+    doc = json.loads(exported.out)
+    schema = json.loads((REPO / "docs" / "export.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert doc["data_timestamp"] == api.data_timestamp
+    by_id = {t["nct_id"]: t for t in doc["trials"]}
+    assert len(by_id) == 13
+    seal = by_id[SEAL]
+    assert seal["label"] == "SEAL"
+    assert seal["overall_status"] == "COMPLETED"
+    assert seal["last_change_summary"] == "Overall status: Active, not recruiting → Completed"
+    assert seal["url"] == f"https://clinicaltrials.gov/study/{SEAL}"
+    changed = [t for t in doc["trials"] if t["last_changed_at"] is not None]
+    assert [t["nct_id"] for t in changed] == [SEAL]
+
+    before = sqlite_dump(db)
+    api.clear_requests()
+    idle = _run(api, db, "sync")
+    assert idle.code == 0, idle.err
+    assert "Nothing to do" in idle.out
+    assert [r.path for r in api.requests] == ["/api/v2/version"]
+    assert sqlite_dump(db) == before
+
+    history = _run(api, db, "history", SEAL.lower())
+    assert history.code == 0, history.err
+    assert "Active, not recruiting → Completed" in history.out
+    assert "tab=history" in history.out
+
+    status = _run(api, db, "status")
+    assert status.code == 0, status.err
+    seal_line = next(line for line in status.out.splitlines() if line.startswith(SEAL))
+    assert "Completed" in seal_line
+
+
+def test_export_to_a_file(api: FakeCtGov, db: Path, tmp_path: Path) -> None:
+    assert _run(api, db, "sync").code == 0
+    target = tmp_path / "statuses.json"
+    run = _run(api, db, "export", "--format", "json", "--output", str(target))
+    assert run.code == 0, run.err
+    assert run.out == ""
+    doc = json.loads(target.read_text())
+    assert {t["nct_id"] for t in doc["trials"]} == set(api.nct_ids)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_malformed_nct_id_in_config_exits_2_and_writes_nothing(
+    api: FakeCtGov, db: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "bad.toml"
+    shipped = (REPO / "config" / "trialwatch.toml").read_text()
+    config.write_text(shipped.replace('nct_id = "NCT04138381"', 'nct_id = "NCT0413838"'))
+    run = _run(api, db, "--config", str(config), "sync")
+    assert run.code == 2
+    assert "NCT0413838" in run.err
+    assert str(config) in run.err
+    assert "Traceback" not in run.err
+    assert not db.exists()
+    assert api.requests == []
+
+
+def test_every_config_problem_is_reported_at_once(api: FakeCtGov, db: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        """
+[api]
+base_url = "not a url"
+colour = "blue"
+
+[[watchlist]]
+nct_id = "NCT02606461"
+label = "SEAL"
+
+[[watchlist]]
+nct_id = "nct02606461"
+label = "SEAL again"
+
+[[watchlist]]
+nct_id = "NCT123"
+label = "broken"
+"""
+    )
+    run = trialwatch(
+        "--config",
+        str(config),
+        "sync",
+        env={
+            **user_env(api.base_url, db),
+            "TRIALWATCH_API__BASE_URL": "not a url either",
+            "TRIALWATCH_EMAIL__SMTP_PORT": "seventy",
+        },
+        cwd=tmp_path,
+    )
+    assert run.code == 2
+    assert "Traceback" not in run.err
+    for needle in (
+        "colour",
+        "NCT123",
+        "listed twice",
+        "TRIALWATCH_API__BASE_URL",
+        "TRIALWATCH_EMAIL__SMTP_PORT",
+        "5 problems",
+    ):
+        assert needle in run.err, needle
+    assert not db.exists()
+
+
+def test_transient_faults_are_retried(api: FakeCtGov, db: Path) -> None:
+    api.inject("status", times=2, path="/studies", status=503)
+    api.inject("html", times=1, path="/studies")
+    run = _run(api, db, "sync")
+    assert run.code == 0, run.err
+    assert "Synced 13 trials" in run.out
+    assert api.count("/studies") == 4
+
+
+def test_api_down_is_a_clear_error_and_changes_nothing(api: FakeCtGov, db: Path) -> None:
+    assert _run(api, db, "sync").code == 0
+    api.update_study(SEAL, _complete)
+    before = sqlite_dump(db)
+    api.fail_all("status", path="/studies", status=503)
+    run = _run(api, db, "sync", TRIALWATCH_API__MAX_ATTEMPTS="2")
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    assert "503" in run.err
+    after = sqlite_dump(db)
+    # Only the failed run is recorded; no trial, version or change moved.
+    assert after.count("INSERT INTO change_event") == before.count("INSERT INTO change_event") == 0
+    assert after.count("INSERT INTO record_version") == before.count("INSERT INTO record_version")
+    api.clear_faults()
+    recovered = _run(api, db, "sync")
+    assert recovered.code == 0, recovered.err
+    assert "Overall status: Active, not recruiting → Completed" in recovered.out
+
+
+def test_garbled_response_and_broken_record(api: FakeCtGov, db: Path) -> None:
+    def mutilate(record: dict[str, Any]) -> None:
+        del record["protocolSection"]["statusModule"]
+
+    api.update_study("NCT04595994", mutilate)
+    api.inject("garbage", times=1, path="/studies")
+    run = _run(api, db, "sync")
+    assert run.code == 0, run.err
+    assert "12 new" in run.out
+    assert "1 failed" in run.out
+    assert "FAILED NCT04595994" in run.err
+    assert "Traceback" not in run.err
+    status = _run(api, db, "status")
+    line = next(ln for ln in status.out.splitlines() if ln.startswith("NCT04595994"))
+    assert "statusModule" in line
+
+
+def test_unreachable_database_is_a_clear_error(api: FakeCtGov, db: Path) -> None:
+    run = _run(
+        api,
+        db,
+        "sync",
+        TRIALWATCH_DATABASE__URL="postgresql+psycopg://nobody@127.0.0.1:1/nowhere",
+    )
+    assert run.code == 1
+    assert "cannot reach database" in run.err
+    assert "Traceback" not in run.err
+    assert api.requests == []
