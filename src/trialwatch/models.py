@@ -166,7 +166,7 @@ class Snapshot:
 
     def to_dict(self) -> dict[str, JSONValue]:
         """Plain-JSON form (tuples become lists). ``Snapshot.from_dict(s.to_dict()) == s``."""
-        return _to_json(dataclasses.asdict(self))  # type: ignore[no-any-return]
+        return _plain(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, JSONValue]) -> Snapshot:
@@ -193,12 +193,23 @@ def _build(item_type: type[Any], item: Mapping[str, Any]) -> Any:
     return item_type(**values)
 
 
-def _to_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_json(v) for v in value]
-    return value
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses to dicts, tuples to lists. Hot (it feeds the content hash of every record),
+    so it avoids ``dataclasses.asdict``, which deep-copies every leaf on the way."""
+    cls = type(value)
+    if cls in (str, int, float, bool) or value is None:
+        return value
+    if cls is tuple or cls is list:
+        return [_plain(v) for v in value]
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(value):
+            return value
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: _plain(getattr(value, name)) for name in names}
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +320,7 @@ class TrialOutcome:
     snapshot: Snapshot | None = None
     content_hash: str | None = None
     snapshot_json: str | None = None
-    raw_json: bytes | None = None
+    raw_zlib: bytes | None = None  # the raw record, compressed as soon as it is decided
     changes: tuple[FieldChange, ...] = ()
     error: str | None = None
 

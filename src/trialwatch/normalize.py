@@ -12,6 +12,7 @@ This module does no I/O, reads no clock and keeps no state.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -59,6 +60,10 @@ def normalize_text(value: str) -> str | None:
     of whitespace (newlines included) collapsed to one space, ends stripped. Does not touch any
     other markup (bullets, emphasis) and does not change case.
     """
+    # Fast path for the common case (printable ASCII, nothing to unescape or collapse): every
+    # record has hundreds of text values and the regex chain below dominates a large sync.
+    if value.isascii() and value.isprintable() and "\\" not in value and "  " not in value:
+        return value.strip() or None
     text = _SURROGATE.sub("\ufffd", value)
     text = unicodedata.normalize("NFC", text)
     text = _MARKDOWN_HARD_BREAK.sub(" ", text)
@@ -76,8 +81,13 @@ def sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
     """
     if isinstance(item, str):
         return ((True, item),)
-    values = (getattr(item, f.name) for f in dataclasses.fields(item))
+    values = (getattr(item, name) for name in _field_names(type(item)))
     return tuple((value is not None, value if value is not None else "") for value in values)
+
+
+@functools.cache
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def normalize(record: Mapping[str, Any]) -> Snapshot:

@@ -472,7 +472,7 @@ class Store:
                 nct_id=outcome.nct_id,
                 content_hash=outcome.content_hash,
                 snapshot_json=outcome.snapshot_json or json.dumps(snapshot.to_dict()),
-                raw_zlib=zlib.compress(outcome.raw_json or b"{}", 6),
+                raw_zlib=outcome.raw_zlib or zlib.compress(b"{}"),
                 data_timestamp=plan.data_timestamp,
                 first_seen_at=now,
             )

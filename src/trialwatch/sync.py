@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -254,14 +255,15 @@ def _decide(
     if old_hash == digest:
         return TrialOutcome(nct_id=nct_id, kind="unchanged", canonical_id=canonical)
 
-    raw = json.dumps(found.record, sort_keys=True, separators=(",", ":")).encode()
+    # Compressed now, not at write time: a large first sync holds ~3 KB per trial, not ~17 KB.
+    raw = zlib.compress(json.dumps(found.record, sort_keys=True, separators=(",", ":")).encode(), 6)
     common: dict[str, Any] = {
         "nct_id": nct_id,
         "canonical_id": canonical,
         "snapshot": snapshot,
         "content_hash": digest,
         "snapshot_json": canonical_json(snapshot),
-        "raw_json": raw,
+        "raw_zlib": raw,
     }
     if old_hash is None or old_version is None:
         bound.debug("trial.baseline", nct_id=nct_id, status=snapshot.overall_status)
