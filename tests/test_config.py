@@ -13,8 +13,16 @@ from trialwatch.models import Category, Severity
 
 REVIEW_IDS = {
     "Table 1": ["NCT01607905", "NCT03110562", "NCT02025985", "NCT01607892", "NCT02606461"],
-    "Table 2": ["NCT04811196", "NCT03193437", "NCT04138381", "NCT04595994", "NCT03042819",
-                "NCT02323880", "NCT01986348", "NCT01896505"],
+    "Table 2": [
+        "NCT04811196",
+        "NCT03193437",
+        "NCT04138381",
+        "NCT04595994",
+        "NCT03042819",
+        "NCT02323880",
+        "NCT01986348",
+        "NCT01896505",
+    ],
 }
 
 
@@ -110,7 +118,10 @@ mode = "hourly"
     problems = info.value.problems
     text = "\n".join(problems)
     assert len(problems) == 7, text
-    assert f"{path}: watchlist[1].nct_id (label 'too short'): 'NCT1234567' is not an NCT number" in text
+    assert (
+        f"{path}: watchlist[1].nct_id (label 'too short'): 'NCT1234567' is not an NCT number"
+        in text
+    )
     assert "NCT02606461 is listed twice" in text
     assert "mysql://x" in text
     assert "not-an-address" in text

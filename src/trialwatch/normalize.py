@@ -12,7 +12,6 @@ This module does no I/O, reads no clock and keeps no state.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import re
@@ -81,13 +80,15 @@ def sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
     """
     if isinstance(item, str):
         return ((True, item),)
-    values = (getattr(item, name) for name in _field_names(type(item)))
+    cls = type(item)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(item))
+    values = (getattr(item, name) for name in names)
     return tuple((value is not None, value if value is not None else "") for value in values)
 
 
-@functools.cache
-def _field_names(cls: type[Any]) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
 def normalize(record: Mapping[str, Any]) -> Snapshot:
