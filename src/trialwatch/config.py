@@ -25,7 +25,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -64,7 +66,19 @@ def _check_http_url(value: str) -> str:
     return value
 
 
-EmailAddress = Annotated[str, Field(min_length=3, max_length=254)]
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _severity(value: Any) -> Any:
+    return Severity.parse(value) if isinstance(value, str) else value
+
+
+EmailAddress = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_check_email)]
+# One address or a list of them.
+EmailAddresses = Annotated[tuple[EmailAddress, ...], BeforeValidator(_one_or_many)]
+# "critical" | "major" | "minor" | "admin"
+SeverityName = Annotated[Severity, BeforeValidator(_severity)]
 
 
 class ApiSettings(_Frozen):
@@ -133,26 +147,9 @@ class EmailSettings(_Frozen):
     password_file: Path | None = None
     timeout_s: float = Field(30.0, gt=0, le=600)
     sender: EmailAddress = "trialwatch@localhost.localdomain"
-    to: tuple[EmailAddress, ...] = ()
-    min_severity: Severity = Severity.MAJOR
+    to: EmailAddresses = ()
+    min_severity: SeverityName = Severity.MAJOR
     max_changes: int = Field(50, ge=1, le=1000)
-
-    _sender = field_validator("sender")(_check_email)
-
-    @field_validator("to", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("to")
-    @classmethod
-    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_email(v) for v in value)
-
-    @field_validator("min_severity", mode="before")
-    @classmethod
-    def _severity(cls, value: Any) -> Any:
-        return Severity.parse(value) if isinstance(value, str) else value
 
     def resolved_password(self) -> str | None:
         """The password from the environment, else from ``password_file``; never logged."""
@@ -172,22 +169,12 @@ class Subscription(_Frozen):
     """Extra recipients with their own filter. Empty ``trials``/``categories`` mean all."""
 
     name: str | None = None
-    to: tuple[EmailAddress, ...] = ()
+    to: EmailAddresses = ()
     webhook_url: SecretStr | None = Field(None, repr=False)
     trials: tuple[str, ...] = ()
-    min_severity: Severity = Severity.MAJOR
+    min_severity: SeverityName = Severity.MAJOR
     categories: tuple[Category, ...] = ()
     mode: Literal["immediate", "daily", "weekly"] = "immediate"
-
-    @field_validator("to", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("to")
-    @classmethod
-    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_email(v) for v in value)
 
     @field_validator("webhook_url")
     @classmethod
@@ -195,11 +182,6 @@ class Subscription(_Frozen):
         if value is not None:
             _check_http_url(value.get_secret_value())
         return value
-
-    @field_validator("min_severity", mode="before")
-    @classmethod
-    def _severity(cls, value: Any) -> Any:
-        return Severity.parse(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _has_channel(self) -> Subscription:
@@ -247,11 +229,6 @@ class HealthSettings(_Frozen):
     admin_email: EmailAddress | None = None
     max_consecutive_failures: int = Field(3, ge=1)
     max_data_age_hours: float = Field(96.0, gt=0)
-
-    @field_validator("admin_email")
-    @classmethod
-    def _admin(cls, value: str | None) -> str | None:
-        return None if value is None else _check_email(value)
 
 
 class Settings(_Frozen):

@@ -100,80 +100,67 @@ def run_sync(
     fingerprint = watchlist_hash(watchlist)
     bound = log.bind(run_id=run_id)
 
-    try:
-        version = source.version()
-    except FetchError as exc:
-        _record_failure(
-            store,
-            run_id,
-            started,
-            clock,
-            force,
-            fingerprint,
-            watchlist,
-            exc,
-            source.requests_made - requests_before,
-            None,
-        )
-        raise
-
-    last = store.last_complete_run()
-    same_data = (
-        last is not None
-        and last.data_timestamp == version.data_timestamp
-        and last.watchlist_hash == fingerprint
-    )
-    if same_data and not force:
-        bound.info("sync.idle", data_timestamp=version.data_timestamp, reason="no CT.gov refresh")
-        return SyncResult(
+    def plan(
+        version: ApiVersion | None,
+        outcomes: Sequence[TrialOutcome],
+        errors: tuple[str, ...],
+        *,
+        complete: bool,
+    ) -> SyncPlan:
+        return SyncPlan(
             run_id=run_id,
             started_at=started,
             finished_at=clock(),
-            skipped=True,
-            data_timestamp=version.data_timestamp,
-            requests=source.requests_made - requests_before,
-        )
-
-    try:
-        outcomes = _collect(source, store, watchlist, bound)
-    except FetchError as exc:
-        _record_failure(
-            store,
-            run_id,
-            started,
-            clock,
-            force,
-            fingerprint,
-            watchlist,
-            exc,
-            source.requests_made - requests_before,
-            version,
-        )
-        raise
-
-    finished = clock()
-    requests = source.requests_made - requests_before
-    nothing_new = all(o.kind == "unchanged" for o in outcomes)
-    wrote = not (same_data and nothing_new)
-    if wrote:
-        plan = SyncPlan(
-            run_id=run_id,
-            started_at=started,
-            finished_at=finished,
             forced=force,
-            complete=True,
-            api_version=version.api_version,
-            data_timestamp=version.data_timestamp,
+            complete=complete,
+            api_version=version.api_version if version else None,
+            data_timestamp=version.data_timestamp if version else None,
             watchlist_hash=fingerprint,
             watchlist=tuple(watchlist),
             outcomes=tuple(outcomes),
-            requests=requests,
-            errors=tuple(f"{o.nct_id}: {o.error}" for o in outcomes if o.error),
+            requests=source.requests_made - requests_before,
+            errors=errors,
         )
+
+    version: ApiVersion | None = None
+    try:
+        version = source.version()
+        last = store.last_complete_run()
+        same_data = (
+            last is not None
+            and last.data_timestamp == version.data_timestamp
+            and last.watchlist_hash == fingerprint
+        )
+        if same_data and not force:
+            bound.info("sync.idle", data_timestamp=version.data_timestamp)
+            return SyncResult(
+                run_id=run_id,
+                started_at=started,
+                finished_at=clock(),
+                skipped=True,
+                data_timestamp=version.data_timestamp,
+                requests=source.requests_made - requests_before,
+            )
+        outcomes = _collect(source, store, watchlist, bound)
+    except FetchError as exc:
+        # Only the failure is recorded (health counts consecutive failures); no trial moves.
+        failed = plan(version, (), (str(exc),), complete=False)
+        bound.error("sync.failed", error=str(exc), requests=failed.requests)
+        store.apply_sync(failed)
+        raise
+
+    nothing_new = all(o.kind == "unchanged" for o in outcomes)
+    wrote = not (same_data and nothing_new)
+    # Per-trial problems are recorded on the run too; the run is still complete.
+    errors = tuple(f"{o.nct_id}: {o.error}" for o in outcomes if o.error)
+    done = plan(version, outcomes, errors, complete=True)
+    if wrote:
         if router is None:
-            store.apply_sync(plan)
+            store.apply_sync(done)
         else:
-            store.apply_sync(plan, router=router)
+            store.apply_sync(done, router=router)
+    finished = done.finished_at
+    requests = done.requests
 
     result = SyncResult(
         run_id=run_id,
@@ -279,33 +266,3 @@ def _decide(
             summary=change.summary,
         )
     return TrialOutcome(kind="changed", changes=changes, **common)
-
-
-def _record_failure(
-    store: SyncStore,
-    run_id: str,
-    started: Any,
-    clock: Clock,
-    force: bool,
-    fingerprint: str,
-    watchlist: Sequence[WatchItem],
-    exc: FetchError,
-    requests: int,
-    version: ApiVersion | None,
-) -> None:
-    log.bind(run_id=run_id).error("sync.failed", error=str(exc), requests=requests)
-    plan = SyncPlan(
-        run_id=run_id,
-        started_at=started,
-        finished_at=clock(),
-        forced=force,
-        complete=False,
-        api_version=version.api_version if version else None,
-        data_timestamp=version.data_timestamp if version else None,
-        watchlist_hash=fingerprint,
-        watchlist=tuple(watchlist),
-        outcomes=(),
-        requests=requests,
-        errors=(str(exc),),
-    )
-    store.apply_sync(plan)
