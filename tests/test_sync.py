@@ -267,3 +267,23 @@ def test_notifications_are_queued_in_the_sync_transaction(store: Store, clock: F
     ]
     immediate = next(n for n in notes if n.mode == "immediate")
     assert len(immediate.change_ids) == 2  # one message per recipient per run, not per change
+
+
+def test_recovery_is_recorded_without_refetching(store: Store, clock: FakeClock) -> None:
+    source = _source()
+    _sync(store, source, clock)
+    source.fail_with = TransientFetchError("connection refused")
+    for _ in range(2):
+        with pytest.raises(TransientFetchError):
+            _sync(store, source, clock)
+    assert store.consecutive_failures() == 2
+    source.fail_with = None
+    source.requests_made = 0
+    result = _sync(store, source, clock)  # CT.gov back, its data unchanged meanwhile
+    assert result.skipped
+    assert result.wrote
+    assert source.requests_made == 1
+    assert store.consecutive_failures() == 0
+    before = _counts(store)
+    assert not _sync(store, source, clock).wrote  # and then idle again: nothing written
+    assert _counts(store) == before

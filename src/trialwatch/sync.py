@@ -72,6 +72,8 @@ class SyncStore(Protocol):
 
     def current_hashes(self) -> dict[str, tuple[str | None, int | None]]: ...
 
+    def consecutive_failures(self) -> int: ...
+
     def snapshot(self, version_id: int) -> Snapshot: ...
 
     def apply_sync(self, plan: SyncPlan, *, router: Any = ...) -> int: ...
@@ -132,14 +134,27 @@ def run_sync(
             and last.watchlist_hash == fingerprint
         )
         if same_data and not force:
-            bound.info("sync.idle", data_timestamp=version.data_timestamp)
+            # The stored data is CT.gov's current data. After failed runs that is news
+            # (health recovered): record a complete run, still without fetching anything.
+            recovered = store.consecutive_failures() > 0
+            if recovered:
+                store.apply_sync(plan(version, (), (), complete=True))
+            finished = clock()
+            bound.info(
+                "sync.idle",
+                data_timestamp=version.data_timestamp,
+                requests=source.requests_made - requests_before,
+                recovered=recovered,
+                duration_s=round((finished - started).total_seconds(), 3),
+            )
             return SyncResult(
                 run_id=run_id,
                 started_at=started,
-                finished_at=clock(),
+                finished_at=finished,
                 skipped=True,
                 data_timestamp=version.data_timestamp,
                 requests=source.requests_made - requests_before,
+                wrote=recovered,
             )
         outcomes = _collect(source, store, watchlist, bound)
     except FetchError as exc:
