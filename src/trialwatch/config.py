@@ -213,8 +213,9 @@ class ScheduleSettings(_Frozen):
     @field_validator("cron", "daily_digest_cron", "weekly_digest_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"{value!r} is not a 5-field cron expression")
+        from trialwatch.cron import crontab_trigger  # APScheduler loads only when validating
+
+        crontab_trigger(value, timezone="UTC")  # raises ValueError with the reason
         return value
 
 

@@ -1,0 +1,194 @@
+"""The daemon's scheduler wiring: which trigger wins, crontab weekdays, catch-up after a sleep."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from trialwatch.app import App, utc_now
+from trialwatch.config import ScheduleSettings, Settings, load_settings
+from trialwatch.cron import crontab_trigger, crontab_weekdays
+from trialwatch.daemon import Daemon
+from trialwatch.exceptions import ConfigError
+from trialwatch.storage import Store
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "trialwatch.db"
+
+
+@pytest.fixture
+def make_app(db_path: Path) -> Iterator[Any]:
+    apps: list[App] = []
+
+    def _make(**schedule: Any) -> App:
+        settings = Settings(schedule=ScheduleSettings(**schedule))
+        app = App(settings=settings, store=Store.open(f"sqlite:///{db_path}"), clock=utc_now)
+        apps.append(app)
+        return app
+
+    yield _make
+    for app in apps:
+        app.close()
+
+
+def _fire_times(trigger: CronTrigger, start: datetime, n: int) -> list[datetime]:
+    times: list[datetime] = []
+    previous = None
+    now = start
+    for _ in range(n):
+        fire = trigger.get_next_fire_time(previous, now)
+        assert fire is not None
+        times.append(fire)
+        previous = now = fire
+    return times
+
+
+# -- crontab weekdays: 0 (or 7) is Sunday, as in crontab, not Monday as in APScheduler 3 --------
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("*", "*"),
+        ("1-5", "mon,tue,wed,thu,fri"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("1", "mon"),
+        ("5-7", "sun,fri,sat"),
+        ("0,6", "sun,sat"),
+        ("*/2", "sun,tue,thu,sat"),
+        ("1-5/2", "mon,wed,fri"),
+        ("mon-fri", "mon-fri"),
+        ("sat,1", "sat,mon"),
+    ],
+)
+def test_crontab_weekdays_are_translated(field: str, expected: str) -> None:
+    assert crontab_weekdays(field) == expected
+
+
+@pytest.mark.parametrize("field", ["8", "5-1", "1-5/0", "1-", "", "1--2"])
+def test_impossible_weekdays_are_refused(field: str) -> None:
+    with pytest.raises(ValueError, match="day-of-week"):
+        crontab_weekdays(field)
+
+
+def test_the_default_cron_fires_monday_to_friday_after_the_refresh() -> None:
+    trigger = crontab_trigger(ScheduleSettings().cron, timezone="America/New_York")
+    sunday_noon = datetime(2026, 11, 22, 12, 0, tzinfo=NEW_YORK)
+    fires = _fire_times(trigger, sunday_noon, 6)
+    assert [f.strftime("%a %H:%M") for f in fires] == [
+        "Mon 09:20",
+        "Tue 09:20",
+        "Wed 09:20",
+        "Thu 09:20",
+        "Fri 09:20",
+        "Mon 09:20",
+    ]
+    assert all(f.tzinfo is not None and f.utcoffset() == timedelta(hours=-5) for f in fires)
+
+
+def test_the_weekly_digest_goes_out_on_monday() -> None:
+    trigger = crontab_trigger(ScheduleSettings().weekly_digest_cron, timezone="America/New_York")
+    [first, second] = _fire_times(trigger, datetime(2026, 11, 24, 12, 0, tzinfo=NEW_YORK), 2)
+    assert (first.strftime("%a %d %H:%M"), second.strftime("%a %d")) == ("Mon 30 08:00", "Mon 07")
+
+
+# -- the scheduler the daemon builds -------------------------------------------------------------
+
+
+def test_interval_seconds_wins_over_cron_and_the_first_sync_runs_at_start(make_app: Any) -> None:
+    app = make_app(interval_seconds=7, cron="20 9 * * 1-5", flush_interval_s=11)
+    before = datetime.now(UTC)
+    scheduler = Daemon(app)._build_scheduler()
+    after = datetime.now(UTC)
+    scheduler.start(paused=True)  # pending jobs get the job defaults when the scheduler starts
+    try:
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert set(jobs) == {"sync", "flush", "daily-digest", "weekly-digest"}
+        sync = jobs["sync"]
+        assert isinstance(sync.trigger, IntervalTrigger)
+        assert sync.trigger.interval == timedelta(seconds=7)
+        assert before <= sync.next_run_time <= after  # the start-up (catch-up) sync
+        assert isinstance(jobs["flush"].trigger, IntervalTrigger)
+        assert jobs["flush"].trigger.interval == timedelta(seconds=11)
+        for job in jobs.values():
+            assert job.coalesce is True
+            assert job.max_instances == 1
+            assert job.misfire_grace_time == ScheduleSettings().misfire_grace_s
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_without_interval_the_cron_with_jitter_schedules_syncs(make_app: Any) -> None:
+    app = make_app(cron="20 9 * * 1-5", jitter_s=300, misfire_grace_s=3600)
+    scheduler = Daemon(app)._build_scheduler()
+    scheduler.start(paused=True)
+    try:
+        sync = scheduler.get_job("sync")
+        assert isinstance(sync.trigger, CronTrigger)
+        assert sync.trigger.jitter == 300
+        assert str(sync.trigger.timezone) == "America/New_York"
+        assert sync.misfire_grace_time == 3600
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+@pytest.mark.parametrize(
+    ("grace_s", "runs"),
+    [
+        (6 * 3600, True),  # the shipped grace: the missed runs are caught up, once
+        (1, False),  # APScheduler's default grace would silently drop them
+    ],
+)
+def test_runs_missed_while_asleep_are_caught_up_once(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch, grace_s: int, runs: bool
+) -> None:
+    app = make_app(interval_seconds=60, misfire_grace_s=grace_s)
+    daemon = Daemon(app)
+    monkeypatch.setattr(daemon, "sync_job", lambda: None)
+    scheduler = daemon._build_scheduler()
+    events: list[Any] = []
+    done = threading.Event()
+
+    def listen(event: Any) -> None:
+        if event.job_id == "sync":
+            events.append(event)
+            if len(events) == 2:
+                done.set()
+
+    scheduler.add_listener(listen, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED)
+    # The machine slept for an hour: 61 runs were due, the last one 30 s ago.
+    scheduler.modify_job("sync", next_run_time=datetime.now(UTC) - timedelta(seconds=3630))
+    scheduler.start()
+    try:
+        assert done.wait(10)
+    finally:
+        scheduler.shutdown(wait=True)
+    # The executor may report before the scheduler reports the submission: order is free.
+    outcome = EVENT_JOB_EXECUTED if runs else EVENT_JOB_MISSED
+    assert sorted(e.code for e in events) == sorted([EVENT_JOB_SUBMITTED, outcome])
+    [submitted] = [e for e in events if e.code == EVENT_JOB_SUBMITTED]
+    assert len(submitted.scheduled_run_times) == 1  # coalesced: one run, not 61
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("cron", "61 9 * * 1-5"), ("cron", "20 9 * * 9"), ("weekly_digest_cron", "0 8 * * 1-8")],
+)
+def test_an_unreadable_cron_is_a_config_error_for_every_command(setting: str, value: str) -> None:
+    variable = f"TRIALWATCH_SCHEDULE__{setting.upper()}"
+    with pytest.raises(ConfigError, match=f"{variable}: schedule.{setting}"):
+        load_settings(env={variable: value})
