@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
+
+import structlog
 
 from trialwatch.config import Settings
 from trialwatch.ctgov import CtGovClient
@@ -70,23 +73,27 @@ class App:
 
         Raises LockHeldError when another process keeps syncing for longer than ``wait_s``.
         """
-        with DatabaseLock(self.store, "sync").hold(wait_s, what="another trialwatch process"):
-            own = client is None
-            client = client or self.client()
-            try:
-                result = run_sync(
-                    source=client,
-                    store=self.store,
-                    watchlist=self.watchlist,
-                    clock=self.clock,
-                    force=force,
-                    router=self.router,
-                )
-            finally:
-                if own:
-                    client.close()
-        # Deliver what this sync queued, and retry what earlier deliveries left due.
-        self.flush()
+        run_id = uuid.uuid4().hex
+        # Every log line of this sync (client retries and deliveries included) carries run_id.
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            with DatabaseLock(self.store, "sync").hold(wait_s, what="another trialwatch process"):
+                own = client is None
+                client = client or self.client()
+                try:
+                    result = run_sync(
+                        source=client,
+                        store=self.store,
+                        watchlist=self.watchlist,
+                        clock=self.clock,
+                        force=force,
+                        router=self.router,
+                        new_run_id=lambda: run_id,
+                    )
+                finally:
+                    if own:
+                        client.close()
+            # Deliver what this sync queued, and retry what earlier deliveries left due.
+            self.flush()
         return result
 
     # -- delivery -------------------------------------------------------------------------
