@@ -317,7 +317,11 @@ class TrialOutcome:
     nct_id: str
     kind: str
     canonical_id: str | None = None
-    snapshot: Snapshot | None = None
+    # Only what storage shows in listings, not the whole Snapshot: a large first sync holds
+    # thousands of outcomes until its single commit.
+    brief_title: str | None = None
+    acronym: str | None = None
+    overall_status: str | None = None
     content_hash: str | None = None
     snapshot_json: str | None = None
     raw_zlib: bytes | None = None  # the raw record, compressed as soon as it is decided

@@ -459,8 +459,7 @@ class Store:
             s.add(trial)
             return
 
-        snapshot = outcome.snapshot
-        assert snapshot is not None and outcome.content_hash is not None
+        assert outcome.content_hash is not None and outcome.snapshot_json is not None
         version = s.exec(
             select(RecordVersion).where(
                 RecordVersion.nct_id == outcome.nct_id,
@@ -471,7 +470,7 @@ class Store:
             version = RecordVersion(
                 nct_id=outcome.nct_id,
                 content_hash=outcome.content_hash,
-                snapshot_json=outcome.snapshot_json or json.dumps(snapshot.to_dict()),
+                snapshot_json=outcome.snapshot_json,
                 raw_zlib=outcome.raw_zlib or zlib.compress(b"{}"),
                 data_timestamp=plan.data_timestamp,
                 first_seen_at=now,
@@ -481,9 +480,9 @@ class Store:
         previous_version = trial.current_version_id
         trial.current_version_id = version.id
         trial.current_hash = outcome.content_hash
-        trial.brief_title = snapshot.brief_title
-        trial.acronym = snapshot.acronym
-        trial.overall_status = snapshot.overall_status
+        trial.brief_title = outcome.brief_title
+        trial.acronym = outcome.acronym
+        trial.overall_status = outcome.overall_status
         if outcome.kind == "changed" and outcome.changes:
             trial.last_changed_at = now
             trial.last_change_summary = _summary_line(outcome.changes)

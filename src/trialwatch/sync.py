@@ -262,7 +262,9 @@ def _decide(
     common: dict[str, Any] = {
         "nct_id": nct_id,
         "canonical_id": canonical,
-        "snapshot": snapshot,
+        "brief_title": snapshot.brief_title,
+        "acronym": snapshot.acronym,
+        "overall_status": snapshot.overall_status,
         "content_hash": digest,
         "snapshot_json": canonical_json(snapshot),
         "raw_zlib": raw,
