@@ -217,6 +217,6 @@ def test_unreachable_database_is_a_clear_error(api: FakeCtGov, db: Path) -> None
         TRIALWATCH_DATABASE__URL="postgresql+psycopg://nobody@127.0.0.1:1/nowhere",
     )
     assert run.code == 1
-    assert "cannot reach database" in run.err
+    assert "cannot use database" in run.err
     assert "Traceback" not in run.err
     assert api.requests == []

@@ -185,3 +185,10 @@ def test_bad_toml_is_one_clear_problem(tmp_path: Path) -> None:
     path = _write(tmp_path, "[api\nbase_url = 1\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(path, env={})
+
+
+def test_a_file_that_is_not_utf8_is_one_clear_problem(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"[api]\nbase_url = '\xe9'\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_settings(path, env={})

@@ -50,7 +50,7 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
 
 
 def test_unreachable_database_is_a_clear_error() -> None:
-    with pytest.raises(DatabaseUnavailableError, match="cannot reach database") as info:
+    with pytest.raises(DatabaseUnavailableError, match="cannot use database") as info:
         Store.open("postgresql+psycopg://nobody:secret@127.0.0.1:1/nowhere")
     assert "secret" not in str(info.value)
 

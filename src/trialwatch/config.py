@@ -281,6 +281,8 @@ def load_settings(
             raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
         except OSError as exc:
             raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
         _record_origins(data, (), str(path), origins)
         if isinstance(data.get("email"), dict) and "password" in data["email"]:
             problems.append(

@@ -256,7 +256,7 @@ class Store:
         except (OperationalError, DBAPIError) as exc:
             engine.dispose()
             raise DatabaseUnavailableError(
-                f"cannot reach database {engine.url.render_as_string(hide_password=True)}: "
+                f"cannot use database {engine.url.render_as_string(hide_password=True)}: "
                 f"{_first_line(exc.orig) if exc.orig is not None else exc}"
             ) from exc
         return store
