@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import structlog
 import typer
 
 from trialwatch import __version__
@@ -102,7 +101,6 @@ def _app() -> Iterator[App]:
     except UserError as exc:
         _fail(str(exc), EXIT_FAILURE)
     except TrialwatchError as exc:
-        structlog.get_logger("trialwatch.cli").error("command.failed", error=str(exc))
         _fail(str(exc), EXIT_FAILURE)
     finally:
         app.close()
