@@ -220,3 +220,21 @@ def test_unreachable_database_is_a_clear_error(api: FakeCtGov, db: Path) -> None
     assert "cannot use database" in run.err
     assert "Traceback" not in run.err
     assert api.requests == []
+
+
+@pytest.mark.postgres
+def test_the_same_commands_on_postgresql(api: FakeCtGov, db: Path, pg_schema_url: str) -> None:
+    env = {"TRIALWATCH_DATABASE__URL": pg_schema_url}
+    first = _run(api, db, "sync", **env)
+    assert first.code == 0, first.err
+    assert "13 new" in first.out
+    api.update_study(SEAL, _complete)
+    second = _run(api, db, "sync", **env)
+    assert second.code == 0, second.err
+    assert "Overall status: Active, not recruiting → Completed" in second.out
+    api.clear_requests()
+    assert "Nothing to do" in _run(api, db, "sync", **env).out
+    assert len(api.requests) == 1
+    doc = json.loads(_run(api, db, "export", **env).out)
+    assert {t["nct_id"]: t["overall_status"] for t in doc["trials"]}[SEAL] == "COMPLETED"
+    assert not db.exists()  # nothing went to the SQLite default
