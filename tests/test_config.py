@@ -192,3 +192,35 @@ def test_a_file_that_is_not_utf8_is_one_clear_problem(tmp_path: Path) -> None:
     path.write_bytes(b"[api]\nbase_url = '\xe9'\n")
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load_settings(path, env={})
+
+
+def test_empty_variables_count_as_unset() -> None:
+    settings = load_settings(env={"TRIALWATCH_EMAIL__PASSWORD": "", "TRIALWATCH_EMAIL__TO": ""})
+    assert settings.email.password is None
+    assert settings.email.to == ()
+
+
+def test_a_bad_webhook_url_is_reported_without_echoing_it(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[[subscriptions]]\nwebhook_url = "hooks.example/services/T0/B0/SECRETTOKEN"\n',
+    )
+    with pytest.raises(ConfigError, match="webhook URLs are secrets") as info:
+        load_settings(path, env={})
+    assert "SECRETTOKEN" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TRIALWATCH_API__BASE_URL", "https://clinicaltrials.gov:abc/api/v2", "invalid port"),
+        ("TRIALWATCH_EMAIL__SENDER", "trialwatch@bad_domain.org", "not an email address"),
+        ("TRIALWATCH_EMAIL__PASSWORD_FILE", "/nonexistent/password", "cannot read"),
+        ("TRIALWATCH_HEALTH__ADMIN_EMAIL", "admin@example.org", "enabled is false"),
+    ],
+)
+def test_settings_that_would_only_fail_later_fail_at_load(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env={variable: value})

@@ -18,7 +18,6 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -43,7 +42,7 @@ ENV_PREFIX = "TRIALWATCH_"
 CONFIG_ENV = "TRIALWATCH_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
 NCT_ID_RE = re.compile(r"^NCT\d{8}$")
-_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 # Environment variables that start with the prefix but are not settings.
 _NOT_SETTINGS = frozenset({CONFIG_ENV, "TRIALWATCH_TEST_DATABASE_URL"})
@@ -61,8 +60,21 @@ def _check_email(value: str) -> str:
 
 def _check_http_url(value: str) -> str:
     parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(f"{_redact_url(value)!r} has an invalid port") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValueError(f"{_redact_url(value)!r} is not an http(s) URL")
+    return value
+
+
+def _check_secret_url(value: str) -> str:
+    """Like _check_http_url, but the URL is a secret (Slack/Teams paths): never echo it."""
+    try:
+        _check_http_url(value)
+    except ValueError:
+        raise ValueError("not an http(s) URL (value not shown: webhook URLs are secrets)") from None
     return value
 
 
@@ -139,7 +151,7 @@ class WatchEntry(_Frozen):
 
 class EmailSettings(_Frozen):
     enabled: bool = False
-    smtp_host: str = "localhost"
+    smtp_host: str = Field("localhost", min_length=1)
     smtp_port: int = Field(587, ge=1, le=65535)
     security: Literal["none", "starttls", "ssl"] = "starttls"
     username: str | None = None
@@ -151,6 +163,15 @@ class EmailSettings(_Frozen):
     min_severity: SeverityName = Severity.MAJOR
     max_changes: int = Field(50, ge=1, le=1000)
 
+    @field_validator("password_file")
+    @classmethod
+    def _password_file_readable(cls, value: Path | None) -> Path | None:
+        # Checked now, so a bad path is a config error (exit 2, nothing written), not a
+        # delivery that fails after the sync has committed.
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError(f"cannot read {value}")
+        return value
+
     def resolved_password(self) -> str | None:
         """The password from the environment, else from ``password_file``; never logged."""
         if self.password is not None:
@@ -159,9 +180,7 @@ class EmailSettings(_Frozen):
             try:
                 return self.password_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(
-                    [f"email.password_file: cannot read {self.password_file}: {exc.strerror}"]
-                ) from exc
+                raise ValueError(f"cannot read {self.password_file}: {exc.strerror}") from exc
         return None
 
 
@@ -180,7 +199,7 @@ class Subscription(_Frozen):
     @classmethod
     def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            _check_http_url(value.get_secret_value())
+            _check_secret_url(value.get_secret_value())
         return value
 
     @model_validator(mode="after")
@@ -243,15 +262,13 @@ class Settings(_Frozen):
     subscriptions: tuple[Subscription, ...] = ()
     watchlist: tuple[WatchEntry, ...] = ()
 
-    @property
-    def watched_ids(self) -> tuple[str, ...]:
-        return tuple(entry.nct_id for entry in self.watchlist)
-
-
-@dataclass(frozen=True)
-class LoadedSettings:
-    settings: Settings
-    path: Path | None
+    @model_validator(mode="after")
+    def _alerts_need_email(self) -> Settings:
+        if self.health.admin_email and not self.email.enabled:
+            raise ValueError(
+                "health.admin_email is set but [email] enabled is false: alerts could not be sent"
+            )
+        return self
 
 
 def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
@@ -342,8 +359,10 @@ def _apply_env(
         if not isinstance(target, dict):
             continue
         raw = env[name]
+        if raw == "":
+            continue  # an empty variable (`-e VAR=`, an unset `${VAR}` in compose) is unset
         value: Any = raw
-        if raw[:1] in "[{":
+        if raw[0] in "[{":
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError as exc:
@@ -371,7 +390,7 @@ def _describe(err: Any, data: Mapping[str, Any], origins: Mapping[tuple[str, ...
         given = err.get("input")
         if isinstance(given, str | int | float | bool) and repr(given) not in message:
             message = f"{message} (got {given!r})"
-    return f"{origin}: {where}: {message}"
+    return f"{origin}: {where}: {message}" if where else f"{origin}: {message}"
 
 
 def _dotted(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
