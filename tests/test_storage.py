@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import FakeClock
-from trialwatch.exceptions import DatabaseUnavailableError, LockHeldError
+from trialwatch.exceptions import ConcurrentUpdateError, DatabaseUnavailableError, LockHeldError
 from trialwatch.locking import DatabaseLock
-from trialwatch.outbox import claimer_is_dead
+from trialwatch.outbox import claimer_is_dead, process_space
 from trialwatch.storage import Notification, Store
 
 
@@ -154,15 +153,17 @@ def test_claims_expire_or_pass_on_when_the_claimer_died(store: Store, clock: Fak
     assert done.claimed_by is None
 
 
-def test_claimer_is_dead_knows_this_host_only() -> None:
-    host = socket.gethostname()
+def test_claimer_is_dead_only_judges_its_own_process_space() -> None:
+    space = process_space()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    n = Notification(key="k", channel="email", recipient="x", claimed_by=f"{host}:{dead.pid}:ab")
+    n = Notification(key="k", channel="email", recipient="x", claimed_by=f"{space}:{dead.pid}:ab")
     assert claimer_is_dead(n)
-    n.claimed_by = f"{host}:{os.getpid()}:ab"
+    n.claimed_by = f"{space}:{os.getpid()}:ab"
     assert not claimer_is_dead(n)
-    n.claimed_by = f"elsewhere.example:{dead.pid}:ab"
+    # Same hostname, other boot or pid namespace (a container, a cloned VM): pids mean
+    # nothing there, so only the lease can free the claim.
+    n.claimed_by = f"0000000000000000:{dead.pid}:ab"
     assert not claimer_is_dead(n)
 
 
@@ -189,12 +190,12 @@ def test_failed_attempts_retry_then_dead_letter_and_requeue(store: Store, clock:
     assert again.attempts == 0
 
 
-def test_digests_fold_once_per_period(store: Store, clock: FakeClock) -> None:
-    with store.session() as s:
-        for i, ids in enumerate(([1, 2], [2, 3])):
+def test_digests_fold_what_waits_each_time(store: Store, clock: FakeClock) -> None:
+    def wait(key: str, ids: list[int]) -> None:
+        with store.session() as s:
             s.add(
                 Notification(
-                    key=f"w{i}",
+                    key=key,
                     created_at=clock.now,
                     channel="email",
                     recipient="a@example.org",
@@ -203,12 +204,55 @@ def test_digests_fold_once_per_period(store: Store, clock: FakeClock) -> None:
                     change_ids_json=json.dumps(ids),
                 )
             )
-    assert store.fold_digests("daily", now=clock.now, period_key="daily-2026-11-23") == 1
-    assert store.fold_digests("daily", now=clock.now, period_key="daily-2026-11-23") == 0
-    digest = next(n for n in store.notifications() if n.kind == "digest")
+
+    wait("w0", [1, 2])
+    wait("w1", [2, 3])
+    assert store.fold_digests("daily", now=clock.now) == 1
+    assert store.fold_digests("daily", now=clock.now) == 0  # nothing waits any more
+    [digest] = [n for n in store.notifications() if n.kind == "digest"]
     assert digest.change_ids == [1, 2, 3]
     assert digest.status == "pending"
-    assert store.outbox_counts() == {"digested": 2, "pending": 1}
+    wait("w2", [4])  # arrives after the first digest, the same day
+    assert store.fold_digests("daily", now=clock.now) == 1
+    digests = [n for n in store.notifications() if n.kind == "digest"]
+    assert [d.change_ids for d in digests] == [[1, 2, 3], [4]]
+    assert len({d.key for d in digests}) == 2
+    assert store.outbox_counts() == {"digested": 3, "pending": 2}
+
+
+def test_concurrent_digest_folds_create_one_digest(store: Store, clock: FakeClock) -> None:
+    with store.session() as s:
+        for i in range(5):
+            s.add(
+                Notification(
+                    key=f"w{i}",
+                    created_at=clock.now,
+                    channel="email",
+                    recipient="a@example.org",
+                    mode="weekly",
+                    status="digest_wait",
+                    change_ids_json=json.dumps([i]),
+                )
+            )
+    barrier = threading.Barrier(4)
+    created: list[int] = []
+    errors: list[Exception] = []
+
+    def fold() -> None:
+        barrier.wait()
+        try:
+            created.append(store.fold_digests("weekly", now=clock.now))
+        except ConcurrentUpdateError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fold) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(created) == 1
+    [digest] = [n for n in store.notifications() if n.kind == "digest"]
+    assert digest.change_ids == [0, 1, 2, 3, 4]
 
 
 def test_alert_transitions_queue_one_message_each(store: Store, clock: FakeClock) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
-from trialwatch.exceptions import TransientFetchError
+from trialwatch.exceptions import ConcurrentUpdateError, TransientFetchError
 from trialwatch.models import Category, FieldChange, Severity, WatchItem
 from trialwatch.storage import (
     ChangeEvent,
@@ -287,3 +287,28 @@ def test_recovery_is_recorded_without_refetching(store: Store, clock: FakeClock)
     before = _counts(store)
     assert not _sync(store, source, clock).wrote  # and then idle again: nothing written
     assert _counts(store) == before
+
+
+def test_a_sync_overtaken_by_another_writes_nothing(store: Store, clock: FakeClock) -> None:
+    source = _source()
+    _sync(store, source, clock)
+    record = copy.deepcopy(source.records["NCT05915845"])
+    _set_status(record, "COMPLETED")
+    source.put(record)
+    source.data_timestamp = "2026-11-21T09:00:06"
+
+    class Overtaken:
+        """Our sync decided on the old state; another one commits before we write."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def apply_sync(self, plan: Any, **kwargs: Any) -> int:
+            _sync(store, source, clock)  # the other process wins the race
+            return store.apply_sync(plan, **kwargs)
+
+    with pytest.raises(ConcurrentUpdateError, match="run the sync again"):
+        run_sync(source=source, store=Overtaken(), watchlist=_watch(), clock=clock)
+    assert [e.summary for e, _ in store.history("NCT05915845")] == [
+        "Overall status: Unknown status → Completed"
+    ]

@@ -12,13 +12,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import structlog
 
 from trialwatch.config import Settings
 from trialwatch.ctgov import CtGovClient
-from trialwatch.exceptions import UserError
+from trialwatch.exceptions import ConcurrentUpdateError, UserError
 from trialwatch.export import TrialState
 from trialwatch.health import Health, assess, render_alert
 from trialwatch.locking import DatabaseLock
@@ -130,9 +129,10 @@ class App:
 
     def fold_digests(self, mode: str) -> int:
         """Turn waiting ``daily``/``weekly`` notifications into one digest per recipient."""
-        local = self.clock().astimezone(ZoneInfo(self.settings.schedule.timezone))
-        period = f"{mode}-{local:%Y-%m-%d}" if mode == "daily" else f"{mode}-{local:%G-W%V}"
-        return self.store.fold_digests(mode, now=self.clock(), period_key=period)
+        try:
+            return self.store.fold_digests(mode, now=self.clock())
+        except ConcurrentUpdateError:
+            return 0  # another process folded them: its digests will be delivered
 
     def send_test_message(self) -> list[str]:
         """Send a test email now (not through the outbox); raises DeliveryError saying why."""
@@ -193,6 +193,8 @@ class App:
             problem = None
             if row is not None and row.last_error:
                 problem = row.last_error
+                if row.consecutive_misses > 1:
+                    problem += f" ({row.consecutive_misses} syncs in a row)"
             elif row is None or row.current_version_id is None:
                 problem = "not synced yet"
             yield TrialState(

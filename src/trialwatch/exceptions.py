@@ -12,7 +12,8 @@ reaches the user is a bug. Operational failures are wrapped with their cause
     │   └── ApiRequestError          a 4xx the API will answer the same way every time
     ├── RecordError (ValueError)     one study record cannot be normalized
     ├── StorageError                 the database failed
-    │   └── DatabaseUnavailableError it cannot be reached or opened at all
+    │   ├── DatabaseUnavailableError it cannot be reached or opened at all
+    │   └── ConcurrentUpdateError    another process wrote the same rows meanwhile
     ├── LockHeldError                another process is syncing this database
     └── DeliveryError                a notification could not be delivered
         ├── TemporaryDeliveryError   try again later (SMTP 4xx, timeouts, refused)
@@ -68,6 +69,10 @@ class StorageError(TrialwatchError):
 
 class DatabaseUnavailableError(StorageError, UserError):
     """The database cannot be reached or opened."""
+
+
+class ConcurrentUpdateError(StorageError):
+    """Another process committed the same rows while this transaction ran; it wrote nothing."""
 
 
 class LockHeldError(UserError):

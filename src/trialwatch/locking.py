@@ -35,9 +35,7 @@ class DatabaseLock:
         self.name = name
         self._file: IO[bytes] | None = None
         self._conn: Any = None
-        self._key = int.from_bytes(
-            hashlib.sha256(f"trialwatch:{name}".encode()).digest()[:8], "big", signed=True
-        )
+        self._key = _key(f"trialwatch:{name}")
 
     @property
     def held(self) -> bool:
@@ -67,6 +65,10 @@ class DatabaseLock:
             return True
         try:
             conn = self.store.engine.connect()
+            # Advisory locks are per database: scope the key by schema, so two installations
+            # in different schemas of one database do not block each other.
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
+            self._key = _key(f"trialwatch:{schema}:{self.name}")
             got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key})
             ok = bool(got.scalar())
             conn.commit()
@@ -124,3 +126,8 @@ class DatabaseLock:
             yield
         finally:
             self.release()
+
+
+def _key(text: str) -> int:
+    """A signed 64-bit advisory-lock key derived from ``text``."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)

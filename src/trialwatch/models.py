@@ -323,6 +323,9 @@ class TrialOutcome:
     acronym: str | None = None
     overall_status: str | None = None
     content_hash: str | None = None
+    # The stored hash this outcome was decided against (None: no snapshot yet); storage
+    # refuses to write when the trial moved on meanwhile.
+    previous_hash: str | None = None
     snapshot_json: str | None = None
     raw_zlib: bytes | None = None  # the raw record, compressed as soon as it is decided
     changes: tuple[FieldChange, ...] = ()

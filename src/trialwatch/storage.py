@@ -9,6 +9,7 @@ previous state intact. Operational database errors are wrapped in :class:`Storag
 from __future__ import annotations
 
 import json
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,10 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from trialwatch.exceptions import DatabaseUnavailableError, StorageError
+from trialwatch.exceptions import ConcurrentUpdateError, DatabaseUnavailableError, StorageError
 from trialwatch.models import FieldChange, Severity, Snapshot, SyncPlan, TrialOutcome
 
 
@@ -224,6 +225,9 @@ def make_engine(url: str) -> Engine:
 
             @sa.event.listens_for(engine, "connect")
             def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # The driver's own transaction handling starts a transaction only at the first
+                # write, so reads before it are not isolated. Take it over (see _begin).
+                dbapi_conn.isolation_level = None
                 cursor = dbapi_conn.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
@@ -231,9 +235,15 @@ def make_engine(url: str) -> Engine:
                 cursor.execute("PRAGMA busy_timeout=30000")
                 cursor.close()
 
+            @sa.event.listens_for(engine, "begin")
+            def _begin(conn: Any) -> None:
+                # Every transaction takes SQLite's write lock up front: what it reads cannot
+                # change under it before it writes (one writer at a time, readers wait briefly).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
             return engine
         return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
-    except (ArgumentError, OSError, ImportError) as exc:
+    except (ArgumentError, OSError, ImportError, ValueError) as exc:
         raise DatabaseUnavailableError(f"cannot open database: {exc}") from exc
 
 
@@ -275,7 +285,7 @@ class Store:
         try:
             with session.begin():
                 yield session
-        except OperationalError as exc:
+        except DBAPIError as exc:  # the driver's errors: connection lost, disk full, conflicts
             raise StorageError(f"database error: {_first_line(exc.orig)}") from exc
         finally:
             session.close()
@@ -357,13 +367,8 @@ class Store:
 
         Returns the new sync run's id. Nothing is written when this raises.
         """
-        try:
-            with self.session() as s:
-                return self._apply(s, plan, router)
-        except SQLAlchemyError as exc:
-            if isinstance(exc, OperationalError):
-                raise StorageError(f"database error: {_first_line(exc.orig)}") from exc
-            raise
+        with self.session() as s:
+            return self._apply(s, plan, router)
 
     def _apply(self, s: Session, plan: SyncPlan, router: Router) -> int:
         now = plan.finished_at
@@ -389,7 +394,9 @@ class Store:
         s.flush()
         assert run.id is not None
 
-        trials = {t.nct_id: t for t in s.exec(select(Trial))}
+        # Locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes), so the
+        # fencing check in _apply_outcome sees what a concurrent sync may have committed.
+        trials = {t.nct_id: t for t in s.exec(select(Trial).with_for_update())}
         watched = {w.nct_id for w in plan.watchlist}
         for item in plan.watchlist:
             trial = trials.get(item.nct_id)
@@ -415,7 +422,9 @@ class Store:
         for (channel, recipient, mode), (route, ids) in sorted(grouped.items()):
             s.add(
                 Notification(
-                    key=f"run{run.id}-{_short_hash(channel, recipient, mode)}",
+                    # The run's uuid makes the key (and so the Message-ID) unique across
+                    # databases: a reset or migrated database must not reuse Message-IDs.
+                    key=f"run{run.id}-{plan.run_id[:12]}-{_short_hash(channel, recipient, mode)}",
                     created_at=now,
                     run_id=run.id,
                     kind="changes",
@@ -451,6 +460,13 @@ class Store:
             trial.last_checked_at = now
             s.add(trial)
             return
+        if trial.current_hash != outcome.previous_hash:
+            # Fencing: another sync committed this trial after ours read it (e.g. a PostgreSQL
+            # lock connection dropped). Writing our diff now would record its changes twice.
+            raise ConcurrentUpdateError(
+                f"{trial.nct_id} changed in the database while this sync ran (another sync?); "
+                "nothing was written: run the sync again"
+            )
         trial.consecutive_misses = 0
         trial.last_error = None
         trial.last_checked_at = now
@@ -631,12 +647,15 @@ class Store:
             )
             return {status: int(n) for status, n in rows}
 
-    def fold_digests(self, mode: str, *, now: datetime, period_key: str) -> int:
-        """Fold every waiting ``mode`` notification into one digest per recipient, atomically.
+    def fold_digests(self, mode: str, *, now: datetime) -> int:
+        """Fold every waiting ``mode`` notification into one digest per recipient; returns how
+        many digests were created.
 
-        ``period_key`` (e.g. ``daily-2026-11-23``) makes it idempotent: a digest for a recipient
-        and period is created once, whoever runs this and however often.
+        Whatever waits is folded, however often this runs (a second run the same day sends what
+        arrived since). Atomic: a concurrent fold of the same items finds them already folded
+        (the conditional UPDATE matches fewer rows) and its transaction rolls back.
         """
+        table = Notification.__table__  # type: ignore[attr-defined]
         created = 0
         with self.session() as s:
             waiting = list(
@@ -650,10 +669,18 @@ class Store:
             for n in waiting:
                 by_recipient.setdefault((n.channel, n.recipient), []).append(n)
             for (channel, recipient), items in sorted(by_recipient.items()):
-                key = f"digest-{period_key}-{_short_hash(channel, recipient)}"
-                if s.exec(select(Notification.id).where(Notification.key == key)).first():
-                    continue
-                ids = sorted({i for n in items for i in n.change_ids})
+                ids = [n.id for n in items]
+                folded = s.execute(
+                    sa.update(table)
+                    .where(table.c.id.in_(ids), table.c.status == "digest_wait")
+                    .values(status="digested")
+                )
+                if folded.rowcount != len(ids):  # type: ignore[attr-defined]
+                    raise ConcurrentUpdateError("another process folded these digests meanwhile")
+                # Derived from the folded notifications' keys (which carry their runs' uuids):
+                # unique across databases, so the Message-ID is too.
+                key = f"digest-{mode}-{_short_hash(*sorted(n.key for n in items))}"
+                change_ids = sorted({i for n in items for i in n.change_ids})
                 s.add(
                     Notification(
                         key=key,
@@ -664,60 +691,12 @@ class Store:
                         subscription=items[0].subscription,
                         mode=mode,
                         status="pending",
-                        change_ids_json=json.dumps(ids),
+                        change_ids_json=json.dumps(change_ids),
                         next_attempt_at=now,
                     )
                 )
-                for n in items:
-                    n.status = "digested"
-                    s.add(n)
                 created += 1
         return created
-
-    def queue_message(
-        self,
-        *,
-        key: str,
-        kind: str,
-        channel: str,
-        recipient: str,
-        payload: dict[str, Any],
-        now: datetime,
-    ) -> bool:
-        """Queue a one-off message (alert, test) with a rendered payload; idempotent by key."""
-        with self.session() as s:
-            if s.exec(select(Notification.id).where(Notification.key == key)).first():
-                return False
-            s.add(
-                Notification(
-                    key=key,
-                    created_at=now,
-                    kind=kind,
-                    channel=channel,
-                    recipient=recipient,
-                    status="pending",
-                    payload_json=json.dumps(payload),
-                    next_attempt_at=now,
-                )
-            )
-        return True
-
-    def get_state(self, key: str) -> str | None:
-        with self.session() as s:
-            row = s.get(HealthState, key)
-            return None if row is None else row.value
-
-    def set_state(self, key: str, value: str | None, now: datetime) -> None:
-        with self.session() as s:
-            row = s.get(HealthState, key)
-            if value is None:
-                if row is not None:
-                    s.delete(row)
-                return
-            if row is None:
-                row = HealthState(key=key, value=value, updated_at=now)
-            row.value, row.updated_at = value, now
-            s.add(row)
 
     def transition_alert(
         self,
@@ -738,7 +717,8 @@ class Store:
             if unhealthy == (row is not None):
                 return None
             if unhealthy:
-                episode = now.strftime("%Y%m%dT%H%M%S")
+                # Unique across databases too: the key becomes the alert's Message-ID.
+                episode = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
                 s.add(HealthState(key="alert_episode", value=episode, updated_at=now))
                 kind = "alert"
             else:

@@ -255,7 +255,9 @@ def _decide(
     digest = content_hash(snapshot)
     old_hash, old_version = previous if previous is not None else (None, None)
     if old_hash == digest:
-        return TrialOutcome(nct_id=nct_id, kind="unchanged", canonical_id=canonical)
+        return TrialOutcome(
+            nct_id=nct_id, kind="unchanged", canonical_id=canonical, previous_hash=old_hash
+        )
 
     # Compressed now, not at write time: a large first sync holds ~3 KB per trial, not ~17 KB.
     raw = zlib.compress(json.dumps(found.record, sort_keys=True, separators=(",", ":")).encode(), 6)
@@ -266,6 +268,7 @@ def _decide(
         "acronym": snapshot.acronym,
         "overall_status": snapshot.overall_status,
         "content_hash": digest,
+        "previous_hash": old_hash,
         "snapshot_json": canonical_json(snapshot),
         "raw_zlib": raw,
     }
