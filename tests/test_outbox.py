@@ -6,6 +6,7 @@ import copy
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -255,3 +256,46 @@ def test_raw_records_are_kept_compressed_and_retrievable(store: Store, clock: Fa
     assert version.id is not None
     assert store.raw_record(version.id) == record
     assert len(version.raw_zlib) < len(json.dumps(record)) / 3
+
+
+def test_a_failure_outside_the_transport_dead_letters_and_the_queue_goes_on(
+    store: Store, clock: FakeClock, smtp: FakeSmtp
+) -> None:
+    _many(store, clock, 2)
+    first, _second = store.notifications()
+    outbox = _outbox(store, clock, smtp)
+    working = outbox.email_sender
+    assert working is not None
+    calls = 0
+
+    def first_call_fails() -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a setting that only fails when used")
+        return working()
+
+    outbox.email_sender = first_call_fails
+    result = outbox.flush()
+    assert (result.dead, result.sent) == (1, 1)
+    assert "RuntimeError" in result.errors[0]
+    [dead] = store.notifications("dead")
+    assert dead.id == first.id
+    assert dead.claimed_by is None  # settled, not stranded
+    assert len(smtp.wait_for(1)) == 1
+    assert store.requeue_dead(clock.now) == 1
+    assert outbox.flush().sent == 1
+    assert len(smtp.wait_for(2)) == 2
+
+
+def test_message_ids_differ_between_databases(
+    tmp_path: Path, clock: FakeClock, smtp: FakeSmtp
+) -> None:
+    ids = []
+    for name in ("a", "b"):
+        other = Store.open(f"sqlite:///{tmp_path / name}.db")
+        _changes_queued(other, clock, SubscriptionRouter(_email(smtp), ()))
+        assert _outbox(other, clock, smtp).flush().sent == 1
+        other.close()
+    ids = [m.message["Message-ID"] for m in smtp.wait_for(2)]
+    assert len(set(ids)) == 2

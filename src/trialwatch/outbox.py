@@ -15,6 +15,8 @@ happens afterwards, here:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import random
@@ -66,22 +68,46 @@ class FlushResult:
     errors: list[str] = field(default_factory=list)
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "?"
+
+
+@functools.cache
+def process_space() -> str:
+    """Names the space in which a pid means one process: host, boot and pid namespace.
+
+    A hostname alone is not enough: containers with ``--network host`` and cloned machines
+    share one, yet their pids are unrelated. Only a claim made in the same space can be judged
+    by looking the pid up; any other claim waits for its lease to run out.
+    """
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = "?"
+    raw = f"{socket.gethostname()}|{_read('/proc/sys/kernel/random/boot_id')}|{namespace}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
 def process_owner() -> str:
-    """Who claims: host, pid and a nonce (a recycled pid never looks like the old owner)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """Who claims: process space, pid and a nonce (a recycled pid never looks like the owner)."""
+    return f"{process_space()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def claimer_is_dead(notification: Notification) -> bool:
-    """True when the claim was made on this host by a process that no longer exists."""
+    """True when the claim was made in this process space by a process that no longer exists."""
     if not notification.claimed_by:
         return False
     try:
-        host, pid_text, _nonce = notification.claimed_by.rsplit(":", 2)
+        space, pid_text, _nonce = notification.claimed_by.rsplit(":", 2)
         pid = int(pid_text)
     except ValueError:
         return False
-    if host != socket.gethostname():
-        return False  # another machine: only its lease can tell
+    if space != process_space():
+        return False  # another machine or container: only its lease can tell
     if pid == os.getpid():
         return False  # this process: its own claims are never stale while it runs
     try:
@@ -164,36 +190,54 @@ class Outbox:
                 self._post_webhook(notification)
             else:
                 raise PermanentDeliveryError(f"unknown channel {notification.channel!r}")
-        except DeliveryError as exc:
-            attempts = notification.attempts + 1
-            permanent = isinstance(exc, PermanentDeliveryError)
-            give_up = permanent or attempts >= self.settings.max_attempts
-            retry_at = None
-            if not give_up:
-                retry_at = self.clock() + timedelta(seconds=backoff_s(attempts, self.settings))
-            self.store.mark_failed(
-                notification.id,
-                owner=self.owner,
-                error=str(exc),
-                attempts=attempts,
-                retry_at=retry_at,
-            )
-            if give_up:
-                result.dead += 1
-                bound.error("delivery.dead", error=str(exc), attempts=attempts)
-            else:
-                result.retrying += 1
-                bound.warning(
-                    "delivery.retry",
-                    error=str(exc),
-                    attempts=attempts,
-                    retry_at=retry_at.isoformat() if retry_at else None,
-                )
-            result.errors.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever fails, the claim must be settled
+            self._failed(notification, exc, result, bound)
             return
-        self.store.mark_sent(notification.id, owner=self.owner, now=self.clock())
+        if not self.store.mark_sent(notification.id, owner=self.owner, now=self.clock()):
+            # Our lease ran out mid-send and another process took the claim: it may send this
+            # message again (same Message-ID). Rare; worth knowing about.
+            bound.warning("delivery.claim_lost", lease_s=self.settings.lease_s)
         result.sent += 1
         bound.info("delivery.sent")
+
+    def _failed(
+        self, notification: Notification, exc: Exception, result: FlushResult, bound: Any
+    ) -> None:
+        """Record a failed attempt on the notification: retry later, or dead-letter it.
+
+        Delivery errors are classified by the transport. Anything else (a setting that only
+        fails when used, a template bug) is a dead letter: visible in ``status``, re-queued by
+        ``notify retry`` once fixed — never a stuck claim that blocks the queue.
+        """
+        assert notification.id is not None
+        if not isinstance(exc, DeliveryError):
+            bound.exception("delivery.error")
+            exc = PermanentDeliveryError(f"cannot deliver: {type(exc).__name__}: {exc}")
+        attempts = notification.attempts + 1
+        permanent = isinstance(exc, PermanentDeliveryError)
+        give_up = permanent or attempts >= self.settings.max_attempts
+        retry_at = None
+        if not give_up:
+            retry_at = self.clock() + timedelta(seconds=backoff_s(attempts, self.settings))
+        self.store.mark_failed(
+            notification.id,
+            owner=self.owner,
+            error=str(exc),
+            attempts=attempts,
+            retry_at=retry_at,
+        )
+        if give_up:
+            result.dead += 1
+            bound.error("delivery.dead", error=str(exc), attempts=attempts)
+        else:
+            result.retrying += 1
+            bound.warning(
+                "delivery.retry",
+                error=str(exc),
+                attempts=attempts,
+                retry_at=retry_at.isoformat() if retry_at else None,
+            )
+        result.errors.append(str(exc))
 
     # -- rendering ----------------------------------------------------------------------
 
@@ -255,10 +299,6 @@ class Outbox:
             payload = webhook_payload(report, rendered)
         payload.setdefault("trialwatch", {})["message_key"] = notification.key
         self.webhook_sender(notification.recipient).post(payload)
-
-
-def period_key(mode: str, now_local_date: str) -> str:
-    return f"{mode}-{now_local_date}"
 
 
 __all__ = [
