@@ -44,6 +44,14 @@ def _set_status(record: dict[str, Any], status: str) -> None:
     record["protocolSection"]["statusModule"]["overallStatus"] = status
 
 
+def _publish_status(source: FakeSource, nct_id: str, status: str) -> None:
+    """The registry changes one trial's status and refreshes its data (a new dataTimestamp)."""
+    record = copy.deepcopy(source.records[nct_id])
+    _set_status(record, status)
+    source.put(record)
+    source.data_timestamp = "2026-11-21T09:00:06"
+
+
 def _sync(store: Store, source: FakeSource, clock: FakeClock, **kw: Any) -> Any:
     return run_sync(
         source=source, store=store, watchlist=kw.pop("watch", _watch()), clock=clock, **kw
@@ -91,10 +99,7 @@ def test_forced_sync_with_nothing_new_writes_nothing(store: Store, clock: FakeCl
 def test_status_change_is_recorded_exactly_once(store: Store, clock: FakeClock) -> None:
     source = _source()
     _sync(store, source, clock)
-    record = copy.deepcopy(source.records["NCT05915845"])
-    _set_status(record, "COMPLETED")
-    source.put(record)
-    source.data_timestamp = "2026-11-21T09:00:06"
+    _publish_status(source, "NCT05915845", "COMPLETED")
     clock.advance(days=1)
 
     result = _sync(store, source, clock)
@@ -214,10 +219,7 @@ def test_a_crash_inside_the_write_leaves_the_previous_state(store: Store, clock:
     source = _source()
     _sync(store, source, clock)
     before = _counts(store)
-    record = copy.deepcopy(source.records["NCT05915845"])
-    _set_status(record, "COMPLETED")
-    source.put(record)
-    source.data_timestamp = "2026-11-21T09:00:06"
+    _publish_status(source, "NCT05915845", "COMPLETED")
 
     def exploding_router(nct_id: str, label: str | None, change: FieldChange) -> list[Route]:
         raise RuntimeError("power cut")
@@ -292,10 +294,7 @@ def test_recovery_is_recorded_without_refetching(store: Store, clock: FakeClock)
 def test_a_sync_overtaken_by_another_writes_nothing(store: Store, clock: FakeClock) -> None:
     source = _source()
     _sync(store, source, clock)
-    record = copy.deepcopy(source.records["NCT05915845"])
-    _set_status(record, "COMPLETED")
-    source.put(record)
-    source.data_timestamp = "2026-11-21T09:00:06"
+    _publish_status(source, "NCT05915845", "COMPLETED")
 
     class Overtaken:
         """Our sync decided on the old state; another one commits before we write."""
