@@ -238,3 +238,14 @@ def test_the_same_commands_on_postgresql(api: FakeCtGov, db: Path, pg_schema_url
     doc = json.loads(_run(api, db, "export", **env).out)
     assert {t["nct_id"]: t["overall_status"] for t in doc["trials"]}[SEAL] == "COMPLETED"
     assert not db.exists()  # nothing went to the SQLite default
+
+
+def test_no_config_found_is_a_clear_error_not_an_empty_sync(api: FakeCtGov, tmp_path: Path) -> None:
+    env = user_env(api.base_url, tmp_path / "data" / "trialwatch.db")
+    del env["TRIALWATCH_CONFIG"]
+    run = trialwatch("sync", env=env, cwd=tmp_path)  # no ./config/trialwatch.toml here
+    assert run.code == 2
+    assert "nothing to watch" in run.err
+    assert "TRIALWATCH_CONFIG" in run.err
+    assert api.requests == []
+    assert not (tmp_path / "data").exists()

@@ -18,7 +18,7 @@ import typer
 
 from trialwatch import __version__
 from trialwatch.app import App, build_app
-from trialwatch.config import Settings, load_settings
+from trialwatch.config import Settings, config_path, load_settings
 from trialwatch.exceptions import ConfigError, DeliveryError, TrialwatchError, UserError
 from trialwatch.export import write_json_export
 from trialwatch.logs import configure_logging
@@ -77,19 +77,27 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings() -> Settings:
+def _settings(*, need_watchlist: bool = False) -> Settings:
     try:
         settings = load_settings(_state.config, os.environ)
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
+    if need_watchlist and not settings.watchlist:
+        path = config_path(_state.config, os.environ)
+        where = f"the watchlist in {path} is empty" if path.exists() else f"no {path} here"
+        _fail(
+            f"nothing to watch: {where}. Run from the directory holding config/trialwatch.toml, "
+            "or point --config or TRIALWATCH_CONFIG at your settings file.",
+            EXIT_CONFIG,
+        )
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
 
 
 @contextmanager
-def _app() -> Iterator[App]:
+def _app(*, need_watchlist: bool = False) -> Iterator[App]:
     """Settings -> app, mapping every expected failure to a message and an exit code."""
-    settings = _settings()
+    settings = _settings(need_watchlist=need_watchlist)
     try:
         app = build_app(settings)
     except TrialwatchError as exc:
@@ -164,7 +172,7 @@ def sync(
 
     Example: trialwatch sync --force
     """
-    with _app() as app:
+    with _app(need_watchlist=True) as app:
         result = app.sync(force=force, wait_s=wait)
         _print_sync(result)
         counts = app.store.outbox_counts()
@@ -401,7 +409,7 @@ def daemon() -> None:
     """
     from trialwatch.daemon import Daemon
 
-    with _app() as app:
+    with _app(need_watchlist=True) as app:
         code = Daemon(app).run()
     raise typer.Exit(code)
 
