@@ -259,7 +259,6 @@ def test_html_and_header_injection_in_a_record_are_harmless(
     assert list(received.rcpt_tos) == [CLINICIAN]
     message = received.message
     assert message["Bcc"] is None
-    assert "victim" not in str(message["Subject"]) or "\n" not in str(message["Subject"])
     for name, value in message.items():
         assert "\r" not in value and "\n" not in value.strip(), name
     html = _parts(message)["text/html"]

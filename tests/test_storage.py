@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -267,7 +267,3 @@ def test_alert_transitions_queue_one_message_each(store: Store, clock: FakeClock
     assert store.transition_alert(unhealthy=False, now=clock.now, **args) == "recovery"
     assert store.transition_alert(unhealthy=False, now=clock.now, **args) is None
     assert sorted(n.kind for n in store.notifications()) == ["alert", "recovery"]
-
-
-def test_now_is_utc_aware_for_the_fixture_clock(clock: FakeClock) -> None:
-    assert clock().tzinfo is UTC

@@ -23,11 +23,11 @@ from trialwatch.health import Health, assess, render_alert
 from trialwatch.locking import DatabaseLock
 from trialwatch.models import Clock, SyncResult, WatchItem
 from trialwatch.notify import SmtpSettings, SmtpTransport, WebhookTransport
-from trialwatch.outbox import FlushResult, Outbox
+from trialwatch.outbox import FlushResult, Outbox, sender_domain
 from trialwatch.report import build_message, make_message_id, render_test_message
 from trialwatch.routing import SubscriptionRouter
 from trialwatch.storage import Store
-from trialwatch.sync import MISSING_REASON, run_sync
+from trialwatch.sync import run_sync
 
 
 def utc_now() -> datetime:
@@ -145,7 +145,7 @@ class App:
             render_test_message(generated_at=now),
             sender=email.sender,
             recipients=recipients,
-            message_id=make_message_id(f"test-{now:%Y%m%dT%H%M%S%f}", email.sender.split("@")[-1]),
+            message_id=make_message_id(f"test-{now:%Y%m%dT%H%M%S%f}", sender_domain(email)),
             date=now,
         )
         self.smtp().send(message)
@@ -217,4 +217,4 @@ def build_app(settings: Settings, *, clock: Clock = utc_now) -> App:
     return App(settings=settings, store=Store.open(settings.database.url), clock=clock)
 
 
-__all__ = ["MISSING_REASON", "App", "build_app", "utc_now"]
+__all__ = ["App", "build_app", "utc_now"]

@@ -305,7 +305,6 @@ __all__ = [
     "EmailSender",
     "FlushResult",
     "Outbox",
-    "TemporaryDeliveryError",
     "WebhookSender",
     "backoff_s",
     "claimer_is_dead",

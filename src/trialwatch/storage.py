@@ -362,13 +362,13 @@ class Store:
 
     # -- the sync transaction --------------------------------------------------------------
 
-    def apply_sync(self, plan: SyncPlan, *, router: Router = _no_routes) -> int:
+    def apply_sync(self, plan: SyncPlan, *, router: Router | None = None) -> int:
         """Write a whole sync in ONE transaction: trials, versions, changes, run, outbox.
 
         Returns the new sync run's id. Nothing is written when this raises.
         """
         with self.session() as s:
-            return self._apply(s, plan, router)
+            return self._apply(s, plan, router or _no_routes)
 
     def _apply(self, s: Session, plan: SyncPlan, router: Router) -> int:
         now = plan.finished_at

@@ -76,7 +76,7 @@ class SyncStore(Protocol):
 
     def snapshot(self, version_id: int) -> Snapshot: ...
 
-    def apply_sync(self, plan: SyncPlan, *, router: Any = ...) -> int: ...
+    def apply_sync(self, plan: SyncPlan, *, router: Any = None) -> int: ...
 
 
 def watchlist_hash(watchlist: Sequence[WatchItem]) -> str:
@@ -170,10 +170,7 @@ def run_sync(
     errors = tuple(f"{o.nct_id}: {o.error}" for o in outcomes if o.error)
     done = plan(version, outcomes, errors, complete=True)
     if wrote:
-        if router is None:
-            store.apply_sync(done)
-        else:
-            store.apply_sync(done, router=router)
+        store.apply_sync(done, router=router)
     finished = done.finished_at
     requests = done.requests
 
