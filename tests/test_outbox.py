@@ -19,7 +19,7 @@ from trialwatch.config import EmailSettings, OutboxSettings, Subscription
 from trialwatch.models import WatchItem
 from trialwatch.notify import SmtpSettings, SmtpTransport, WebhookTransport
 from trialwatch.outbox import Outbox, backoff_s
-from trialwatch.routing import SubscriptionRouter
+from trialwatch.routing import SubscriptionRouter, resolve_webhook
 from trialwatch.storage import Notification, Store
 from trialwatch.sync import run_sync
 
@@ -177,6 +177,8 @@ def test_webhooks_go_through_the_same_outbox(
     _changes_queued(store, clock, router)
     [note] = store.notifications()
     assert note.channel == "webhook"
+    # Secrets at rest: the outbox keeps a reference to the subscription, never its URL.
+    assert "SECRETPATH" not in note.recipient and note.recipient.startswith("webhook:")
 
     outbox = _outbox(
         store,
@@ -185,6 +187,7 @@ def test_webhooks_go_through_the_same_outbox(
         webhook_sender=lambda u: WebhookTransport(
             u, timeout_s=1, transport=httpx.MockTransport(handler)
         ),
+        resolve_webhook=lambda ref: resolve_webhook(ref, (sub,)),
     )
     first = outbox.flush()
     assert first.retrying == 1

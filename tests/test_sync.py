@@ -6,16 +6,16 @@ import copy
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
 from trialwatch.exceptions import ConcurrentUpdateError, TransientFetchError
-from trialwatch.models import Category, FieldChange, Severity, WatchItem
+from trialwatch.models import Category, FieldChange, Route, Severity, WatchItem
 from trialwatch.storage import (
     ChangeEvent,
     Notification,
     RecordVersion,
-    Route,
     Store,
     SyncRun,
     Trial,
@@ -70,7 +70,8 @@ def test_first_sync_is_a_baseline(store: Store, clock: FakeClock) -> None:
     assert counts["SyncRun"] == 1
     trial = store.trial("NCT01213277")
     assert trial is not None and trial.overall_status == "SUSPENDED"
-    assert trial.last_checked_at == clock.now
+    last = store.last_complete_run()
+    assert last is not None and last.finished_at == clock.now
 
 
 def test_idle_poll_makes_one_request_and_writes_nothing(store: Store, clock: FakeClock) -> None:
@@ -85,15 +86,19 @@ def test_idle_poll_makes_one_request_and_writes_nothing(store: Store, clock: Fak
     assert _counts(store) == before
 
 
-def test_forced_sync_with_nothing_new_writes_nothing(store: Store, clock: FakeClock) -> None:
+def test_forced_sync_with_nothing_new_writes_only_its_run(store: Store, clock: FakeClock) -> None:
     source = _source()
     _sync(store, source, clock)
     before = _counts(store)
+    with store.session() as s:
+        trials_before = [t.model_dump() for t in s.exec(select(Trial).order_by(Trial.nct_id))]
     result = _sync(store, source, clock, force=True)
     assert not result.skipped
-    assert not result.wrote
     assert result.unchanged == len(IDS)
-    assert _counts(store) == before
+    assert _counts(store) == {**before, "SyncRun": before["SyncRun"] + 1}
+    with store.session() as s:
+        trials_after = [t.model_dump() for t in s.exec(select(Trial).order_by(Trial.nct_id))]
+    assert trials_after == trials_before  # no per-trial row is written
 
 
 def test_status_change_is_recorded_exactly_once(store: Store, clock: FakeClock) -> None:
@@ -122,8 +127,8 @@ def test_status_change_is_recorded_exactly_once(store: Store, clock: FakeClock) 
     # The same data again changes nothing, even forced.
     before = _counts(store)
     assert _sync(store, source, clock).skipped
-    assert not _sync(store, source, clock, force=True).wrote
-    assert _counts(store) == before
+    assert _sync(store, source, clock, force=True).change_count == 0
+    assert _counts(store) == {**before, "SyncRun": before["SyncRun"] + 1}
 
 
 def test_registry_churn_is_not_a_change(store: Store, clock: FakeClock) -> None:
@@ -215,34 +220,124 @@ def test_fetch_failure_records_a_failed_run_and_changes_nothing(
     assert store.consecutive_failures() == 0
 
 
-def test_a_crash_inside_the_write_leaves_the_previous_state(store: Store, clock: FakeClock) -> None:
+class _CrashingStore:
+    """The store, but the process "dies" inside the write transaction of page ``crash_at``:
+    the page's statements ran, the commit never happens."""
+
+    def __init__(self, store: Store, crash_at: int) -> None:
+        self.store = store
+        self.crash_at = crash_at
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
+        if page != self.crash_at:
+            return self.store.write_page(run, page, outcomes, **kw)
+        with self.store.session() as s:
+            self.store._write_page(
+                s,
+                run,
+                page,
+                [o for o in outcomes if o.kind != "unchanged"],
+                kw["now"],
+                kw["data_timestamp"],
+            )
+            raise RuntimeError("power cut")
+
+
+def test_a_crash_inside_a_page_write_leaves_that_page_as_it_was(
+    store: Store, clock: FakeClock
+) -> None:
     source = _source()
-    _sync(store, source, clock)
+    _sync(store, source, clock, batch_size=2)
     before = _counts(store)
-    _publish_status(source, "NCT05915845", "COMPLETED")
+    for nct_id in IDS:  # one change on every page
+        _publish_status(source, nct_id, "WITHDRAWN")
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_sync(
+            source=source,
+            store=_CrashingStore(store, crash_at=1),  # type: ignore[arg-type]
+            watchlist=_watch(),
+            clock=clock,
+            batch_size=2,
+        )
+    after = _counts(store)
+    # Page 0 committed whole (2 trials: versions and events), page 1 not at all, page 2 never ran.
+    assert after["ChangeEvent"] == before["ChangeEvent"] + 2
+    assert after["RecordVersion"] == before["RecordVersion"] + 2
+    statuses = {i: store.trial(i).overall_status for i in IDS}  # type: ignore[union-attr]
+    assert [statuses[i] == "WITHDRAWN" for i in sorted(IDS)] == [True] * 2 + [False] * 4
+    [failed] = [r for r in store.recent_runs() if r.status == "failed"]
+    assert "power cut" in (failed.errors_json or "")
+    # ... and the next sync detects exactly the rest, as if nothing had happened.
+    result = _sync(store, source, clock, batch_size=2)
+    assert result.change_count == 4
+    assert store.count(ChangeEvent) == before["ChangeEvent"] + 6
 
-    def exploding_router(nct_id: str, label: str | None, change: FieldChange) -> list[Route]:
-        raise RuntimeError("power cut")
 
-    with pytest.raises(RuntimeError):
-        _sync(store, source, clock, router=exploding_router)
-    assert _counts(store) == before
-    trial = store.trial("NCT05915845")
-    assert trial is not None and trial.overall_status == "UNKNOWN"
-    # ... and the next sync detects the change as if nothing had happened.
-    result = _sync(store, source, clock)
-    assert result.change_count == 1
+def test_a_process_killed_mid_run_owes_what_it_committed(store: Store, clock: FakeClock) -> None:
+    """kill -9 after a page committed: the run stays 'running'; the next sync closes it and
+    releases the notifications its committed page owes — once."""
+    source = _source()
+    router = _to_clinician
+    _sync(store, source, clock, batch_size=2, router=router)
+    for nct_id in IDS:
+        _publish_status(source, nct_id, "WITHDRAWN")
+
+    class Killed(BaseException):
+        pass
+
+    class DiesAfterFirstPage(_CrashingStore):
+        def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
+            if page == 1:
+                raise Killed  # no cleanup runs after a SIGKILL: model it by skipping finish
+            return self.store.write_page(run, page, outcomes, **kw)
+
+        def finish_run(self, run: Any, totals: Any) -> None:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_sync(
+            source=source,
+            store=DiesAfterFirstPage(store, 1),  # type: ignore[arg-type]
+            watchlist=_watch(),
+            clock=clock,
+            batch_size=2,
+            router=router,
+        )
+    assert [r.status for r in store.recent_runs(1)] == ["running"]
+    assert [n.status for n in store.notifications()] == ["held"]  # not sendable yet
+    result = _sync(store, source, clock, batch_size=2, router=router)
+    assert result.change_count == 4
+    runs = store.recent_runs(2)
+    assert [r.status for r in runs] == ["complete", "interrupted"]
+    notes = sorted(store.notifications(), key=lambda n: n.id or 0)
+    assert [n.status for n in notes] == ["pending", "pending"]
+    owed = sorted(i for n in notes for i in n.change_ids)
+    with store.session() as s:
+        events = sorted(e for e in s.exec(select(ChangeEvent.id)))
+    assert owed == events[-6:]  # every change of this refresh owed exactly once
 
 
-def test_watchlist_changes_are_applied_and_force_a_fetch(store: Store, clock: FakeClock) -> None:
+def _to_clinician(nct_id: str, label: str | None, change: FieldChange) -> list[Route]:
+    return [Route("email", "clinician@example.org", "immediate", None)]
+
+
+def test_newly_watched_trials_are_fetched_without_a_refresh(store: Store, clock: FakeClock) -> None:
     source = _source()
     _sync(store, source, clock, watch=_watch(IDS[:3]))
+    source.requests_made = 0
     result = _sync(store, source, clock, watch=_watch(IDS[1:]))
-    assert not result.skipped  # same dataTimestamp, but the watchlist changed
+    assert not result.skipped  # same dataTimestamp, but three trials were never fetched
+    assert result.kind == "recheck"
     assert result.baselined == 3
-    dropped = store.trial(IDS[0])
-    assert dropped is not None and not dropped.watched
+    assert result.checked == 3  # only the new ones: the others are current
+    assert source.requests_made == 2
+    assert not store.is_watched(IDS[0])
+    assert store.trial(IDS[0]) is not None  # its history is kept
     assert {t.nct_id for t in store.trials()} == set(IDS[1:])
+    assert _sync(store, source, clock, watch=_watch(IDS[1:])).skipped
 
 
 def test_notifications_are_queued_in_the_sync_transaction(store: Store, clock: FakeClock) -> None:
@@ -302,9 +397,9 @@ def test_a_sync_overtaken_by_another_writes_nothing(store: Store, clock: FakeClo
         def __getattr__(self, name: str) -> Any:
             return getattr(store, name)
 
-        def apply_sync(self, plan: Any, **kwargs: Any) -> int:
+        def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
             _sync(store, source, clock)  # the other process wins the race
-            return store.apply_sync(plan, **kwargs)
+            return store.write_page(run, page, outcomes, **kw)
 
     with pytest.raises(ConcurrentUpdateError, match="run the sync again"):
         run_sync(source=source, store=Overtaken(), watchlist=_watch(), clock=clock)

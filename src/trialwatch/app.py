@@ -17,7 +17,7 @@ import structlog
 
 from trialwatch.config import Settings
 from trialwatch.ctgov import CtGovClient
-from trialwatch.exceptions import ConcurrentUpdateError, UserError
+from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.export import TrialState
 from trialwatch.health import Health, assess, render_alert
 from trialwatch.locking import DatabaseLock
@@ -25,9 +25,9 @@ from trialwatch.models import Clock, SyncResult, WatchItem
 from trialwatch.notify import SmtpSettings, SmtpTransport, WebhookTransport
 from trialwatch.outbox import FlushResult, Outbox, sender_domain
 from trialwatch.report import build_message, make_message_id, render_test_message
-from trialwatch.routing import SubscriptionRouter
+from trialwatch.routing import SubscriptionRouter, resolve_webhook
 from trialwatch.storage import Store
-from trialwatch.sync import run_sync
+from trialwatch.sync import FloodRule, Progress, run_sync
 
 
 def utc_now() -> datetime:
@@ -66,7 +66,12 @@ class App:
         )
 
     def sync(
-        self, *, force: bool = False, wait_s: float = 0.0, client: CtGovClient | None = None
+        self,
+        *,
+        force: bool = False,
+        wait_s: float = 0.0,
+        client: CtGovClient | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> SyncResult:
         """One sync under the database's sync lock, then a best-effort flush of the outbox.
 
@@ -87,6 +92,9 @@ class App:
                         force=force,
                         router=self.router,
                         new_run_id=lambda: run_id,
+                        batch_size=self.settings.api.batch_size,
+                        flood=self.flood_rule,
+                        on_progress=on_progress,
                     )
                 finally:
                     if own:
@@ -94,6 +102,14 @@ class App:
             # Deliver what this sync queued, and retry what earlier deliveries left due.
             self.flush()
         return result
+
+    @property
+    def flood_rule(self) -> FloodRule:
+        outbox = self.settings.outbox
+        return FloodRule(
+            max_trials=getattr(outbox, "flood_max_trials", 50),
+            max_fraction=getattr(outbox, "flood_max_fraction", 0.2),
+        )
 
     # -- delivery -------------------------------------------------------------------------
 
@@ -119,6 +135,7 @@ class App:
             settings=self.settings.outbox,
             email_sender=self.smtp if email.enabled else None,
             webhook_sender=lambda url: WebhookTransport(url, timeout_s=email.timeout_s),
+            resolve_webhook=lambda ref: resolve_webhook(ref, self.settings.subscriptions),
         )
 
     def flush(
@@ -181,10 +198,13 @@ class App:
         )
 
     def trial_states(self) -> Iterator[TrialState]:
-        """Watched trials in watchlist order, each with its current snapshot (loaded lazily)."""
+        """Watched trials by id, each with its current snapshot (loaded lazily)."""
+        last = self.store.last_complete_run()
+        checked_at = last.finished_at if last else None
+        entries = self.store.watch_entries()
         rows = {t.nct_id: t for t in self.store.trials()}
-        for item in self.watchlist:
-            row = rows.get(item.nct_id)
+        for entry in entries:
+            row = rows.get(entry.nct_id)
             snapshot = (
                 self.store.snapshot(row.current_version_id)
                 if row is not None and row.current_version_id is not None
@@ -198,11 +218,11 @@ class App:
             elif row is None or row.current_version_id is None:
                 problem = "not synced yet"
             yield TrialState(
-                nct_id=item.nct_id,
-                label=item.label,
-                table=item.table,
+                nct_id=entry.nct_id,
+                label=entry.display_label,
+                table=entry.table,
                 snapshot=snapshot,
-                last_synced_at=row.last_checked_at if row else None,
+                last_synced_at=checked_at if snapshot is not None else None,
                 last_changed_at=row.last_changed_at if row else None,
                 last_change_summary=row.last_change_summary if row else None,
                 problem=problem,
@@ -212,9 +232,30 @@ class App:
         self.store.close()
 
 
-def build_app(settings: Settings, *, clock: Clock = utc_now) -> App:
-    """Open the database named by the settings and wire the app. Raises DatabaseUnavailableError."""
-    return App(settings=settings, store=Store.open(settings.database.url), clock=clock)
+def build_app(settings: Settings, *, clock: Clock = utc_now, may_upgrade: bool = False) -> App:
+    """Open the database named by the settings and wire the app.
+
+    Raises DatabaseUnavailableError, or SchemaOutdatedError when the schema needs
+    ``trialwatch db upgrade`` — which ``may_upgrade`` (sync, daemon) does by itself when the
+    user opted in with ``[database] auto_upgrade``.
+    """
+    url = settings.database.url
+    try:
+        store = Store.open(url)
+    except SchemaOutdatedError:
+        if not (may_upgrade and getattr(settings.database, "auto_upgrade", False)):
+            raise
+        from trialwatch.storage.migrate import upgrade
+
+        result = upgrade(url, now=clock())
+        structlog.get_logger("trialwatch.app").warning(
+            "database.upgraded",
+            before=result.before,
+            after=result.after,
+            backup=str(result.backup) if result.backup else None,
+        )
+        store = Store.open(url)
+    return App(settings=settings, store=store, clock=clock)
 
 
 __all__ = ["App", "build_app", "utc_now"]

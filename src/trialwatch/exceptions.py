@@ -6,7 +6,8 @@ reaches the user is a bug. Operational failures are wrapped with their cause
 
     TrialwatchError
     ├── UserError                    the user can fix it; shown without a traceback
-    │   └── ConfigError (ValueError) every problem of the settings at once
+    │   ├── ConfigError (ValueError) every problem of the settings at once
+    │   └── SchemaOutdatedError      the database needs `trialwatch db upgrade`
     ├── FetchError                   talking to ClinicalTrials.gov failed
     │   ├── TransientFetchError      timeouts, 429, 5xx, a 200 that is not the expected JSON
     │   └── ApiRequestError          a 4xx the API will answer the same way every time
@@ -41,6 +42,10 @@ class ConfigError(UserError, ValueError):
         noun = "problem" if len(self.problems) == 1 else "problems"
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"invalid configuration ({len(self.problems)} {noun}):\n{lines}")
+
+
+class SchemaOutdatedError(UserError):
+    """The database's schema is older (or newer) than this trialwatch; nothing was written."""
 
 
 class FetchError(TrialwatchError):

@@ -8,7 +8,7 @@ through plain JSON (``to_dict`` / ``from_dict``) so storage can keep it as text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -294,6 +294,11 @@ class SyncResult:
     aliases: Mapping[str, str] = field(default_factory=dict)
     updates: tuple[TrialUpdate, ...] = ()
     wrote: bool = False
+    rebaselined: int = 0  # read again by a newer normalizer, silently
+    newly_missing: tuple[str, ...] = ()  # missing this time and not the time before
+    kind: str = "full"  # "full" | "incremental" | "recheck"
+    flooded: bool = False  # too many trials changed: recipients get one summary
+    flooded_trials: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,50 +306,118 @@ class WatchItem:
     """A watched trial as configured (label, the table of the review it comes from)."""
 
     nct_id: str
-    label: str
+    label: str | None = None
     table: str | None = None
     reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one change goes: decided by the (pure) subscription router, persisted by storage.
+
+    ``recipient`` is an email address, or for webhooks a *reference* to the subscription
+    (``webhook:<hash>``): the secret URL itself is resolved from the settings when sending and
+    is never stored.
+    """
+
+    channel: str  # "email" | "webhook"
+    recipient: str
+    mode: str  # "immediate" | "daily" | "weekly"
+    subscription: str | None = None
+
+
+Router: TypeAlias = Callable[[str, str | None, FieldChange], Sequence[Route]]
+"""(nct_id, label, change) -> the routes that change takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What storage knows of one trial when a page of records arrives for it."""
+
+    nct_id: str
+    content_hash: str | None
+    version_id: int | None
+    fingerprint: str | None
+    normalizer_version: int | None
+    label: str | None = None
+    had_record: bool = False  # a version is stored (it was returned at least once)
+    flagged: bool = False  # missing, to recheck, or in error: seeing it again clears that
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """A snapshot to store (once per content hash) with the raw record it was read from."""
+
+    content_hash: str
+    snapshot_json: str
+    raw_zlib: bytes
+    normalizer_version: int
 
 
 @dataclass(frozen=True, slots=True)
 class TrialOutcome:
     """What one sync decided for one trial; storage acts on it.
 
-    ``kind`` is ``baseline`` (first snapshot), ``changed``, ``unchanged``, ``failed`` (the record
-    could not be normalized) or ``missing`` (CT.gov did not return it this time).
+    ``kind`` is ``baseline`` (first snapshot), ``changed``, ``unchanged`` (nothing to write),
+    ``refreshed`` (the served record moved but its snapshot did not: only the fingerprint is
+    stored), ``failed`` (the record could not be read) or ``missing`` (CT.gov did not return it).
     """
 
     nct_id: str
     kind: str
     canonical_id: str | None = None
-    # Only what storage shows in listings, not the whole Snapshot: a large first sync holds
-    # thousands of outcomes until its single commit.
+    # Only what storage shows in listings, not the whole Snapshot.
     brief_title: str | None = None
     acronym: str | None = None
     overall_status: str | None = None
-    content_hash: str | None = None
     # The stored hash this outcome was decided against (None: no snapshot yet); storage
     # refuses to write when the trial moved on meanwhile.
     previous_hash: str | None = None
-    snapshot_json: str | None = None
-    raw_zlib: bytes | None = None  # the raw record, compressed as soon as it is decided
+    from_version_id: int | None = None  # the stored version the changes are measured from
+    version: NewVersion | None = None
+    # A silent re-baseline: the previous record read again by a newer normalizer, stored as a
+    # version of its own (no change events) before ``version`` is compared with it.
+    rebaseline: NewVersion | None = None
+    fingerprint: str | None = None
     changes: tuple[FieldChange, ...] = ()
+    # routes[i] are the routes of changes[i], decided before the write by the router.
+    routes: tuple[tuple[Route, ...], ...] = ()
     error: str | None = None
+    # missing: the registry confirmed it has no such study (its count matched what it sent).
+    confirmed: bool = True
+    # missing: the trial had been returned before, so its absence is news to check again.
+    recheck: bool = False
+
+    @property
+    def content_hash(self) -> str | None:
+        return self.version.content_hash if self.version else None
 
 
 @dataclass(frozen=True, slots=True)
-class SyncPlan:
-    """Everything one sync will write, decided before the single write transaction opens."""
+class RunStart:
+    """A sync run as it begins (its row is written first; pages reference it)."""
 
     run_id: str
     started_at: datetime
-    finished_at: datetime
     forced: bool
-    complete: bool
+    kind: str  # "full" | "incremental" | "recheck"
     api_version: str | None
     data_timestamp: str | None
-    watchlist_hash: str
-    watchlist: tuple[WatchItem, ...]
-    outcomes: tuple[TrialOutcome, ...]
-    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunTotals:
+    """How a run ended, written with its release of the notifications it owes."""
+
+    finished_at: datetime
+    complete: bool
+    checked: int = 0
+    changed: int = 0
+    baselined: int = 0
+    rebaselined: int = 0
+    failed: int = 0
+    missing: int = 0
+    change_count: int = 0
+    requests: int = 0
     errors: tuple[str, ...] = ()
+    summary_only: bool = False  # too many trials changed: one summary per recipient

@@ -33,7 +33,20 @@ from trialwatch.models import (
 )
 from trialwatch.vocabulary import PHASE_ORDER
 
-__all__ = ["canonical_json", "content_hash", "normalize", "normalize_text", "sort_key"]
+__all__ = [
+    "NORMALIZER_VERSION",
+    "canonical_json",
+    "content_hash",
+    "normalize",
+    "normalize_text",
+    "sort_key",
+]
+
+NORMALIZER_VERSION = 1
+"""The version of what is tracked and how it is read. Bump it with EVERY change to
+normalization: storage records it with each snapshot, and the first sync under a new version
+reads each trial's stored record again and re-baselines it silently (no change events, no
+emails) instead of telling everyone that every trial changed."""
 
 # ASCII digits only: ``\d`` would also accept other scripts' digits.
 _NCT_ID = re.compile(r"NCT[0-9]{8}")

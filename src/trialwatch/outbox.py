@@ -22,11 +22,11 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -46,9 +46,47 @@ from trialwatch.report import (
     render_change_report,
     webhook_payload,
 )
-from trialwatch.storage import Notification, Store
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from trialwatch.storage import ChangeEvent, Notification
 
 log = structlog.get_logger("trialwatch.outbox")
+
+
+class OutboxStore(Protocol):
+    """What delivery needs from storage: the queue, and the changes a message reports."""
+
+    def due_notifications(
+        self, now: datetime, limit: int = ..., *, ignore_backoff: bool = ...
+    ) -> list[Notification]: ...
+
+    def claim(
+        self,
+        notification: Notification,
+        *,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        stale: Callable[[Notification], bool],
+    ) -> bool: ...
+
+    def mark_sent(self, notification_id: int, *, owner: str, now: datetime) -> bool: ...
+
+    def mark_failed(
+        self,
+        notification_id: int,
+        *,
+        owner: str,
+        error: str,
+        attempts: int,
+        retry_at: datetime | None,
+    ) -> bool: ...
+
+    def changes_by_id(self, ids: Sequence[int]) -> list[ChangeEvent]: ...
+
+    def trial_titles(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]: ...
 
 
 class EmailSender(Protocol):
@@ -135,7 +173,7 @@ class Outbox:
 
     def __init__(
         self,
-        store: Store,
+        store: OutboxStore,
         *,
         clock: Clock,
         email: EmailSettings,
@@ -143,6 +181,7 @@ class Outbox:
         email_sender: Callable[[], EmailSender] | None,
         webhook_sender: Callable[[str], WebhookSender],
         owner: str | None = None,
+        resolve_webhook: Callable[[str], str | None] = lambda reference: None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -151,6 +190,7 @@ class Outbox:
         self.email_sender = email_sender
         self.webhook_sender = webhook_sender
         self.owner = owner or process_owner()
+        self.resolve_webhook = resolve_webhook
 
     def flush(
         self,
@@ -247,7 +287,7 @@ class Outbox:
         trials: dict[str, list[Any]] = {}
         for event in events:
             trials.setdefault(event.nct_id, []).append(event.to_change())
-        rows = {t.nct_id: t for t in self.store.trials(watched_only=False)}
+        titles = self.store.trial_titles(list(trials))
         data_timestamp = max((e.data_timestamp or "" for e in events), default="") or None
         period = None
         if notification.kind == "digest":
@@ -259,8 +299,8 @@ class Outbox:
             trials=tuple(
                 TrialChanges(
                     nct_id=nct_id,
-                    label=rows[nct_id].label if nct_id in rows else None,
-                    brief_title=rows[nct_id].brief_title if nct_id in rows else None,
+                    label=titles.get(nct_id, (None, None))[0],
+                    brief_title=titles.get(nct_id, (None, None))[1],
                     changes=tuple(changes),
                 )
                 for nct_id, changes in trials.items()
@@ -298,13 +338,22 @@ class Outbox:
         else:
             payload = webhook_payload(report, rendered)
         payload.setdefault("trialwatch", {})["message_key"] = notification.key
-        self.webhook_sender(notification.recipient).post(payload)
+        # The outbox keeps a reference, not the secret URL: resolve it from the settings now.
+        recipient = notification.recipient
+        url = self.resolve_webhook(recipient) if recipient.startswith("webhook:") else recipient
+        if url is None:
+            raise PermanentDeliveryError(
+                f"the webhook of subscription {notification.subscription or '(unnamed)'} is no "
+                "longer in the settings; restore it and run `trialwatch notify retry`"
+            )
+        self.webhook_sender(url).post(payload)
 
 
 __all__ = [
     "EmailSender",
     "FlushResult",
     "Outbox",
+    "OutboxStore",
     "WebhookSender",
     "backoff_s",
     "claimer_is_dead",

@@ -1,12 +1,35 @@
-"""Who gets what: routes a change to recipients by the subscriptions. Pure."""
+"""Who gets what: routes a change to recipients by the subscriptions. Pure.
+
+The sync calls the router before it writes, and storage persists the routes it returns: who
+hears about a change is decided here, nowhere else.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from trialwatch.config import EmailSettings, Subscription
-from trialwatch.models import FieldChange
-from trialwatch.storage import Route
+from trialwatch.models import FieldChange, Route
+
+
+def webhook_reference(url: str) -> str:
+    """What the outbox stores for a webhook: a reference, never the secret URL itself.
+
+    The URL is resolved from the settings when the message is sent (see
+    :func:`resolve_webhook`); a migration keeps a frozen copy of this function.
+    """
+    return "webhook:" + hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def resolve_webhook(reference: str, subscriptions: Iterable[Subscription]) -> str | None:
+    """The URL of the configured subscription a stored reference names (None: not any more)."""
+    for sub in subscriptions:
+        if sub.webhook_url is not None:
+            url = sub.webhook_url.get_secret_value()
+            if webhook_reference(url) == reference:
+                return url
+    return None
 
 
 class SubscriptionRouter:
@@ -31,9 +54,8 @@ class SubscriptionRouter:
             if self.email.enabled:
                 routes.extend(Route("email", addr, sub.mode, sub.name) for addr in sub.to)
             if sub.webhook_url is not None:
-                routes.append(
-                    Route("webhook", sub.webhook_url.get_secret_value(), sub.mode, sub.name)
-                )
+                url = sub.webhook_url.get_secret_value()
+                routes.append(Route("webhook", webhook_reference(url), sub.mode, sub.name))
         return routes
 
 

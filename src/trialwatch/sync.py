@@ -1,18 +1,24 @@
-"""The sync use case: fetch -> normalize -> diff -> store, in one write transaction.
+"""The sync use case: fetch -> normalize -> diff -> route -> store, one page at a time.
 
 This module decides; the edges act. It talks to CT.gov and the database only through the two
 small protocols below, so tests can hand it fakes, and it imports neither httpx nor SQLAlchemy.
 
 A sync:
 
-1. asks ``/version``; when CT.gov's ``dataTimestamp`` and the watchlist are those of the last
-   complete sync, it stops there (one request, nothing written) unless forced;
-2. streams the watched records (batched ``filter.ids`` requests), normalizing and hashing each;
-   unchanged hashes cost nothing, changed ones are diffed against the stored snapshot;
-3. writes the whole result — versions, change events, the run, the outbox — in one transaction.
+1. asks ``/version``; when CT.gov's ``dataTimestamp`` is the one of the last complete run it
+   fetches only the trials that still need it (newly watched, or absent from the last answer)
+   — usually none: one request, nothing written — unless forced;
+2. otherwise walks the watch set in batches: each batch is one ``filter.ids`` request, its
+   records are decided (an unchanged fingerprint skips normalizing; a changed record is
+   normalized, hashed and diffed; who hears about each change is decided by the router) and
+   the page is written in one transaction: versions, change events and the notifications they
+   owe, together;
+3. ends the run: its notifications are merged into one message per recipient (one summary
+   when too many trials changed at once), and only then does the run count as complete.
 
-One malformed record fails that trial only. A failure to fetch fails the run: nothing but a
-``failed`` run row is written, and the previous state stays as it was.
+Memory is bounded by one batch, whatever the size of the watch set. One malformed record
+fails that trial only. A fetch failure ends the run as failed; the pages written before it
+stay (their changes are real and are delivered), and the next poll fetches everything again.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import hashlib
 import json
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -31,22 +38,30 @@ from trialwatch.exceptions import FetchError, RecordError
 from trialwatch.models import (
     ApiVersion,
     Clock,
+    FieldChange,
     FoundStudy,
     MissingStudy,
+    NewVersion,
+    Route,
+    Router,
+    RunStart,
+    RunTotals,
     Snapshot,
+    StoredState,
     StudyResult,
-    SyncPlan,
     SyncResult,
     TrialFailure,
     TrialOutcome,
     TrialUpdate,
     WatchItem,
 )
-from trialwatch.normalize import canonical_json, content_hash, normalize
+from trialwatch.normalize import NORMALIZER_VERSION, canonical_json, content_hash, normalize
 
 log = structlog.get_logger("trialwatch.sync")
 
 MISSING_REASON = "not returned by ClinicalTrials.gov (not public, withdrawn from view, or unknown)"
+SHORT_READ_REASON = "left out of CT.gov's answer although it counted it (a short read)"
+MAX_UPDATES_KEPT = 500  # the result lists at most this many changed trials (counts are exact)
 
 
 class StudySource(Protocol):
@@ -62,88 +77,216 @@ class StudySource(Protocol):
 
 class LastRun(Protocol):
     data_timestamp: str | None
-    watchlist_hash: str | None
+
+
+class RunHandle(Protocol):
+    pk: int
+    run_id: str
 
 
 class SyncStore(Protocol):
     """What the sync needs from storage."""
 
-    def last_complete_run(self) -> LastRun | None: ...
+    def sync_config_watchlist(self, items: Sequence[WatchItem], *, now: Any) -> Any: ...
 
-    def current_hashes(self) -> dict[str, tuple[str | None, int | None]]: ...
+    def last_complete_run(self) -> LastRun | None: ...
 
     def consecutive_failures(self) -> int: ...
 
-    def snapshot(self, version_id: int) -> Snapshot: ...
+    def recover_interrupted(self, *, now: Any) -> int: ...
 
-    def apply_sync(self, plan: SyncPlan, *, router: Any = None) -> int: ...
+    def watched_count(self) -> int: ...
+
+    def iter_watched_ids(self, chunk: int = ...) -> Iterator[list[str]]: ...
+
+    def ids_to_recheck(self, limit: int = ...) -> list[str]: ...
+
+    def page_state(self, ids: Sequence[str]) -> dict[str, StoredState]: ...
+
+    def snapshots(self, version_ids: Iterable[int]) -> dict[int, Snapshot]: ...
+
+    def raw_records(self, version_ids: Iterable[int]) -> dict[int, dict[str, Any]]: ...
+
+    def begin_run(self, start: RunStart) -> Any: ...
+
+    def write_page(
+        self,
+        run: Any,
+        page: int,
+        outcomes: Sequence[TrialOutcome],
+        *,
+        now: Any,
+        data_timestamp: str | None,
+    ) -> int: ...
+
+    def finish_run(self, run: Any, totals: RunTotals) -> None: ...
+
+    def record_failed_run(self, start: RunStart, totals: RunTotals) -> None: ...
 
 
-def watchlist_hash(watchlist: Sequence[WatchItem]) -> str:
-    """A fingerprint of the watchlist: a changed list, label or table means "sync again"."""
-    items = sorted((w.nct_id, w.label, w.table or "", w.reference or "") for w in watchlist)
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class FloodRule:
+    """Above either limit, recipients get one summary per run instead of long reports."""
+
+    max_trials: int = 50  # 0: no limit by count
+    max_fraction: float = 0.2
+    min_trials: int = 10  # the fraction rule needs at least this many changed trials
+
+    def floods(self, changed_trials: int, watched: int) -> bool:
+        if self.max_trials and changed_trials > self.max_trials:
+            return True
+        return (
+            changed_trials >= self.min_trials
+            and watched > 0
+            and changed_trials > self.max_fraction * watched
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a long sync is: reported after every page."""
+
+    pages: int
+    studies: int
+    total: int | None
+
+
+def no_routes(nct_id: str, label: str | None, change: FieldChange) -> Sequence[Route]:
+    return ()
+
+
+def record_fingerprint(record: Mapping[str, Any]) -> str:
+    """A cheap fingerprint of a record as served (canonical JSON, BLAKE2b)."""
+    data = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
+
+
+def _fingerprint_of(found: FoundStudy) -> str:
+    given = getattr(found, "fingerprint", None)
+    return given if isinstance(given, str) and given else record_fingerprint(found.record)
+
+
+@dataclass
+class _Tally:
+    checked: int = 0
+    changed: int = 0
+    baselined: int = 0
+    rebaselined: int = 0
+    unchanged: int = 0
+    change_count: int = 0
+    routed_trials: int = 0
+    failed: list[TrialFailure] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    newly_missing: list[str] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+    updates: list[TrialUpdate] = field(default_factory=list)
+    pages: int = 0
+
+    def count(self, outcome: TrialOutcome, state: StoredState | None) -> None:
+        kind = outcome.kind
+        if kind == "missing":
+            self.missing.append(outcome.nct_id)
+            if state is None or not state.flagged:
+                self.newly_missing.append(outcome.nct_id)
+            return
+        self.checked += 1
+        if outcome.canonical_id and outcome.canonical_id != outcome.nct_id:
+            self.aliases[outcome.nct_id] = outcome.canonical_id
+        if kind == "failed":
+            self.failed.append(TrialFailure(outcome.nct_id, outcome.error or ""))
+        elif kind == "baseline":
+            self.baselined += 1
+        elif kind == "rebaselined":
+            self.rebaselined += 1
+        elif kind == "changed":
+            self.changed += 1
+            self.change_count += len(outcome.changes)
+            if any(outcome.routes):
+                self.routed_trials += 1
+            if len(self.updates) < MAX_UPDATES_KEPT:
+                self.updates.append(TrialUpdate(outcome.nct_id, outcome.changes))
+        else:
+            self.unchanged += 1
+        if outcome.rebaseline is not None:
+            self.rebaselined += 1
+
+    def errors(self) -> tuple[str, ...]:
+        return tuple(f"{f.nct_id}: {f.reason}" for f in self.failed)
 
 
 def run_sync(
     *,
     source: StudySource,
     store: SyncStore,
-    watchlist: Sequence[WatchItem],
     clock: Clock,
+    watchlist: Sequence[WatchItem] | None = None,
     force: bool = False,
-    router: Any = None,
+    router: Router | None = None,
     new_run_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    batch_size: int = 100,
+    flood: FloodRule | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> SyncResult:
-    """Run one sync. Raises FetchError when CT.gov cannot be read (after recording the failure)."""
+    """Run one sync. Raises FetchError when CT.gov cannot be read (after recording the failure).
+
+    ``watchlist``, when given, is the config file's watch set: it is made the ``config``
+    source's entries first. Other sources (``watch add``, imports, queries) are in the store.
+    """
     run_id = new_run_id()
     started = clock()
     requests_before = source.requests_made
-    fingerprint = watchlist_hash(watchlist)
     bound = log.bind(run_id=run_id)
+    route = router or no_routes
 
-    def plan(
-        version: ApiVersion | None,
-        outcomes: Sequence[TrialOutcome],
-        errors: tuple[str, ...],
-        *,
-        complete: bool,
-    ) -> SyncPlan:
-        return SyncPlan(
-            run_id=run_id,
-            started_at=started,
-            finished_at=clock(),
-            forced=force,
-            complete=complete,
-            api_version=version.api_version if version else None,
-            data_timestamp=version.data_timestamp if version else None,
-            watchlist_hash=fingerprint,
-            watchlist=tuple(watchlist),
-            outcomes=tuple(outcomes),
-            requests=source.requests_made - requests_before,
-            errors=errors,
-        )
+    def requests() -> int:
+        return source.requests_made - requests_before
+
+    if watchlist is not None:
+        store.sync_config_watchlist(watchlist, now=started)
 
     version: ApiVersion | None = None
     try:
         version = source.version()
-        last = store.last_complete_run()
-        same_data = (
-            last is not None
-            and last.data_timestamp == version.data_timestamp
-            and last.watchlist_hash == fingerprint
+    except FetchError as exc:
+        bound.error("sync.failed", error=str(exc), requests=requests())
+        start = RunStart(run_id, started, force, "full", None, None)
+        store.record_failed_run(
+            start,
+            RunTotals(finished_at=clock(), complete=False, requests=requests(), errors=(str(exc),)),
         )
-        if same_data and not force:
+        raise
+
+    store.recover_interrupted(now=started)
+    last = store.last_complete_run()
+    same_data = last is not None and last.data_timestamp == version.data_timestamp
+    kind = "full"
+    chunks: Iterable[list[str]]
+    total: int | None
+    if same_data and not force:
+        pending = store.ids_to_recheck()
+        if not pending:
             # The stored data is CT.gov's current data. After failed runs that is news
             # (health recovered): record a complete run, still without fetching anything.
             recovered = store.consecutive_failures() > 0
             if recovered:
-                store.apply_sync(plan(version, (), (), complete=True))
+                run = store.begin_run(
+                    RunStart(
+                        run_id,
+                        started,
+                        force,
+                        "recheck",
+                        version.api_version,
+                        version.data_timestamp,
+                    )
+                )
+                store.finish_run(
+                    run, RunTotals(finished_at=clock(), complete=True, requests=requests())
+                )
             finished = clock()
             bound.info(
                 "sync.idle",
                 data_timestamp=version.data_timestamp,
-                requests=source.requests_made - requests_before,
+                requests=requests(),
                 recovered=recovered,
                 duration_s=round((finished - started).total_seconds(), 3),
             )
@@ -153,133 +296,305 @@ def run_sync(
                 finished_at=finished,
                 skipped=True,
                 data_timestamp=version.data_timestamp,
-                requests=source.requests_made - requests_before,
+                requests=requests(),
                 wrote=recovered,
             )
-        outcomes = _collect(source, store, watchlist, bound)
-    except FetchError as exc:
-        # Only the failure is recorded (health counts consecutive failures); no trial moves.
-        failed = plan(version, (), (str(exc),), complete=False)
-        bound.error("sync.failed", error=str(exc), requests=failed.requests)
-        store.apply_sync(failed)
+        kind = "recheck"
+        chunks = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+        total = len(pending)
+    else:
+        chunks = store.iter_watched_ids(batch_size)
+        total = store.watched_count()
+
+    run = store.begin_run(
+        RunStart(run_id, started, force, kind, version.api_version, version.data_timestamp)
+    )
+    tally = _Tally()
+    try:
+        for ids in chunks:
+            results = list(source.iter_studies(ids))
+            states = store.page_state(ids)
+            outcomes = decide_page(
+                results, states, store, route, recheck_run=kind == "recheck", log=bound
+            )
+            for outcome in outcomes:
+                tally.count(outcome, states.get(outcome.nct_id))
+            store.write_page(
+                run, tally.pages, outcomes, now=clock(), data_timestamp=version.data_timestamp
+            )
+            tally.pages += 1
+            if on_progress is not None:
+                on_progress(Progress(tally.pages, tally.checked + len(tally.missing), total))
+    except BaseException as exc:
+        # What the pages written so far owe is released; the run does not count as complete.
+        error = str(exc) or type(exc).__name__
+        if isinstance(exc, FetchError):
+            bound.error("sync.failed", error=error, requests=requests())
+        try:
+            store.finish_run(
+                run,
+                RunTotals(
+                    finished_at=clock(),
+                    complete=False,
+                    checked=tally.checked,
+                    changed=tally.changed,
+                    baselined=tally.baselined,
+                    rebaselined=tally.rebaselined,
+                    failed=len(tally.failed),
+                    missing=len(tally.missing),
+                    change_count=tally.change_count,
+                    requests=requests(),
+                    errors=(error, *tally.errors()),
+                ),
+            )
+        except Exception as finish_error:  # noqa: BLE001 - the first error is the one to raise
+            bound.error("sync.finish_failed", error=str(finish_error))
         raise
 
-    nothing_new = all(o.kind == "unchanged" for o in outcomes)
-    wrote = not (same_data and nothing_new)
-    # Per-trial problems are recorded on the run too; the run is still complete.
-    errors = tuple(f"{o.nct_id}: {o.error}" for o in outcomes if o.error)
-    done = plan(version, outcomes, errors, complete=True)
-    if wrote:
-        store.apply_sync(done, router=router)
-    finished = done.finished_at
-    requests = done.requests
-
+    watched = total if kind == "full" and total is not None else store.watched_count()
+    summary_only = (flood or FloodRule(max_trials=0, max_fraction=2.0)).floods(
+        tally.routed_trials, watched
+    )
+    finished = clock()
+    store.finish_run(
+        run,
+        RunTotals(
+            finished_at=finished,
+            complete=True,
+            checked=tally.checked,
+            changed=tally.changed,
+            baselined=tally.baselined,
+            rebaselined=tally.rebaselined,
+            failed=len(tally.failed),
+            missing=len(tally.missing),
+            change_count=tally.change_count,
+            requests=requests(),
+            errors=tally.errors(),
+            summary_only=summary_only,
+        ),
+    )
     result = SyncResult(
         run_id=run_id,
         started_at=started,
         finished_at=finished,
         skipped=False,
         data_timestamp=version.data_timestamp,
-        checked=sum(1 for o in outcomes if o.kind not in {"missing"}),
-        changed=sum(1 for o in outcomes if o.kind == "changed"),
-        baselined=sum(1 for o in outcomes if o.kind == "baseline"),
-        unchanged=sum(1 for o in outcomes if o.kind == "unchanged"),
-        change_count=sum(len(o.changes) for o in outcomes),
-        requests=requests,
-        failed=tuple(TrialFailure(o.nct_id, o.error or "") for o in outcomes if o.kind == "failed"),
-        missing=tuple(o.nct_id for o in outcomes if o.kind == "missing"),
-        aliases={
-            o.nct_id: o.canonical_id
-            for o in outcomes
-            if o.canonical_id and o.canonical_id != o.nct_id
-        },
-        updates=tuple(
-            TrialUpdate(o.nct_id, o.changes, baseline=o.kind == "baseline")
-            for o in outcomes
-            if o.kind in {"changed", "baseline"}
-        ),
-        wrote=wrote,
+        checked=tally.checked,
+        changed=tally.changed,
+        baselined=tally.baselined,
+        rebaselined=tally.rebaselined,
+        unchanged=tally.unchanged,
+        change_count=tally.change_count,
+        requests=requests(),
+        failed=tuple(tally.failed),
+        missing=tuple(tally.missing),
+        newly_missing=tuple(tally.newly_missing),
+        aliases=dict(tally.aliases),
+        updates=tuple(tally.updates),
+        wrote=True,
+        kind=kind,
+        flooded=summary_only,
+        flooded_trials=tally.routed_trials if summary_only else 0,
     )
     bound.info(
         "sync.done",
+        kind=kind,
         data_timestamp=result.data_timestamp,
         checked=result.checked,
         changed=result.changed,
         baselined=result.baselined,
+        rebaselined=result.rebaselined,
         failed=len(result.failed),
         missing=len(result.missing),
         changes=result.change_count,
         requests=result.requests,
-        wrote=wrote,
+        pages=tally.pages,
+        flooded=summary_only,
         duration_s=round((finished - started).total_seconds(), 3),
     )
     return result
 
 
-def _collect(
-    source: StudySource,
-    store: SyncStore,
-    watchlist: Sequence[WatchItem],
-    bound: Any,
+class _SnapshotSource(Protocol):
+    def snapshots(self, version_ids: Iterable[int]) -> dict[int, Snapshot]: ...
+
+    def raw_records(self, version_ids: Iterable[int]) -> dict[int, dict[str, Any]]: ...
+
+
+def decide_page(
+    results: Sequence[StudyResult],
+    states: Mapping[str, StoredState],
+    store: _SnapshotSource,
+    router: Router,
+    *,
+    recheck_run: bool = False,
+    log: Any = log,
 ) -> list[TrialOutcome]:
-    known = store.current_hashes()
-    outcomes: list[TrialOutcome] = []
-    for result in source.iter_studies([w.nct_id for w in watchlist]):
+    """Decide what one page of records means, against what is stored. Writes nothing.
+
+    An unchanged fingerprint (same served record, same normalizer) costs nothing; a changed
+    one is normalized; a changed snapshot is diffed against the stored one (which a newer
+    normalizer first reads again from the stored raw record, silently) and each change is
+    routed.
+    """
+    pending: list[tuple[FoundStudy, StoredState | None, str, Snapshot, str]] = []
+    outcomes: dict[str, TrialOutcome] = {}
+    order: list[str] = []
+    for result in results:
         if isinstance(result, MissingStudy):
-            bound.warning("trial.missing", nct_id=result.requested_id, reason=MISSING_REASON)
-            outcomes.append(
-                TrialOutcome(nct_id=result.requested_id, kind="missing", error=MISSING_REASON)
+            nct_id = result.requested_id
+            order.append(nct_id)
+            state = states.get(nct_id)
+            confirmed = bool(getattr(result, "confirmed", True))
+            had = state is not None and state.had_record
+            # Absent although returned before, or left out of a short answer: fetch it again
+            # at the next poll — once: a recheck that finds it absent again lets it rest.
+            recheck = (had or not confirmed) and not recheck_run
+            reason = MISSING_REASON if confirmed else SHORT_READ_REASON
+            if state is None or not state.flagged:
+                log.warning("trial.missing", nct_id=nct_id, reason=reason, recheck=recheck)
+            outcomes[nct_id] = TrialOutcome(
+                nct_id=nct_id, kind="missing", error=reason, confirmed=confirmed, recheck=recheck
             )
             continue
-        outcomes.append(_decide(result, known.get(result.requested_id), store, bound))
-    return outcomes
+        nct_id = result.requested_id
+        order.append(nct_id)
+        state = states.get(nct_id)
+        canonical = result.nct_id if result.nct_id != nct_id else None
+        fingerprint = _fingerprint_of(result)
+        if (
+            state is not None
+            and state.content_hash is not None
+            and state.fingerprint == fingerprint
+            and state.normalizer_version == NORMALIZER_VERSION
+        ):
+            outcomes[nct_id] = TrialOutcome(
+                nct_id=nct_id,
+                kind="refreshed" if state.flagged else "unchanged",
+                canonical_id=canonical,
+                previous_hash=state.content_hash,
+                fingerprint=fingerprint,
+            )
+            continue
+        try:
+            snapshot = normalize(result.record)
+        except RecordError as exc:
+            log.warning("trial.failed", nct_id=nct_id, reason=str(exc))
+            outcomes[nct_id] = TrialOutcome(
+                nct_id=nct_id,
+                kind="failed",
+                canonical_id=canonical,
+                previous_hash=state.content_hash if state else None,
+                error=str(exc),
+            )
+            continue
+        pending.append((result, state, fingerprint, snapshot, content_hash(snapshot)))
+
+    # Only what this page needs: the stored snapshots of its changed trials, and the raw
+    # records of those a newer normalizer must read again.
+    old_ids = {
+        s.version_id
+        for _, s, _, _, digest in pending
+        if s is not None and s.version_id is not None and s.content_hash != digest
+    }
+    stale = {
+        s.version_id
+        for _, s, _, _, _ in pending
+        if s is not None
+        and s.version_id is not None
+        and (s.normalizer_version or 1) != NORMALIZER_VERSION
+    }
+    old_snapshots = store.snapshots(old_ids - stale)
+    old_raw = store.raw_records(stale)
+
+    for found, state, fingerprint, snapshot, digest in pending:
+        outcomes[found.requested_id] = _decide_changed(
+            found, state, fingerprint, snapshot, digest, old_snapshots, old_raw, router, log
+        )
+    return [outcomes[i] for i in order]
 
 
-def _decide(
+def _new_version(snapshot: Snapshot, digest: str, record: Mapping[str, Any]) -> NewVersion:
+    raw = zlib.compress(json.dumps(record, sort_keys=True, separators=(",", ":")).encode(), 6)
+    return NewVersion(digest, canonical_json(snapshot), raw, NORMALIZER_VERSION)
+
+
+def _decide_changed(
     found: FoundStudy,
-    previous: tuple[str | None, int | None] | None,
-    store: SyncStore,
-    bound: Any,
+    state: StoredState | None,
+    fingerprint: str,
+    snapshot: Snapshot,
+    digest: str,
+    old_snapshots: Mapping[int, Snapshot],
+    old_raw: Mapping[int, Mapping[str, Any]],
+    router: Router,
+    log: Any,
 ) -> TrialOutcome:
     nct_id = found.requested_id
-    canonical = found.nct_id if found.nct_id != nct_id else None
-    try:
-        snapshot = normalize(found.record)
-    except RecordError as exc:
-        bound.warning("trial.failed", nct_id=nct_id, reason=str(exc))
-        return TrialOutcome(nct_id=nct_id, kind="failed", canonical_id=canonical, error=str(exc))
-
-    digest = content_hash(snapshot)
-    old_hash, old_version = previous if previous is not None else (None, None)
-    if old_hash == digest:
-        return TrialOutcome(
-            nct_id=nct_id, kind="unchanged", canonical_id=canonical, previous_hash=old_hash
-        )
-
-    # Compressed now, not at write time: a large first sync holds ~3 KB per trial, not ~17 KB.
-    raw = zlib.compress(json.dumps(found.record, sort_keys=True, separators=(",", ":")).encode(), 6)
     common: dict[str, Any] = {
         "nct_id": nct_id,
-        "canonical_id": canonical,
+        "canonical_id": found.nct_id if found.nct_id != nct_id else None,
         "brief_title": snapshot.brief_title,
         "acronym": snapshot.acronym,
         "overall_status": snapshot.overall_status,
-        "content_hash": digest,
-        "previous_hash": old_hash,
-        "snapshot_json": canonical_json(snapshot),
-        "raw_zlib": raw,
+        "previous_hash": state.content_hash if state else None,
+        "from_version_id": state.version_id if state else None,
+        "fingerprint": fingerprint,
     }
-    if old_hash is None or old_version is None:
-        bound.debug("trial.baseline", nct_id=nct_id, status=snapshot.overall_status)
-        return TrialOutcome(kind="baseline", **common)
+    if state is None or state.content_hash is None or state.version_id is None:
+        log.debug("trial.baseline", nct_id=nct_id, status=snapshot.overall_status)
+        return TrialOutcome(
+            kind="baseline", version=_new_version(snapshot, digest, found.record), **common
+        )
 
-    changes = tuple(diff(store.snapshot(old_version), snapshot))
+    rebaseline: NewVersion | None = None
+    if state.version_id in old_raw:
+        # A newer normalizer: read the stored record again, silently, and compare with that,
+        # so a new tracked field is a new baseline, not a change to tell everyone about.
+        try:
+            previous = normalize(old_raw[state.version_id])
+        except RecordError:
+            previous = None
+        if previous is None:
+            log.info("trial.rebaseline_unreadable", nct_id=nct_id)
+            return TrialOutcome(
+                kind="rebaselined", version=_new_version(snapshot, digest, found.record), **common
+            )
+        previous_hash = content_hash(previous)
+        if previous_hash == digest:
+            return TrialOutcome(
+                kind="rebaselined", version=_new_version(snapshot, digest, found.record), **common
+            )
+        if previous_hash != state.content_hash:
+            rebaseline = _new_version(previous, previous_hash, old_raw[state.version_id])
+    elif digest == state.content_hash:
+        # The served record moved (registry churn), its snapshot did not: keep the fingerprint.
+        return TrialOutcome(
+            kind="refreshed",
+            previous_hash=state.content_hash,
+            nct_id=nct_id,
+            canonical_id=common["canonical_id"],
+            fingerprint=fingerprint,
+        )
+    else:
+        previous = old_snapshots[state.version_id]
+
+    changes = tuple(diff(previous, snapshot))
+    label = state.label or snapshot.acronym
     for change in changes:
-        bound.info(
+        log.info(
             "trial.change",
             nct_id=nct_id,
             field=change.field,
             severity=change.severity.label,
             summary=change.summary,
         )
-    return TrialOutcome(kind="changed", changes=changes, **common)
+    routes = tuple(tuple(router(nct_id, label, change)) for change in changes)
+    return TrialOutcome(
+        kind="changed",
+        version=_new_version(snapshot, digest, found.record),
+        rebaseline=rebaseline,
+        changes=changes,
+        routes=routes,
+        **common,
+    )

@@ -1,0 +1,209 @@
+"""What every command shares: the root Typer, settings and app loading, errors to exit codes.
+
+Imports here stay light (typer and the standard library): ``trialwatch --version`` and
+``--help`` must answer without loading SQLAlchemy, pydantic, httpx or jinja2. Each command
+imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from trialwatch import __version__
+
+if TYPE_CHECKING:
+    from trialwatch.app import App
+    from trialwatch.config import Settings
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+cli = typer.Typer(
+    name="trialwatch",
+    help=(
+        "Watch ClinicalTrials.gov records and hear, once, when they change.\n\n"
+        "Example: trialwatch sync && trialwatch status"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+class _State:
+    config: Path | None = None
+    verbose: bool = False
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"trialwatch {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file (default: $TRIALWATCH_CONFIG, else ./config/trialwatch.toml). "
+            "Accepted before or after the command.",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the technical cause of failures.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    state.config = config
+    state.verbose = verbose
+
+
+def fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"trialwatch: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def describe(exc: BaseException) -> str:
+    """An error's one plain line, and its technical cause too with ``--verbose``."""
+    text = str(exc)
+    if state.verbose:
+        detail = getattr(exc, "detail", None)
+        cause = exc.__cause__
+        if detail:
+            text += f"\n  cause: {detail}"
+        elif cause is not None:
+            text += f"\n  cause: {type(cause).__name__}: {cause}"
+    return text
+
+
+def load(*, need_watchlist: bool = False) -> Settings:
+    from trialwatch.config import config_path, load_settings
+    from trialwatch.exceptions import ConfigError
+    from trialwatch.logs import configure_logging
+
+    try:
+        settings = load_settings(state.config, os.environ)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    if need_watchlist and not settings.watchlist and not _has_other_watches(settings):
+        path = config_path(state.config, os.environ)
+        where = f"the watchlist in {path} is empty" if path.exists() else f"no {path} here"
+        fail(
+            f"nothing to watch: {where}. Add trials with `trialwatch watch add NCT…` or "
+            "`trialwatch watch import FILE`, or point --config or TRIALWATCH_CONFIG at your "
+            "settings file.",
+            EXIT_CONFIG,
+        )
+    configure_logging(settings.logging.level, settings.logging.format)
+    return settings
+
+
+def _has_other_watches(settings: Settings) -> bool:
+    """Whether the database watches trials that the config does not list (cli, imports)."""
+    from trialwatch.exceptions import TrialwatchError
+    from trialwatch.storage import Store, sqlite_path
+
+    path = sqlite_path(settings.database.url)
+    if path is not None and not path.exists():
+        return False  # no database yet: create nothing just to find that out
+    try:
+        store = Store.open(settings.database.url, create=False)
+    except TrialwatchError:
+        return True  # let the command itself say what is wrong with the database
+    try:
+        return store.watched_count() > 0
+    finally:
+        store.close()
+
+
+@contextmanager
+def open_app(*, need_watchlist: bool = False, may_upgrade: bool = False) -> Iterator[App]:
+    """Settings -> app, mapping every expected failure to a message and an exit code."""
+    from trialwatch.app import build_app
+    from trialwatch.exceptions import ConfigError, TrialwatchError, UserError
+
+    settings = load(need_watchlist=need_watchlist)
+    try:
+        app = build_app(settings, may_upgrade=may_upgrade)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except TrialwatchError as exc:
+        from trialwatch.exceptions import SchemaOutdatedError
+
+        fail(describe(exc), EXIT_CONFIG if isinstance(exc, SchemaOutdatedError) else EXIT_FAILURE)
+    try:
+        yield app
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except UserError as exc:
+        fail(describe(exc), EXIT_FAILURE)
+    except TrialwatchError as exc:
+        fail(describe(exc), EXIT_FAILURE)
+    finally:
+        app.close()
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def when(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``--config PATH`` / ``-c PATH`` / ``--verbose`` found after the command to the
+    front, so they work wherever the user types them (``trialwatch sync --config x``)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            front += [arg, argv[i + 1]]
+            i += 2
+            continue
+        if arg.startswith("--config=") or arg in ("--verbose", "-v"):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def echo_err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,67 @@
+"""``db``: the database's schema — which revision it has, and upgrading it."""
+
+from __future__ import annotations
+
+import typer
+
+from trialwatch.cli._common import EXIT_FAILURE, cli, describe, fail, load
+
+db_cli = typer.Typer(
+    help=(
+        "The database schema: see its revision, upgrade it after installing a new release.\n\n"
+        "Example: trialwatch db current && trialwatch db upgrade"
+    ),
+    no_args_is_help=True,
+)
+cli.add_typer(db_cli, name="db")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the one this trialwatch needs.
+
+    Example: trialwatch db current
+    """
+    from trialwatch.exceptions import TrialwatchError
+    from trialwatch.storage import HEAD_REVISION
+    from trialwatch.storage.migrate import current
+
+    settings = load()
+    try:
+        revision = current(settings.database.url)
+    except TrialwatchError as exc:
+        fail(describe(exc), EXIT_FAILURE)
+    if revision is None:
+        typer.echo(f"empty database (no tables yet); this trialwatch needs {HEAD_REVISION}")
+    elif revision == HEAD_REVISION:
+        typer.echo(f"{revision} (up to date)")
+    else:
+        typer.echo(
+            f"{revision}; this trialwatch needs {HEAD_REVISION}: run `trialwatch db upgrade`"
+        )
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Upgrade the database to this release's schema, keeping every row (SQLite: backed up
+    beside itself first).
+
+    Example: trialwatch db upgrade
+    """
+    from datetime import UTC, datetime
+
+    from trialwatch.exceptions import TrialwatchError
+    from trialwatch.storage.migrate import upgrade
+
+    settings = load()
+    try:
+        result = upgrade(settings.database.url, now=datetime.now(UTC))
+    except TrialwatchError as exc:
+        fail(describe(exc), EXIT_FAILURE)
+    if not result.changed:
+        typer.echo(f"Already up to date (schema {result.after}).")
+        return
+    if result.backup is not None:
+        typer.echo(f"Backed up the database to {result.backup}")
+    before = "an empty database" if result.before is None else f"schema {result.before}"
+    typer.echo(f"Upgraded {before} to {result.after}.")

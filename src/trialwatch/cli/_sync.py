@@ -1,0 +1,228 @@
+"""``sync``, ``status`` and ``daemon``: the main job, its health, and running it on schedule."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from trialwatch.cli._common import (
+    EXIT_FAILURE,
+    cli,
+    clip,
+    fail,
+    open_app,
+    table,
+    when,
+)
+
+if TYPE_CHECKING:
+    from trialwatch.models import SyncResult
+    from trialwatch.sync import Progress
+
+PROGRESS_ABOVE = 300  # studies: smaller syncs finish before a bar would be worth drawing
+
+
+def _print_sync(result: SyncResult) -> None:
+    from trialwatch.models import Severity
+
+    if result.skipped:
+        typer.echo(
+            f"Nothing to do: CT.gov data unchanged since the last sync "
+            f"(data as of {result.data_timestamp}). Use --force to fetch anyway."
+        )
+        return
+    what = "Rechecked" if result.kind == "recheck" else "Synced"
+    typer.echo(
+        f"{what} {result.checked} trials (CT.gov data as of {result.data_timestamp}) "
+        f"in {result.requests} requests: {result.changed} changed "
+        f"({result.change_count} changes), {result.baselined} new, "
+        f"{result.unchanged} unchanged, {len(result.failed)} failed, "
+        f"{len(result.missing)} missing."
+    )
+    if result.rebaselined:
+        typer.echo(
+            f"  note: {result.rebaselined} trial(s) re-read by this release's normalizer and "
+            "re-baselined silently (no notifications for that)"
+        )
+    if result.flooded:
+        typer.echo(
+            f"  note: {result.flooded_trials} trials changed at once: recipients get one "
+            "summary message instead of full reports (`trialwatch report` lists everything)"
+        )
+    shown = 0
+    for update in result.updates:
+        for change in update.changes:
+            if change.severity > Severity.ADMIN:  # "last update posted" alone is not news
+                if shown < 200:
+                    typer.echo(f"  {update.nct_id}  [{change.severity.label}] {change.summary}")
+                shown += 1
+    if shown > 200:
+        typer.echo(f"  … and {shown - 200} more (see `trialwatch report`)")
+    for alias, canonical in sorted(result.aliases.items()):
+        typer.echo(f"  note: {alias} is now {canonical} on ClinicalTrials.gov (alias)")
+    for failure in result.failed:
+        typer.echo(f"  FAILED {failure.nct_id}: {failure.reason}", err=True)
+    for nct_id in result.newly_missing:
+        typer.echo(f"  MISSING {nct_id}: not returned by ClinicalTrials.gov", err=True)
+    still = len(result.missing) - len(result.newly_missing)
+    if still > 0:
+        typer.echo(f"  {still} trial(s) still missing (see `trialwatch status`)", err=True)
+
+
+@contextmanager
+def _progress(mode: str) -> Iterator[Callable[[Progress], None] | None]:
+    """A progress bar on stderr for long syncs — only on a terminal, never in logs."""
+    if mode == "never" or (mode == "auto" and not sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as Bar
+
+    bar: Any = None
+    task: Any = None
+
+    def update(p: Progress) -> None:
+        nonlocal bar, task
+        if bar is None:
+            if p.total is None or p.total < PROGRESS_ABOVE:
+                return
+            bar = Bar(
+                TextColumn("syncing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("studies · {task.fields[pages]} pages · {task.fields[rate]}/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(file=sys.stderr),
+                transient=True,
+            )
+            bar.start()
+            task = bar.add_task("sync", total=p.total, pages=0, rate="-")
+        elapsed = bar.tasks[0].elapsed or 0.0
+        rate = f"{p.studies / elapsed:,.0f}" if elapsed > 0 else "-"
+        bar.update(task, completed=p.studies, pages=p.pages, rate=rate)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+@cli.command()
+def sync(
+    force: Annotated[
+        bool, typer.Option("--force", help="Fetch even if CT.gov has not refreshed its data.")
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", help="Seconds to wait if another process is syncing.", min=0),
+    ] = 60.0,
+) -> None:
+    """Fetch the watched trials once, store what changed, send notifications.
+
+    Example: trialwatch sync --force
+    """
+    with open_app(need_watchlist=True, may_upgrade=True) as app:
+        mode = getattr(getattr(app.settings, "sync", None), "progress", "auto")
+        with _progress(mode) as on_progress:
+            result = app.sync(force=force, wait_s=wait, on_progress=on_progress)
+        _print_sync(result)
+        counts = app.store.outbox_counts()
+        if counts.get("pending") and app.settings.email.enabled:
+            typer.echo(f"{counts['pending']} notification(s) queued for retry.", err=True)
+
+
+def _recipient(channel: str, recipient: str, subscription: str | None = None) -> str:
+    """Email addresses are shown; webhooks by subscription (their URLs are secrets)."""
+    if channel == "webhook":
+        if recipient.startswith("webhook:"):
+            return f"webhook of subscription {subscription or '(unnamed)'}"
+        from urllib.parse import urlsplit
+
+        return f"webhook {urlsplit(recipient).hostname}"
+    return recipient
+
+
+@cli.command()
+def status(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Print only health; exit 1 when unhealthy (healthchecks)."),
+    ] = False,
+) -> None:
+    """Show every watched trial (status, last change, last check) and trialwatch's health.
+
+    Example: trialwatch status
+    """
+    from trialwatch.vocabulary import status_label
+
+    with open_app() as app:
+        health = app.health()
+        if check:
+            if health.healthy:
+                typer.echo("healthy")
+                return
+            fail("unhealthy: " + "; ".join(health.problems), EXIT_FAILURE)
+        rows = []
+        for state in app.trial_states():
+            snap = state.snapshot
+            rows.append(
+                [
+                    state.nct_id,
+                    clip(state.label, 40),
+                    status_label(snap.overall_status) if snap else "-",
+                    when(state.last_changed_at),
+                    when(state.last_synced_at),
+                    clip(state.problem or "", 70),
+                ]
+            )
+        headers = ["TRIAL", "LABEL", "STATUS", "LAST CHANGED", "LAST CHECKED", "PROBLEM"]
+        typer.echo(table(headers, rows))
+        typer.echo("")
+        if health.last_success_at is None:
+            typer.echo("No complete sync yet: run `trialwatch sync`.")
+        else:
+            typer.echo(
+                f"Last successful sync: {when(health.last_success_at)} "
+                f"(CT.gov data as of {health.data_timestamp})."
+            )
+        if health.consecutive_failures:
+            typer.echo(
+                f"Consecutive failed syncs: {health.consecutive_failures}"
+                + (f" (last error: {health.last_error})" if health.last_error else "")
+            )
+        typer.echo(f"Notifications queued: {health.queued}; dead letters: {health.dead}.")
+        for dead in app.store.notifications("dead"):
+            typer.echo(
+                f"  dead #{dead.id} to "
+                f"{_recipient(dead.channel, dead.recipient, dead.subscription)}: "
+                f"{dead.last_error} (re-queue: trialwatch notify retry)"
+            )
+        for problem in health.problems:
+            typer.echo(f"UNHEALTHY: {problem}")
+
+
+@cli.command()
+def daemon() -> None:
+    """Run in the foreground: sync on schedule, deliver notifications, send digests.
+
+    Example: TRIALWATCH_SCHEDULE__INTERVAL_SECONDS=3600 trialwatch daemon
+    """
+    from trialwatch.daemon import Daemon
+
+    with open_app(need_watchlist=True, may_upgrade=True) as app:
+        code = Daemon(app).run()
+    raise typer.Exit(code)

@@ -1,0 +1,160 @@
+"""``watch``: the watch set in the database — list, add, remove, import from any text."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, clip, fail, open_app, table, when
+
+watch_cli = typer.Typer(
+    help=(
+        "The watch set: which trials trialwatch follows, and where each came from "
+        "(config, cli, import, query:<name>).\n\n"
+        "Example: trialwatch watch add NCT02606461 --label SEAL && trialwatch watch list"
+    ),
+    no_args_is_help=True,
+)
+cli.add_typer(watch_cli, name="watch")
+
+_ID = re.compile(r"^NCT\d{8}$")
+
+
+def _ids(values: list[str]) -> list[str]:
+    """Validate ids the user typed: all or nothing (exit 2 naming each bad one)."""
+    ids: list[str] = []
+    bad: list[str] = []
+    for value in values:
+        for part in re.split(r"[,\s]+", value):
+            if not part:
+                continue
+            candidate = part.upper().replace("-", "")
+            (ids if _ID.match(candidate) else bad).append(
+                candidate if _ID.match(candidate) else part
+            )
+    if bad:
+        fail(
+            "not NCT numbers (NCT followed by 8 digits): " + ", ".join(bad) + "; nothing changed",
+            EXIT_CONFIG,
+        )
+    if not ids:
+        fail("no NCT numbers given", EXIT_CONFIG)
+    return list(dict.fromkeys(ids))
+
+
+@watch_cli.command("list")
+def watch_list() -> None:
+    """List the watched trials: id, label, sources, when added, current status.
+
+    Example: trialwatch watch list
+    """
+    from trialwatch.vocabulary import status_label
+
+    with open_app() as app:
+        entries = app.store.watch_entries()
+        rows = [
+            [
+                e.nct_id,
+                clip(e.display_label, 40),
+                ",".join(e.sources),
+                when(e.added_at),
+                status_label(e.overall_status) if e.overall_status else "not synced yet",
+            ]
+            for e in entries
+        ]
+        typer.echo(table(["TRIAL", "LABEL", "SOURCE", "ADDED", "STATUS"], rows))
+        typer.echo(f"\n{len(entries)} trial(s) watched.")
+
+
+@watch_cli.command("add")
+def watch_add(
+    ids: Annotated[list[str], typer.Argument(help="NCT ids, e.g. NCT02606461.")],
+    label: Annotated[
+        str | None, typer.Option("--label", help="A label to show (one id only).")
+    ] = None,
+) -> None:
+    """Start watching trials (fetched at the next sync, even if CT.gov has not refreshed).
+
+    Example: trialwatch watch add NCT02606461 --label SEAL
+    """
+    wanted = _ids(ids)
+    if label is not None and len(wanted) != 1:
+        fail("--label goes with exactly one id", EXIT_CONFIG)
+    with open_app() as app:
+        labels = {wanted[0]: label} if label else None
+        change = app.store.add_watches(wanted, source="cli", now=app.clock(), labels=labels)
+        for nct_id in change.added:
+            typer.echo(f"Watching {nct_id}.")
+        for nct_id in change.already:
+            typer.echo(f"{nct_id} was already watched.")
+        if change.added:
+            typer.echo("Run `trialwatch sync` to fetch them now.")
+
+
+@watch_cli.command("remove")
+def watch_remove(
+    ids: Annotated[list[str], typer.Argument(help="NCT ids to stop watching.")],
+) -> None:
+    """Stop watching trials. Their history is kept (`trialwatch history` still shows it).
+
+    Example: trialwatch watch remove NCT01896505
+    """
+    wanted = _ids(ids)
+    with open_app() as app:
+        change = app.store.remove_watches(wanted)
+        for nct_id in change.removed:
+            typer.echo(f"Stopped watching {nct_id} (its history is kept).")
+        for nct_id in change.not_watched:
+            typer.echo(f"{nct_id} was not watched.")
+        for nct_id in change.kept_by_config:
+            typer.echo(
+                f"{nct_id} is listed in the config file's [[watchlist]]: remove it there to "
+                "stop watching it."
+            )
+        if change.kept_by_config and not change.removed:
+            raise typer.Exit(EXIT_FAILURE)
+
+
+@watch_cli.command("import")
+def watch_import(
+    source: Annotated[str, typer.Argument(help="A file with NCT numbers in any text, or -.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be added; change nothing.")
+    ] = False,
+) -> None:
+    """Watch every NCT number found in a text: a list, a CSV, an email, a paper's tables.
+
+    Example: trialwatch watch import review.txt --dry-run
+    """
+    from trialwatch.importtext import read_trials
+
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_CONFIG)
+    found = read_trials(text)
+    for skipped in found.skipped:
+        typer.echo(f"skipped {skipped}", err=True)
+    ids = [t.nct_id for t in found.trials]
+    if not ids:
+        fail(f"no NCT numbers found in {source}", EXIT_CONFIG)
+    if dry_run:
+        for t in found.trials:
+            typer.echo(f"would watch {t.nct_id}")
+        typer.echo(f"{len(ids)} NCT number(s) found; nothing changed (--dry-run).")
+        return
+    with open_app() as app:
+        change = app.store.add_watches(ids, source="import", now=app.clock())
+        for nct_id in change.added:
+            typer.echo(f"Watching {nct_id}.")
+        typer.echo(
+            f"{len(ids)} NCT number(s) found: {len(change.added)} added, "
+            f"{len(change.already)} already watched."
+        )

@@ -1,0 +1,222 @@
+"""The engine, sessions, errors, and the schema check made every time the database is opened.
+
+The same code runs on SQLite (the embedded default, in WAL mode) and PostgreSQL
+(``postgresql+psycopg://``): only portable SQLAlchemy is used. Operational database errors are
+wrapped in :class:`StorageError`; programming errors are not.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlmodel import Session
+
+from trialwatch.exceptions import (
+    DatabaseUnavailableError,
+    SchemaOutdatedError,
+    StorageError,
+)
+from trialwatch.storage._schema import HEAD_REVISION, metadata
+
+V010_REVISION = "0001"
+"""The schema of release 0.1.0, which had no migrations (and so no ``alembic_version``)."""
+
+
+def normalize_url(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other engines and in-memory databases)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = sa.engine.make_url(url).database
+    return Path(path) if path and path != ":memory:" else None
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the database's folder (0700) and file (0600) when trialwatch creates them: the
+    file holds who gets which alerts. Existing folders and files keep their modes."""
+    folder = path.parent
+    if not folder.exists():
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailableError(
+                f"cannot create the database folder {folder}: {exc.strerror or exc}"
+            ) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseUnavailableError(
+            f"the database folder {folder} is not writable: trialwatch keeps its SQLite "
+            "database (and its journal) there; fix its permissions or set [database] url"
+        )
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise DatabaseUnavailableError(f"the database file {path} is not readable and writable")
+        return
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, stat.S_IRUSR | stat.S_IWUSR)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DatabaseUnavailableError(
+            f"cannot create the database file {path}: {exc.strerror or exc}"
+        ) from exc
+
+
+def make_engine(url: str) -> Engine:
+    """Build an engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    try:
+        url = normalize_url(url)
+        path = sqlite_path(url)
+        if url.startswith("sqlite"):
+            if path is not None:
+                _prepare_sqlite_file(path)
+            engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+            @sa.event.listens_for(engine, "connect")
+            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # The driver's own transaction handling starts a transaction only at the first
+                # write, so reads before it are not isolated. Take it over (see _begin).
+                dbapi_conn.isolation_level = None
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _begin(conn: Any) -> None:
+                # Every transaction takes SQLite's write lock up front: what it reads cannot
+                # change under it before it writes (one writer at a time, readers wait briefly).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise DatabaseUnavailableError(f"cannot open database: {exc}") from exc
+
+
+def first_line(exc: object) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def schema_revision(conn: sa.Connection) -> str | None:
+    """The recorded schema revision; ``"0001"`` for a 0.1.0 database; None when empty.
+
+    Cheap on purpose (one or two small queries, no Alembic): it runs on every open.
+    """
+    tables = set(sa.inspect(conn).get_table_names())
+    if "alembic_version" in tables:
+        row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+        if row is not None:
+            return str(row[0])
+    if "trial" in tables:
+        return V010_REVISION
+    return None
+
+
+def create_schema(conn: sa.Connection) -> None:
+    """A new, empty database: the newest tables at once, stamped with their revision."""
+    metadata.create_all(conn)
+    conn.execute(
+        sa.text(
+            "CREATE TABLE IF NOT EXISTS alembic_version "
+            "(version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+    )
+    conn.execute(sa.text("DELETE FROM alembic_version"))
+    conn.execute(
+        sa.text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
+    )
+
+
+def outdated_message(revision: str, where: str) -> str:
+    release = " (made by trialwatch 0.1.0)" if revision == V010_REVISION else ""
+    return (
+        f"the database {where} has schema revision {revision}{release}; this trialwatch "
+        f"needs {HEAD_REVISION}. Run `trialwatch db upgrade` (it backs up a SQLite file "
+        "first), or set [database] auto_upgrade = true to let sync and daemon do it"
+    )
+
+
+class StoreBase:
+    """Connection and sessions: what every part of the store shares."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on any error."""
+        session = Session(self.engine, expire_on_commit=False)
+        try:
+            with session.begin():
+                yield session
+        except DBAPIError as exc:  # the driver's errors: connection lost, disk full, conflicts
+            raise StorageError(f"database error: {first_line(exc.orig)}") from exc
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return schema_revision(conn)
+
+
+def open_engine(url: str, *, create: bool = True, check: bool = True) -> Engine:
+    """Connect, check that the database answers and that its schema is this code's.
+
+    A new database gets the newest schema (``create``). A database on an older schema raises
+    :class:`SchemaOutdatedError` naming the command that upgrades it (unless ``check`` is
+    false: the ``db`` commands open it to upgrade it).
+    """
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            revision = schema_revision(conn)
+            if revision is None and create:
+                create_schema(conn)
+                revision = HEAD_REVISION
+        if check and revision is not None and revision != HEAD_REVISION:
+            where = engine.url.render_as_string(hide_password=True)
+            if revision > HEAD_REVISION:
+                raise SchemaOutdatedError(
+                    f"the database {where} has schema revision {revision}, newer than this "
+                    f"trialwatch knows ({HEAD_REVISION}): upgrade trialwatch"
+                )
+            raise SchemaOutdatedError(outdated_message(revision, where))
+    except (OperationalError, DBAPIError) as exc:
+        engine.dispose()
+        raise DatabaseUnavailableError(
+            f"cannot use database {engine.url.render_as_string(hide_password=True)}: "
+            f"{first_line(exc.orig) if exc.orig is not None else exc}"
+        ) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine

@@ -1,0 +1,565 @@
+"""The sync's writes: a run row first, then one transaction per page, then the run's end.
+
+The transaction shape (README "Guarantees", docs/reliability.md):
+
+- :meth:`begin_run` commits a ``running`` run row;
+- :meth:`write_page` commits one page: for each trial its new version, its change events and
+  the notifications they owe (``held``: not sendable yet) — together or not at all, fenced
+  against another sync that committed the same trials meanwhile;
+- :meth:`finish_run` merges the run's held notifications into one message per recipient and
+  records how the run ended, in one transaction. Only a ``complete`` run lets the next poll
+  skip fetching.
+
+A process that dies mid-run leaves a ``running`` run whose committed pages stay (their changes
+were detected and are owed); :meth:`recover_interrupted`, run by the next sync, releases what
+they owe. Nothing detected is lost, nothing is recorded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlmodel import Session
+
+from trialwatch.exceptions import ConcurrentUpdateError, StorageError
+from trialwatch.models import (
+    FieldChange,
+    NewVersion,
+    RunStart,
+    RunTotals,
+    Severity,
+    Snapshot,
+    StoredState,
+    TrialOutcome,
+)
+from trialwatch.storage._engine import StoreBase
+from trialwatch.storage._schema import (
+    ChangeEvent,
+    Notification,
+    RecordVersion,
+    SyncRun,
+    Trial,
+    Watch,
+)
+
+_T = Trial.__table__  # type: ignore[attr-defined]
+_V = RecordVersion.__table__  # type: ignore[attr-defined]
+_E = ChangeEvent.__table__  # type: ignore[attr-defined]
+_N = Notification.__table__  # type: ignore[attr-defined]
+_R = SyncRun.__table__  # type: ignore[attr-defined]
+_W = Watch.__table__  # type: ignore[attr-defined]
+
+_STORES_VERSION = frozenset({"baseline", "changed", "rebaselined"})
+_SEEN = frozenset({"baseline", "changed", "rebaselined", "refreshed"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """A run being written: its row's id and its uuid (which makes its keys unique)."""
+
+    pk: int
+    run_id: str
+
+
+def short_hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def summary_line(changes: Sequence[FieldChange]) -> str:
+    """The most severe change, and how many others matter (administrative churn not counted)."""
+    top = max(changes, key=lambda c: c.severity)
+    more = sum(1 for c in changes if c is not top and c.severity > Severity.ADMIN)
+    return top.summary if more == 0 else f"{top.summary} (+{more} more)"
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+class SyncWritesMixin(StoreBase):
+    # -- what a page is decided against ---------------------------------------------------
+
+    def page_state(self, ids: Sequence[str]) -> dict[str, StoredState]:
+        """What is stored for ``ids`` (absent ids have no trial row yet)."""
+        if not ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(
+                select(
+                    _T.c.nct_id,
+                    _T.c.current_hash,
+                    _T.c.current_version_id,
+                    _T.c.fingerprint,
+                    _T.c.normalizer_version,
+                    _T.c.consecutive_misses,
+                    _T.c.recheck,
+                    _T.c.last_error,
+                ).where(_T.c.nct_id.in_(list(ids)))
+            ).all()
+            labels: dict[str, str | None] = {}
+            for nct_id, source, label in s.execute(
+                select(_W.c.nct_id, _W.c.source, _W.c.label).where(_W.c.nct_id.in_(list(ids)))
+            ):
+                if label and (nct_id not in labels or source == "config"):
+                    labels[nct_id] = label
+        return {
+            r.nct_id: StoredState(
+                nct_id=r.nct_id,
+                content_hash=r.current_hash,
+                version_id=r.current_version_id,
+                fingerprint=r.fingerprint,
+                normalizer_version=r.normalizer_version,
+                label=labels.get(r.nct_id),
+                had_record=r.current_version_id is not None,
+                flagged=bool(r.consecutive_misses or r.recheck or r.last_error),
+            )
+            for r in rows
+        }
+
+    def snapshots(self, version_ids: Iterable[int]) -> dict[int, Snapshot]:
+        ids = sorted(set(version_ids))
+        if not ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(select(_V.c.id, _V.c.snapshot_json).where(_V.c.id.in_(ids))).all()
+        found = {r.id: Snapshot.from_dict(json.loads(r.snapshot_json)) for r in rows}
+        if len(found) != len(ids):
+            raise StorageError(f"record versions missing: {sorted(set(ids) - set(found))}")
+        return found
+
+    def raw_records(self, version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The records as served, for re-reading them with a newer normalizer."""
+        ids = sorted(set(version_ids))
+        if not ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(select(_V.c.id, _V.c.raw_zlib).where(_V.c.id.in_(ids))).all()
+        return {r.id: json.loads(zlib.decompress(r.raw_zlib)) for r in rows}
+
+    def ids_to_recheck(self, limit: int = 10_000) -> list[str]:
+        """Watched trials an idle poll must still fetch: never fetched yet (newly watched), or
+        returned before and absent from the last answer (``recheck``)."""
+        with self.session() as s:
+            watched = select(_W.c.nct_id).distinct().scalar_subquery()
+            rows = s.execute(
+                select(_T.c.nct_id)
+                .where(
+                    _T.c.nct_id.in_(watched),
+                    sa.or_(
+                        _T.c.recheck.is_(True),
+                        sa.and_(
+                            _T.c.current_version_id.is_(None),
+                            _T.c.consecutive_misses == 0,
+                            _T.c.last_error.is_(None),
+                        ),
+                    ),
+                )
+                .order_by(_T.c.nct_id)
+                .limit(limit)
+            )
+            return [r[0] for r in rows]
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def begin_run(self, start: RunStart) -> RunRef:
+        with self.session() as s:
+            pk = s.execute(
+                sa.insert(_R)
+                .values(
+                    run_uuid=start.run_id,
+                    started_at=start.started_at,
+                    finished_at=start.started_at,
+                    status="running",
+                    kind=start.kind,
+                    forced=start.forced,
+                    api_version=start.api_version,
+                    data_timestamp=start.data_timestamp,
+                    checked=0,
+                    changed=0,
+                    baselined=0,
+                    rebaselined=0,
+                    failed=0,
+                    missing=0,
+                    change_count=0,
+                    requests=0,
+                )
+                .returning(_R.c.id)
+            ).scalar_one()
+        return RunRef(int(pk), start.run_id)
+
+    def record_failed_run(self, start: RunStart, totals: RunTotals) -> None:
+        """A run that failed before it wrote anything: one row, for health to count."""
+        self.finish_run(self.begin_run(start), totals)
+
+    def finish_run(self, run: RunRef, totals: RunTotals) -> None:
+        """Release what the run owes (one notification per recipient) and record its end."""
+        with self.session() as s:
+            status = "complete" if totals.complete else "failed"
+            self._release(s, run, totals.finished_at, summary_only=totals.summary_only)
+            result = s.execute(
+                sa.update(_R)
+                .where(_R.c.id == run.pk, _R.c.status == "running")
+                .values(
+                    status=status,
+                    finished_at=totals.finished_at,
+                    checked=totals.checked,
+                    changed=totals.changed,
+                    baselined=totals.baselined,
+                    rebaselined=totals.rebaselined,
+                    failed=totals.failed,
+                    missing=totals.missing,
+                    change_count=totals.change_count,
+                    requests=totals.requests,
+                    errors_json=json.dumps(list(totals.errors)) if totals.errors else None,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise ConcurrentUpdateError(
+                    "this sync's run was closed by another process (it took it for dead); "
+                    "run the sync again"
+                )
+
+    def recover_interrupted(self, *, now: datetime) -> int:
+        """Close runs whose process died mid-way (call under the sync lock): what their
+        committed pages owe is released. Returns how many runs were closed."""
+        with self.session() as s:
+            runs = s.execute(
+                select(_R.c.id, _R.c.run_uuid).where(_R.c.status == "running").with_for_update()
+            ).all()
+            for pk, run_uuid in runs:
+                ref = RunRef(int(pk), str(run_uuid))
+                self._release(s, ref, now, summary_only=False)
+                s.execute(
+                    sa.update(_R).where(_R.c.id == pk).values(status="interrupted", finished_at=now)
+                )
+        return len(runs)
+
+    def _release(self, s: Session, run: RunRef, now: datetime, *, summary_only: bool) -> None:
+        held = s.execute(
+            select(
+                _N.c.id,
+                _N.c.channel,
+                _N.c.recipient,
+                _N.c.mode,
+                _N.c.subscription,
+                _N.c.change_ids_json,
+            )
+            .where(_N.c.run_id == run.pk, _N.c.status == "held")
+            .order_by(_N.c.id)
+        ).all()
+        groups: dict[tuple[str, str, str], list[Any]] = {}
+        for row in held:
+            groups.setdefault((row.channel, row.recipient, row.mode), []).append(row)
+        for (channel, recipient, mode), rows in sorted(groups.items()):
+            ids = [r.id for r in rows]
+            # The held rows were only this run's scratch: the merged message replaces them.
+            merged = s.execute(sa.delete(_N).where(_N.c.id.in_(ids), _N.c.status == "held"))
+            if merged.rowcount != len(ids):  # type: ignore[attr-defined]
+                raise ConcurrentUpdateError("another process released this run's notifications")
+            change_ids = sorted({i for r in rows for i in json.loads(r.change_ids_json)})
+            s.execute(
+                sa.insert(_N).values(
+                    # The run's uuid makes the key (and so the Message-ID) unique across
+                    # databases: a reset or migrated database never reuses a Message-ID.
+                    key=f"run{run.pk}-{run.run_id[:12]}-{short_hash(channel, recipient, mode)}",
+                    created_at=now,
+                    run_id=run.pk,
+                    kind="summary" if summary_only else "changes",
+                    channel=channel,
+                    recipient=recipient,
+                    subscription=rows[0].subscription,
+                    mode=mode,
+                    status="pending" if mode == "immediate" else "digest_wait",
+                    change_ids_json=json.dumps(change_ids),
+                    attempts=0,
+                    next_attempt_at=now,
+                )
+            )
+
+    # -- one page -------------------------------------------------------------------------
+
+    def write_page(
+        self,
+        run: RunRef,
+        page: int,
+        outcomes: Sequence[TrialOutcome],
+        *,
+        now: datetime,
+        data_timestamp: str | None,
+    ) -> int:
+        """Write one page's outcomes in ONE transaction; returns the change events written.
+
+        Raises ConcurrentUpdateError (writing nothing) when another sync committed one of these
+        trials after this one read it.
+        """
+        writing = [o for o in outcomes if o.kind != "unchanged"]
+        if not writing:
+            return 0
+        with self.session() as s:
+            return self._write_page(s, run, page, writing, now, data_timestamp)
+
+    def _write_page(
+        self,
+        s: Session,
+        run: RunRef,
+        page: int,
+        outcomes: list[TrialOutcome],
+        now: datetime,
+        data_timestamp: str | None,
+    ) -> int:
+        ids = [o.nct_id for o in outcomes]
+        # Locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes), so
+        # the fencing check sees what a concurrent sync may have committed.
+        current = {
+            r.nct_id: r.current_hash
+            for r in s.execute(
+                select(_T.c.nct_id, _T.c.current_hash).where(_T.c.nct_id.in_(ids)).with_for_update()
+            )
+        }
+        for o in outcomes:
+            if o.kind in _SEEN and current.get(o.nct_id) != o.previous_hash:
+                # Another sync committed this trial after ours read it (e.g. a PostgreSQL
+                # lock connection dropped). Writing our diff now would record it twice.
+                raise ConcurrentUpdateError(
+                    f"{o.nct_id} changed in the database while this sync ran (another "
+                    "sync?); this page was not written: run the sync again"
+                )
+        new_trials = [
+            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False}
+            for i in ids
+            if i not in current
+        ]
+        if new_trials:
+            s.execute(sa.insert(_T), new_trials)
+
+        version_ids = self._store_versions(s, outcomes, now, data_timestamp)
+        self._update_trials(s, outcomes, version_ids, now)
+        return self._record_changes(s, run, page, outcomes, version_ids, now, data_timestamp)
+
+    def _store_versions(
+        self,
+        s: Session,
+        outcomes: Sequence[TrialOutcome],
+        now: datetime,
+        data_timestamp: str | None,
+    ) -> dict[tuple[str, str], int]:
+        """Insert-or-skip every version the page brings; (nct_id, hash) -> version id."""
+        wanted: dict[tuple[str, str], NewVersion] = {}
+        for o in outcomes:
+            for v in (o.rebaseline, o.version):
+                if v is not None:
+                    wanted[(o.nct_id, v.content_hash)] = v
+        if not wanted:
+            return {}
+        ids = sorted({k[0] for k in wanted})
+        found: dict[tuple[str, str], int] = {
+            (r.nct_id, r.content_hash): int(r.id)
+            for r in s.execute(
+                select(_V.c.id, _V.c.nct_id, _V.c.content_hash).where(
+                    _V.c.nct_id.in_(ids),
+                    _V.c.content_hash.in_(sorted({k[1] for k in wanted})),
+                )
+            )
+        }
+        # A record can return to an earlier version: it is stored once.
+        rows = [
+            {
+                "nct_id": nct_id,
+                "content_hash": content_hash,
+                "snapshot_json": v.snapshot_json,
+                "raw_zlib": v.raw_zlib,
+                "data_timestamp": data_timestamp,
+                "first_seen_at": now,
+                "normalizer_version": v.normalizer_version,
+            }
+            for (nct_id, content_hash), v in wanted.items()
+            if (nct_id, content_hash) not in found
+        ]
+        if rows:
+            inserted = s.execute(
+                sa.insert(_V).returning(
+                    _V.c.id, _V.c.nct_id, _V.c.content_hash, sort_by_parameter_order=True
+                ),
+                rows,
+            )
+            for r in inserted:
+                found[(r.nct_id, r.content_hash)] = int(r.id)
+        return found
+
+    def _update_trials(
+        self,
+        s: Session,
+        outcomes: Sequence[TrialOutcome],
+        version_ids: dict[tuple[str, str], int],
+        now: datetime,
+    ) -> None:
+        stored, refreshed, failed, missing = [], [], [], []
+        for o in outcomes:
+            if o.kind in _STORES_VERSION:
+                assert o.version is not None
+                changes = o.changes
+                stored.append(
+                    {
+                        "b_id": o.nct_id,
+                        "current_version_id": version_ids[(o.nct_id, o.version.content_hash)],
+                        "current_hash": o.version.content_hash,
+                        "fingerprint": o.fingerprint,
+                        "normalizer_version": o.version.normalizer_version,
+                        "canonical_id": o.canonical_id,
+                        "brief_title": o.brief_title,
+                        "acronym": o.acronym,
+                        "overall_status": o.overall_status,
+                        "changed_at": now if changes else None,
+                        "change_summary": summary_line(changes) if changes else None,
+                    }
+                )
+            elif o.kind == "refreshed":
+                refreshed.append(
+                    {
+                        "b_id": o.nct_id,
+                        "fingerprint": o.fingerprint,
+                        "canonical_id": o.canonical_id,
+                    }
+                )
+            elif o.kind == "failed":
+                failed.append({"b_id": o.nct_id, "error": o.error})
+            elif o.kind == "missing":
+                missing.append({"b_id": o.nct_id, "error": o.error, "b_recheck": o.recheck})
+        by_id = _T.c.nct_id == sa.bindparam("b_id")
+        if stored:
+            s.execute(
+                sa.update(_T)
+                .where(by_id)
+                .values(
+                    current_version_id=sa.bindparam("current_version_id"),
+                    current_hash=sa.bindparam("current_hash"),
+                    fingerprint=sa.bindparam("fingerprint"),
+                    normalizer_version=sa.bindparam("normalizer_version"),
+                    canonical_id=sa.bindparam("canonical_id"),
+                    brief_title=sa.bindparam("brief_title"),
+                    acronym=sa.bindparam("acronym"),
+                    overall_status=sa.bindparam("overall_status"),
+                    last_changed_at=sa.func.coalesce(
+                        sa.bindparam("changed_at", type_=_T.c.last_changed_at.type),
+                        _T.c.last_changed_at,
+                    ),
+                    last_change_summary=sa.func.coalesce(
+                        sa.bindparam("change_summary", type_=sa.Text()),
+                        _T.c.last_change_summary,
+                    ),
+                    consecutive_misses=0,
+                    recheck=False,
+                    last_error=None,
+                ),
+                stored,
+            )
+        if refreshed:
+            s.execute(
+                sa.update(_T)
+                .where(by_id)
+                .values(
+                    fingerprint=sa.bindparam("fingerprint"),
+                    canonical_id=sa.bindparam("canonical_id"),
+                    consecutive_misses=0,
+                    recheck=False,
+                    last_error=None,
+                ),
+                refreshed,
+            )
+        if failed:
+            s.execute(sa.update(_T).where(by_id).values(last_error=sa.bindparam("error")), failed)
+        if missing:
+            s.execute(
+                sa.update(_T)
+                .where(by_id)
+                .values(
+                    consecutive_misses=_T.c.consecutive_misses + 1,
+                    last_error=sa.bindparam("error"),
+                    recheck=sa.bindparam("b_recheck"),
+                ),
+                missing,
+            )
+
+    def _record_changes(
+        self,
+        s: Session,
+        run: RunRef,
+        page: int,
+        outcomes: Sequence[TrialOutcome],
+        version_ids: dict[tuple[str, str], int],
+        now: datetime,
+        data_timestamp: str | None,
+    ) -> int:
+        rows: list[dict[str, Any]] = []
+        routes_of_row: list[tuple[Any, ...]] = []
+        for o in outcomes:
+            if not o.changes:
+                continue
+            assert o.version is not None
+            to_version = version_ids[(o.nct_id, o.version.content_hash)]
+            from_version = (
+                version_ids[(o.nct_id, o.rebaseline.content_hash)]
+                if o.rebaseline is not None
+                else None
+            )
+            for index, change in enumerate(o.changes):
+                rows.append(
+                    {
+                        "run_id": run.pk,
+                        "nct_id": o.nct_id,
+                        "detected_at": now,
+                        "data_timestamp": data_timestamp,
+                        "field": change.field,
+                        "category": change.category.value,
+                        "severity": int(change.severity),
+                        "kind": change.kind.value,
+                        "item_key": change.item_key,
+                        "summary": change.summary,
+                        "old_json": _dump(change.old),
+                        "new_json": _dump(change.new),
+                        "from_version_id": from_version or o.from_version_id,
+                        "to_version_id": to_version,
+                    }
+                )
+                routes_of_row.append(o.routes[index] if index < len(o.routes) else ())
+        if not rows:
+            return 0
+        event_ids = [
+            int(r[0])
+            for r in s.execute(sa.insert(_E).returning(_E.c.id, sort_by_parameter_order=True), rows)
+        ]
+        grouped: dict[tuple[str, str, str], tuple[str | None, list[int]]] = {}
+        for event_id, routes in zip(event_ids, routes_of_row, strict=True):
+            for route in routes:
+                slot = grouped.setdefault(
+                    (route.channel, route.recipient, route.mode), (route.subscription, [])
+                )
+                slot[1].append(event_id)
+        held = [
+            {
+                "key": f"held-{run.run_id[:12]}-{page}-{short_hash(channel, recipient, mode)}",
+                "created_at": now,
+                "run_id": run.pk,
+                "kind": "changes",
+                "channel": channel,
+                "recipient": recipient,
+                "subscription": subscription,
+                "mode": mode,
+                "status": "held",
+                "change_ids_json": json.dumps(ids),
+                "attempts": 0,
+                "next_attempt_at": None,
+            }
+            for (channel, recipient, mode), (subscription, ids) in sorted(grouped.items())
+        ]
+        if held:
+            s.execute(sa.insert(_N), held)
+        return len(rows)

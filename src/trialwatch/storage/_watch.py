@@ -1,0 +1,287 @@
+"""The watch set: which trials are watched, and which sources (config, cli, import, query:…)
+hold each one. A trial is watched while any source holds it; its history outlives its watch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from trialwatch.models import WatchItem
+from trialwatch.storage._engine import StoreBase
+from trialwatch.storage._schema import Trial, Watch
+
+CONFIG = "config"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchChange:
+    """What a change to the watch set did: ids added, ids already there, ids not there."""
+
+    added: tuple[str, ...] = ()
+    already: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    not_watched: tuple[str, ...] = ()
+    kept_by_config: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEntry:
+    """One watched trial for listings: its sources, label and current status."""
+
+    nct_id: str
+    label: str | None
+    sources: tuple[str, ...]
+    added_at: datetime | None
+    table: str | None
+    reference: str | None
+    overall_status: str | None
+    acronym: str | None
+    brief_title: str | None
+
+    @property
+    def display_label(self) -> str:
+        return self.label or self.acronym or _short(self.brief_title) or self.nct_id
+
+
+def _short(title: str | None, width: int = 60) -> str | None:
+    if not title:
+        return None
+    return title if len(title) <= width else title[: width - 1] + "…"
+
+
+def _source_rank(source: str) -> tuple[int, str]:
+    """Whose label wins when several sources give one: the config, then cli, import, queries."""
+    order = {CONFIG: 0, "cli": 1, "import": 2}
+    return (order.get(source, 3), source)
+
+
+class WatchMixin(StoreBase):
+    def sync_config_watchlist(self, items: Sequence[WatchItem], *, now: datetime) -> WatchChange:
+        """Make the ``config`` source hold exactly ``items`` (labels and tables updated).
+
+        Ids that other sources hold stay watched when the config drops them.
+        """
+        wanted = {w.nct_id: w for w in items}
+        with self.session() as s:
+            rows = {
+                w.nct_id: w
+                for w in s.exec(select(Watch).where(Watch.source == CONFIG).with_for_update())
+            }
+            added = []
+            for nct_id, item in wanted.items():
+                row = rows.get(nct_id)
+                if row is None:
+                    added.append(nct_id)
+                    s.add(
+                        Watch(
+                            nct_id=nct_id,
+                            source=CONFIG,
+                            label=item.label,
+                            table_ref=item.table,
+                            reference=item.reference,
+                            added_at=now,
+                        )
+                    )
+                elif (row.label, row.table_ref, row.reference) != (
+                    item.label,
+                    item.table,
+                    item.reference,
+                ):
+                    row.label, row.table_ref, row.reference = item.label, item.table, item.reference
+                    s.add(row)
+            removed = sorted(set(rows) - set(wanted))
+            if removed:
+                s.execute(
+                    sa.delete(Watch).where(
+                        col(Watch.source) == CONFIG, col(Watch.nct_id).in_(removed)
+                    )
+                )
+            self._ensure_trials(s, added, now)
+        return WatchChange(added=tuple(added), removed=tuple(removed))
+
+    def add_watches(
+        self,
+        ids: Sequence[str],
+        *,
+        source: str,
+        now: datetime,
+        labels: dict[str, str] | None = None,
+    ) -> WatchChange:
+        """Watch ``ids`` on behalf of ``source``; ids any source already watches are reported."""
+        labels = labels or {}
+        unique = list(dict.fromkeys(ids))
+        with self.session() as s:
+            watched: set[str] = set()
+            for chunk in _chunks(unique, 500):
+                watched.update(
+                    s.exec(select(Watch.nct_id).where(col(Watch.nct_id).in_(chunk)).distinct())
+                )
+            mine: set[str] = set()
+            for chunk in _chunks(unique, 500):
+                mine.update(
+                    s.exec(
+                        select(Watch.nct_id).where(
+                            col(Watch.nct_id).in_(chunk), Watch.source == source
+                        )
+                    )
+                )
+            new_rows = [
+                {
+                    "nct_id": i,
+                    "source": source,
+                    "label": labels.get(i),
+                    "table_ref": None,
+                    "reference": None,
+                    "added_at": now,
+                }
+                for i in unique
+                if i not in mine
+            ]
+            if new_rows:
+                s.execute(sa.insert(Watch), new_rows)
+            for nct_id, label in labels.items():
+                if nct_id in mine and label:
+                    s.execute(
+                        sa.update(Watch)
+                        .where(col(Watch.nct_id) == nct_id, col(Watch.source) == source)
+                        .values(label=label)
+                    )
+            added = [i for i in unique if i not in watched]
+            self._ensure_trials(s, added, now)
+        return WatchChange(added=tuple(added), already=tuple(i for i in unique if i in watched))
+
+    def remove_watches(
+        self, ids: Sequence[str], *, sources: Iterable[str] | None = None
+    ) -> WatchChange:
+        """Stop watching ``ids`` (all sources but the config, or only ``sources``).
+
+        The trial, its versions and its changes are kept. An id the config file lists stays
+        watched (``kept_by_config``): the config is the declarative start of the watch set.
+        """
+        unique = list(dict.fromkeys(ids))
+        with self.session() as s:
+            rows = list(
+                s.exec(select(Watch).where(col(Watch.nct_id).in_(unique)).with_for_update())
+            )
+            by_id: dict[str, list[Watch]] = {}
+            for row in rows:
+                by_id.setdefault(row.nct_id, []).append(row)
+            allowed = None if sources is None else set(sources)
+            removed, kept = [], []
+            for nct_id in unique:
+                for row in by_id.get(nct_id, []):
+                    if row.source == CONFIG and (allowed is None or CONFIG not in allowed):
+                        continue
+                    if allowed is not None and row.source not in allowed:
+                        continue
+                    s.delete(row)
+                    if nct_id not in removed:
+                        removed.append(nct_id)
+                if any(r.source == CONFIG for r in by_id.get(nct_id, [])) and (
+                    allowed is None or CONFIG not in allowed
+                ):
+                    kept.append(nct_id)
+        return WatchChange(
+            removed=tuple(i for i in removed if i not in kept),
+            not_watched=tuple(i for i in unique if i not in by_id),
+            kept_by_config=tuple(kept),
+        )
+
+    def watch_entries(self, ids: Sequence[str] | None = None) -> list[WatchEntry]:
+        """Every watched trial (or those of ``ids``), by id, with its sources."""
+        with self.session() as s:
+            query = (
+                select(Watch, Trial)
+                .join(Trial, col(Trial.nct_id) == col(Watch.nct_id), isouter=True)
+                .order_by(col(Watch.nct_id))
+            )
+            if ids is not None:
+                query = query.where(col(Watch.nct_id).in_(list(ids)))
+            grouped: dict[str, list[tuple[Watch, Trial | None]]] = {}
+            for watch, trial in s.exec(query):
+                grouped.setdefault(watch.nct_id, []).append((watch, trial))
+        entries = []
+        for nct_id, pairs in grouped.items():
+            watches = sorted((w for w, _ in pairs), key=lambda w: _source_rank(w.source))
+            row = pairs[0][1]
+            entries.append(
+                WatchEntry(
+                    nct_id=nct_id,
+                    label=next((w.label for w in watches if w.label), None),
+                    sources=tuple(w.source for w in watches),
+                    added_at=min((w.added_at for w in watches if w.added_at), default=None),
+                    table=next((w.table_ref for w in watches if w.table_ref), None),
+                    reference=next((w.reference for w in watches if w.reference), None),
+                    overall_status=row.overall_status if row else None,
+                    acronym=row.acronym if row else None,
+                    brief_title=row.brief_title if row else None,
+                )
+            )
+        return entries
+
+    def watched_count(self) -> int:
+        with self.session() as s:
+            return int(s.exec(select(sa.func.count(sa.distinct(col(Watch.nct_id))))).one())
+
+    def iter_watched_ids(self, chunk: int = 1000) -> Iterator[list[str]]:
+        """Watched ids in order, ``chunk`` at a time (keyset paging: memory flat in N)."""
+        after = ""
+        while True:
+            with self.session() as s:
+                ids = list(
+                    s.exec(
+                        select(Watch.nct_id)
+                        .where(col(Watch.nct_id) > after)
+                        .distinct()
+                        .order_by(col(Watch.nct_id))
+                        .limit(chunk)
+                    )
+                )
+            if not ids:
+                return
+            yield ids
+            after = ids[-1]
+
+    def watch_labels(self, ids: Sequence[str]) -> dict[str, str | None]:
+        """The label each id is known by (its best source's label, else None)."""
+        if not ids:
+            return {}
+        with self.session() as s:
+            rows = list(
+                s.exec(
+                    select(Watch.nct_id, Watch.source, Watch.label).where(
+                        col(Watch.nct_id).in_(list(ids))
+                    )
+                )
+            )
+        best: dict[str, tuple[tuple[int, str], str | None]] = {}
+        for nct_id, source, label in rows:
+            rank = _source_rank(source) if label else (9, source)
+            if nct_id not in best or rank < best[nct_id][0]:
+                best[nct_id] = (rank, label)
+        return {nct_id: label for nct_id, (_, label) in best.items()}
+
+    @staticmethod
+    def _ensure_trials(s: Session, ids: Sequence[str], now: datetime) -> None:
+        """A trial row for each newly watched id (it may exist already, from earlier watches)."""
+        if not ids:
+            return
+        existing: set[str] = set()
+        for chunk in _chunks(list(ids), 500):
+            existing.update(s.exec(select(Trial.nct_id).where(col(Trial.nct_id).in_(chunk))))
+        rows = [
+            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False}
+            for i in ids
+            if i not in existing
+        ]
+        if rows:
+            s.execute(sa.insert(Trial), rows)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])

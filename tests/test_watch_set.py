@@ -1,0 +1,74 @@
+"""The watch set in the database: sources, the config as the declarative start, history kept."""
+
+from __future__ import annotations
+
+from tests.conftest import FakeClock, load_record
+from tests.fakes.source import FakeSource
+from trialwatch.models import WatchItem
+from trialwatch.storage import Store
+from trialwatch.sync import run_sync
+
+A, B, C = "NCT01213277", "NCT02967393", "NCT05915845"
+
+
+def test_config_entries_are_synced_with_their_labels(store: Store, clock: FakeClock) -> None:
+    change = store.sync_config_watchlist(
+        [WatchItem(A, "Alpha", "Table 1"), WatchItem(B, None)], now=clock.now
+    )
+    assert change.added == (A, B)
+    entries = {e.nct_id: e for e in store.watch_entries()}
+    assert entries[A].label == "Alpha" and entries[A].table == "Table 1"
+    assert entries[A].sources == ("config",)
+    assert entries[B].display_label == B  # no label, nothing synced yet: the id
+    # Labels follow the config; an id the config drops stops being watched.
+    change = store.sync_config_watchlist([WatchItem(A, "Alpha 2")], now=clock.now)
+    assert change.removed == (B,)
+    assert [e.label for e in store.watch_entries()] == ["Alpha 2"]
+
+
+def test_an_id_is_watched_while_any_source_holds_it(store: Store, clock: FakeClock) -> None:
+    store.sync_config_watchlist([WatchItem(A, "Alpha")], now=clock.now)
+    change = store.add_watches([A, B], source="import", now=clock.now)
+    assert change.added == (B,) and change.already == (A,)
+    assert {e.nct_id: e.sources for e in store.watch_entries()} == {
+        A: ("config", "import"),
+        B: ("import",),
+    }
+    # The config dropping A leaves it watched: the import still holds it.
+    store.sync_config_watchlist([], now=clock.now)
+    assert store.is_watched(A)
+    assert store.watched_count() == 2
+
+
+def test_remove_keeps_history_and_never_fights_the_config(store: Store, clock: FakeClock) -> None:
+    source = FakeSource([load_record(f"{i}.json") for i in (A, B)])
+    run_sync(source=source, store=store, watchlist=[WatchItem(A, "Alpha")], clock=clock)
+    store.add_watches([B], source="cli", now=clock.now)
+    change = store.remove_watches([A, B, C])
+    assert change.removed == (B,)
+    assert change.kept_by_config == (A,)  # the config file lists it: say so, keep it
+    assert change.not_watched == (C,)
+    assert not store.is_watched(B)
+    assert store.is_watched(A)
+    trial = store.trial(A)
+    assert trial is not None and trial.current_version_id is not None  # history kept
+
+
+def test_watched_ids_stream_in_order_in_chunks(store: Store, clock: FakeClock) -> None:
+    ids = [f"NCT{n:08d}" for n in range(1, 2501)]
+    store.add_watches(list(reversed(ids)), source="import", now=clock.now)
+    chunks = list(store.iter_watched_ids(1000))
+    assert [len(c) for c in chunks] == [1000, 1000, 500]
+    assert [i for c in chunks for i in c] == ids
+
+
+def test_labels_and_titles_for_reports(store: Store, clock: FakeClock) -> None:
+    source = FakeSource([load_record(f"{i}.json") for i in (A, B)])
+    run_sync(source=source, store=store, watchlist=[WatchItem(A, "Alpha")], clock=clock)
+    store.add_watches([B], source="cli", now=clock.now)
+    titles = store.trial_titles([A, B, C])
+    assert titles[A][0] == "Alpha"
+    assert titles[C] == (None, None)
+    assert store.resolve_trial("alpha") == [A]
+    assert store.resolve_trial(A.lower()) == [A]
+    assert store.resolve_trial("nothing") == []
