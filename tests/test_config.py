@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import SHIPPED_CONFIG
-from trialwatch.config import load_settings
+from trialwatch.config import ConfigNotFoundError, load_settings
 from trialwatch.exceptions import ConfigError
 from trialwatch.models import Category, Severity
 
@@ -54,13 +54,60 @@ def test_config_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     env = {"TRIALWATCH_CONFIG": str(other)}
     assert load_settings(explicit, env=env).api.base_url == "https://explicit.example/api/v2"
     assert load_settings(None, env=env).api.base_url == "https://env.example/api/v2"
-    monkeypatch.chdir(tmp_path)  # no ./config/trialwatch.toml here: defaults
-    assert load_settings(None, env={}).api.base_url == "https://clinicaltrials.gov/api/v2"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    _write(tmp_path / "config", '[api]\nbase_url = "https://default.example/api/v2"\n')
+    assert load_settings(None, env={}).api.base_url == "https://default.example/api/v2"
 
 
-def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config file not found"):
-        load_settings(tmp_path / "nope.toml", env={})
+@pytest.mark.parametrize("how", ["--config", "$TRIALWATCH_CONFIG"])
+def test_a_named_file_that_does_not_exist_is_an_error(tmp_path: Path, how: str) -> None:
+    missing = tmp_path / "nope.toml"
+    explicit, env = (
+        (missing, {}) if how == "--config" else (None, {"TRIALWATCH_CONFIG": str(missing)})
+    )
+    with pytest.raises(ConfigNotFoundError) as info:
+        load_settings(explicit, env=env)
+    assert info.value.looked_at == (missing,)
+    assert f"{missing} (from {how})" in str(info.value)
+
+
+def test_no_config_file_anywhere_is_an_error_naming_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without one, `status` said "healthy" and `export` created ./data/trialwatch.db (issue 11).
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigNotFoundError) as info:
+        load_settings(None, env={})
+    message = str(info.value)
+    assert str(tmp_path / "config" / "trialwatch.toml") in message
+    assert "--config" in message
+    assert "TRIALWATCH_CONFIG" in message
+    assert "trialwatch init" in message
+    assert isinstance(info.value, ConfigError)
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_unreadable_config_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "[api]\n")
+    real_read_bytes = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        # Tests run as root here, where chmod 000 does not stop a read.
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(
+        ConfigError, match=f"{path}: cannot read the config file: permission denied"
+    ):
+        load_settings(path, env={})
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"{tmp_path}: is a directory"):
+        load_settings(tmp_path, env={})
 
 
 def test_environment_overrides_every_section(tmp_path: Path) -> None:
@@ -182,16 +229,29 @@ webhook_url = "https://hooks.example/services/T000/B000/XXXX"
 
 
 def test_bad_toml_is_one_clear_problem(tmp_path: Path) -> None:
-    path = _write(tmp_path, "[api\nbase_url = 1\n")
-    with pytest.raises(ConfigError, match="not valid TOML"):
+    path = _write(tmp_path, "[api]\ntimeout_s = 1\n[logging\nlevel = 'info'\n")
+    with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
+    assert info.value.problems == (
+        f"{path}, line 3, column 9: not valid TOML: Expected ']' at the end of a table declaration",
+    )
 
 
-def test_a_file_that_is_not_utf8_is_one_clear_problem(tmp_path: Path) -> None:
+def test_a_file_that_is_not_utf8_says_where_the_bad_byte_is(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
-    path.write_bytes(b"[api]\nbase_url = '\xe9'\n")
-    with pytest.raises(ConfigError, match="not UTF-8 text"):
+    path.write_bytes(b"[api]\nbase_url = 'https://caf\xc3\xa9.example/\xe9'\n")
+    with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
+    # Line and column (in characters: the earlier "é" is one), not a byte offset.
+    assert info.value.problems == (
+        f"{path}, line 2, column 34: not UTF-8 text (byte 0xe9); save the file as UTF-8",
+    )
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "notepad.toml"
+    path.write_bytes(b"\xef\xbb\xbf[api]\ntimeout_s = 7\n")
+    assert load_settings(path, env={}).api.timeout_s == 7
 
 
 def test_empty_variables_count_as_unset() -> None:

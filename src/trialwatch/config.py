@@ -273,42 +273,60 @@ class Settings(_Frozen):
 
 def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
     """``--config`` wins, then ``$TRIALWATCH_CONFIG``, then ``./config/trialwatch.toml``."""
+    return _choose_config(explicit, env)[0]
+
+
+def _choose_config(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> tuple[Path, str]:
+    """The settings file to read and how it was chosen, in words for an error message."""
     if explicit:
-        return Path(explicit)
+        return Path(explicit), "from --config"
     if env.get(CONFIG_ENV):
-        return Path(env[CONFIG_ENV])
-    return DEFAULT_CONFIG_PATH
+        return Path(env[CONFIG_ENV]), f"from ${CONFIG_ENV}"
+    return DEFAULT_CONFIG_PATH, f"the default; neither --config nor ${CONFIG_ENV} is set"
+
+
+class ConfigNotFoundError(ConfigError):
+    """No settings file where trialwatch looked; ``looked_at`` lists those paths.
+
+    Every command needs its settings: without them a command would watch nothing, call an empty
+    database healthy and create ``./data/trialwatch.db`` wherever it was started.
+    """
+
+    def __init__(self, looked_at: Path, how: str) -> None:
+        self.looked_at: tuple[Path, ...] = (looked_at,)
+        shown = looked_at if looked_at.is_absolute() else Path.cwd() / looked_at
+        message = (
+            f"no config file: looked at {shown} ({how}). Write one with `trialwatch init`, "
+            f"or point --config or ${CONFIG_ENV} at your settings file."
+        )
+        super().__init__([message])
+        self.args = (message,)  # one sentence, not "invalid configuration (1 problem)"
 
 
 def load_settings(
     explicit_path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read, merge and validate the settings; raise one ConfigError listing every problem."""
+    """Read, merge and validate the settings; raise one ConfigError listing every problem.
+
+    The file must exist: :class:`ConfigNotFoundError` (a ConfigError) names the path looked at.
+    Nothing is created or written here.
+    """
     env = os.environ if env is None else env
-    path = config_path(explicit_path, env)
+    path, how = _choose_config(explicit_path, env)
     problems: list[str] = []
     origins: dict[tuple[str, ...], str] = {}
-    data: dict[str, Any] = {}
 
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
-        _record_origins(data, (), str(path), origins)
-        if isinstance(data.get("email"), dict) and "password" in data["email"]:
-            problems.append(
-                f"{path}: [email] password must not be written in the config file; set "
-                "TRIALWATCH_EMAIL__PASSWORD or email.password_file instead"
-            )
-            data["email"].pop("password")
-    elif explicit_path is not None or env.get(CONFIG_ENV):
-        raise ConfigError([f"{path}: config file not found"])
+    data = _read_toml(path, how)
+    _record_origins(data, (), str(path), origins)
+    if isinstance(data.get("email"), dict) and "password" in data["email"]:
+        problems.append(
+            f"{path}: [email] password must not be written in the config file; set "
+            "TRIALWATCH_EMAIL__PASSWORD or email.password_file instead"
+        )
+        data["email"].pop("password")
 
     problems.extend(_apply_env(data, env, origins))
 
@@ -323,6 +341,50 @@ def load_settings(
         raise ConfigError(problems)
     assert settings is not None
     return settings
+
+
+_TOML_AT = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.DOTALL)
+
+
+def _read_toml(path: Path, how: str) -> dict[str, Any]:
+    """The file's TOML as a dict; every way it cannot be read is one clear ConfigError."""
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigNotFoundError(path, how) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a settings file"]) from None
+    except PermissionError:
+        raise ConfigError(
+            [f"{path}: cannot read the config file: permission denied (check its owner and mode)"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file: {exc.strerror}"]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Line and column, as an editor shows them, rather than a byte offset.
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        raise ConfigError(
+            [
+                f"{path}, line {line}, column {column}: not UTF-8 text "
+                f"(byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+            ]
+        ) from None
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_AT.match(str(exc))
+        if match:
+            where = f"{path}, line {match['line']}, column {match['col']}"
+            message = match["msg"]
+        else:
+            where = f"{path}, at the end of the file"
+            message = str(exc).removesuffix(" (at end of document)")
+        raise ConfigError([f"{where}: not valid TOML: {message}"]) from None
 
 
 def _record_origins(
