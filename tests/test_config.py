@@ -166,15 +166,68 @@ mode = "hourly"
     text = "\n".join(problems)
     assert len(problems) == 7, text
     assert (
-        f"{path}: watchlist[1].nct_id (label 'too short'): 'NCT1234567' is not an NCT number"
-        in text
+        f"{path}, line 6, column 10: watchlist[1].nct_id (label 'too short'): "
+        "'NCT1234567' is not an NCT number" in text
     )
-    assert "NCT02606461 is listed twice" in text
+    assert f"{path}, line 14, column 10: watchlist[3].nct_id: NCT02606461 is listed twice" in text
     assert "mysql://x" in text
     assert "not-an-address" in text
     assert "hourly" in text
     assert "environment variable TRIALWATCH_API__TIMEOUT_S: api.timeout_s" in text
     assert "environment variable TRIALWATCH_BOGUS__X: unknown section [bogus]" in text
+
+
+def test_a_value_error_names_the_line_and_column_of_the_value(tmp_path: Path) -> None:
+    lines = [
+        "[api]",
+        "timeout_s = -1   # [not a table",
+        '  base_ulr = "https://x.example"',
+        "",
+        "[email]",
+        "to = [",
+        '  "a@example.org",  # a comment with [ and "',
+        '  "not-an-address",',
+        "]",
+        "smtp_host = '''",
+        'min_severity = "not a key: inside a string"',
+        "'''",
+        '"min_severity" = "huge"',
+        "",
+        "[[watchlist]]",
+        'nct_id = "NCT02606461"',
+        "",
+        "[[watchlist]]",
+        'nct_id = "NCT01607905"',
+        'reference = """',
+        r'label = "not a key either" \"""',
+        '"""',
+        'label = ""',
+    ]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert sorted(info.value.problems) == sorted(
+        [
+            f"{path}, line 2, column 13: api.timeout_s: Input should be greater than 0 (got -1)",
+            f"{path}, line 3, column 3: api.base_ulr: unknown setting",
+            f"{path}, line 6, column 6: email.to[2]: 'not-an-address' is not an email address",
+            f"{path}, line 13, column 18: email.min_severity: unknown severity 'huge' "
+            "(choose from admin, minor, major, critical)",
+            f"{path}, line 15, column 1: watchlist[1].label (NCT02606461): Field required",
+            f"{path}, line 23, column 9: watchlist[2].label (NCT01607905): String should have "
+            "at least 1 character (got '')",
+        ]
+    )
+
+
+def test_a_list_from_the_environment_is_blamed_on_it_not_on_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[email]\nto = ["a@example.org", "b@example.org", "c@example.org"]\n')
+    env = {"TRIALWATCH_EMAIL__TO": '["x@example.org", "y@example.org", "bad"]'}
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env=env)
+    assert info.value.problems == (
+        "environment variable TRIALWATCH_EMAIL__TO: email.to[3]: 'bad' is not an email address",
+    )
 
 
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -317,14 +318,15 @@ def load_settings(
     env = os.environ if env is None else env
     path, how = _choose_config(explicit_path, env)
     problems: list[str] = []
-    origins: dict[tuple[str, ...], str] = {}
 
-    data = _read_toml(path, how)
-    _record_origins(data, (), str(path), origins)
+    text, data = _read_toml(path, how)
+    origins = _Origins(path, text)
+    origins.record(data, (), None)
     if isinstance(data.get("email"), dict) and "password" in data["email"]:
         problems.append(
-            f"{path}: [email] password must not be written in the config file; set "
-            "TRIALWATCH_EMAIL__PASSWORD or email.password_file instead"
+            f"{origins.where(('email', 'password'), at_key=True)}: [email] password must not be "
+            "written in the config file; set TRIALWATCH_EMAIL__PASSWORD or email.password_file "
+            "instead"
         )
         data["email"].pop("password")
 
@@ -346,8 +348,8 @@ def load_settings(
 _TOML_AT = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.DOTALL)
 
 
-def _read_toml(path: Path, how: str) -> dict[str, Any]:
-    """The file's TOML as a dict; every way it cannot be read is one clear ConfigError."""
+def _read_toml(path: Path, how: str) -> tuple[str, dict[str, Any]]:
+    """The file's text and TOML; every way it cannot be read is one clear ConfigError."""
     try:
         raw = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
@@ -375,7 +377,7 @@ def _read_toml(path: Path, how: str) -> dict[str, Any]:
         ) from None
     text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     try:
-        return tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_AT.match(str(exc))
         if match:
@@ -387,21 +389,195 @@ def _read_toml(path: Path, how: str) -> dict[str, Any]:
         raise ConfigError([f"{where}: not valid TOML: {message}"]) from None
 
 
-def _record_origins(
-    value: Any, prefix: tuple[str, ...], origin: str, origins: dict[tuple[str, ...], str]
-) -> None:
-    origins[prefix] = origin
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            _record_origins(sub, (*prefix, str(key)), origin, origins)
-    elif isinstance(value, list):
-        for i, sub in enumerate(value):
-            _record_origins(sub, (*prefix, str(i)), origin, origins)
+@dataclass(frozen=True)
+class _Pos:
+    """Where a key is written: its line, and the columns of the key and of its value."""
+
+    line: int
+    key_col: int
+    value_col: int
 
 
-def _apply_env(
-    data: dict[str, Any], env: Mapping[str, str], origins: dict[tuple[str, ...], str]
-) -> list[str]:
+class _Origins:
+    """Where each value came from: the file (at a line and column) or an environment variable.
+
+    Keys are locations as pydantic reports them, as strings: ``("watchlist", "0", "label")``.
+    """
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self._positions = _key_positions(text)
+        self._sources: dict[tuple[str, ...], str | None] = {}  # None: the file; else a variable
+
+    def record(self, value: Any, loc: tuple[str, ...], variable: str | None) -> None:
+        """``value`` at ``loc`` came from ``variable`` (None: the file); replaces what was."""
+        for known in [k for k in self._sources if len(k) > len(loc) and k[: len(loc)] == loc]:
+            del self._sources[known]  # e.g. a list from the file replaced by one from the env
+        self._record(value, loc, variable)
+
+    def _record(self, value: Any, loc: tuple[str, ...], variable: str | None) -> None:
+        self._sources[loc] = variable
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                self._record(sub, (*loc, str(key)), variable)
+        elif isinstance(value, list):
+            for i, sub in enumerate(value):
+                self._record(sub, (*loc, str(i)), variable)
+
+    def is_set(self, loc: tuple[str, ...]) -> bool:
+        """Whether the file or the environment gave ``loc`` a value (else it is a default)."""
+        return loc in self._sources
+
+    def variable(self, loc: tuple[str, ...]) -> str | None:
+        """The environment variable that set ``loc``; None if the file did, or nothing did."""
+        for i in range(len(loc), -1, -1):
+            if loc[:i] in self._sources:
+                return self._sources[loc[:i]]
+        return None
+
+    def where(self, loc: tuple[str, ...], *, at_key: bool = False) -> str:
+        """``path, line 3, column 12``, ``environment variable NAME``, or ``defaults``.
+
+        The column is the value's, or the key's with ``at_key`` (for a key that is not allowed).
+        """
+        if not any(loc[:i] in self._sources for i in range(len(loc), -1, -1)):
+            return "defaults"
+        variable = self.variable(loc)
+        if variable is not None:
+            return f"environment variable {variable}"
+        pos = self.position(loc, at_key=at_key)
+        return str(self.path) if pos is None else f"{self.path}, {pos}"
+
+    def position(self, loc: tuple[str, ...], *, at_key: bool = False) -> str | None:
+        """``line 3, column 12`` of ``loc`` in the file, else of the nearest enclosing key."""
+        for i in range(len(loc), 0, -1):
+            pos = self._positions.get(loc[:i])
+            if pos is not None:
+                column = pos.key_col if at_key and i == len(loc) else pos.value_col
+                return f"line {pos.line}, column {column}"
+        return None
+
+
+def _key_positions(text: str) -> dict[tuple[str, ...], _Pos]:
+    """Where each key and table header is written, keyed like pydantic's error locations.
+
+    Not a TOML parser (tomllib has parsed the file by now): a scan that follows table headers,
+    arrays of tables (the third ``[[watchlist]]`` is ``("watchlist", "2")``) and ``key =``
+    lines, and skips strings, comments and values that span lines. Keys inside inline tables or
+    multi-line arrays are not located; their errors point at the enclosing key.
+    """
+    positions: dict[tuple[str, ...], _Pos] = {}
+    table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}  # array-of-tables name -> entries seen so far
+    state = _ScanState()
+    for number, line in enumerate(text.splitlines(), 1):
+        start = 0
+        if state.multiline is None and state.depth == 0:
+            j = _skip_blanks(line, 0)
+            header = 2 if line.startswith("[[", j) else 1 if line.startswith("[", j) else 0
+            parsed = _parse_key(line, j + header)
+            if header and parsed:
+                name = parsed[0]
+                if header == 2:
+                    arrays[name] = arrays.get(name, 0) + 1
+                table = _with_indexes(name, arrays)
+                positions[table] = _Pos(number, j + 1, j + 1)
+                continue  # a header line holds nothing else but a comment
+            if parsed and line.startswith("=", parsed[1]):
+                start = _skip_blanks(line, parsed[1] + 1)
+                positions[(*table, *parsed[0])] = _Pos(number, j + 1, start + 1)
+        state.scan(line, start)
+    return positions
+
+
+def _skip_blanks(line: str, i: int) -> int:
+    while i < len(line) and line[i] in " \t":
+        i += 1
+    return i
+
+
+def _with_indexes(name: tuple[str, ...], arrays: Mapping[tuple[str, ...], int]) -> tuple[str, ...]:
+    """``("watchlist",)`` -> ``("watchlist", "2")`` when it is the third ``[[watchlist]]``."""
+    out: list[str] = []
+    for i, part in enumerate(name):
+        out.append(part)
+        if name[: i + 1] in arrays:
+            out.append(str(arrays[name[: i + 1]] - 1))
+    return tuple(out)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _parse_key(line: str, i: int) -> tuple[tuple[str, ...], int] | None:
+    """A (dotted, maybe quoted) key at ``line[i:]``: its parts, and the index after it."""
+    parts: list[str] = []
+    while True:
+        i = _skip_blanks(line, i)
+        if line.startswith(('"', "'"), i):
+            end = _string_end(line, i)
+            if end is None:
+                return None
+            parts.append(line[i + 1 : end - 1])
+            i = end
+        else:
+            match = _BARE_KEY.match(line, i)
+            if match is None:
+                return None
+            parts.append(match.group())
+            i = match.end()
+        i = _skip_blanks(line, i)
+        if not line.startswith(".", i):
+            return tuple(parts), i
+        i += 1
+
+
+def _string_end(line: str, i: int) -> int | None:
+    """The index after the one-line string that starts at ``line[i]``; None if unterminated."""
+    quote = line[i]
+    j = i + 1
+    while j < len(line):
+        if quote == '"' and line[j] == "\\":
+            j += 2
+        elif line[j] == quote:
+            return j + 1
+        else:
+            j += 1
+    return None
+
+
+class _ScanState:
+    """What a line-by-line scan must remember: an open multi-line string, open brackets."""
+
+    def __init__(self) -> None:
+        self.multiline: str | None = None  # the delimiter of an open multi-line string
+        self.depth = 0  # open [ and { of a value
+
+    def scan(self, line: str, i: int) -> None:
+        while i < len(line):
+            if self.multiline is not None:
+                if self.multiline == '"""' and line[i] == "\\":
+                    i += 2
+                elif line.startswith(self.multiline, i):
+                    self.multiline = None
+                    i += 3
+                else:
+                    i += 1
+                continue
+            c = line[i]
+            if c == "#":
+                return
+            if line.startswith(('"""', "'''"), i):
+                self.multiline = line[i : i + 3]
+                i += 3
+            elif c in "\"'":
+                i = _string_end(line, i) or len(line)
+            else:
+                self.depth += (c in "[{") - (c in "]}")
+                i += 1
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], origins: _Origins) -> list[str]:
     problems = []
     sections = {
         name for name, info in Settings.model_fields.items() if isinstance(info.default, BaseModel)
@@ -431,24 +607,21 @@ def _apply_env(
                 problems.append(f"{where}: not valid JSON ({exc.msg})")
                 continue
         target[key] = value
-        _record_origins(value, (section, key), where, origins)
+        origins.record(value, (section, key), name)
     return problems
 
 
-def _describe(err: Any, data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) -> str:
+def _describe(err: Any, data: Mapping[str, Any], origins: _Origins) -> str:
     loc = tuple(str(p) for p in err["loc"])
-    origin = "defaults"
-    for i in range(len(loc), -1, -1):
-        if loc[:i] in origins:
-            origin = origins[loc[:i]]
-            break
+    unknown = err["type"] == "extra_forbidden"
+    origin = origins.where(loc, at_key=unknown)
     where = _dotted(loc, data)
     message = err["msg"]
-    if err["type"] == "extra_forbidden":
+    if unknown:
         message = "unknown setting"
     elif message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    if err["type"] != "extra_forbidden" and "password" not in where and "webhook" not in where:
+    if not unknown and "password" not in where and "webhook" not in where:
         given = err.get("input")
         if isinstance(given, str | int | float | bool) and repr(given) not in message:
             message = f"{message} (got {given!r})"
@@ -463,17 +636,21 @@ def _dotted(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
         else:
             parts.append(part)
     text = ".".join(parts)
-    # Name the watched trial by its label too, so the user can find it in the file.
+    # Name the watched trial by its label (or id) too, so the user can find it in the file.
     if len(loc) >= 2 and loc[0] == "watchlist" and loc[1].isdigit():
         entries = data.get("watchlist")
         if isinstance(entries, list) and int(loc[1]) < len(entries):
             entry = entries[int(loc[1])]
-            if isinstance(entry, dict) and isinstance(entry.get("label"), str):
+            if not isinstance(entry, dict):
+                return text
+            if isinstance(entry.get("label"), str) and entry["label"].strip():
                 text += f" (label {entry['label']!r})"
+            elif loc[2:] != ("nct_id",) and isinstance(entry.get("nct_id"), str):
+                text += f" ({entry['nct_id']})"
     return text
 
 
-def _duplicates(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) -> list[str]:
+def _duplicates(data: Mapping[str, Any], origins: _Origins) -> list[str]:
     entries = data.get("watchlist")
     if not isinstance(entries, list):
         return []
@@ -484,7 +661,7 @@ def _duplicates(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str])
             continue
         nct_id = entry["nct_id"].strip().upper()
         if nct_id in seen:
-            origin = origins.get(("watchlist", str(i)), "config")
+            origin = origins.where(("watchlist", str(i), "nct_id"))
             problems.append(
                 f"{origin}: watchlist[{i + 1}].nct_id: {nct_id} is listed twice "
                 f"(also watchlist[{seen[nct_id] + 1}])"
