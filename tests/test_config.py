@@ -230,6 +230,28 @@ def test_a_list_from_the_environment_is_blamed_on_it_not_on_the_file(tmp_path: P
     )
 
 
+def test_a_conflict_set_by_the_environment_is_blamed_on_its_variables(tmp_path: Path) -> None:
+    # The file has an [email] section, but it set neither of the two conflicting values.
+    path = _write(tmp_path, '[email]\nsmtp_host = "smtp.example.org"\n')
+    env = {"TRIALWATCH_HEALTH__ADMIN_EMAIL": "admin@example.org"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env=env)
+    assert info.value.problems == (
+        "environment variable TRIALWATCH_HEALTH__ADMIN_EMAIL: health.admin_email is set but "
+        "[email] enabled is false: alerts could not be sent",
+    )
+
+
+def test_a_conflict_across_file_and_environment_names_both(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[email]\nenabled = false\n\n[health]\nmax_consecutive_failures = 2\n")
+    env = {"TRIALWATCH_HEALTH__ADMIN_EMAIL": "admin@example.org"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env=env)
+    assert info.value.problems[0].startswith(
+        f"{path}, line 2, column 11 and environment variable TRIALWATCH_HEALTH__ADMIN_EMAIL: "
+    )
+
+
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, "[api]\nbase_ulr = 'https://x.example'\n")
     with pytest.raises(ConfigError, match=r"api\.base_ulr: unknown setting"):

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -35,6 +35,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from trialwatch.exceptions import ConfigError
 from trialwatch.models import Category, Severity
@@ -43,6 +44,7 @@ ENV_PREFIX = "TRIALWATCH_"
 CONFIG_ENV = "TRIALWATCH_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
 NCT_ID_RE = re.compile(r"^NCT\d{8}$")
+_CONFLICT = "settings_conflict"
 _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 # Environment variables that start with the prefix but are not settings.
@@ -77,6 +79,17 @@ def _check_secret_url(value: str) -> str:
     except ValueError:
         raise ValueError("not an http(s) URL (value not shown: webhook URLs are secrets)") from None
     return value
+
+
+def _conflict(message: str, *fields: str) -> PydanticCustomError:
+    """An error of several values together, blamed on where each of ``fields`` was set.
+
+    ``fields`` are dotted paths below the validated model (``"email.enabled"`` for Settings).
+    Without this, a conflict is reported at the model's own location: a section that the file
+    merely mentions would take the blame for values that the environment set.
+    """
+    # pydantic fills "{fields}" in a message from the context; no other braces are touched.
+    return PydanticCustomError(_CONFLICT, message, {"fields": fields})
 
 
 def _one_or_many(value: Any) -> Any:
@@ -266,8 +279,10 @@ class Settings(_Frozen):
     @model_validator(mode="after")
     def _alerts_need_email(self) -> Settings:
         if self.health.admin_email and not self.email.enabled:
-            raise ValueError(
-                "health.admin_email is set but [email] enabled is false: alerts could not be sent"
+            raise _conflict(
+                "health.admin_email is set but [email] enabled is false: alerts could not be sent",
+                "health.admin_email",
+                "email.enabled",
             )
         return self
 
@@ -448,6 +463,26 @@ class _Origins:
         pos = self.position(loc, at_key=at_key)
         return str(self.path) if pos is None else f"{self.path}, {pos}"
 
+    def blame(self, loc: tuple[str, ...], fields: Sequence[tuple[str, ...]]) -> str:
+        """Where the values of ``fields`` that were set came from, together; else ``where(loc)``.
+
+        ``environment variables A and B``, ``path, line 3, column 12 and line 4, column 12``, or
+        both joined by "and".
+        """
+        given = [f for f in fields if self.is_set(f)]
+        if not given:
+            return self.where(loc)
+        variables = sorted({v for f in given if (v := self.variable(f)) is not None})
+        in_file = [f for f in given if self.variable(f) is None]
+        parts = []
+        if in_file:
+            places = [self.position(f) or "" for f in in_file]
+            parts.append(f"{self.path}, {_and([p for p in places if p])}".rstrip(", "))
+        if variables:
+            noun = "environment variable" if len(variables) == 1 else "environment variables"
+            parts.append(f"{noun} {_and(variables)}")
+        return " and ".join(parts)
+
     def position(self, loc: tuple[str, ...], *, at_key: bool = False) -> str | None:
         """``line 3, column 12`` of ``loc`` in the file, else of the nearest enclosing key."""
         for i in range(len(loc), 0, -1):
@@ -456,6 +491,11 @@ class _Origins:
                 column = pos.key_col if at_key and i == len(loc) else pos.value_col
                 return f"line {pos.line}, column {column}"
         return None
+
+
+def _and(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _key_positions(text: str) -> dict[tuple[str, ...], _Pos]:
@@ -617,6 +657,9 @@ def _describe(err: Any, data: Mapping[str, Any], origins: _Origins) -> str:
     origin = origins.where(loc, at_key=unknown)
     where = _dotted(loc, data)
     message = err["msg"]
+    if err["type"] == _CONFLICT:
+        fields = [(*loc, *field.split(".")) for field in err["ctx"]["fields"]]
+        origin = origins.blame(loc, fields)
     if unknown:
         message = "unknown setting"
     elif message.startswith("Value error, "):
