@@ -272,6 +272,61 @@ def test_password_never_in_the_file_and_never_shown(tmp_path: Path) -> None:
     assert "hunter2" not in str(settings.model_dump())
 
 
+PLAINTEXT = {
+    "TRIALWATCH_EMAIL__SECURITY": "none",
+    "TRIALWATCH_EMAIL__SMTP_HOST": "smtp.example.org",
+    "TRIALWATCH_EMAIL__USERNAME": "bob",
+    "TRIALWATCH_EMAIL__PASSWORD": "hunter2",
+}
+
+
+def test_a_cleartext_password_is_refused_and_blamed_on_its_variables(tmp_path: Path) -> None:
+    # Issue 11 item 7: `security = "none"` sent the password in clear text to any host. The
+    # file mentions [email] but sets none of it: the variables that did take the blame.
+    path = _write(tmp_path, "[email]\nenabled = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env=PLAINTEXT)
+    (problem,) = info.value.problems
+    assert problem.startswith(
+        "environment variables TRIALWATCH_EMAIL__PASSWORD, TRIALWATCH_EMAIL__SECURITY, "
+        "TRIALWATCH_EMAIL__SMTP_HOST and TRIALWATCH_EMAIL__USERNAME: email: "
+        'security = "none" would send the SMTP password in clear text to smtp.example.org'
+    )
+    assert "allow_plaintext_auth = true" in problem
+    assert "hunter2" not in problem
+
+
+def test_a_cleartext_password_from_the_file_names_its_lines(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret\n")
+    path = _write(
+        tmp_path,
+        f'[email]\nsmtp_host = "mail.example.org"\nsecurity = "none"\nusername = "bob"\n'
+        f'password_file = "{secret}"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.problems[0].startswith(f"{path}, lines 2, 3, 4 and 5: email: security")
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "LOCALHOST.", "127.0.0.1", "127.3.2.1", "::1", "[::1]"]
+)
+def test_a_cleartext_password_to_this_machine_is_allowed(tmp_path: Path, host: str) -> None:
+    path = _write(tmp_path, f'[email]\nsmtp_host = "{host}"\n')
+    env = {k: v for k, v in PLAINTEXT.items() if k != "TRIALWATCH_EMAIL__SMTP_HOST"}
+    assert load_settings(path, env=env).email.smtp_host == host
+
+
+def test_a_cleartext_password_is_allowed_when_the_user_says_so(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[email]\nallow_plaintext_auth = true\n")
+    settings = load_settings(path, env=PLAINTEXT)
+    assert settings.email.allow_plaintext_auth is True
+    # and without a password nothing secret is sent: no need to say so
+    no_password = {k: v for k, v in PLAINTEXT.items() if k != "TRIALWATCH_EMAIL__PASSWORD"}
+    assert load_settings(_write(tmp_path, "[email]\n"), env=no_password).email.username == "bob"
+
+
 def test_password_file(tmp_path: Path) -> None:
     secret = tmp_path / "smtp-password"
     secret.write_text("s3cret\n")

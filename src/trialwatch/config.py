@@ -13,6 +13,7 @@ Secrets (the SMTP password) come only from the environment or a secrets file, ne
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -90,6 +91,20 @@ def _conflict(message: str, *fields: str) -> PydanticCustomError:
     """
     # pydantic fills "{fields}" in a message from the context; no other braces are touched.
     return PydanticCustomError(_CONFLICT, message, {"fields": fields})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+    Only literal addresses and the name ``localhost``: other names are not resolved here.
+    """
+    name = host.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _one_or_many(value: Any) -> Any:
@@ -176,6 +191,30 @@ class EmailSettings(_Frozen):
     to: EmailAddresses = ()
     min_severity: SeverityName = Severity.MAJOR
     max_changes: int = Field(50, ge=1, le=1000)
+    # With security = "none" a password goes over the wire as written; allowed to loopback only,
+    # unless the user says the path is trusted (say, a relay on a private link).
+    allow_plaintext_auth: bool = False
+
+    @model_validator(mode="after")
+    def _no_cleartext_password(self) -> EmailSettings:
+        secret = "password" if self.password is not None else "password_file"
+        if (
+            self.security == "none"
+            and self.username
+            and getattr(self, secret) is not None
+            and not self.allow_plaintext_auth
+            and not is_loopback(self.smtp_host)
+        ):
+            raise _conflict(
+                f'security = "none" would send the SMTP password in clear text to '
+                f'{self.smtp_host}: use "starttls" (port 587) or "ssl" (port 465), or set '
+                "allow_plaintext_auth = true if every network between here and there is trusted",
+                "security",
+                "username",
+                secret,
+                "smtp_host",
+            )
+        return self
 
     @field_validator("password_file")
     @classmethod
@@ -466,18 +505,23 @@ class _Origins:
     def blame(self, loc: tuple[str, ...], fields: Sequence[tuple[str, ...]]) -> str:
         """Where the values of ``fields`` that were set came from, together; else ``where(loc)``.
 
-        ``environment variables A and B``, ``path, line 3, column 12 and line 4, column 12``, or
-        both joined by "and".
+        ``path, line 3, column 12``, ``path, lines 2 and 3``, ``environment variables A and B``,
+        or a file part and a variables part joined by "and".
         """
         given = [f for f in fields if self.is_set(f)]
         if not given:
             return self.where(loc)
         variables = sorted({v for f in given if (v := self.variable(f)) is not None})
-        in_file = [f for f in given if self.variable(f) is None]
+        places = sorted(
+            {p for f in given if self.variable(f) is None and (p := self._locate(f)) is not None}
+        )
         parts = []
-        if in_file:
-            places = [self.position(f) or "" for f in in_file]
-            parts.append(f"{self.path}, {_and([p for p in places if p])}".rstrip(", "))
+        if len(places) == 1:
+            parts.append(f"{self.path}, line {places[0][0]}, column {places[0][1]}")
+        elif places:
+            parts.append(f"{self.path}, lines {_and(sorted({str(line) for line, _ in places}))}")
+        elif len(variables) < len(given):
+            parts.append(str(self.path))
         if variables:
             noun = "environment variable" if len(variables) == 1 else "environment variables"
             parts.append(f"{noun} {_and(variables)}")
@@ -485,11 +529,14 @@ class _Origins:
 
     def position(self, loc: tuple[str, ...], *, at_key: bool = False) -> str | None:
         """``line 3, column 12`` of ``loc`` in the file, else of the nearest enclosing key."""
+        found = self._locate(loc, at_key=at_key)
+        return None if found is None else f"line {found[0]}, column {found[1]}"
+
+    def _locate(self, loc: tuple[str, ...], *, at_key: bool = False) -> tuple[int, int] | None:
         for i in range(len(loc), 0, -1):
             pos = self._positions.get(loc[:i])
             if pos is not None:
-                column = pos.key_col if at_key and i == len(loc) else pos.value_col
-                return f"line {pos.line}, column {column}"
+                return pos.line, pos.key_col if at_key and i == len(loc) else pos.value_col
         return None
 
 
