@@ -213,7 +213,6 @@ def test_a_value_error_names_the_line_and_column_of_the_value(tmp_path: Path) ->
             f"{path}, line 6, column 6: email.to[2]: 'not-an-address' is not an email address",
             f"{path}, line 13, column 18: email.min_severity: unknown severity 'huge' "
             "(choose from admin, minor, major, critical)",
-            f"{path}, line 15, column 1: watchlist[1].label (NCT02606461): Field required",
             f"{path}, line 23, column 9: watchlist[2].label (NCT01607905): String should have "
             "at least 1 character (got '')",
         ]
@@ -250,6 +249,13 @@ def test_a_conflict_across_file_and_environment_names_both(tmp_path: Path) -> No
     assert info.value.problems[0].startswith(
         f"{path}, line 2, column 11 and environment variable TRIALWATCH_HEALTH__ADMIN_EMAIL: "
     )
+
+
+def test_a_label_is_optional(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[watchlist]]\nnct_id = "NCT02606461"\n')
+    (entry,) = load_settings(path, env={}).watchlist
+    assert entry.nct_id == "NCT02606461"
+    assert entry.label is None
 
 
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:

@@ -160,7 +160,8 @@ class WatchEntry(_Frozen):
     """One watched trial, as the review lists it."""
 
     nct_id: str
-    label: str = Field(min_length=1, max_length=120)
+    # Optional: without one, the registry's acronym or brief title is shown once synced.
+    label: str | None = Field(None, min_length=1, max_length=120)
     table: str | None = None
     reference: str | None = None
 
