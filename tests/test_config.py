@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import SHIPPED_CONFIG
-from trialwatch.config import ConfigNotFoundError, load_settings
+from trialwatch.config import ConfigNotFoundError, OutboxSettings, SyncSettings, load_settings
 from trialwatch.exceptions import ConfigError
 from trialwatch.models import Category, Severity
 
@@ -256,6 +256,79 @@ def test_a_label_is_optional(tmp_path: Path) -> None:
     (entry,) = load_settings(path, env={}).watchlist
     assert entry.nct_id == "NCT02606461"
     assert entry.label is None
+
+
+def test_new_settings_defaults(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, ""), env={})
+    assert settings.database.auto_upgrade is False
+    assert settings.sync.incremental_above == 5000
+    assert settings.sync.full_sweep_cron == "0 6 * * 6"
+    assert settings.sync.progress == "auto"
+    assert settings.outbox.flood_max_trials == 50
+    assert settings.outbox.flood_max_fraction == 0.2
+    assert settings.api.batch_size == 100
+
+
+def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[database]\nauto_upgrade = true\n[sync]\nprogress = "never"\n'
+        "[outbox]\nflood_max_trials = 0\n",
+    )
+    settings = load_settings(
+        path,
+        env={
+            "TRIALWATCH_SYNC__INCREMENTAL_ABOVE": "0",
+            "TRIALWATCH_SYNC__FULL_SWEEP_CRON": "30 2 * * 0",
+            "TRIALWATCH_OUTBOX__FLOOD_MAX_FRACTION": "0.5",
+            "TRIALWATCH_API__BATCH_SIZE": "300",
+        },
+    )
+    assert settings.database.auto_upgrade is True
+    assert settings.sync.progress == "never"
+    assert settings.sync.incremental_above == 0
+    assert settings.sync.full_sweep_cron == "30 2 * * 0"
+    assert settings.outbox.flood_max_trials == 0
+    assert settings.outbox.flood_max_fraction == 0.5
+    assert settings.api.batch_size == 300
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TRIALWATCH_DATABASE__AUTO_UPGRADE", "perhaps", "database.auto_upgrade"),
+        ("TRIALWATCH_SYNC__INCREMENTAL_ABOVE", "-1", "sync.incremental_above"),
+        ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "every saturday", "not a 5-field cron expression"),
+        ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "0 6 * * 9", "sync.full_sweep_cron"),
+        ("TRIALWATCH_SYNC__PROGRESS", "sometimes", "sync.progress"),
+        ("TRIALWATCH_OUTBOX__FLOOD_MAX_TRIALS", "-1", "outbox.flood_max_trials"),
+        ("TRIALWATCH_OUTBOX__FLOOD_MAX_FRACTION", "1.5", "outbox.flood_max_fraction"),
+        ("TRIALWATCH_API__BATCH_SIZE", "301", "api.batch_size"),
+    ],
+)
+def test_new_settings_are_validated(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"environment variable {variable}: .*{message}"):
+        load_settings(_write(tmp_path, ""), env={variable: value})
+
+
+def test_incremental_mode_and_flood_thresholds() -> None:
+    sync = SyncSettings()
+    assert not sync.incremental(5000)
+    assert sync.incremental(5001)
+    assert not SyncSettings(incremental_above=0).incremental(10**6)
+
+    outbox = OutboxSettings()
+    assert not outbox.is_flood(50, 100_000)
+    assert outbox.is_flood(51, 100_000)  # more than 50 trials
+    assert outbox.is_flood(21, 100)  # more than 20 % of the watch set
+    assert not outbox.is_flood(20, 100)
+    assert not outbox.is_flood(0, 0)
+    no_count = OutboxSettings(flood_max_trials=0)
+    assert not no_count.is_flood(5000, 100_000)
+    assert no_count.is_flood(20_001, 100_000)
+    assert not OutboxSettings(flood_max_trials=0, flood_max_fraction=0).is_flood(10**6, 10**6)
 
 
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:

@@ -93,6 +93,13 @@ def _conflict(message: str, *fields: str) -> PydanticCustomError:
     return PydanticCustomError(_CONFLICT, message, {"fields": fields})
 
 
+def _check_cron(value: str) -> str:
+    from trialwatch.cron import crontab_trigger  # APScheduler loads only when validating
+
+    crontab_trigger(value, timezone="UTC")  # raises ValueError with the reason
+    return value
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine: ``localhost``, 127.0.0.0/8 or ``::1``.
 
@@ -138,6 +145,9 @@ class ApiSettings(_Frozen):
 
 class DatabaseSettings(_Frozen):
     url: str = "sqlite:///data/trialwatch.db"
+    # Whether `sync` and `daemon` may upgrade an old schema themselves; else they stop and
+    # name `trialwatch db upgrade`. Off by default: an upgrade is a step people choose.
+    auto_upgrade: bool = False
 
     @field_validator("url")
     @classmethod
@@ -283,13 +293,24 @@ class ScheduleSettings(_Frozen):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("cron", "daily_digest_cron", "weekly_digest_cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        from trialwatch.cron import crontab_trigger  # APScheduler loads only when validating
+    _cron = field_validator("cron", "daily_digest_cron", "weekly_digest_cron")(_check_cron)
 
-        crontab_trigger(value, timezone="UTC")  # raises ValueError with the reason
-        return value
+
+class SyncSettings(_Frozen):
+    # Watch sets larger than this ask CT.gov only for what it updated since the last complete
+    # sync; 0 disables incremental mode (every sync fetches every watched trial).
+    incremental_above: int = Field(5000, ge=0)
+    # The full sweep that catches what an incremental query misses; crontab syntax, in
+    # [schedule] timezone. Saturday morning: CT.gov does not refresh at weekends.
+    full_sweep_cron: str = "0 6 * * 6"
+    # A progress bar on stderr: "auto" only on a terminal (never in JSON logs).
+    progress: Literal["auto", "always", "never"] = "auto"
+
+    _cron = field_validator("full_sweep_cron")(_check_cron)
+
+    def incremental(self, watched: int) -> bool:
+        """Whether a watch set of ``watched`` trials syncs incrementally."""
+        return 0 < self.incremental_above < watched
 
 
 class OutboxSettings(_Frozen):
@@ -297,6 +318,20 @@ class OutboxSettings(_Frozen):
     backoff_max_s: float = Field(3600.0, gt=0)
     max_attempts: int = Field(48, ge=1)
     lease_s: float = Field(300.0, gt=0)
+    # A run that changes more trials than either limit is a flood: recipients get one summary
+    # instead of a long report per subscription, and the admin is told why. 0 disables a rule.
+    flood_max_trials: int = Field(50, ge=0)
+    flood_max_fraction: float = Field(0.2, ge=0, le=1)
+
+    def is_flood(self, changed: int, watched: int) -> bool:
+        """Whether ``changed`` trials of ``watched`` in one run is more than either limit."""
+        if 0 < self.flood_max_trials < changed:
+            return True
+        return (
+            self.flood_max_fraction > 0
+            and watched > 0
+            and changed > self.flood_max_fraction * watched
+        )
 
 
 class HealthSettings(_Frozen):
@@ -311,6 +346,7 @@ class Settings(_Frozen):
     logging: LoggingSettings = LoggingSettings()
     email: EmailSettings = EmailSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    sync: SyncSettings = SyncSettings()
     outbox: OutboxSettings = OutboxSettings()
     health: HealthSettings = HealthSettings()
     subscriptions: tuple[Subscription, ...] = ()
