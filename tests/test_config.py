@@ -209,7 +209,9 @@ def test_a_value_error_names_the_line_and_column_of_the_value(tmp_path: Path) ->
     assert sorted(info.value.problems) == sorted(
         [
             f"{path}, line 2, column 13: api.timeout_s: Input should be greater than 0 (got -1)",
-            f"{path}, line 3, column 3: api.base_ulr: unknown setting",
+            f"{path}, line 3, column 3: api.base_ulr: unknown setting; allowed: base_url, "
+            "timeout_s, min_interval_s, max_attempts, backoff_initial_s, backoff_max_s, "
+            "max_retry_after_s, batch_size (did you mean base_url?)",
             f"{path}, line 6, column 6: email.to[2]: 'not-an-address' is not an email address",
             f"{path}, line 13, column 18: email.min_severity: unknown severity 'huge' "
             "(choose from admin, minor, major, critical)",
@@ -329,6 +331,91 @@ def test_incremental_mode_and_flood_thresholds() -> None:
     assert not no_count.is_flood(5000, 100_000)
     assert no_count.is_flood(20_001, 100_000)
     assert not OutboxSettings(flood_max_trials=0, flood_max_fraction=0).is_flood(10**6, 10**6)
+
+
+def test_queries(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+[[queries]]
+name = "selinexor"
+intervention = "selinexor OR KPT-330 OR XPOVIO"
+condition = "sarcoma"
+status = ["Recruiting", "active, not recruiting", "NOT_YET_RECRUITING", "Unknown status",
+          "recruiting"]
+
+[[queries]]
+name = "karyopharm"
+term = "XPO1"
+sponsor = "Karyopharm Therapeutics Inc"
+status = "Completed"
+track = true
+""",
+    )
+    selinexor, karyopharm = load_settings(path, env={}).queries
+    assert selinexor.name == "selinexor"
+    assert selinexor.track is False
+    assert selinexor.status == (
+        "RECRUITING",
+        "ACTIVE_NOT_RECRUITING",
+        "NOT_YET_RECRUITING",
+        "UNKNOWN",
+    )
+    assert selinexor.ctgov_params() == {
+        "query.intr": "selinexor OR KPT-330 OR XPOVIO",
+        "query.cond": "sarcoma",
+        "filter.overallStatus": "RECRUITING,ACTIVE_NOT_RECRUITING,NOT_YET_RECRUITING,UNKNOWN",
+    }
+    assert karyopharm.track is True
+    assert karyopharm.ctgov_params() == {
+        "query.term": "XPO1",
+        "query.spons": "Karyopharm Therapeutics Inc",
+        "filter.overallStatus": "COMPLETED",
+    }
+
+
+def test_bad_queries_are_refused_at_load_each_with_its_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """\
+[[queries]]
+name = "selinexor"
+intr = "selinexor"
+
+[[queries]]
+name = "Selinexor"
+intervention = "selinexor"
+status = ["Recruting"]
+
+[[queries]]
+status = ["Completed"]
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.problems == (
+        f"{path}, line 3, column 1: queries[1].intr (name 'selinexor'): unknown setting; "
+        "allowed: name, term, intervention, condition, sponsor, status, track "
+        "(did you mean intervention?)",
+        f"{path}, line 8, column 10: queries[2].status[1] (name 'Selinexor'): 'Recruting' is "
+        "not a ClinicalTrials.gov overall status; use one of ACTIVE_NOT_RECRUITING, "
+        "COMPLETED, ENROLLING_BY_INVITATION, NOT_YET_RECRUITING, RECRUITING, SUSPENDED, "
+        "TERMINATED, WITHDRAWN, AVAILABLE, NO_LONGER_AVAILABLE, TEMPORARILY_NOT_AVAILABLE, "
+        "APPROVED_FOR_MARKETING, WITHHELD, UNKNOWN (or as the site writes them, e.g. "
+        "'Active, not recruiting')",
+        f"{path}, line 10, column 1: queries[3].name: Field required",
+        f"{path}, line 6, column 8: queries[2].name: 'Selinexor' is used twice (also queries[1])",
+    )
+
+
+def test_a_query_must_search_for_something(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[queries]]\nname = "everything"\nstatus = "recruiting"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.problems == (
+        f"{path}, line 1, column 1: queries[1]: a query needs at least one of term, "
+        "intervention, condition or sponsor",
+    )
 
 
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ Secrets (the SMTP password) come only from the environment or a secrets file, ne
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -21,7 +22,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,6 +41,7 @@ from pydantic_core import PydanticCustomError
 
 from trialwatch.exceptions import ConfigError
 from trialwatch.models import Category, Severity
+from trialwatch.vocabulary import OVERALL_STATUS_LABELS
 
 ENV_PREFIX = "TRIALWATCH_"
 CONFIG_ENV = "TRIALWATCH_CONFIG"
@@ -187,6 +189,70 @@ class WatchEntry(_Frozen):
                 )
             return normalized
         return value
+
+
+def _overall_status(value: Any) -> Any:
+    """``"Active, not recruiting"``, ``"active_not_recruiting"`` -> ``"ACTIVE_NOT_RECRUITING"``."""
+    if not isinstance(value, str):
+        return value
+    key = re.sub(r"[^A-Z0-9]+", "_", value.upper()).strip("_")
+    key = {"UNKNOWN_STATUS": "UNKNOWN"}.get(key, key)  # as the study pages word it
+    if key not in OVERALL_STATUS_LABELS:
+        raise ValueError(
+            f"{value!r} is not a ClinicalTrials.gov overall status; use one of "
+            f"{', '.join(OVERALL_STATUS_LABELS)} (or as the site writes them, e.g. "
+            "'Active, not recruiting')"
+        )
+    return key
+
+
+def _distinct(values: Any) -> Any:
+    return tuple(dict.fromkeys(values)) if isinstance(values, tuple) else values
+
+
+OverallStatus = Annotated[str, BeforeValidator(_overall_status)]
+
+# A query's search fields and the CT.gov /studies parameters they become.
+QUERY_PARAMS: dict[str, str] = {
+    "term": "query.term",
+    "intervention": "query.intr",
+    "condition": "query.cond",
+    "sponsor": "query.spons",
+}
+
+
+class QueryWatch(_Frozen):
+    """A search of the registry (``[[queries]]``): trials entering or leaving its results."""
+
+    name: str = Field(min_length=1, max_length=80)
+    term: str | None = Field(None, min_length=1)
+    intervention: str | None = Field(None, min_length=1)
+    condition: str | None = Field(None, min_length=1)
+    sponsor: str | None = Field(None, min_length=1)
+    # Only trials whose overall status is one of these; empty: any status.
+    status: Annotated[
+        tuple[OverallStatus, ...], BeforeValidator(_one_or_many), AfterValidator(_distinct)
+    ] = ()
+    # Whether matching trials join the watch set (as source "query:<name>").
+    track: bool = False
+
+    @model_validator(mode="after")
+    def _searches_something(self) -> QueryWatch:
+        if not any(getattr(self, field) for field in QUERY_PARAMS):
+            raise ValueError(f"a query needs at least one of {_or(list(QUERY_PARAMS))}")
+        return self
+
+    def ctgov_params(self) -> dict[str, str]:
+        """The query as ``/studies`` parameters, e.g. ``{"query.intr": "selinexor"}``.
+
+        Only the search itself: paging, ``fields`` and ``countTotal`` are the client's.
+        """
+        params = {
+            param: value for field, param in QUERY_PARAMS.items() if (value := getattr(self, field))
+        }
+        if self.status:
+            params["filter.overallStatus"] = ",".join(self.status)
+        return params
 
 
 class EmailSettings(_Frozen):
@@ -351,6 +417,7 @@ class Settings(_Frozen):
     health: HealthSettings = HealthSettings()
     subscriptions: tuple[Subscription, ...] = ()
     watchlist: tuple[WatchEntry, ...] = ()
+    queries: tuple[QueryWatch, ...] = ()
 
     @model_validator(mode="after")
     def _alerts_need_email(self) -> Settings:
@@ -577,9 +644,13 @@ class _Origins:
         return None
 
 
-def _and(items: Sequence[str]) -> str:
+def _and(items: Sequence[str], word: str = "and") -> str:
     """``a``, ``a and b``, ``a, b and c``."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def _or(items: Sequence[str]) -> str:
+    return _and(items, "or")
 
 
 def _key_positions(text: str) -> dict[tuple[str, ...], _Pos]:
@@ -745,7 +816,7 @@ def _describe(err: Any, data: Mapping[str, Any], origins: _Origins) -> str:
         fields = [(*loc, *field.split(".")) for field in err["ctx"]["fields"]]
         origin = origins.blame(loc, fields)
     if unknown:
-        message = "unknown setting"
+        message = _unknown_key(loc)
     elif message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if not unknown and "password" not in where and "webhook" not in where:
@@ -753,6 +824,46 @@ def _describe(err: Any, data: Mapping[str, Any], origins: _Origins) -> str:
         if isinstance(given, str | int | float | bool) and repr(given) not in message:
             message = f"{message} (got {given!r})"
     return f"{origin}: {where}: {message}" if where else f"{origin}: {message}"
+
+
+def _unknown_key(loc: tuple[str, ...]) -> str:
+    """``unknown setting; allowed: a, b, c (did you mean b?)``."""
+    allowed = _keys_at(loc[:-1])
+    if not allowed:
+        return "unknown setting"
+    if loc[:1] == ("email",):
+        allowed.remove("password")  # allowed only from the environment, said elsewhere
+    message = f"unknown setting; allowed: {', '.join(allowed)}"
+    # CT.gov's own short names (query.intr) are what people who know the API will write.
+    hints = {param.split(".")[1]: key for key, param in QUERY_PARAMS.items()}
+    close = difflib.get_close_matches(loc[-1], allowed, n=1)
+    if loc[0] == "queries" and loc[-1] in hints:
+        close = [hints[loc[-1]]]
+    return f"{message} (did you mean {close[0]}?)" if close else message
+
+
+def _keys_at(loc: tuple[str, ...]) -> list[str]:
+    """The keys the settings allow at ``loc`` (``("queries", "0")``); [] if not a table."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if part.isdigit():
+            continue  # an entry of a list of tables
+        field = model.model_fields.get(part)
+        found = None if field is None else _model_in(field.annotation)
+        if found is None:
+            return []
+        model = found
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _dotted(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
@@ -774,27 +885,36 @@ def _dotted(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
                 text += f" (label {entry['label']!r})"
             elif loc[2:] != ("nct_id",) and isinstance(entry.get("nct_id"), str):
                 text += f" ({entry['nct_id']})"
+    if len(loc) >= 3 and loc[0] == "queries" and loc[1].isdigit() and loc[2] != "name":
+        entries = data.get("queries")
+        if isinstance(entries, list) and int(loc[1]) < len(entries):
+            entry = entries[int(loc[1])]
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                text += f" (name {entry['name']!r})"
     return text
 
 
 def _duplicates(data: Mapping[str, Any], origins: _Origins) -> list[str]:
-    entries = data.get("watchlist")
-    if not isinstance(entries, list):
-        return []
-    seen: dict[str, int] = {}
+    """Watched trials listed twice, queries named twice (names are sources: ``query:<name>``)."""
     problems = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("nct_id"), str):
+    for section, key, what in (("watchlist", "nct_id", "listed"), ("queries", "name", "used")):
+        entries = data.get(section)
+        if not isinstance(entries, list):
             continue
-        nct_id = entry["nct_id"].strip().upper()
-        if nct_id in seen:
-            origin = origins.where(("watchlist", str(i), "nct_id"))
-            problems.append(
-                f"{origin}: watchlist[{i + 1}].nct_id: {nct_id} is listed twice "
-                f"(also watchlist[{seen[nct_id] + 1}])"
-            )
-        else:
-            seen[nct_id] = i
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get(key), str):
+                continue
+            value = entry[key].strip()
+            same = value.upper() if section == "watchlist" else value.casefold()
+            if same in seen:
+                shown = same if section == "watchlist" else repr(value)
+                problems.append(
+                    f"{origins.where((section, str(i), key))}: {section}[{i + 1}].{key}: "
+                    f"{shown} is {what} twice (also {section}[{seen[same] + 1}])"
+                )
+            else:
+                seen[same] = i
     return problems
 
 
