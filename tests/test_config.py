@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from tests.e2e import SHIPPED_CONFIG
-from trialwatch.config import ConfigNotFoundError, OutboxSettings, SyncSettings, load_settings
+from trialwatch.config import (
+    ConfigNotFoundError,
+    OutboxSettings,
+    QueryWatch,
+    Settings,
+    Subscription,
+    SyncSettings,
+    WatchEntry,
+    load_settings,
+    starter_config,
+)
 from trialwatch.exceptions import ConfigError
 from trialwatch.models import Category, Severity
 
@@ -45,6 +58,49 @@ def test_shipped_config_watches_the_review_tables() -> None:
     assert settings.api.base_url == "https://clinicaltrials.gov/api/v2"
     assert settings.database.url == "sqlite:///data/trialwatch.db"
     assert settings.email.enabled is False
+
+
+def test_the_starter_config_loads_and_watches_the_review(tmp_path: Path) -> None:
+    path = _write(tmp_path, starter_config())
+    settings = load_settings(path, env={})
+    by_table: dict[str, list[str]] = {}
+    for entry in settings.watchlist:
+        by_table.setdefault(entry.table or "", []).append(entry.nct_id)
+        assert entry.label
+        assert "unverified" not in entry.label
+    assert by_table == REVIEW_IDS
+    (query,) = settings.queries
+    assert query.ctgov_params() == {"query.intr": "selinexor OR KPT-330 OR XPOVIO"}
+    assert query.track is False
+    assert settings.email.enabled is False
+    assert settings.database.url == "sqlite:///data/trialwatch.db"
+
+
+def test_the_starter_config_shows_every_setting_with_a_valid_example(tmp_path: Path) -> None:
+    # Uncommenting every example line gives a file that loads and sets every setting: the starter
+    # documents them all, and none of its examples is wrong.
+    example = re.compile(r"^# ?(\[|[a-z_]+ = )")
+    text = "\n".join(
+        line[2:] if example.match(line) else line for line in starter_config().splitlines()
+    )
+    path = _write(tmp_path, text)
+    load_settings(path, env={})
+    data = tomllib.loads(text)
+    entries: dict[str, type[BaseModel]] = {
+        "subscriptions": Subscription,
+        "watchlist": WatchEntry,
+        "queries": QueryWatch,
+    }
+    secrets = {"password", "password_file"}  # named in comments, never given as examples
+    for section, field in Settings.model_fields.items():
+        if section in entries:  # a list of tables: each key shown in at least one entry
+            shown = set().union(*(entry.keys() for entry in data[section]))
+            allowed = set(entries[section].model_fields)
+        else:
+            assert isinstance(field.default, BaseModel)
+            shown = set(data[section])
+            allowed = set(type(field.default).model_fields)
+        assert allowed - secrets <= shown, section
 
 
 def test_config_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

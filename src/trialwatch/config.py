@@ -21,6 +21,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -462,6 +463,16 @@ class ConfigNotFoundError(ConfigError):
         )
         super().__init__([message])
         self.args = (message,)  # one sentence, not "invalid configuration (1 problem)"
+
+
+def starter_config() -> str:
+    """The text of a commented starter settings file, for ``trialwatch init`` to write.
+
+    The review's 13 trials as the example watch set, a query for new Selinexor trials, and
+    every other setting commented out at its default. Shipped as package data
+    (``trialwatch/starter.toml``); writing it, and refusing to overwrite, is the caller's.
+    """
+    return resources.files("trialwatch").joinpath("starter.toml").read_text(encoding="utf-8")
 
 
 def load_settings(
