@@ -3,12 +3,14 @@
 Where settings come from, first match wins:
 
 1. the file named by ``--config PATH``, else ``$TRIALWATCH_CONFIG``, else
-   ``./config/trialwatch.toml``;
+   ``./config/trialwatch.toml``; it must exist (:class:`ConfigNotFoundError` names the path);
 2. every value can be overridden by ``TRIALWATCH_<SECTION>__<KEY>`` (``TRIALWATCH_API__BASE_URL``);
    lists and objects are given as JSON (``TRIALWATCH_EMAIL__TO='["a@example.org"]'``).
 
-Loading reports every problem at once, each with where it came from, as one :class:`ConfigError`.
-Secrets (the SMTP password) come only from the environment or a secrets file, never the TOML.
+Loading reports every problem at once as one :class:`ConfigError`, each with where its value
+came from: the variable, or the file's line and column. Secrets (the SMTP password) come only
+from the environment or a secrets file, never the TOML. :func:`starter_config` is the text
+``trialwatch init`` writes.
 """
 
 from __future__ import annotations
