@@ -521,14 +521,18 @@ def test_a_cleartext_password_is_refused_and_blamed_on_its_variables(tmp_path: P
 def test_a_cleartext_password_from_the_file_names_its_lines(tmp_path: Path) -> None:
     secret = tmp_path / "smtp-password"
     secret.write_text("s3cret\n")
-    path = _write(
-        tmp_path,
-        f'[email]\nsmtp_host = "mail.example.org"\nsecurity = "none"\nusername = "bob"\n'
-        f'password_file = "{secret}"\n',
-    )
+    lines = [
+        "[email]",
+        'smtp_host = "mail.example.org"',
+        *([""] * 6),  # so that line numbers past 9 are sorted as numbers
+        'security = "none"',
+        'username = "bob"',
+        f'password_file = "{secret}"',
+    ]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
-    assert info.value.problems[0].startswith(f"{path}, lines 2, 3, 4 and 5: email: security")
+    assert info.value.problems[0].startswith(f"{path}, lines 2, 9, 10 and 11: email: security")
 
 
 @pytest.mark.parametrize(

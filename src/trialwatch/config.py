@@ -632,11 +632,14 @@ class _Origins:
         places = sorted(
             {p for f in given if self.variable(f) is None and (p := self._locate(f)) is not None}
         )
+        lines = sorted({line for line, _ in places})
         parts = []
         if len(places) == 1:
             parts.append(f"{self.path}, line {places[0][0]}, column {places[0][1]}")
+        elif len(lines) == 1:
+            parts.append(f"{self.path}, line {lines[0]}")
         elif places:
-            parts.append(f"{self.path}, lines {_and(sorted({str(line) for line, _ in places}))}")
+            parts.append(f"{self.path}, lines {_and([str(line) for line in lines])}")
         elif len(variables) < len(given):
             parts.append(str(self.path))
         if variables:
