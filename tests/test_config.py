@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from tests.e2e import SHIPPED_CONFIG
-from trialwatch.config import load_settings
+from trialwatch.config import (
+    ConfigNotFoundError,
+    OutboxSettings,
+    QueryWatch,
+    Settings,
+    Subscription,
+    SyncSettings,
+    WatchEntry,
+    load_settings,
+    starter_config,
+)
 from trialwatch.exceptions import ConfigError
 from trialwatch.models import Category, Severity
 
@@ -47,6 +60,49 @@ def test_shipped_config_watches_the_review_tables() -> None:
     assert settings.email.enabled is False
 
 
+def test_the_starter_config_loads_and_watches_the_review(tmp_path: Path) -> None:
+    path = _write(tmp_path, starter_config())
+    settings = load_settings(path, env={})
+    by_table: dict[str, list[str]] = {}
+    for entry in settings.watchlist:
+        by_table.setdefault(entry.table or "", []).append(entry.nct_id)
+        assert entry.label
+        assert "unverified" not in entry.label
+    assert by_table == REVIEW_IDS
+    (query,) = settings.queries
+    assert query.ctgov_params() == {"query.intr": "selinexor OR KPT-330 OR XPOVIO"}
+    assert query.track is False
+    assert settings.email.enabled is False
+    assert settings.database.url == "sqlite:///data/trialwatch.db"
+
+
+def test_the_starter_config_shows_every_setting_with_a_valid_example(tmp_path: Path) -> None:
+    # Uncommenting every example line gives a file that loads and sets every setting: the starter
+    # documents them all, and none of its examples is wrong.
+    example = re.compile(r"^# ?(\[|[a-z_]+ = )")
+    text = "\n".join(
+        line[2:] if example.match(line) else line for line in starter_config().splitlines()
+    )
+    path = _write(tmp_path, text)
+    load_settings(path, env={})
+    data = tomllib.loads(text)
+    entries: dict[str, type[BaseModel]] = {
+        "subscriptions": Subscription,
+        "watchlist": WatchEntry,
+        "queries": QueryWatch,
+    }
+    secrets = {"password", "password_file"}  # named in comments, never given as examples
+    for section, field in Settings.model_fields.items():
+        if section in entries:  # a list of tables: each key shown in at least one entry
+            shown = set().union(*(entry.keys() for entry in data[section]))
+            allowed = set(entries[section].model_fields)
+        else:
+            assert isinstance(field.default, BaseModel)
+            shown = set(data[section])
+            allowed = set(type(field.default).model_fields)
+        assert allowed - secrets <= shown, section
+
+
 def test_config_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     explicit = _write(tmp_path, '[api]\nbase_url = "https://explicit.example/api/v2"\n')
     other = tmp_path / "other.toml"
@@ -54,13 +110,60 @@ def test_config_path_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     env = {"TRIALWATCH_CONFIG": str(other)}
     assert load_settings(explicit, env=env).api.base_url == "https://explicit.example/api/v2"
     assert load_settings(None, env=env).api.base_url == "https://env.example/api/v2"
-    monkeypatch.chdir(tmp_path)  # no ./config/trialwatch.toml here: defaults
-    assert load_settings(None, env={}).api.base_url == "https://clinicaltrials.gov/api/v2"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    _write(tmp_path / "config", '[api]\nbase_url = "https://default.example/api/v2"\n')
+    assert load_settings(None, env={}).api.base_url == "https://default.example/api/v2"
 
 
-def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config file not found"):
-        load_settings(tmp_path / "nope.toml", env={})
+@pytest.mark.parametrize("how", ["--config", "$TRIALWATCH_CONFIG"])
+def test_a_named_file_that_does_not_exist_is_an_error(tmp_path: Path, how: str) -> None:
+    missing = tmp_path / "nope.toml"
+    explicit, env = (
+        (missing, {}) if how == "--config" else (None, {"TRIALWATCH_CONFIG": str(missing)})
+    )
+    with pytest.raises(ConfigNotFoundError) as info:
+        load_settings(explicit, env=env)
+    assert info.value.looked_at == (missing,)
+    assert f"{missing} (from {how})" in str(info.value)
+
+
+def test_no_config_file_anywhere_is_an_error_naming_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without one, `status` said "healthy" and `export` created ./data/trialwatch.db (issue 11).
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigNotFoundError) as info:
+        load_settings(None, env={})
+    message = str(info.value)
+    assert str(tmp_path / "config" / "trialwatch.toml") in message
+    assert "--config" in message
+    assert "TRIALWATCH_CONFIG" in message
+    assert "trialwatch init" in message
+    assert isinstance(info.value, ConfigError)
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_unreadable_config_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "[api]\n")
+    real_read_bytes = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        # Tests run as root here, where chmod 000 does not stop a read.
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(
+        ConfigError, match=f"{path}: cannot read the config file: permission denied"
+    ):
+        load_settings(path, env={})
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"{tmp_path}: is a directory"):
+        load_settings(tmp_path, env={})
 
 
 def test_environment_overrides_every_section(tmp_path: Path) -> None:
@@ -119,15 +222,256 @@ mode = "hourly"
     text = "\n".join(problems)
     assert len(problems) == 7, text
     assert (
-        f"{path}: watchlist[1].nct_id (label 'too short'): 'NCT1234567' is not an NCT number"
-        in text
+        f"{path}, line 6, column 10: watchlist[1].nct_id (label 'too short'): "
+        "'NCT1234567' is not an NCT number" in text
     )
-    assert "NCT02606461 is listed twice" in text
+    assert f"{path}, line 14, column 10: watchlist[3].nct_id: NCT02606461 is listed twice" in text
     assert "mysql://x" in text
     assert "not-an-address" in text
     assert "hourly" in text
     assert "environment variable TRIALWATCH_API__TIMEOUT_S: api.timeout_s" in text
     assert "environment variable TRIALWATCH_BOGUS__X: unknown section [bogus]" in text
+
+
+def test_a_value_error_names_the_line_and_column_of_the_value(tmp_path: Path) -> None:
+    lines = [
+        "[api]",
+        "timeout_s = -1   # [not a table",
+        '  base_ulr = "https://x.example"',
+        "",
+        "[email]",
+        "to = [",
+        '  "a@example.org",  # a comment with [ and "',
+        '  "not-an-address",',
+        "]",
+        "smtp_host = '''",
+        'min_severity = "not a key: inside a string"',
+        "'''",
+        '"min_severity" = "huge"',
+        "",
+        "[[watchlist]]",
+        'nct_id = "NCT02606461"',
+        "",
+        "[[watchlist]]",
+        'nct_id = "NCT01607905"',
+        'reference = """',
+        r'label = "not a key either" \"""',
+        '"""',
+        'label = ""',
+    ]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert sorted(info.value.problems) == sorted(
+        [
+            f"{path}, line 2, column 13: api.timeout_s: Input should be greater than 0 (got -1)",
+            f"{path}, line 3, column 3: api.base_ulr: unknown setting; allowed: base_url, "
+            "timeout_s, min_interval_s, max_attempts, backoff_initial_s, backoff_max_s, "
+            "max_retry_after_s, batch_size (did you mean base_url?)",
+            f"{path}, line 6, column 6: email.to[2]: 'not-an-address' is not an email address",
+            f"{path}, line 13, column 18: email.min_severity: unknown severity 'huge' "
+            "(choose from admin, minor, major, critical)",
+            f"{path}, line 23, column 9: watchlist[2].label (NCT01607905): String should have "
+            "at least 1 character (got '')",
+        ]
+    )
+
+
+def test_a_list_from_the_environment_is_blamed_on_it_not_on_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[email]\nto = ["a@example.org", "b@example.org", "c@example.org"]\n')
+    env = {"TRIALWATCH_EMAIL__TO": '["x@example.org", "y@example.org", "bad"]'}
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env=env)
+    assert info.value.problems == (
+        "environment variable TRIALWATCH_EMAIL__TO: email.to[3]: 'bad' is not an email address",
+    )
+
+
+def test_a_conflict_set_by_the_environment_is_blamed_on_its_variables(tmp_path: Path) -> None:
+    # The file has an [email] section, but it set neither of the two conflicting values.
+    path = _write(tmp_path, '[email]\nsmtp_host = "smtp.example.org"\n')
+    env = {"TRIALWATCH_HEALTH__ADMIN_EMAIL": "admin@example.org"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env=env)
+    assert info.value.problems == (
+        "environment variable TRIALWATCH_HEALTH__ADMIN_EMAIL: health.admin_email is set but "
+        "[email] enabled is false: alerts could not be sent",
+    )
+
+
+def test_a_conflict_across_file_and_environment_names_both(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[email]\nenabled = false\n\n[health]\nmax_consecutive_failures = 2\n")
+    env = {"TRIALWATCH_HEALTH__ADMIN_EMAIL": "admin@example.org"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env=env)
+    assert info.value.problems[0].startswith(
+        f"{path}, line 2, column 11 and environment variable TRIALWATCH_HEALTH__ADMIN_EMAIL: "
+    )
+
+
+def test_a_label_is_optional(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[watchlist]]\nnct_id = "NCT02606461"\n')
+    (entry,) = load_settings(path, env={}).watchlist
+    assert entry.nct_id == "NCT02606461"
+    assert entry.label is None
+
+
+def test_new_settings_defaults(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, ""), env={})
+    assert settings.database.auto_upgrade is False
+    assert settings.sync.incremental_above == 5000
+    assert settings.sync.full_sweep_cron == "0 6 * * 6"
+    assert settings.sync.progress == "auto"
+    assert settings.outbox.flood_max_trials == 50
+    assert settings.outbox.flood_max_fraction == 0.2
+    assert settings.api.batch_size == 100
+
+
+def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[database]\nauto_upgrade = true\n[sync]\nprogress = "never"\n'
+        "[outbox]\nflood_max_trials = 0\n",
+    )
+    settings = load_settings(
+        path,
+        env={
+            "TRIALWATCH_SYNC__INCREMENTAL_ABOVE": "0",
+            "TRIALWATCH_SYNC__FULL_SWEEP_CRON": "30 2 * * 0",
+            "TRIALWATCH_OUTBOX__FLOOD_MAX_FRACTION": "0.5",
+            "TRIALWATCH_API__BATCH_SIZE": "300",
+        },
+    )
+    assert settings.database.auto_upgrade is True
+    assert settings.sync.progress == "never"
+    assert settings.sync.incremental_above == 0
+    assert settings.sync.full_sweep_cron == "30 2 * * 0"
+    assert settings.outbox.flood_max_trials == 0
+    assert settings.outbox.flood_max_fraction == 0.5
+    assert settings.api.batch_size == 300
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TRIALWATCH_DATABASE__AUTO_UPGRADE", "perhaps", "database.auto_upgrade"),
+        ("TRIALWATCH_SYNC__INCREMENTAL_ABOVE", "-1", "sync.incremental_above"),
+        ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "every saturday", "not a 5-field cron expression"),
+        ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "0 6 * * 9", "sync.full_sweep_cron"),
+        ("TRIALWATCH_SYNC__PROGRESS", "sometimes", "sync.progress"),
+        ("TRIALWATCH_OUTBOX__FLOOD_MAX_TRIALS", "-1", "outbox.flood_max_trials"),
+        ("TRIALWATCH_OUTBOX__FLOOD_MAX_FRACTION", "1.5", "outbox.flood_max_fraction"),
+        ("TRIALWATCH_API__BATCH_SIZE", "301", "api.batch_size"),
+    ],
+)
+def test_new_settings_are_validated(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"environment variable {variable}: .*{message}"):
+        load_settings(_write(tmp_path, ""), env={variable: value})
+
+
+def test_incremental_mode_and_flood_thresholds() -> None:
+    sync = SyncSettings()
+    assert not sync.incremental(5000)
+    assert sync.incremental(5001)
+    assert not SyncSettings(incremental_above=0).incremental(10**6)
+
+    outbox = OutboxSettings()
+    assert not outbox.is_flood(50, 100_000)
+    assert outbox.is_flood(51, 100_000)  # more than 50 trials
+    assert outbox.is_flood(21, 100)  # more than 20 % of the watch set
+    assert not outbox.is_flood(20, 100)
+    assert not outbox.is_flood(0, 0)
+    no_count = OutboxSettings(flood_max_trials=0)
+    assert not no_count.is_flood(5000, 100_000)
+    assert no_count.is_flood(20_001, 100_000)
+    assert not OutboxSettings(flood_max_trials=0, flood_max_fraction=0).is_flood(10**6, 10**6)
+
+
+def test_queries(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+[[queries]]
+name = "selinexor"
+intervention = "selinexor OR KPT-330 OR XPOVIO"
+condition = "sarcoma"
+status = ["Recruiting", "active, not recruiting", "NOT_YET_RECRUITING", "Unknown status",
+          "recruiting"]
+
+[[queries]]
+name = "karyopharm"
+term = "XPO1"
+sponsor = "Karyopharm Therapeutics Inc"
+status = "Completed"
+track = true
+""",
+    )
+    selinexor, karyopharm = load_settings(path, env={}).queries
+    assert selinexor.name == "selinexor"
+    assert selinexor.track is False
+    assert selinexor.status == (
+        "RECRUITING",
+        "ACTIVE_NOT_RECRUITING",
+        "NOT_YET_RECRUITING",
+        "UNKNOWN",
+    )
+    assert selinexor.ctgov_params() == {
+        "query.intr": "selinexor OR KPT-330 OR XPOVIO",
+        "query.cond": "sarcoma",
+        "filter.overallStatus": "RECRUITING,ACTIVE_NOT_RECRUITING,NOT_YET_RECRUITING,UNKNOWN",
+    }
+    assert karyopharm.track is True
+    assert karyopharm.ctgov_params() == {
+        "query.term": "XPO1",
+        "query.spons": "Karyopharm Therapeutics Inc",
+        "filter.overallStatus": "COMPLETED",
+    }
+
+
+def test_bad_queries_are_refused_at_load_each_with_its_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """\
+[[queries]]
+name = "selinexor"
+intr = "selinexor"
+
+[[queries]]
+name = "Selinexor"
+intervention = "selinexor"
+status = ["Recruting"]
+
+[[queries]]
+status = ["Completed"]
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.problems == (
+        f"{path}, line 3, column 1: queries[1].intr (name 'selinexor'): unknown setting; "
+        "allowed: name, term, intervention, condition, sponsor, status, track "
+        "(did you mean intervention?)",
+        f"{path}, line 8, column 10: queries[2].status[1] (name 'Selinexor'): 'Recruting' is "
+        "not a ClinicalTrials.gov overall status; use one of ACTIVE_NOT_RECRUITING, "
+        "COMPLETED, ENROLLING_BY_INVITATION, NOT_YET_RECRUITING, RECRUITING, SUSPENDED, "
+        "TERMINATED, WITHDRAWN, AVAILABLE, NO_LONGER_AVAILABLE, TEMPORARILY_NOT_AVAILABLE, "
+        "APPROVED_FOR_MARKETING, WITHHELD, UNKNOWN (or as the site writes them, e.g. "
+        "'Active, not recruiting')",
+        f"{path}, line 10, column 1: queries[3].name: Field required",
+        f"{path}, line 6, column 8: queries[2].name: 'Selinexor' is used twice (also queries[1])",
+    )
+
+
+def test_a_query_must_search_for_something(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[queries]]\nname = "everything"\nstatus = "recruiting"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.problems == (
+        f"{path}, line 1, column 1: queries[1]: a query needs at least one of term, "
+        "intervention, condition or sponsor",
+    )
 
 
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:
@@ -148,6 +492,65 @@ def test_password_never_in_the_file_and_never_shown(tmp_path: Path) -> None:
     assert settings.email.resolved_password() == "hunter2"
     assert "hunter2" not in repr(settings)
     assert "hunter2" not in str(settings.model_dump())
+
+
+PLAINTEXT = {
+    "TRIALWATCH_EMAIL__SECURITY": "none",
+    "TRIALWATCH_EMAIL__SMTP_HOST": "smtp.example.org",
+    "TRIALWATCH_EMAIL__USERNAME": "bob",
+    "TRIALWATCH_EMAIL__PASSWORD": "hunter2",
+}
+
+
+def test_a_cleartext_password_is_refused_and_blamed_on_its_variables(tmp_path: Path) -> None:
+    # Issue 11 item 7: `security = "none"` sent the password in clear text to any host. The
+    # file mentions [email] but sets none of it: the variables that did take the blame.
+    path = _write(tmp_path, "[email]\nenabled = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env=PLAINTEXT)
+    (problem,) = info.value.problems
+    assert problem.startswith(
+        "environment variables TRIALWATCH_EMAIL__PASSWORD, TRIALWATCH_EMAIL__SECURITY, "
+        "TRIALWATCH_EMAIL__SMTP_HOST and TRIALWATCH_EMAIL__USERNAME: email: "
+        'security = "none" would send the SMTP password in clear text to smtp.example.org'
+    )
+    assert "allow_plaintext_auth = true" in problem
+    assert "hunter2" not in problem
+
+
+def test_a_cleartext_password_from_the_file_names_its_lines(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cret\n")
+    lines = [
+        "[email]",
+        'smtp_host = "mail.example.org"',
+        *([""] * 6),  # so that line numbers past 9 are sorted as numbers
+        'security = "none"',
+        'username = "bob"',
+        f'password_file = "{secret}"',
+    ]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert info.value.problems[0].startswith(f"{path}, lines 2, 9, 10 and 11: email: security")
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "LOCALHOST.", "127.0.0.1", "127.3.2.1", "::1", "[::1]"]
+)
+def test_a_cleartext_password_to_this_machine_is_allowed(tmp_path: Path, host: str) -> None:
+    path = _write(tmp_path, f'[email]\nsmtp_host = "{host}"\n')
+    env = {k: v for k, v in PLAINTEXT.items() if k != "TRIALWATCH_EMAIL__SMTP_HOST"}
+    assert load_settings(path, env=env).email.smtp_host == host
+
+
+def test_a_cleartext_password_is_allowed_when_the_user_says_so(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[email]\nallow_plaintext_auth = true\n")
+    settings = load_settings(path, env=PLAINTEXT)
+    assert settings.email.allow_plaintext_auth is True
+    # and without a password nothing secret is sent: no need to say so
+    no_password = {k: v for k, v in PLAINTEXT.items() if k != "TRIALWATCH_EMAIL__PASSWORD"}
+    assert load_settings(_write(tmp_path, "[email]\n"), env=no_password).email.username == "bob"
 
 
 def test_password_file(tmp_path: Path) -> None:
@@ -182,16 +585,29 @@ webhook_url = "https://hooks.example/services/T000/B000/XXXX"
 
 
 def test_bad_toml_is_one_clear_problem(tmp_path: Path) -> None:
-    path = _write(tmp_path, "[api\nbase_url = 1\n")
-    with pytest.raises(ConfigError, match="not valid TOML"):
+    path = _write(tmp_path, "[api]\ntimeout_s = 1\n[logging\nlevel = 'info'\n")
+    with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
+    assert info.value.problems == (
+        f"{path}, line 3, column 9: not valid TOML: Expected ']' at the end of a table declaration",
+    )
 
 
-def test_a_file_that_is_not_utf8_is_one_clear_problem(tmp_path: Path) -> None:
+def test_a_file_that_is_not_utf8_says_where_the_bad_byte_is(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
-    path.write_bytes(b"[api]\nbase_url = '\xe9'\n")
-    with pytest.raises(ConfigError, match="not UTF-8 text"):
+    path.write_bytes(b"[api]\nbase_url = 'https://caf\xc3\xa9.example/\xe9'\n")
+    with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
+    # Line and column (in characters: the earlier "é" is one), not a byte offset.
+    assert info.value.problems == (
+        f"{path}, line 2, column 34: not UTF-8 text (byte 0xe9); save the file as UTF-8",
+    )
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "notepad.toml"
+    path.write_bytes(b"\xef\xbb\xbf[api]\ntimeout_s = 7\n")
+    assert load_settings(path, env={}).api.timeout_s == 7
 
 
 def test_empty_variables_count_as_unset() -> None:

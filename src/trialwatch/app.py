@@ -46,8 +46,11 @@ class App:
 
     @property
     def watchlist(self) -> tuple[WatchItem, ...]:
+        # A label is optional in the config; "" until storage can hold None (reports then
+        # show the NCT number alone).
         return tuple(
-            WatchItem(w.nct_id, w.label, w.table, w.reference) for w in self.settings.watchlist
+            WatchItem(w.nct_id, w.label or "", w.table, w.reference)
+            for w in self.settings.watchlist
         )
 
     def client(self, *, sleep: Callable[[float], None] | None = None) -> CtGovClient:

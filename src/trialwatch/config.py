@@ -3,23 +3,29 @@
 Where settings come from, first match wins:
 
 1. the file named by ``--config PATH``, else ``$TRIALWATCH_CONFIG``, else
-   ``./config/trialwatch.toml``;
+   ``./config/trialwatch.toml``; it must exist (:class:`ConfigNotFoundError` names the path);
 2. every value can be overridden by ``TRIALWATCH_<SECTION>__<KEY>`` (``TRIALWATCH_API__BASE_URL``);
    lists and objects are given as JSON (``TRIALWATCH_EMAIL__TO='["a@example.org"]'``).
 
-Loading reports every problem at once, each with where it came from, as one :class:`ConfigError`.
-Secrets (the SMTP password) come only from the environment or a secrets file, never the TOML.
+Loading reports every problem at once as one :class:`ConfigError`, each with where its value
+came from: the variable, or the file's line and column. Secrets (the SMTP password) come only
+from the environment or a secrets file, never the TOML. :func:`starter_config` is the text
+``trialwatch init`` writes.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,14 +40,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from trialwatch.exceptions import ConfigError
 from trialwatch.models import Category, Severity
+from trialwatch.vocabulary import OVERALL_STATUS_LABELS
 
 ENV_PREFIX = "TRIALWATCH_"
 CONFIG_ENV = "TRIALWATCH_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
 NCT_ID_RE = re.compile(r"^NCT\d{8}$")
+_CONFLICT = "settings_conflict"
 _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 # Environment variables that start with the prefix but are not settings.
@@ -78,6 +87,38 @@ def _check_secret_url(value: str) -> str:
     return value
 
 
+def _conflict(message: str, *fields: str) -> PydanticCustomError:
+    """An error of several values together, blamed on where each of ``fields`` was set.
+
+    ``fields`` are dotted paths below the validated model (``"email.enabled"`` for Settings).
+    Without this, a conflict is reported at the model's own location: a section that the file
+    merely mentions would take the blame for values that the environment set.
+    """
+    # pydantic fills "{fields}" in a message from the context; no other braces are touched.
+    return PydanticCustomError(_CONFLICT, message, {"fields": fields})
+
+
+def _check_cron(value: str) -> str:
+    from trialwatch.cron import crontab_trigger  # APScheduler loads only when validating
+
+    crontab_trigger(value, timezone="UTC")  # raises ValueError with the reason
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+    Only literal addresses and the name ``localhost``: other names are not resolved here.
+    """
+    name = host.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -109,6 +150,9 @@ class ApiSettings(_Frozen):
 
 class DatabaseSettings(_Frozen):
     url: str = "sqlite:///data/trialwatch.db"
+    # Whether `sync` and `daemon` may upgrade an old schema themselves; else they stop and
+    # name `trialwatch db upgrade`. Off by default: an upgrade is a step people choose.
+    auto_upgrade: bool = False
 
     @field_validator("url")
     @classmethod
@@ -131,7 +175,8 @@ class WatchEntry(_Frozen):
     """One watched trial, as the review lists it."""
 
     nct_id: str
-    label: str = Field(min_length=1, max_length=120)
+    # Optional: without one, the registry's acronym or brief title is shown once synced.
+    label: str | None = Field(None, min_length=1, max_length=120)
     table: str | None = None
     reference: str | None = None
 
@@ -149,6 +194,70 @@ class WatchEntry(_Frozen):
         return value
 
 
+def _overall_status(value: Any) -> Any:
+    """``"Active, not recruiting"``, ``"active_not_recruiting"`` -> ``"ACTIVE_NOT_RECRUITING"``."""
+    if not isinstance(value, str):
+        return value
+    key = re.sub(r"[^A-Z0-9]+", "_", value.upper()).strip("_")
+    key = {"UNKNOWN_STATUS": "UNKNOWN"}.get(key, key)  # as the study pages word it
+    if key not in OVERALL_STATUS_LABELS:
+        raise ValueError(
+            f"{value!r} is not a ClinicalTrials.gov overall status; use one of "
+            f"{', '.join(OVERALL_STATUS_LABELS)} (or as the site writes them, e.g. "
+            "'Active, not recruiting')"
+        )
+    return key
+
+
+def _distinct(values: Any) -> Any:
+    return tuple(dict.fromkeys(values)) if isinstance(values, tuple) else values
+
+
+OverallStatus = Annotated[str, BeforeValidator(_overall_status)]
+
+# A query's search fields and the CT.gov /studies parameters they become.
+QUERY_PARAMS: dict[str, str] = {
+    "term": "query.term",
+    "intervention": "query.intr",
+    "condition": "query.cond",
+    "sponsor": "query.spons",
+}
+
+
+class QueryWatch(_Frozen):
+    """A search of the registry (``[[queries]]``): trials entering or leaving its results."""
+
+    name: str = Field(min_length=1, max_length=80)
+    term: str | None = Field(None, min_length=1)
+    intervention: str | None = Field(None, min_length=1)
+    condition: str | None = Field(None, min_length=1)
+    sponsor: str | None = Field(None, min_length=1)
+    # Only trials whose overall status is one of these; empty: any status.
+    status: Annotated[
+        tuple[OverallStatus, ...], BeforeValidator(_one_or_many), AfterValidator(_distinct)
+    ] = ()
+    # Whether matching trials join the watch set (as source "query:<name>").
+    track: bool = False
+
+    @model_validator(mode="after")
+    def _searches_something(self) -> QueryWatch:
+        if not any(getattr(self, field) for field in QUERY_PARAMS):
+            raise ValueError(f"a query needs at least one of {_or(list(QUERY_PARAMS))}")
+        return self
+
+    def ctgov_params(self) -> dict[str, str]:
+        """The query as ``/studies`` parameters, e.g. ``{"query.intr": "selinexor"}``.
+
+        Only the search itself: paging, ``fields`` and ``countTotal`` are the client's.
+        """
+        params = {
+            param: value for field, param in QUERY_PARAMS.items() if (value := getattr(self, field))
+        }
+        if self.status:
+            params["filter.overallStatus"] = ",".join(self.status)
+        return params
+
+
 class EmailSettings(_Frozen):
     enabled: bool = False
     smtp_host: str = Field("localhost", min_length=1)
@@ -162,6 +271,30 @@ class EmailSettings(_Frozen):
     to: EmailAddresses = ()
     min_severity: SeverityName = Severity.MAJOR
     max_changes: int = Field(50, ge=1, le=1000)
+    # With security = "none" a password goes over the wire as written; allowed to loopback only,
+    # unless the user says the path is trusted (say, a relay on a private link).
+    allow_plaintext_auth: bool = False
+
+    @model_validator(mode="after")
+    def _no_cleartext_password(self) -> EmailSettings:
+        secret = "password" if self.password is not None else "password_file"
+        if (
+            self.security == "none"
+            and self.username
+            and getattr(self, secret) is not None
+            and not self.allow_plaintext_auth
+            and not is_loopback(self.smtp_host)
+        ):
+            raise _conflict(
+                f'security = "none" would send the SMTP password in clear text to '
+                f'{self.smtp_host}: use "starttls" (port 587) or "ssl" (port 465), or set '
+                "allow_plaintext_auth = true if every network between here and there is trusted",
+                "security",
+                "username",
+                secret,
+                "smtp_host",
+            )
+        return self
 
     @field_validator("password_file")
     @classmethod
@@ -229,13 +362,24 @@ class ScheduleSettings(_Frozen):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("cron", "daily_digest_cron", "weekly_digest_cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        from trialwatch.cron import crontab_trigger  # APScheduler loads only when validating
+    _cron = field_validator("cron", "daily_digest_cron", "weekly_digest_cron")(_check_cron)
 
-        crontab_trigger(value, timezone="UTC")  # raises ValueError with the reason
-        return value
+
+class SyncSettings(_Frozen):
+    # Watch sets larger than this ask CT.gov only for what it updated since the last complete
+    # sync; 0 disables incremental mode (every sync fetches every watched trial).
+    incremental_above: int = Field(5000, ge=0)
+    # The full sweep that catches what an incremental query misses; crontab syntax, in
+    # [schedule] timezone. Saturday morning: CT.gov does not refresh at weekends.
+    full_sweep_cron: str = "0 6 * * 6"
+    # A progress bar on stderr: "auto" only on a terminal (never in JSON logs).
+    progress: Literal["auto", "always", "never"] = "auto"
+
+    _cron = field_validator("full_sweep_cron")(_check_cron)
+
+    def incremental(self, watched: int) -> bool:
+        """Whether a watch set of ``watched`` trials syncs incrementally."""
+        return 0 < self.incremental_above < watched
 
 
 class OutboxSettings(_Frozen):
@@ -243,6 +387,20 @@ class OutboxSettings(_Frozen):
     backoff_max_s: float = Field(3600.0, gt=0)
     max_attempts: int = Field(48, ge=1)
     lease_s: float = Field(300.0, gt=0)
+    # A run that changes more trials than either limit is a flood: recipients get one summary
+    # instead of a long report per subscription, and the admin is told why. 0 disables a rule.
+    flood_max_trials: int = Field(50, ge=0)
+    flood_max_fraction: float = Field(0.2, ge=0, le=1)
+
+    def is_flood(self, changed: int, watched: int) -> bool:
+        """Whether ``changed`` trials of ``watched`` in one run is more than either limit."""
+        if 0 < self.flood_max_trials < changed:
+            return True
+        return (
+            self.flood_max_fraction > 0
+            and watched > 0
+            and changed > self.flood_max_fraction * watched
+        )
 
 
 class HealthSettings(_Frozen):
@@ -257,58 +415,91 @@ class Settings(_Frozen):
     logging: LoggingSettings = LoggingSettings()
     email: EmailSettings = EmailSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    sync: SyncSettings = SyncSettings()
     outbox: OutboxSettings = OutboxSettings()
     health: HealthSettings = HealthSettings()
     subscriptions: tuple[Subscription, ...] = ()
     watchlist: tuple[WatchEntry, ...] = ()
+    queries: tuple[QueryWatch, ...] = ()
 
     @model_validator(mode="after")
     def _alerts_need_email(self) -> Settings:
         if self.health.admin_email and not self.email.enabled:
-            raise ValueError(
-                "health.admin_email is set but [email] enabled is false: alerts could not be sent"
+            raise _conflict(
+                "health.admin_email is set but [email] enabled is false: alerts could not be sent",
+                "health.admin_email",
+                "email.enabled",
             )
         return self
 
 
 def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
     """``--config`` wins, then ``$TRIALWATCH_CONFIG``, then ``./config/trialwatch.toml``."""
+    return _choose_config(explicit, env)[0]
+
+
+def _choose_config(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> tuple[Path, str]:
+    """The settings file to read and how it was chosen, in words for an error message."""
     if explicit:
-        return Path(explicit)
+        return Path(explicit), "from --config"
     if env.get(CONFIG_ENV):
-        return Path(env[CONFIG_ENV])
-    return DEFAULT_CONFIG_PATH
+        return Path(env[CONFIG_ENV]), f"from ${CONFIG_ENV}"
+    return DEFAULT_CONFIG_PATH, f"the default; neither --config nor ${CONFIG_ENV} is set"
+
+
+class ConfigNotFoundError(ConfigError):
+    """No settings file where trialwatch looked; ``looked_at`` lists those paths.
+
+    Every command needs its settings: without them a command would watch nothing, call an empty
+    database healthy and create ``./data/trialwatch.db`` wherever it was started.
+    """
+
+    def __init__(self, looked_at: Path, how: str) -> None:
+        self.looked_at: tuple[Path, ...] = (looked_at,)
+        shown = looked_at if looked_at.is_absolute() else Path.cwd() / looked_at
+        message = (
+            f"no config file: looked at {shown} ({how}). Write one with `trialwatch init`, "
+            f"or point --config or ${CONFIG_ENV} at your settings file."
+        )
+        super().__init__([message])
+        self.args = (message,)  # one sentence, not "invalid configuration (1 problem)"
+
+
+def starter_config() -> str:
+    """The text of a commented starter settings file, for ``trialwatch init`` to write.
+
+    The review's 13 trials as the example watch set, a query for new Selinexor trials, and
+    every other setting commented out at its default. Shipped as package data
+    (``trialwatch/starter.toml``); writing it, and refusing to overwrite, is the caller's.
+    """
+    return resources.files("trialwatch").joinpath("starter.toml").read_text(encoding="utf-8")
 
 
 def load_settings(
     explicit_path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read, merge and validate the settings; raise one ConfigError listing every problem."""
-    env = os.environ if env is None else env
-    path = config_path(explicit_path, env)
-    problems: list[str] = []
-    origins: dict[tuple[str, ...], str] = {}
-    data: dict[str, Any] = {}
+    """Read, merge and validate the settings; raise one ConfigError listing every problem.
 
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
-        _record_origins(data, (), str(path), origins)
-        if isinstance(data.get("email"), dict) and "password" in data["email"]:
-            problems.append(
-                f"{path}: [email] password must not be written in the config file; set "
-                "TRIALWATCH_EMAIL__PASSWORD or email.password_file instead"
-            )
-            data["email"].pop("password")
-    elif explicit_path is not None or env.get(CONFIG_ENV):
-        raise ConfigError([f"{path}: config file not found"])
+    The file must exist: :class:`ConfigNotFoundError` (a ConfigError) names the path looked at.
+    Nothing is created or written here.
+    """
+    env = os.environ if env is None else env
+    path, how = _choose_config(explicit_path, env)
+    problems: list[str] = []
+
+    text, data = _read_toml(path, how)
+    origins = _Origins(path, text)
+    origins.record(data, (), None)
+    if isinstance(data.get("email"), dict) and "password" in data["email"]:
+        problems.append(
+            f"{origins.where(('email', 'password'), at_key=True)}: [email] password must not be "
+            "written in the config file; set TRIALWATCH_EMAIL__PASSWORD or email.password_file "
+            "instead"
+        )
+        data["email"].pop("password")
 
     problems.extend(_apply_env(data, env, origins))
 
@@ -325,21 +516,279 @@ def load_settings(
     return settings
 
 
-def _record_origins(
-    value: Any, prefix: tuple[str, ...], origin: str, origins: dict[tuple[str, ...], str]
-) -> None:
-    origins[prefix] = origin
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            _record_origins(sub, (*prefix, str(key)), origin, origins)
-    elif isinstance(value, list):
-        for i, sub in enumerate(value):
-            _record_origins(sub, (*prefix, str(i)), origin, origins)
+_TOML_AT = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$", re.DOTALL)
 
 
-def _apply_env(
-    data: dict[str, Any], env: Mapping[str, str], origins: dict[tuple[str, ...], str]
-) -> list[str]:
+def _read_toml(path: Path, how: str) -> tuple[str, dict[str, Any]]:
+    """The file's text and TOML; every way it cannot be read is one clear ConfigError."""
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigNotFoundError(path, how) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a settings file"]) from None
+    except PermissionError:
+        raise ConfigError(
+            [f"{path}: cannot read the config file: permission denied (check its owner and mode)"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file: {exc.strerror}"]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Line and column, as an editor shows them, rather than a byte offset.
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        raise ConfigError(
+            [
+                f"{path}, line {line}, column {column}: not UTF-8 text "
+                f"(byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+            ]
+        ) from None
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_AT.match(str(exc))
+        if match:
+            where = f"{path}, line {match['line']}, column {match['col']}"
+            message = match["msg"]
+        else:
+            where = f"{path}, at the end of the file"
+            message = str(exc).removesuffix(" (at end of document)")
+        raise ConfigError([f"{where}: not valid TOML: {message}"]) from None
+
+
+@dataclass(frozen=True)
+class _Pos:
+    """Where a key is written: its line, and the columns of the key and of its value."""
+
+    line: int
+    key_col: int
+    value_col: int
+
+
+class _Origins:
+    """Where each value came from: the file (at a line and column) or an environment variable.
+
+    Keys are locations as pydantic reports them, as strings: ``("watchlist", "0", "label")``.
+    """
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self._positions = _key_positions(text)
+        self._sources: dict[tuple[str, ...], str | None] = {}  # None: the file; else a variable
+
+    def record(self, value: Any, loc: tuple[str, ...], variable: str | None) -> None:
+        """``value`` at ``loc`` came from ``variable`` (None: the file); replaces what was."""
+        for known in [k for k in self._sources if len(k) > len(loc) and k[: len(loc)] == loc]:
+            del self._sources[known]  # e.g. a list from the file replaced by one from the env
+        self._record(value, loc, variable)
+
+    def _record(self, value: Any, loc: tuple[str, ...], variable: str | None) -> None:
+        self._sources[loc] = variable
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                self._record(sub, (*loc, str(key)), variable)
+        elif isinstance(value, list):
+            for i, sub in enumerate(value):
+                self._record(sub, (*loc, str(i)), variable)
+
+    def is_set(self, loc: tuple[str, ...]) -> bool:
+        """Whether the file or the environment gave ``loc`` a value (else it is a default)."""
+        return loc in self._sources
+
+    def variable(self, loc: tuple[str, ...]) -> str | None:
+        """The environment variable that set ``loc``; None if the file did, or nothing did."""
+        for i in range(len(loc), -1, -1):
+            if loc[:i] in self._sources:
+                return self._sources[loc[:i]]
+        return None
+
+    def where(self, loc: tuple[str, ...], *, at_key: bool = False) -> str:
+        """``path, line 3, column 12``, ``environment variable NAME``, or ``defaults``.
+
+        The column is the value's, or the key's with ``at_key`` (for a key that is not allowed).
+        """
+        if not any(loc[:i] in self._sources for i in range(len(loc), -1, -1)):
+            return "defaults"
+        variable = self.variable(loc)
+        if variable is not None:
+            return f"environment variable {variable}"
+        pos = self.position(loc, at_key=at_key)
+        return str(self.path) if pos is None else f"{self.path}, {pos}"
+
+    def blame(self, loc: tuple[str, ...], fields: Sequence[tuple[str, ...]]) -> str:
+        """Where the values of ``fields`` that were set came from, together; else ``where(loc)``.
+
+        ``path, line 3, column 12``, ``path, lines 2 and 3``, ``environment variables A and B``,
+        or a file part and a variables part joined by "and".
+        """
+        given = [f for f in fields if self.is_set(f)]
+        if not given:
+            return self.where(loc)
+        variables = sorted({v for f in given if (v := self.variable(f)) is not None})
+        places = sorted(
+            {p for f in given if self.variable(f) is None and (p := self._locate(f)) is not None}
+        )
+        lines = sorted({line for line, _ in places})
+        parts = []
+        if len(places) == 1:
+            parts.append(f"{self.path}, line {places[0][0]}, column {places[0][1]}")
+        elif len(lines) == 1:
+            parts.append(f"{self.path}, line {lines[0]}")
+        elif places:
+            parts.append(f"{self.path}, lines {_and([str(line) for line in lines])}")
+        elif len(variables) < len(given):
+            parts.append(str(self.path))
+        if variables:
+            noun = "environment variable" if len(variables) == 1 else "environment variables"
+            parts.append(f"{noun} {_and(variables)}")
+        return " and ".join(parts)
+
+    def position(self, loc: tuple[str, ...], *, at_key: bool = False) -> str | None:
+        """``line 3, column 12`` of ``loc`` in the file, else of the nearest enclosing key."""
+        found = self._locate(loc, at_key=at_key)
+        return None if found is None else f"line {found[0]}, column {found[1]}"
+
+    def _locate(self, loc: tuple[str, ...], *, at_key: bool = False) -> tuple[int, int] | None:
+        for i in range(len(loc), 0, -1):
+            pos = self._positions.get(loc[:i])
+            if pos is not None:
+                return pos.line, pos.key_col if at_key and i == len(loc) else pos.value_col
+        return None
+
+
+def _and(items: Sequence[str], word: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def _or(items: Sequence[str]) -> str:
+    return _and(items, "or")
+
+
+def _key_positions(text: str) -> dict[tuple[str, ...], _Pos]:
+    """Where each key and table header is written, keyed like pydantic's error locations.
+
+    Not a TOML parser (tomllib has parsed the file by now): a scan that follows table headers,
+    arrays of tables (the third ``[[watchlist]]`` is ``("watchlist", "2")``) and ``key =``
+    lines, and skips strings, comments and values that span lines. Keys inside inline tables or
+    multi-line arrays are not located; their errors point at the enclosing key.
+    """
+    positions: dict[tuple[str, ...], _Pos] = {}
+    table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}  # array-of-tables name -> entries seen so far
+    state = _ScanState()
+    for number, line in enumerate(text.splitlines(), 1):
+        start = 0
+        if state.multiline is None and state.depth == 0:
+            j = _skip_blanks(line, 0)
+            header = 2 if line.startswith("[[", j) else 1 if line.startswith("[", j) else 0
+            parsed = _parse_key(line, j + header)
+            if header and parsed:
+                name = parsed[0]
+                if header == 2:
+                    arrays[name] = arrays.get(name, 0) + 1
+                table = _with_indexes(name, arrays)
+                positions[table] = _Pos(number, j + 1, j + 1)
+                continue  # a header line holds nothing else but a comment
+            if parsed and line.startswith("=", parsed[1]):
+                start = _skip_blanks(line, parsed[1] + 1)
+                positions[(*table, *parsed[0])] = _Pos(number, j + 1, start + 1)
+        state.scan(line, start)
+    return positions
+
+
+def _skip_blanks(line: str, i: int) -> int:
+    while i < len(line) and line[i] in " \t":
+        i += 1
+    return i
+
+
+def _with_indexes(name: tuple[str, ...], arrays: Mapping[tuple[str, ...], int]) -> tuple[str, ...]:
+    """``("watchlist",)`` -> ``("watchlist", "2")`` when it is the third ``[[watchlist]]``."""
+    out: list[str] = []
+    for i, part in enumerate(name):
+        out.append(part)
+        if name[: i + 1] in arrays:
+            out.append(str(arrays[name[: i + 1]] - 1))
+    return tuple(out)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _parse_key(line: str, i: int) -> tuple[tuple[str, ...], int] | None:
+    """A (dotted, maybe quoted) key at ``line[i:]``: its parts, and the index after it."""
+    parts: list[str] = []
+    while True:
+        i = _skip_blanks(line, i)
+        if line.startswith(('"', "'"), i):
+            end = _string_end(line, i)
+            if end is None:
+                return None
+            parts.append(line[i + 1 : end - 1])
+            i = end
+        else:
+            match = _BARE_KEY.match(line, i)
+            if match is None:
+                return None
+            parts.append(match.group())
+            i = match.end()
+        i = _skip_blanks(line, i)
+        if not line.startswith(".", i):
+            return tuple(parts), i
+        i += 1
+
+
+def _string_end(line: str, i: int) -> int | None:
+    """The index after the one-line string that starts at ``line[i]``; None if unterminated."""
+    quote = line[i]
+    j = i + 1
+    while j < len(line):
+        if quote == '"' and line[j] == "\\":
+            j += 2
+        elif line[j] == quote:
+            return j + 1
+        else:
+            j += 1
+    return None
+
+
+class _ScanState:
+    """What a line-by-line scan must remember: an open multi-line string, open brackets."""
+
+    def __init__(self) -> None:
+        self.multiline: str | None = None  # the delimiter of an open multi-line string
+        self.depth = 0  # open [ and { of a value
+
+    def scan(self, line: str, i: int) -> None:
+        while i < len(line):
+            if self.multiline is not None:
+                if self.multiline == '"""' and line[i] == "\\":
+                    i += 2
+                elif line.startswith(self.multiline, i):
+                    self.multiline = None
+                    i += 3
+                else:
+                    i += 1
+                continue
+            c = line[i]
+            if c == "#":
+                return
+            if line.startswith(('"""', "'''"), i):
+                self.multiline = line[i : i + 3]
+                i += 3
+            elif c in "\"'":
+                i = _string_end(line, i) or len(line)
+            else:
+                self.depth += (c in "[{") - (c in "]}")
+                i += 1
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], origins: _Origins) -> list[str]:
     problems = []
     sections = {
         name for name, info in Settings.model_fields.items() if isinstance(info.default, BaseModel)
@@ -369,28 +818,68 @@ def _apply_env(
                 problems.append(f"{where}: not valid JSON ({exc.msg})")
                 continue
         target[key] = value
-        _record_origins(value, (section, key), where, origins)
+        origins.record(value, (section, key), name)
     return problems
 
 
-def _describe(err: Any, data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) -> str:
+def _describe(err: Any, data: Mapping[str, Any], origins: _Origins) -> str:
     loc = tuple(str(p) for p in err["loc"])
-    origin = "defaults"
-    for i in range(len(loc), -1, -1):
-        if loc[:i] in origins:
-            origin = origins[loc[:i]]
-            break
+    unknown = err["type"] == "extra_forbidden"
+    origin = origins.where(loc, at_key=unknown)
     where = _dotted(loc, data)
     message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        message = "unknown setting"
+    if err["type"] == _CONFLICT:
+        fields = [(*loc, *field.split(".")) for field in err["ctx"]["fields"]]
+        origin = origins.blame(loc, fields)
+    if unknown:
+        message = _unknown_key(loc)
     elif message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    if err["type"] != "extra_forbidden" and "password" not in where and "webhook" not in where:
+    if not unknown and "password" not in where and "webhook" not in where:
         given = err.get("input")
         if isinstance(given, str | int | float | bool) and repr(given) not in message:
             message = f"{message} (got {given!r})"
     return f"{origin}: {where}: {message}" if where else f"{origin}: {message}"
+
+
+def _unknown_key(loc: tuple[str, ...]) -> str:
+    """``unknown setting; allowed: a, b, c (did you mean b?)``."""
+    allowed = _keys_at(loc[:-1])
+    if not allowed:
+        return "unknown setting"
+    if loc[:1] == ("email",):
+        allowed.remove("password")  # allowed only from the environment, said elsewhere
+    message = f"unknown setting; allowed: {', '.join(allowed)}"
+    # CT.gov's own short names (query.intr) are what people who know the API will write.
+    hints = {param.split(".")[1]: key for key, param in QUERY_PARAMS.items()}
+    close = difflib.get_close_matches(loc[-1], allowed, n=1)
+    if loc[0] == "queries" and loc[-1] in hints:
+        close = [hints[loc[-1]]]
+    return f"{message} (did you mean {close[0]}?)" if close else message
+
+
+def _keys_at(loc: tuple[str, ...]) -> list[str]:
+    """The keys the settings allow at ``loc`` (``("queries", "0")``); [] if not a table."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if part.isdigit():
+            continue  # an entry of a list of tables
+        field = model.model_fields.get(part)
+        found = None if field is None else _model_in(field.annotation)
+        if found is None:
+            return []
+        model = found
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _dotted(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
@@ -401,34 +890,47 @@ def _dotted(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
         else:
             parts.append(part)
     text = ".".join(parts)
-    # Name the watched trial by its label too, so the user can find it in the file.
+    # Name the watched trial by its label (or id) too, so the user can find it in the file.
     if len(loc) >= 2 and loc[0] == "watchlist" and loc[1].isdigit():
         entries = data.get("watchlist")
         if isinstance(entries, list) and int(loc[1]) < len(entries):
             entry = entries[int(loc[1])]
-            if isinstance(entry, dict) and isinstance(entry.get("label"), str):
+            if not isinstance(entry, dict):
+                return text
+            if isinstance(entry.get("label"), str) and entry["label"].strip():
                 text += f" (label {entry['label']!r})"
+            elif loc[2:] != ("nct_id",) and isinstance(entry.get("nct_id"), str):
+                text += f" ({entry['nct_id']})"
+    if len(loc) >= 3 and loc[0] == "queries" and loc[1].isdigit() and loc[2] != "name":
+        entries = data.get("queries")
+        if isinstance(entries, list) and int(loc[1]) < len(entries):
+            entry = entries[int(loc[1])]
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                text += f" (name {entry['name']!r})"
     return text
 
 
-def _duplicates(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str]) -> list[str]:
-    entries = data.get("watchlist")
-    if not isinstance(entries, list):
-        return []
-    seen: dict[str, int] = {}
+def _duplicates(data: Mapping[str, Any], origins: _Origins) -> list[str]:
+    """Watched trials listed twice, queries named twice (names are sources: ``query:<name>``)."""
     problems = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("nct_id"), str):
+    for section, key, what in (("watchlist", "nct_id", "listed"), ("queries", "name", "used")):
+        entries = data.get(section)
+        if not isinstance(entries, list):
             continue
-        nct_id = entry["nct_id"].strip().upper()
-        if nct_id in seen:
-            origin = origins.get(("watchlist", str(i)), "config")
-            problems.append(
-                f"{origin}: watchlist[{i + 1}].nct_id: {nct_id} is listed twice "
-                f"(also watchlist[{seen[nct_id] + 1}])"
-            )
-        else:
-            seen[nct_id] = i
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get(key), str):
+                continue
+            value = entry[key].strip()
+            same = value.upper() if section == "watchlist" else value.casefold()
+            if same in seen:
+                shown = same if section == "watchlist" else repr(value)
+                problems.append(
+                    f"{origins.where((section, str(i), key))}: {section}[{i + 1}].{key}: "
+                    f"{shown} is {what} twice (also {section}[{seen[same] + 1}])"
+                )
+            else:
+                seen[same] = i
     return problems
 
 
