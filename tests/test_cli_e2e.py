@@ -245,7 +245,8 @@ def test_no_config_found_is_a_clear_error_not_an_empty_sync(api: FakeCtGov, tmp_
     del env["TRIALWATCH_CONFIG"]
     run = trialwatch("sync", env=env, cwd=tmp_path)  # no ./config/trialwatch.toml here
     assert run.code == 2
-    assert "nothing to watch" in run.err
+    assert "no config file" in run.err
     assert "TRIALWATCH_CONFIG" in run.err
+    assert "trialwatch init" in run.err
     assert api.requests == []
     assert not (tmp_path / "data").exists()

@@ -372,21 +372,25 @@ def test_new_settings_are_validated(
 
 
 def test_incremental_mode_and_flood_thresholds() -> None:
+    from trialwatch.sync import FloodRule
+
     sync = SyncSettings()
     assert not sync.incremental(5000)
     assert sync.incremental(5001)
     assert not SyncSettings(incremental_above=0).incremental(10**6)
 
     outbox = OutboxSettings()
-    assert not outbox.is_flood(50, 100_000)
-    assert outbox.is_flood(51, 100_000)  # more than 50 trials
-    assert outbox.is_flood(21, 100)  # more than 20 % of the watch set
-    assert not outbox.is_flood(20, 100)
-    assert not outbox.is_flood(0, 0)
-    no_count = OutboxSettings(flood_max_trials=0)
-    assert not no_count.is_flood(5000, 100_000)
-    assert no_count.is_flood(20_001, 100_000)
-    assert not OutboxSettings(flood_max_trials=0, flood_max_fraction=0).is_flood(10**6, 10**6)
+    rule = FloodRule(outbox.flood_max_trials, outbox.flood_max_fraction)
+    assert not rule.floods(50, 100_000)
+    assert rule.floods(51, 100_000)  # more than 50 trials
+    assert rule.floods(21, 100)  # more than 20 % of the watch set
+    assert not rule.floods(20, 100)
+    assert not rule.floods(0, 0)
+    assert not rule.floods(3, 13)  # three of the review's 13 on one day: three reports
+    no_count = FloodRule(max_trials=0, max_fraction=0.2)
+    assert not no_count.floods(5000, 100_000)
+    assert no_count.floods(20_001, 100_000)
+    assert not FloodRule(max_trials=0, max_fraction=0).floods(10**6, 10**6)
 
 
 def test_queries(tmp_path: Path) -> None:

@@ -406,3 +406,87 @@ def test_a_sync_overtaken_by_another_writes_nothing(store: Store, clock: FakeClo
     assert [e.summary for e, _ in store.history("NCT05915845")] == [
         "Overall status: Unknown status → Completed"
     ]
+
+
+def test_a_short_read_is_fetched_again_at_the_next_poll(store: Store, clock: FakeClock) -> None:
+    """CT.gov leaves a trial off a page in the very refresh in which it changed: the next poll
+    (same dataTimestamp) fetches that trial again instead of saying "Nothing to do"."""
+    source = _source()
+    _sync(store, source, clock)
+    _publish_status(source, "NCT05915845", "COMPLETED")
+    source.short = {"NCT05915845"}
+    first = _sync(store, source, clock)
+    assert first.missing == ("NCT05915845",) and first.change_count == 0
+    source.short = set()
+    source.requested.clear()
+    second = _sync(store, source, clock)  # the data timestamp has not moved
+    assert not second.skipped
+    assert source.requested == [["NCT05915845"]]  # just that trial, one request
+    assert [c.summary for u in second.updates for c in u.changes] == [
+        "Overall status: Unknown status → Completed"
+    ]
+    assert _sync(store, source, clock).skipped  # and then the poll is idle again
+
+
+def test_an_id_the_registry_never_knew_does_not_make_every_poll_fetch(
+    store: Store, clock: FakeClock
+) -> None:
+    source = _source()
+    watch = _watch([*IDS, "NCT09999999"])
+    first = _sync(store, source, clock, watch=watch)
+    assert first.newly_missing == ("NCT09999999",)
+    source.requests_made = 0
+    assert _sync(store, source, clock, watch=watch).skipped
+    assert source.requests_made == 1
+    source.data_timestamp = "2026-11-21T09:00:06"
+    again = _sync(store, source, clock, watch=watch)
+    assert again.missing == ("NCT09999999",)
+    assert again.newly_missing == ()  # reported once, not at every sync
+
+
+def test_a_trial_back_from_missing_loses_its_flag_even_when_forced(
+    store: Store, clock: FakeClock
+) -> None:
+    source = _source()
+    _sync(store, source, clock)
+    record = source.records.pop("NCT04650945")
+    source.data_timestamp = "2026-11-21T09:00:06"
+    _sync(store, source, clock)
+    trial = store.trial("NCT04650945")
+    assert trial is not None and trial.consecutive_misses == 1 and trial.last_error
+    source.put(record)  # back, unchanged, in the same refresh
+    _sync(store, source, clock, force=True)
+    trial = store.trial("NCT04650945")
+    assert trial is not None
+    assert (trial.consecutive_misses, trial.last_error, trial.recheck) == (0, None, False)
+    assert store.count(ChangeEvent) == 0
+
+
+def test_a_flood_of_changes_becomes_one_summary_per_recipient(
+    store: Store, clock: FakeClock
+) -> None:
+    from trialwatch.sync import FloodRule
+
+    source = _source()
+    _sync(store, source, clock, router=_to_clinician)
+    for nct_id in IDS:
+        _publish_status(source, nct_id, "WITHDRAWN")
+    result = _sync(
+        store, source, clock, router=_to_clinician, flood=FloodRule(max_trials=5, max_fraction=0)
+    )
+    assert result.flooded and result.flooded_trials == 6
+    [note] = store.notifications()
+    assert (note.kind, note.recipient, len(note.change_ids)) == (
+        "summary",
+        "clinician@example.org",
+        6,
+    )
+    # Below the limit, the usual report.
+    for nct_id in IDS[:2]:
+        _publish_status(source, nct_id, "COMPLETED")
+    source.data_timestamp = "2026-11-22T09:00:06"
+    result = _sync(
+        store, source, clock, router=_to_clinician, flood=FloodRule(max_trials=5, max_fraction=0)
+    )
+    assert not result.flooded
+    assert [n.kind for n in store.notifications()] == ["summary", "changes"]

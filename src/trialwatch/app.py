@@ -6,6 +6,7 @@ one method. Nothing here decides anything: it builds, calls, and closes.
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import time
 import uuid
@@ -46,11 +47,9 @@ class App:
 
     @property
     def watchlist(self) -> tuple[WatchItem, ...]:
-        # A label is optional in the config; "" until storage can hold None (reports then
-        # show the NCT number alone).
+        # A label is optional: without one the registry's acronym or title is shown.
         return tuple(
-            WatchItem(w.nct_id, w.label or "", w.table, w.reference)
-            for w in self.settings.watchlist
+            WatchItem(w.nct_id, w.label, w.table, w.reference) for w in self.settings.watchlist
         )
 
     def client(self, *, sleep: Callable[[float], None] | None = None) -> CtGovClient:
@@ -76,43 +75,68 @@ class App:
         client: CtGovClient | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> SyncResult:
-        """One sync under the database's sync lock, then a best-effort flush of the outbox.
+        """One sync under the database's sync lock. Delivering what it queued is the caller's
+        next step (:meth:`flush`): the CLI reports its outcome, the daemon schedules it.
 
         Raises LockHeldError when another process keeps syncing for longer than ``wait_s``.
         """
         run_id = uuid.uuid4().hex
         # Every log line of this sync (client retries and deliveries included) carries run_id.
-        with structlog.contextvars.bound_contextvars(run_id=run_id):
-            with DatabaseLock(self.store, "sync").hold(wait_s, what="another trialwatch process"):
-                own = client is None
-                client = client or self.client()
-                try:
-                    result = run_sync(
-                        source=client,
-                        store=self.store,
-                        watchlist=self.watchlist,
-                        clock=self.clock,
-                        force=force,
-                        router=self.router,
-                        new_run_id=lambda: run_id,
-                        batch_size=self.settings.api.batch_size,
-                        flood=self.flood_rule,
-                        on_progress=on_progress,
-                    )
-                finally:
-                    if own:
-                        client.close()
-            # Deliver what this sync queued, and retry what earlier deliveries left due.
-            self.flush()
+        lock = DatabaseLock(self.store, "sync")
+        with (
+            structlog.contextvars.bound_contextvars(run_id=run_id),
+            lock.hold(wait_s, what="another trialwatch process"),
+        ):
+            own = client is None
+            client = client or self.client()
+            try:
+                result = run_sync(
+                    source=client,
+                    store=self.store,
+                    watchlist=self.watchlist,
+                    clock=self.clock,
+                    force=force,
+                    router=self.router,
+                    new_run_id=lambda: run_id,
+                    batch_size=self.settings.api.batch_size,
+                    flood=self.flood_rule,
+                    on_progress=on_progress,
+                )
+            finally:
+                if own:
+                    client.close()
+        if result.flooded:
+            self._tell_admin_about_flood(result)
         return result
+
+    def _tell_admin_about_flood(self, result: SyncResult) -> None:
+        admin = self.settings.health.admin_email
+        if admin is None:
+            return
+        outbox = self.settings.outbox
+        text = (
+            f"The sync of {result.finished_at:%Y-%m-%d %H:%M} UTC (CT.gov data as of "
+            f"{result.data_timestamp}) found changes that notify people in "
+            f"{result.flooded_trials} trials at once: more than [outbox] flood_max_trials = "
+            f"{outbox.flood_max_trials} or flood_max_fraction = {outbox.flood_max_fraction:g} "
+            "of the watch set.\n\nSo each recipient got one summary instead of a long report. "
+            "A registry-wide edit, a new trialwatch release or a broad query usually explains "
+            "it. Every change is recorded: `trialwatch report --since DATE` lists them.\n"
+        )
+        subject = f"trialwatch: {result.flooded_trials} trials changed at once; summaries sent"
+        html = "".join(f"<p>{html_lib.escape(p)}</p>" for p in text.split("\n") if p)
+        self.store.queue_notice(
+            key=f"flood-{result.run_id[:24]}",
+            kind="alert",
+            recipient=admin,
+            payload={"subject": subject, "text": text, "html": f"<html><body>{html}</body></html>"},
+            now=self.clock(),
+        )
 
     @property
     def flood_rule(self) -> FloodRule:
         outbox = self.settings.outbox
-        return FloodRule(
-            max_trials=getattr(outbox, "flood_max_trials", 50),
-            max_fraction=getattr(outbox, "flood_max_fraction", 0.2),
-        )
+        return FloodRule(max_trials=outbox.flood_max_trials, max_fraction=outbox.flood_max_fraction)
 
     # -- delivery -------------------------------------------------------------------------
 
@@ -188,6 +212,7 @@ class App:
             consecutive_failures=self.store.consecutive_failures(),
             last_error=last_error,
             outbox=self.store.outbox_counts(),
+            retrying=self.store.retrying_count(),
         )
 
     def check_alerts(self) -> str | None:
@@ -246,7 +271,7 @@ def build_app(settings: Settings, *, clock: Clock = utc_now, may_upgrade: bool =
     try:
         store = Store.open(url)
     except SchemaOutdatedError:
-        if not (may_upgrade and getattr(settings.database, "auto_upgrade", False)):
+        if not (may_upgrade and settings.database.auto_upgrade):
             raise
         from trialwatch.storage.migrate import upgrade
 
@@ -258,7 +283,15 @@ def build_app(settings: Settings, *, clock: Clock = utc_now, may_upgrade: bool =
             backup=str(result.backup) if result.backup else None,
         )
         store = Store.open(url)
-    return App(settings=settings, store=store, clock=clock)
+    app = App(settings=settings, store=store, clock=clock)
+    try:
+        # The config file's [[watchlist]] is the declarative start of the watch set: every
+        # command sees it as it is now (a no-op when nothing changed).
+        store.sync_config_watchlist(app.watchlist, now=clock())
+    except BaseException:
+        store.close()
+        raise
+    return app
 
 
 __all__ = ["App", "build_app", "utc_now"]

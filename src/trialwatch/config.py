@@ -389,18 +389,10 @@ class OutboxSettings(_Frozen):
     lease_s: float = Field(300.0, gt=0)
     # A run that changes more trials than either limit is a flood: recipients get one summary
     # instead of a long report per subscription, and the admin is told why. 0 disables a rule.
+    # The rule itself is trialwatch.sync.FloodRule (the fraction needs 10 trials at least, so
+    # three of the review's 13 trials changing on one day is still three reports).
     flood_max_trials: int = Field(50, ge=0)
     flood_max_fraction: float = Field(0.2, ge=0, le=1)
-
-    def is_flood(self, changed: int, watched: int) -> bool:
-        """Whether ``changed`` trials of ``watched`` in one run is more than either limit."""
-        if 0 < self.flood_max_trials < changed:
-            return True
-        return (
-            self.flood_max_fraction > 0
-            and watched > 0
-            and changed > self.flood_max_fraction * watched
-        )
 
 
 class HealthSettings(_Frozen):

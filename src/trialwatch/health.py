@@ -21,6 +21,7 @@ class Health:
     queued: int
     dead: int
     problems: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -47,10 +48,20 @@ def assess(
     consecutive_failures: int,
     last_error: str | None,
     outbox: Mapping[str, int],
+    retrying: int = 0,
 ) -> Health:
-    """Unhealthy after N consecutive failed syncs, or when the data is older than allowed."""
+    """Unhealthy when no sync ever succeeded, after N consecutive failed syncs, when the data is
+    older than allowed, or when notifications are dead letters (a change nobody heard about).
+    Notifications being retried after a temporary failure are a warning, not a problem.
+    """
     problems = []
-    if consecutive_failures >= settings.max_consecutive_failures:
+    warnings = []
+    if last_success_at is None:
+        problems.append(
+            "no sync has succeeded yet"
+            + (f" (last error: {last_error})" if last_error else ": run `trialwatch sync`")
+        )
+    elif consecutive_failures >= settings.max_consecutive_failures:
         problems.append(
             f"{consecutive_failures} consecutive syncs failed"
             + (f" (last error: {last_error})" if last_error else "")
@@ -61,6 +72,14 @@ def assess(
         problems.append(
             f"the stored CT.gov data is {age:.0f} hours old (limit {settings.max_data_age_hours:g})"
         )
+    dead = outbox.get("dead", 0)
+    if dead:
+        problems.append(
+            f"{dead} notification(s) could not be delivered (dead letters): fix what failed, "
+            "then run `trialwatch notify retry`"
+        )
+    if retrying:
+        warnings.append(f"{retrying} notification(s) failed for now and will be retried")
     return Health(
         now=now,
         last_success_at=last_success_at,
@@ -69,8 +88,9 @@ def assess(
         consecutive_failures=consecutive_failures,
         last_error=last_error,
         queued=outbox.get("pending", 0),
-        dead=outbox.get("dead", 0),
+        dead=dead,
         problems=tuple(problems),
+        warnings=tuple(warnings),
     )
 
 

@@ -44,6 +44,7 @@ from trialwatch.report import (
     build_message,
     make_message_id,
     render_change_report,
+    render_flood_summary,
     webhook_payload,
 )
 
@@ -316,6 +317,8 @@ class Outbox:
             payload = json.loads(notification.payload_json)
             return RenderedEmail(payload["subject"], payload["text"], payload["html"]), None
         report = self.report_for(notification)
+        if notification.kind == "summary":
+            return render_flood_summary(report), report
         return render_change_report(report, max_changes=self.email.max_changes), report
 
     def _send_email(self, notification: Notification) -> None:

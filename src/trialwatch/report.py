@@ -163,6 +163,40 @@ def render_change_report(report: ChangeReport, *, max_changes: int = 50) -> Rend
     return _render("change_report", subject, context)
 
 
+def render_flood_summary(
+    report: ChangeReport, *, top_trials: int = 10, max_changes: int = 20
+) -> RenderedEmail:
+    """One short message for a run that changed too many trials at once (a registry-wide
+    edit, a broad query): how many and how severe, then only the most severe trials.
+
+    Every change stays recorded: the message says where to read them all.
+    """
+    trials = _sorted_trials(report.trials)
+    by_severity = dict.fromkeys(Severity, 0)
+    for trial in trials:
+        by_severity[max(c.severity for c in trial.changes)] += 1
+    counts = ", ".join(
+        f"{by_severity[s]} {s.label}" for s in sorted(Severity, reverse=True) if by_severity[s]
+    )
+    shown = min(top_trials, len(trials))
+    period = (
+        f"Summary, {len(trials)} trials changed at once ({counts}); the {shown} most severe "
+        "are shown, `trialwatch report --since DATE` lists every change"
+    )
+    reduced = ChangeReport(
+        trials=tuple(trials[:shown]),
+        data_timestamp=report.data_timestamp,
+        generated_at=report.generated_at,
+        run_id=report.run_id,
+        period=period,
+    )
+    rendered = render_change_report(reduced, max_changes=max_changes)
+    subject = _truncate(
+        f"Summary: {len(trials)} trials changed at once ({counts})", SUBJECT_MAX_CHARS
+    )
+    return RenderedEmail(subject, rendered.text, rendered.html)
+
+
 def render_test_message(*, generated_at: datetime) -> RenderedEmail:
     """Render the message ``trialwatch notify test`` sends to check that delivery works."""
     subject = "trialwatch test message"

@@ -136,7 +136,8 @@ class FloodRule:
         if self.max_trials and changed_trials > self.max_trials:
             return True
         return (
-            changed_trials >= self.min_trials
+            self.max_fraction > 0
+            and changed_trials >= self.min_trials
             and watched > 0
             and changed_trials > self.max_fraction * watched
         )
@@ -352,7 +353,7 @@ def run_sync(
         raise
 
     watched = total if kind == "full" and total is not None else store.watched_count()
-    summary_only = (flood or FloodRule(max_trials=0, max_fraction=2.0)).floods(
+    summary_only = (flood or FloodRule(max_trials=0, max_fraction=0)).floods(
         tally.routed_trials, watched
     )
     finished = clock()

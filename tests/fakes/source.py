@@ -21,6 +21,8 @@ class FakeSource:
         self.requests_made = 0
         self.fail_with: FetchError | None = None
         self.fail_after_version: FetchError | None = None
+        self.short: set[str] = set()  # left out of answers that still count them (short read)
+        self.requested: list[list[str]] = []  # the ids of every iter_studies call
 
     def put(self, record: Mapping[str, Any]) -> None:
         nct_id = record["protocolSection"]["identificationModule"]["nctId"]
@@ -34,9 +36,13 @@ class FakeSource:
 
     def iter_studies(self, ids: Sequence[str]) -> Iterator[StudyResult]:
         self.requests_made += 1
+        self.requested.append(list(ids))
         if self.fail_after_version is not None:
             raise self.fail_after_version
         for requested in ids:
+            if requested in self.short:
+                yield MissingStudy(requested, confirmed=False)
+                continue
             record = self.records.get(requested) or self._by_alias(requested)
             if record is None:
                 yield MissingStudy(requested)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from trialwatch.cli import _data, _db, _notify, _sync, _watch  # noqa: F401 - they register
+from trialwatch.cli import _data, _db, _init, _notify, _sync, _watch  # noqa: F401 - register
 from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, hoist_global_options
 
 

@@ -136,13 +136,30 @@ def sync(
     Example: trialwatch sync --force
     """
     with open_app(need_watchlist=True, may_upgrade=True) as app:
-        mode = getattr(getattr(app.settings, "sync", None), "progress", "auto")
-        with _progress(mode) as on_progress:
+        with _progress(app.settings.sync.progress) as on_progress:
             result = app.sync(force=force, wait_s=wait, on_progress=on_progress)
         _print_sync(result)
-        counts = app.store.outbox_counts()
-        if counts.get("pending") and app.settings.email.enabled:
-            typer.echo(f"{counts['pending']} notification(s) queued for retry.", err=True)
+        # Deliver what this sync queued, and retry what earlier deliveries left due. A failed
+        # delivery is an operational failure: said plainly, exit 1 (the change is kept).
+        delivery = app.flush()
+        if delivery.sent:
+            typer.echo(f"Delivered {delivery.sent} notification(s).")
+        if delivery.retrying or delivery.dead:
+            for error in dict.fromkeys(delivery.errors):
+                typer.echo(f"  delivery failed: {error}", err=True)
+            if delivery.retrying:
+                typer.echo(
+                    f"trialwatch: {delivery.retrying} notification(s) not delivered yet; they "
+                    "stay queued and are retried (`trialwatch notify flush` tries now)",
+                    err=True,
+                )
+            if delivery.dead:
+                typer.echo(
+                    f"trialwatch: {delivery.dead} notification(s) could not be delivered "
+                    "(dead letters): fix what failed, then `trialwatch notify retry`",
+                    err=True,
+                )
+            raise typer.Exit(EXIT_FAILURE)
 
 
 def _recipient(channel: str, recipient: str, subscription: str | None = None) -> str:
@@ -173,7 +190,7 @@ def status(
         health = app.health()
         if check:
             if health.healthy:
-                typer.echo("healthy")
+                typer.echo("healthy" + "".join(f"\nwarning: {w}" for w in health.warnings))
                 return
             fail("unhealthy: " + "; ".join(health.problems), EXIT_FAILURE)
         rows = []
@@ -211,6 +228,8 @@ def status(
                 f"{_recipient(dead.channel, dead.recipient, dead.subscription)}: "
                 f"{dead.last_error} (re-queue: trialwatch notify retry)"
             )
+        for warning in health.warnings:
+            typer.echo(f"warning: {warning}")
         for problem in health.problems:
             typer.echo(f"UNHEALTHY: {problem}")
 

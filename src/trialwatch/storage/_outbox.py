@@ -138,6 +138,38 @@ class OutboxMixin(StoreBase):
             )
             return {status: int(n) for status, n in rows}
 
+    def queue_notice(
+        self, *, key: str, kind: str, recipient: str, payload: dict[str, Any], now: datetime
+    ) -> bool:
+        """Queue one ready-made email (an admin notice); a key already queued is left alone."""
+        with self.session() as s:
+            if s.exec(select(Notification.id).where(Notification.key == key)).first() is not None:
+                return False
+            s.add(
+                Notification(
+                    key=key,
+                    created_at=now,
+                    kind=kind,
+                    channel="email",
+                    recipient=recipient,
+                    status="pending",
+                    payload_json=json.dumps(payload),
+                    next_attempt_at=now,
+                )
+            )
+        return True
+
+    def retrying_count(self) -> int:
+        """Pending notifications that failed at least once (waiting for their next attempt)."""
+        with self.session() as s:
+            return int(
+                s.exec(
+                    select(sa.func.count())
+                    .select_from(Notification)
+                    .where(Notification.status == "pending", col(Notification.attempts) > 0)
+                ).one()
+            )
+
     def fold_digests(self, mode: str, *, now: datetime) -> int:
         """Fold every waiting ``mode`` notification into one digest per recipient; returns how
         many digests were created.
