@@ -347,7 +347,7 @@ def test_history_text_links_the_study_and_its_registry_history() -> None:
     assert f"History: {history_url('NCT02606461')}" in text
     assert "2026-09-01 09:30 UTC  3 changes" in text
     assert "    [critical] Overall status: Active, not recruiting → Completed" in text
-    assert text.rstrip().endswith("first recorded (baseline) (CT.gov data 2026-01-05T08:00:00)")
+    assert text.rstrip().endswith("first recorded (baseline) · CT.gov data 2026-01-05T08:00:00")
     assert text.index("2026-09-01") < text.index("2026-06-10") < text.index("2026-01-05")
 
 

@@ -48,12 +48,16 @@ __all__ = [
     "change_event_json",
     "history_entries",
     "history_json",
+    "iso",
     "one_line",
+    "page_environment",
     "parse_day",
+    "period_json",
     "period_report",
     "render_history_text",
     "render_period_report",
     "render_version_diff_text",
+    "summarize_changes",
     "version_diff",
     "version_diff_json",
     "xml_text",
@@ -490,7 +494,7 @@ def render_history_text(history: TrialHistory, *, since: date | None = None) -> 
         when = f" since {since.isoformat()}" if since else ""
         lines.append(f"Nothing recorded{when}.")
     for entry in entries:
-        data = f" (CT.gov data {one_line(entry.data_timestamp)})" if entry.data_timestamp else ""
+        data = f" · CT.gov data {one_line(entry.data_timestamp)}" if entry.data_timestamp else ""
         if entry.baseline:
             lines.append(f"{_when(entry.at)}  first recorded (baseline){data}")
         elif entry.changes:
