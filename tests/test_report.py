@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from html.parser import HTMLParser
 
 import pytest
 from hypothesis import given
@@ -292,6 +293,64 @@ def test_markup_in_titles_is_escaped_in_html_and_plain_in_text() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;x&#34;" in rendered.html
     assert EVIL in rendered.text  # plain text has no markup to inject into
     assert "<script>" not in rendered.text.replace(EVIL, "")
+
+
+class _Elements(HTMLParser):
+    """Every element of an HTML document with its style, its ancestors and its own text."""
+
+    VOID = frozenset({"br", "img", "meta", "hr", "input", "link", "col"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, list[tuple[str, str]]]] = []  # (text, ancestors innermost last)
+        self.elements: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        style = (dict(attrs).get("style") or "").replace(" ", "")
+        self.elements.append((tag, style))
+        if tag not in self.VOID:
+            self.stack.append((tag, style))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack and self.stack.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.texts.append((data, list(self.stack)))
+
+
+WRAPS = ("overflow-wrap:anywhere", "word-break:break-word")
+
+
+def test_a_long_unbroken_token_wraps_instead_of_widening_the_card() -> None:
+    # Issue 12: one URL in "why stopped" widened the card past a phone's screen and cut every
+    # row at its right edge. Every element that shows registry text must wrap such a token,
+    # and the change table must not grow with its content.
+    token = "https://example.org/" + "x" * 300
+    why = FieldChange(
+        "why_stopped", Category.STATUS, Severity.MAJOR, ChangeKind.CHANGED, f"Why stopped: {token}"
+    )
+    rendered = render_change_report(
+        report(trial(STATUS, why, label=token, title=token), period=f"digest, {token}")
+    )
+
+    parser = _Elements()
+    parser.feed(rendered.html)
+    holding = [(text, ancestors) for text, ancestors in parser.texts if "x" * 50 in text]
+    assert len(holding) == 4  # the period, the label, the title, the summary
+    for text, ancestors in holding:
+        tag, style = ancestors[-1]  # the element the text sits in, not just some ancestor
+        assert all(w in style for w in WRAPS), (tag, style, text[:30])
+        for cell_tag, cell_style in ancestors:
+            if cell_tag == "table":
+                assert "table-layout:fixed" in cell_style and "width:100%" in cell_style
+    cards = [style for tag, style in parser.elements if tag == "div" and "border-left" in style]
+    assert cards and all("max-width:100%" in c and "box-sizing:border-box" in c for c in cards)
+    cells = [style for tag, style in parser.elements if tag == "td"]
+    # Every cell either is the fixed-width badge column or wraps what it holds.
+    assert all("width:76px" in c or all(w in c for w in WRAPS) for c in cells)
 
 
 def test_test_message() -> None:

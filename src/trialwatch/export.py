@@ -1,17 +1,21 @@
-"""The JSON export of current statuses. Pure: state in, plain JSON out.
+"""Exports of current statuses (JSON, CSV) and of change events (JSON lines). Pure.
 
-The document's shape is specified by ``docs/export.schema.json``; the writer streams one trial
-at a time so a large watchlist never has to sit in memory whole.
+The JSON document's shape is specified by ``docs/export.schema.json``; the CSV has the same
+fields, one row per trial (``docs/export-formats.md``). Writers stream one trial or event at a
+time so a large watchlist never has to sit in memory whole. Every export is stamped with the
+CT.gov data timestamp it reflects.
 """
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
+from trialwatch.history import RecordedChange, change_event_json
 from trialwatch.models import PartialDate, Snapshot
 from trialwatch.vocabulary import history_url, study_url
 
@@ -92,4 +96,122 @@ def write_json_export(
         out.write("\n    " + json.dumps(export_trial(state), ensure_ascii=False))
         count += 1
     out.write("\n  ]\n}\n" if count else "]\n}\n")
+    return count
+
+
+# --- CSV: one row per trial, for spreadsheets ---------------------------------------------------
+
+CSV_LIST_SEPARATOR = "; "
+"""How list cells (``phases``) are joined."""
+
+CSV_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these gets a leading apostrophe, so a spreadsheet shows it as
+text instead of running it as a formula (CSV injection; registry text is not ours)."""
+
+# JSON objects of the export become two columns each: the value and its type.
+_CSV_NESTED: dict[str, tuple[tuple[str, str], ...]] = {
+    "enrollment": (("enrollment_count", "count"), ("enrollment_type", "type")),
+    "start_date": (("start_date", "date"), ("start_date_type", "type")),
+    "primary_completion_date": (
+        ("primary_completion_date", "date"),
+        ("primary_completion_date_type", "type"),
+    ),
+    "completion_date": (("completion_date", "date"), ("completion_date_type", "type")),
+}
+_CSV_STAMPS = ("data_timestamp", "generated_at")
+_BLANK = TrialState(
+    nct_id="",
+    label="",
+    table=None,
+    snapshot=None,
+    last_synced_at=None,
+    last_changed_at=None,
+    last_change_summary=None,
+)
+
+CSV_COLUMNS: tuple[str, ...] = (
+    *(
+        column
+        for key in export_trial(_BLANK)
+        for column in ((c for c, _ in _CSV_NESTED[key]) if key in _CSV_NESTED else (key,))
+    ),
+    *_CSV_STAMPS,
+)
+"""The header row: every field of the JSON export (objects split into value and type), then
+the CT.gov data timestamp the export reflects and when it was written, on every row."""
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        text = ""
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, list | tuple):
+        text = CSV_LIST_SEPARATOR.join(str(v) for v in value)
+    elif isinstance(value, dict):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    else:
+        text = str(value)
+    return "'" + text if text.startswith(CSV_FORMULA_TRIGGERS) else text
+
+
+def csv_row(state: TrialState, *, generated_at: datetime, data_timestamp: str | None) -> list[str]:
+    """One trial as the cells of :data:`CSV_COLUMNS`, in that order."""
+    cells: dict[str, Any] = {}
+    for key, value in export_trial(state).items():
+        if key in _CSV_NESTED:
+            for column, part in _CSV_NESTED[key]:
+                cells[column] = None if value is None else value.get(part)
+        else:
+            cells[key] = value
+    cells["data_timestamp"] = data_timestamp
+    cells["generated_at"] = _iso(generated_at)
+    return [_csv_cell(cells.get(column)) for column in CSV_COLUMNS]
+
+
+def write_csv_export(
+    out: IO[str],
+    trials: Iterable[TrialState],
+    *,
+    generated_at: datetime,
+    data_timestamp: str | None,
+    bom: bool = False,
+) -> int:
+    """Write the header and one row per trial (RFC 4180: CRLF line ends, quoted when needed);
+    returns how many trials were written. ``bom`` starts the file with a UTF-8 byte order mark,
+    which Excel needs to read UTF-8. Open a file for it with ``newline=""``."""
+    if bom:
+        out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for state in trials:
+        writer.writerow(csv_row(state, generated_at=generated_at, data_timestamp=data_timestamp))
+        count += 1
+    return count
+
+
+# --- JSON lines: one change event per line ------------------------------------------------------
+
+# json.dumps leaves these unescaped, and str.splitlines() (and many line readers) splits on them.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def write_jsonl_changes(
+    out: IO[str],
+    changes: Iterable[RecordedChange],
+    *,
+    labels: Mapping[str, str | None] | None = None,
+) -> int:
+    """Write each change event as one JSON object per line (see
+    :func:`trialwatch.history.change_event_json` for the fields; each carries the CT.gov data
+    timestamp it reflects). ``labels`` maps NCT ids to watchlist labels. Returns the count."""
+    labels = labels or {}
+    count = 0
+    for event in changes:
+        line = json.dumps(
+            change_event_json(event, label=labels.get(event.nct_id)), ensure_ascii=False
+        )
+        out.write(line.translate(_LINE_BREAKS) + "\n")
+        count += 1
     return count
