@@ -35,6 +35,7 @@ import structlog
 
 from trialwatch.diff import diff
 from trialwatch.exceptions import FetchError, RecordError
+from trialwatch.failpoints import failpoint
 from trialwatch.models import (
     ApiVersion,
     Clock,
@@ -314,6 +315,7 @@ def run_sync(
     try:
         for ids in chunks:
             results = list(source.iter_studies(ids))
+            failpoint("sync.fetched")
             states = store.page_state(ids)
             outcomes = decide_page(
                 results, states, store, route, recheck_run=kind == "recheck", log=bound
@@ -324,6 +326,7 @@ def run_sync(
                 run, tally.pages, outcomes, now=clock(), data_timestamp=version.data_timestamp
             )
             tally.pages += 1
+            failpoint("sync.page_committed")
             if on_progress is not None:
                 on_progress(Progress(tally.pages, tally.checked + len(tally.missing), total))
     except BaseException as exc:
@@ -352,6 +355,7 @@ def run_sync(
             bound.error("sync.finish_failed", error=str(finish_error))
         raise
 
+    failpoint("sync.before_finish")
     watched = total if kind == "full" and total is not None else store.watched_count()
     summary_only = (flood or FloodRule(max_trials=0, max_fraction=0)).floods(
         tally.routed_trials, watched

@@ -135,12 +135,15 @@ def sync(
 
     Example: trialwatch sync --force
     """
+    from trialwatch.failpoints import failpoint
+
     with open_app(need_watchlist=True, may_upgrade=True) as app:
         with _progress(app.settings.sync.progress) as on_progress:
             result = app.sync(force=force, wait_s=wait, on_progress=on_progress)
         _print_sync(result)
         # Deliver what this sync queued, and retry what earlier deliveries left due. A failed
         # delivery is an operational failure: said plainly, exit 1 (the change is kept).
+        failpoint("deliver.before_send")
         delivery = app.flush()
         if delivery.sent:
             typer.echo(f"Delivered {delivery.sent} notification(s).")

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from trialwatch.exceptions import ConcurrentUpdateError, StorageError
+from trialwatch.failpoints import failpoint
 from trialwatch.models import (
     FieldChange,
     NewVersion,
@@ -342,7 +343,9 @@ class SyncWritesMixin(StoreBase):
 
         version_ids = self._store_versions(s, outcomes, now, data_timestamp)
         self._update_trials(s, outcomes, version_ids, now)
-        return self._record_changes(s, run, page, outcomes, version_ids, now, data_timestamp)
+        written = self._record_changes(s, run, page, outcomes, version_ids, now, data_timestamp)
+        failpoint("sync.page_writing")  # every statement ran; the commit has not happened
+        return written
 
     def _store_versions(
         self,
