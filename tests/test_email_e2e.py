@@ -59,6 +59,8 @@ class User:
             TRIALWATCH_EMAIL__TIMEOUT_S="5",
             TRIALWATCH_OUTBOX__BACKOFF_INITIAL_S="0.01",
             TRIALWATCH_OUTBOX__BACKOFF_MAX_S="0.05",
+            # The stand-in's data carries a fixed date: its age is not what these tests judge.
+            TRIALWATCH_HEALTH__MAX_DATA_AGE_HOURS="1000000",
             **extra,
         )
 
@@ -134,11 +136,17 @@ def test_smtp_refusing_451_during_the_sync_delivers_once_after_recovery(
     user = User(tmp_path, api, smtp.port)
     smtp.respond_with("451 4.3.0 Try again later")
     run = _baseline_then_seal_completes(user, api)
-    assert run.code == 0  # the sync itself succeeded; delivery is retried
-    assert "queued for retry" in run.err
+    # The change is stored; its delivery failed for now: said plainly, exit 1, retried later.
+    assert run.code == 1
+    assert "Overall status: Active, not recruiting → Completed" in run.out
+    assert "451" in run.err
+    assert "not delivered yet" in run.err and "retried" in run.err
     assert smtp.messages == []
     status = user.run("status")
     assert "Notifications queued: 1; dead letters: 0" in status.out
+    check = user.run("status", "--check")  # a retried temporary failure is a warning
+    assert check.code == 0
+    assert "warning: 1 notification(s) failed for now and will be retried" in check.out
 
     smtp.recover()
     assert user.run("sync").code == 0  # the next sync retries what is due
@@ -155,7 +163,7 @@ def test_smtp_down_during_the_sync_loses_nothing(
     user = User(tmp_path, api, smtp.port)
     smtp.stop()
     run = _baseline_then_seal_completes(user, api)
-    assert run.code == 0
+    assert run.code == 1
     assert "connection refused" in run.err.lower()
     smtp.start()
     flush = user.run("notify", "flush")
@@ -172,11 +180,16 @@ def test_550_is_dead_lettered_visible_and_retried_on_request(
 ) -> None:
     user = User(tmp_path, api, smtp.port)
     smtp.respond_with("550 5.1.1 No such user")
-    assert _baseline_then_seal_completes(user, api).code == 0
+    run = _baseline_then_seal_completes(user, api)
+    assert run.code == 1
+    assert "550" in run.err and "dead letters" in run.err
     status = user.run("status")
     assert "dead letters: 1" in status.out
     assert "550" in status.out
     assert "notify retry" in status.out
+    check = user.run("status", "--check")  # a dead letter: a change nobody heard about
+    assert check.code == 1
+    assert "dead letters" in check.err
     assert user.run("notify", "flush").code == 0  # dead letters are not retried by themselves
     assert smtp.messages == []
 
@@ -187,6 +200,7 @@ def test_550_is_dead_lettered_visible_and_retried_on_request(
     [received] = smtp.wait_for(1)
     assert received.message["Subject"] == SUBJECT
     assert "dead letters: 0" in user.run("status").out
+    assert user.run("status", "--check").code == 0
 
 
 def _kill_while_sending(

@@ -260,12 +260,20 @@ class App:
         self.store.close()
 
 
-def build_app(settings: Settings, *, clock: Clock = utc_now, may_upgrade: bool = False) -> App:
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    may_upgrade: bool = False,
+    apply_config_watchlist: bool = True,
+) -> App:
     """Open the database named by the settings and wire the app.
 
     Raises DatabaseUnavailableError, or SchemaOutdatedError when the schema needs
     ``trialwatch db upgrade`` — which ``may_upgrade`` (sync, daemon) does by itself when the
-    user opted in with ``[database] auto_upgrade``.
+    user opted in with ``[database] auto_upgrade``. ``apply_config_watchlist`` makes the config
+    file's [[watchlist]] the ``config`` source's entries now; ``sync`` does it under its lock
+    instead (a sync refused for the lock writes nothing).
     """
     url = settings.database.url
     try:
@@ -284,6 +292,8 @@ def build_app(settings: Settings, *, clock: Clock = utc_now, may_upgrade: bool =
         )
         store = Store.open(url)
     app = App(settings=settings, store=store, clock=clock)
+    if not apply_config_watchlist:
+        return app
     try:
         # The config file's [[watchlist]] is the declarative start of the watch set: every
         # command sees it as it is now (a no-op when nothing changed).

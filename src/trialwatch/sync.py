@@ -308,9 +308,10 @@ def run_sync(
         chunks = store.iter_watched_ids(batch_size)
         total = store.watched_count()
 
-    run = store.begin_run(
-        RunStart(run_id, started, force, kind, version.api_version, version.data_timestamp)
-    )
+    # The run's row is written with its first page that writes anything (or at its end): a
+    # sync cancelled while the first answer is still on its way leaves nothing behind.
+    start = RunStart(run_id, started, force, kind, version.api_version, version.data_timestamp)
+    run: Any = None
     tally = _Tally()
     try:
         for ids in chunks:
@@ -322,9 +323,12 @@ def run_sync(
             )
             for outcome in outcomes:
                 tally.count(outcome, states.get(outcome.nct_id))
-            store.write_page(
-                run, tally.pages, outcomes, now=clock(), data_timestamp=version.data_timestamp
-            )
+            if any(o.kind != "unchanged" for o in outcomes):
+                if run is None:
+                    run = store.begin_run(start)
+                store.write_page(
+                    run, tally.pages, outcomes, now=clock(), data_timestamp=version.data_timestamp
+                )
             tally.pages += 1
             failpoint("sync.page_committed")
             if on_progress is not None:
@@ -334,23 +338,24 @@ def run_sync(
         error = str(exc) or type(exc).__name__
         if isinstance(exc, FetchError):
             bound.error("sync.failed", error=error, requests=requests())
+        failed = RunTotals(
+            finished_at=clock(),
+            complete=False,
+            checked=tally.checked,
+            changed=tally.changed,
+            baselined=tally.baselined,
+            rebaselined=tally.rebaselined,
+            failed=len(tally.failed),
+            missing=len(tally.missing),
+            change_count=tally.change_count,
+            requests=requests(),
+            errors=(error, *tally.errors()),
+        )
         try:
-            store.finish_run(
-                run,
-                RunTotals(
-                    finished_at=clock(),
-                    complete=False,
-                    checked=tally.checked,
-                    changed=tally.changed,
-                    baselined=tally.baselined,
-                    rebaselined=tally.rebaselined,
-                    failed=len(tally.failed),
-                    missing=len(tally.missing),
-                    change_count=tally.change_count,
-                    requests=requests(),
-                    errors=(error, *tally.errors()),
-                ),
-            )
+            if run is not None:
+                store.finish_run(run, failed)
+            elif isinstance(exc, FetchError):  # health counts failed fetches
+                store.record_failed_run(start, failed)
         except Exception as finish_error:  # noqa: BLE001 - the first error is the one to raise
             bound.error("sync.finish_failed", error=str(finish_error))
         raise
@@ -361,6 +366,8 @@ def run_sync(
         tally.routed_trials, watched
     )
     finished = clock()
+    if run is None:
+        run = store.begin_run(start)
     store.finish_run(
         run,
         RunTotals(

@@ -141,7 +141,8 @@ def open_app(*, need_watchlist: bool = False, may_upgrade: bool = False) -> Iter
 
     settings = load(need_watchlist=need_watchlist)
     try:
-        app = build_app(settings, may_upgrade=may_upgrade)
+        # sync and daemon (may_upgrade) apply the config's watchlist under the sync lock.
+        app = build_app(settings, may_upgrade=may_upgrade, apply_config_watchlist=not may_upgrade)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except TrialwatchError as exc:
