@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -19,6 +20,7 @@ from trialwatch.config import ScheduleSettings, Settings, load_settings
 from trialwatch.cron import crontab_trigger, crontab_weekdays
 from trialwatch.daemon import Daemon
 from trialwatch.exceptions import ConfigError
+from trialwatch.locking import DatabaseLock, _key
 from trialwatch.storage import Store
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -192,3 +194,65 @@ def test_an_unreadable_cron_is_a_config_error_for_every_command(setting: str, va
     variable = f"TRIALWATCH_SCHEDULE__{setting.upper()}"
     with pytest.raises(ConfigError, match=f"{variable}: schedule.{setting}"):
         load_settings(env={variable: value})
+
+
+# -- the lock itself ------------------------------------------------------------------------------
+
+
+def kill_lock_session(url: str, name: str = "daemon") -> None:
+    """From another connection, end the session holding lock ``name`` of ``url``'s schema, as a
+    server restart or a cut connection would."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
+            key = _key(f"trialwatch:{schema}:{name}")
+            [pid] = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND objsubid = 1 AND classid = CAST(:hi AS oid)"
+                    " AND objid = CAST(:lo AS oid)"
+                ),
+                {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
+            ).scalars()
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_sqlite_lock_knows_when_its_file_is_gone_or_replaced(db_path: Path) -> None:
+    store = Store.open(f"sqlite:///{db_path}")
+    lock, other = DatabaseLock(store, "daemon"), DatabaseLock(store, "daemon")
+    path = Path(f"{db_path}.daemon.lock")
+    try:
+        assert lock.why_lost() == "the lock is not held"
+        assert lock.try_acquire()
+        assert lock.why_lost() is None
+        assert not other.try_acquire()
+        path.unlink()
+        assert "removed" in (lock.why_lost() or "")
+        assert other.try_acquire()  # a new file at the same path: this is why it must ask
+        assert "replaced" in (lock.why_lost() or "")
+    finally:
+        lock.release()
+        other.release()
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_lock_knows_when_its_session_is_gone(pg_schema_url: str) -> None:
+    store = Store.open(pg_schema_url)
+    lock = DatabaseLock(store, "daemon")
+    try:
+        assert lock.try_acquire()
+        assert lock.why_lost() is None
+        assert lock.why_lost() is None  # asking does not leave a transaction open or unlock
+        kill_lock_session(pg_schema_url)
+        assert lock.why_lost() is not None
+        assert lock.why_lost() is not None  # and it stays lost, even if SQLAlchemy reconnects
+        lock.release()
+        assert lock.try_acquire()
+        assert lock.why_lost() is None
+    finally:
+        lock.release()
+        store.close()
