@@ -2,11 +2,142 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trialwatch.importtext import ImportedTrial, ImportResult, Skipped, parse_status, read_import
+
+DATA = Path(__file__).parent / "data" / "import"
+TEXTS = ["review_pipes.txt", "review_columns.txt", "watchlist.csv", "email.txt"]
+REVIEWS = ["review_pipes.txt", "review_columns.txt"]
+
+TABLE_1 = ("NCT01607905", "NCT03110562", "NCT02025985", "NCT01607892", "NCT02606461")
+TABLE_2 = (
+    "NCT04811196",
+    "NCT03193437",
+    "NCT04138381",
+    "NCT04595994",
+    "NCT03042819",
+    "NCT02323880",
+    "NCT01986348",
+    "NCT01896505",
+)
+# Table 2's statuses as the texts print them (each text spells them its own way).
+PRINTED_STATUS = {
+    "NCT04811196": "RECRUITING",
+    "NCT03193437": "ACTIVE_NOT_RECRUITING",
+    "NCT04138381": "NOT_YET_RECRUITING",  # "Active, not yet recruiting"
+    "NCT04595994": "NOT_YET_RECRUITING",
+    "NCT03042819": "ACTIVE_NOT_RECRUITING",
+    "NCT02323880": "COMPLETED",
+    "NCT01986348": "UNKNOWN",
+    "NCT01896505": "TERMINATED",
+}
+TABLE_2_TITLES = {
+    "NCT04811196": "Selinexor dosing schedules in advanced soft tissue sarcoma (METSSAR)",
+    "NCT03193437": "Selinexor in advanced thymic epithelial tumor after primary chemotherapy",
+    "NCT04138381": "Selinexor alone and with imatinib in metastatic/unresectable GIST",
+    "NCT04595994": "Selinexor plus gemcitabine in advanced soft-tissue sarcoma and osteosarcoma",
+    "NCT03042819": "Selinexor and doxorubicin in advanced soft tissue sarcomas",
+    "NCT02323880": "Selinexor in children with relapsed or refractory solid tumors or CNS tumors",
+    "NCT01986348": "Selinexor in recurrent gliomas",
+    "NCT01896505": "Food and formulation effects on the PK of KPT-330 in sarcoma",
+}
+# Table 1 gives the population where Table 2 gives a title.
+TABLE_1_POPULATIONS = {
+    "NCT01607905": "Advanced solid tumors",
+    "NCT03110562": "Multiple myeloma, 1–3 prior therapies",
+    "NCT02025985": "Advanced gynecologic malignancies",
+    "NCT01607892": "Relapsed or refractory non-Hodgkin lymphoma",
+    "NCT02606461": "Dedifferentiated liposarcoma",
+}
+TITLES = {
+    "review_pipes.txt": {**TABLE_1_POPULATIONS, **TABLE_2_TITLES},
+    "review_columns.txt": {**TABLE_1_POPULATIONS, **TABLE_2_TITLES},
+    # The spreadsheet's title column names two Table 1 trials and leaves three empty.
+    "watchlist.csv": {
+        **dict.fromkeys(TABLE_1),
+        "NCT03110562": "BOSTON",
+        "NCT02606461": "SEAL",
+        **TABLE_2_TITLES,
+    },
+    # Table 1 is in a sentence there: nothing beside the numbers.
+    "email.txt": {**dict.fromkeys(TABLE_1), **TABLE_2_TITLES},
+}
+
+
+def read(name: str) -> ImportResult:
+    return read_import((DATA / name).read_text(encoding="utf-8"))
+
+
+def ids(text: str) -> tuple[str, ...]:
+    return read_import(text).nct_ids
+
+
+# -- the review, four ways ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TEXTS)
+def test_every_text_gives_exactly_the_review_s_13_trials_once(name: str) -> None:
+    result = read(name)
+    assert sorted(result.nct_ids) == sorted(TABLE_1 + TABLE_2)
+
+
+@pytest.mark.parametrize("name", TEXTS)
+def test_table_2_s_printed_statuses_are_read_and_nothing_from_prose(name: str) -> None:
+    # The prose around the tables repeats ids beside status words ("NCT04811196 is
+    # recruiting", "NCT03042819 is completed"): none of that counts.
+    statuses = {t.nct_id: t.printed_status for t in read(name).trials}
+    assert statuses == {**dict.fromkeys(TABLE_1), **PRINTED_STATUS}
+
+
+@pytest.mark.parametrize("name", TEXTS)
+def test_titles_are_read_where_the_text_gives_them(name: str) -> None:
+    titles = {t.nct_id: t.printed_title for t in read(name).trials}
+    assert titles == TITLES[name]
+
+
+def test_the_status_is_kept_as_printed_beside_its_meaning() -> None:
+    trials = {t.nct_id: t for t in read("review_columns.txt").trials}
+    # Wrapped over two lines in its cell, one word a line.
+    assert trials["NCT03193437"].printed_status_text == "Active, not recruiting"
+    assert trials["NCT04138381"].printed_status_text == "Active, not yet recruiting"
+    assert trials["NCT03042819"].printed_status_text == "Active, Not Recruiting"
+    assert trials["NCT01986348"].printed_status_text == "Unknown"
+    assert trials["NCT01607905"].printed_status_text is None
+
+
+def test_windows_line_ends_change_nothing() -> None:
+    text = (DATA / "review_columns.txt").read_text(encoding="utf-8")
+    assert read_import(text.replace("\n", "\r\n")) == read_import(text)
+
+
+def test_ids_come_in_order_of_first_appearance_with_their_line() -> None:
+    result = read("review_columns.txt")
+    assert result.nct_ids == (
+        # The abstract names three (SEAL's number broken by a hyphenation), Table 1 two more.
+        "NCT03110562",
+        "NCT01607905",
+        "NCT02606461",
+        "NCT02025985",
+        "NCT01607892",
+        *TABLE_2,
+    )
+    lines = {t.nct_id: t.line for t in result.trials}
+    assert lines["NCT02606461"] == 12  # "(NCT0260-" ends line 12
+    assert lines["NCT04138381"] == 54  # "NCT0413" / "8381" in its table cell
+
+
+def test_what_is_skipped_is_said_with_the_reason() -> None:
+    # A footnote mark run into the number by the PDF's text layer.
+    assert read("review_columns.txt").skipped == (Skipped("NCT020259855", "9 digits", 26),)
+    [skipped] = read("email.txt").skipped
+    assert str(skipped) == "NCT1234567: 7 digits (line 25)"
+    assert read("review_pipes.txt").skipped == read("watchlist.csv").skipped == ()
+
 
 # -- NCT numbers ---------------------------------------------------------------------------------
 
