@@ -1,24 +1,29 @@
-"""The daemon's scheduler wiring: which trigger wins, crontab weekdays, catch-up after a sleep."""
+"""The daemon: its scheduler wiring (which trigger wins, crontab weekdays, catch-up after a sleep)
+and how it keeps its lock (one active daemon per database, even when the lock is lost)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from structlog.testing import capture_logs
 
 from trialwatch.app import App, utc_now
 from trialwatch.config import ScheduleSettings, Settings, load_settings
 from trialwatch.cron import crontab_trigger, crontab_weekdays
-from trialwatch.daemon import Daemon
-from trialwatch.exceptions import ConfigError
+from trialwatch.daemon import Cancelled, Daemon
+from trialwatch.exceptions import ConfigError, StorageError
+from trialwatch.locking import DatabaseLock, _key
 from trialwatch.storage import Store
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -158,7 +163,7 @@ def test_runs_missed_while_asleep_are_caught_up_once(
 ) -> None:
     app = make_app(interval_seconds=60, misfire_grace_s=grace_s)
     daemon = Daemon(app)
-    monkeypatch.setattr(daemon, "sync_job", lambda: None)
+    monkeypatch.setattr(daemon, "sync_job", lambda _tenure: None)
     scheduler = daemon._build_scheduler()
     events: list[Any] = []
     done = threading.Event()
@@ -192,3 +197,323 @@ def test_an_unreadable_cron_is_a_config_error_for_every_command(setting: str, va
     variable = f"TRIALWATCH_SCHEDULE__{setting.upper()}"
     with pytest.raises(ConfigError, match=f"{variable}: schedule.{setting}"):
         load_settings(env={variable: value})
+
+
+# -- the lock itself ------------------------------------------------------------------------------
+
+
+def kill_lock_session(url: str, name: str = "daemon") -> None:
+    """From another connection, end the session holding lock ``name`` of ``url``'s schema, as a
+    server restart or a cut connection would."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
+            key = _key(f"trialwatch:{schema}:{name}")
+            [pid] = conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND objsubid = 1 AND classid = CAST(:hi AS oid)"
+                    " AND objid = CAST(:lo AS oid)"
+                ),
+                {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
+            ).scalars()
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_sqlite_lock_knows_when_its_file_is_gone_or_replaced(db_path: Path) -> None:
+    store = Store.open(f"sqlite:///{db_path}")
+    lock, other = DatabaseLock(store, "daemon"), DatabaseLock(store, "daemon")
+    path = Path(f"{db_path}.daemon.lock")
+    try:
+        assert lock.why_lost() == "the lock is not held"
+        assert lock.try_acquire()
+        assert lock.why_lost() is None
+        assert not other.try_acquire()
+        path.unlink()
+        assert "removed" in (lock.why_lost() or "")
+        assert other.try_acquire()  # a new file at the same path: this is why it must ask
+        assert "replaced" in (lock.why_lost() or "")
+    finally:
+        lock.release()
+        other.release()
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_lock_knows_when_its_session_is_gone(pg_schema_url: str) -> None:
+    store = Store.open(pg_schema_url)
+    lock = DatabaseLock(store, "daemon")
+    try:
+        assert lock.try_acquire()
+        assert lock.why_lost() is None
+        assert lock.why_lost() is None  # asking does not leave a transaction open or unlock
+        kill_lock_session(pg_schema_url)
+        assert lock.why_lost() is not None
+        assert lock.why_lost() is not None  # and it stays lost, even if SQLAlchemy reconnects
+        lock.release()
+        assert lock.try_acquire()
+        assert lock.why_lost() is None
+    finally:
+        lock.release()
+        store.close()
+
+
+# -- keeping the lock: one active daemon per database --------------------------------------------
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand (the daemon's heartbeat and standby retries)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class StubScheduler:
+    """Stands in for APScheduler: the test runs the daemon's jobs itself, when it chooses."""
+
+    def __init__(self) -> None:
+        self.running = False
+
+    def start(self) -> None:
+        self.running = True
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.running = False
+
+
+class Node:
+    """One daemon process, in-process: its Daemon (stub scheduler, its own fake clock), and how
+    often its jobs did their work."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.ticks = Ticks()
+        self.app = App(settings=Settings(), store=Store.open(url), clock=utc_now)
+        self.daemon = Daemon(self.app, heartbeat_s=5.0, retry_s=1.0, monotonic=self.ticks)
+        self.daemon._build_scheduler = lambda tenure=None: StubScheduler()  # type: ignore[method-assign]
+        self.worked = 0
+
+    def work(self) -> bool:
+        """Run a job as the scheduler would; True when it did its work."""
+        before = self.worked
+        self.daemon._job("sync", lambda _tenure: self._did(), self.daemon.tenure)()
+        return self.worked > before
+
+    def _did(self) -> None:
+        self.worked += 1
+
+    def close(self) -> None:
+        self.daemon.lock.release()
+        self.app.close()
+
+
+@pytest.fixture
+def nodes() -> Iterator[Callable[[str, str], Node]]:
+    made: list[Node] = []
+
+    def _make(name: str, url: str) -> Node:
+        node = Node(name, url)
+        made.append(node)
+        return node
+
+    yield _make
+    for node in made:
+        node.close()
+
+
+def _until_active(node: Node, timeout_s: float = 5.0) -> None:
+    """Step a standby (one retry per step) until it takes the lock; the server releases a
+    terminated session's locks a moment after pg_terminate_backend returns."""
+    deadline = time.monotonic() + timeout_s
+    while not node.daemon.active:
+        assert time.monotonic() < deadline, f"{node.name} never took over"
+        node.ticks.advance(node.daemon.retry_s)
+        node.daemon.step()
+        time.sleep(0.02)
+
+
+def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+@pytest.mark.postgres
+def test_a_daemon_whose_lock_connection_is_killed_steps_down_before_its_next_job(
+    pg_schema_url: str, nodes: Callable[[str, str], Node]
+) -> None:
+    a, b = nodes("a", pg_schema_url), nodes("b", pg_schema_url)
+    a.daemon.step()
+    b.daemon.step()
+    assert (a.daemon.active, b.daemon.active) == (True, False)
+    assert (a.work(), b.work()) == (True, False)
+
+    with capture_logs() as logs:
+        kill_lock_session(pg_schema_url)
+        _until_active(b)  # the standby takes the lock the server let go
+        assert b.work()
+        # Before its heartbeat is due, a still believes it is active, but its next job asks
+        # first and does nothing; its next step steps down and says why.
+        assert a.daemon.active
+        assert not a.work()
+        a.daemon.step()
+    assert not a.daemon.active
+    [lost] = _events(logs, "daemon.lock_lost")
+    assert "connection" in lost["reason"]
+    assert _events(logs, "daemon.standby")
+
+    # a is a standby now: it tries again and again, and never works meanwhile.
+    for _ in range(8):
+        a.ticks.advance(a.daemon.retry_s)
+        a.daemon.step()
+        assert (a.daemon.active, a.work(), b.work()) == (False, False, True)
+
+    # When b goes, a takes over.
+    b.daemon._end_tenure()
+    b.daemon.lock.release()
+    _until_active(a)
+    assert (a.work(), b.work()) == (True, False)
+
+
+@pytest.mark.postgres
+def test_an_idle_daemon_notices_the_lost_lock_on_its_heartbeat(
+    pg_schema_url: str, nodes: Callable[[str, str], Node]
+) -> None:
+    a, b = nodes("a", pg_schema_url), nodes("b", pg_schema_url)
+    a.daemon.step()
+    b.daemon.step()
+    kill_lock_session(pg_schema_url)
+    _until_active(b)
+
+    with capture_logs() as logs:
+        a.ticks.advance(a.daemon.heartbeat_s - 0.1)
+        a.daemon.step()
+        assert a.daemon.active, "checked before its heartbeat was due"
+        a.ticks.advance(0.1)
+        a.daemon.step()
+    assert not a.daemon.active
+    assert [e["reason"] for e in _events(logs, "daemon.lock_lost")] != []
+    assert (a.work(), b.work()) == (False, True)
+
+
+@pytest.mark.postgres
+def test_a_daemon_that_lost_its_lock_takes_it_again_when_nobody_else_has(
+    pg_schema_url: str, nodes: Callable[[str, str], Node]
+) -> None:
+    a = nodes("a", pg_schema_url)
+    a.daemon.step()
+    first = a.daemon.tenure
+    kill_lock_session(pg_schema_url)
+    a.ticks.advance(a.daemon.heartbeat_s)
+    with capture_logs() as logs:
+        a.daemon.step()  # notices, steps down
+        assert not a.daemon.active
+        a.ticks.advance(a.daemon.heartbeat_s - 0.1)
+        a.daemon.step()
+        assert not a.daemon.active, "it leaves a heartbeat's time to the standbys"
+        _until_active(a)
+    assert [e["event"] for e in logs if e["event"].startswith("daemon.")][:2] == [
+        "daemon.lock_lost",
+        "daemon.standby",
+    ]
+    assert _events(logs, "daemon.started")
+    assert first.ended.is_set() and a.daemon.tenure is not first
+    assert a.work()
+
+
+def test_on_sqlite_a_removed_lock_file_makes_the_daemon_step_down(
+    db_path: Path, nodes: Callable[[str, str], Node]
+) -> None:
+    url = f"sqlite:///{db_path}"
+    a, b = nodes("a", url), nodes("b", url)
+    a.daemon.step()
+    b.daemon.step()
+    assert (a.daemon.active, b.daemon.active) == (True, False)
+
+    # flock locks the file, not the path: once it is gone, b locks a new file at the same path.
+    Path(f"{db_path}.daemon.lock").unlink()
+    _until_active(b)
+    with capture_logs() as logs:
+        assert not a.work()
+        a.daemon.step()
+    assert not a.daemon.active
+    [lost] = _events(logs, "daemon.lock_lost")
+    assert "removed" in lost["reason"]
+    a.ticks.advance(a.daemon.retry_s)
+    a.daemon.step()
+    assert (a.daemon.active, a.work(), b.work()) == (False, False, True)
+
+
+def test_a_lost_lock_stops_a_job_between_its_writes(
+    db_path: Path, nodes: Callable[[str, str], Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = nodes("a", f"sqlite:///{db_path}")
+    a.daemon.step()
+    done: list[str] = []
+
+    def sync(**_: Any) -> None:
+        done.append("sync")
+        Path(f"{db_path}.daemon.lock").unlink()  # the lock is lost while the sync runs
+
+    monkeypatch.setattr(a.app, "sync", sync)
+    monkeypatch.setattr(a.app, "check_alerts", lambda: done.append("check_alerts"))
+    monkeypatch.setattr(a.app, "flush", lambda **_: done.append("flush"))
+    a.daemon._job("sync", a.daemon.sync_job, a.daemon.tenure)()
+    assert done == ["sync"]  # neither the health record nor a delivery was written after it
+    assert a.daemon.tenure.lost is not None
+
+
+def test_a_lost_lock_cuts_the_jobs_waits_short(
+    db_path: Path, nodes: Callable[[str, str], Node]
+) -> None:
+    a = nodes("a", f"sqlite:///{db_path}")
+    a.daemon.step()
+    sleep = a.daemon._sleeper(a.daemon.tenure)  # what the sync's client waits with
+    sleep(0)
+    Path(f"{db_path}.daemon.lock").unlink()
+    a.ticks.advance(a.daemon.heartbeat_s)
+    a.daemon.step()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        sleep(30)
+    assert time.monotonic() - started < 1
+
+
+def test_a_database_out_of_reach_stops_the_first_start_but_not_a_running_daemon(
+    db_path: Path, nodes: Callable[[str, str], Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = nodes("a", f"sqlite:///{db_path}")
+
+    def unreachable() -> bool:
+        raise StorageError("cannot take the daemon lock: connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(a.daemon.lock, "try_acquire", unreachable)
+        with pytest.raises(StorageError):
+            a.daemon.step()  # the user started it on a database it cannot reach: say so
+
+    a.ticks.advance(a.daemon.retry_s)
+    a.daemon.step()
+    assert a.daemon.active
+    Path(f"{db_path}.daemon.lock").unlink()
+    a.ticks.advance(a.daemon.heartbeat_s)
+    with capture_logs() as logs, monkeypatch.context() as patch:
+        a.daemon.step()  # steps down
+        patch.setattr(a.daemon.lock, "try_acquire", unreachable)
+        for _ in range(3):
+            a.ticks.advance(a.daemon.heartbeat_s)
+            a.daemon.step()
+    assert [e["reason"] for e in _events(logs, "daemon.standby")] == [
+        "lost the daemon lock; will try to take it again",
+        "cannot reach the database: cannot take the daemon lock: connection refused",
+    ]
+    a.ticks.advance(a.daemon.retry_s)
+    a.daemon.step()
+    assert a.daemon.active

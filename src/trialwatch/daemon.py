@@ -7,9 +7,15 @@
   default grace of 1 s would silently drop them. Cron weekdays are read as crontab reads them
   (0 = Sunday; APScheduler 3 alone would take ``1-5`` for Tuesday to Saturday).
 - Flushes the outbox on its own short interval; folds and sends daily/weekly digests on theirs.
-- Holds the database's ``daemon`` lock for its lifetime: a second daemon waits as a standby and
+- Holds the database's ``daemon`` lock while active: a second daemon waits as a standby and
   neither syncs nor sends until the first is gone. Every sync also takes the ``sync`` lock, so a
   manual ``trialwatch sync`` never runs alongside.
+- A held lock can be lost (a dropped PostgreSQL connection, a deleted SQLite lock file; see
+  ``locking``), and a standby may then take it. So the active daemon asks whether it still holds
+  the lock before every job and every step that writes (the sync, the health check, each
+  delivery) and on a heartbeat (``HEARTBEAT_S``). When it has lost it, it logs
+  ``daemon.lock_lost`` with the reason, stops its jobs (waits are cut short, as on SIGTERM) and
+  becomes a standby that tries to take the lock again.
 - SIGTERM/SIGINT: stop taking work, let a database write finish, exit 0 within seconds. Network
   waits (retry backoff, pacing) are cut short; a job stuck in a network call is abandoned after
   ``SHUTDOWN_GRACE_S``. Nothing half-written is ever left, because the sync writes in one
@@ -36,39 +42,100 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from trialwatch.app import App
 from trialwatch.cron import crontab_trigger
-from trialwatch.exceptions import LockHeldError, TrialwatchError
+from trialwatch.exceptions import LockHeldError, StorageError, TrialwatchError
 from trialwatch.locking import DatabaseLock
 
 log = structlog.get_logger("trialwatch.daemon")
 
 SHUTDOWN_GRACE_S = 3.0
+HEARTBEAT_S = 5.0  # the active daemon checks its lock this often, even when idle
+STANDBY_RETRY_S = 1.0  # a standby tries to take the lock this often
+TICK_S = 0.1  # the main loop's pace (a signal cuts it short)
 
 
 class Cancelled(TrialwatchError):
     """The daemon is stopping: abandon the network wait (nothing has been written yet)."""
 
 
+class _Tenure:
+    """One stretch as the active daemon. It ends on shutdown or when the lock is lost; the jobs
+    it started then start nothing more, and their waits are cut short."""
+
+    def __init__(self) -> None:
+        self.ended = threading.Event()
+        self.lost: str | None = None  # why the lock was lost, when it was
+        self.busy = threading.Condition()
+        self.running = 0
+
+    def end(self, *, lost: str | None = None) -> None:
+        with self.busy:
+            if lost is not None and not self.ended.is_set():
+                self.lost = lost
+            self.ended.set()
+
+    def wait_for_jobs(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for running jobs to finish; returns how many still run."""
+        deadline = time.monotonic() + timeout_s
+        with self.busy:
+            while self.running and time.monotonic() < deadline:
+                self.busy.wait(max(0.0, deadline - time.monotonic()))
+            return self.running
+
+
 class Daemon:
-    def __init__(self, app: App) -> None:
+    """The daemon's life: standby until it holds the lock, active while it keeps it.
+
+    :meth:`run` drives :meth:`step` from the main thread until a signal; tests call ``step``
+    themselves with a fake ``monotonic`` clock.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        heartbeat_s: float = HEARTBEAT_S,
+        retry_s: float = STANDBY_RETRY_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
-        self.stop = threading.Event()
-        self._busy = threading.Condition()
-        self._running = 0
+        self.lock = DatabaseLock(app.store, "daemon")
+        self.heartbeat_s = heartbeat_s
+        self.retry_s = retry_s
+        self._monotonic = monotonic
         self._signal: int | None = None
         self.scheduler: BackgroundScheduler | None = None
+        self.tenure = _Tenure()
+        self.active = False
+        self._due = 0.0  # when step() next checks the lock (active) or tries to take it (standby)
+        self._tried = False  # a first failure to reach the database is the user's to see
+        self._standby_reason: str | None = None  # said once, not at every retry
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
+    def _keeps_lock(self, tenure: _Tenure) -> bool:
+        """Whether ``tenure``'s work may go on: asked before every job and every write it starts.
+
+        A lost lock ends the tenure here; the main thread then steps down and says why.
+        """
+        if tenure.ended.is_set():
+            return False
+        reason = self.lock.why_lost()
+        if reason is None:
+            return True
+        tenure.end(lost=reason)
+        return False
+
+    def _job(self, name: str, fn: Callable[[_Tenure], Any], tenure: _Tenure) -> Callable[[], None]:
         def run() -> None:
-            # Checked under the same lock the shutdown waits on: once run() has seen "stop",
-            # it starts nothing; before that, the shutdown counts it and waits for it.
-            with self._busy:
-                if self.stop.is_set():
+            # Checked under the same lock the step-down waits on: once run() has seen the
+            # tenure end, it starts nothing; before that, the step-down counts it and waits.
+            with tenure.busy:
+                if tenure.ended.is_set():
                     return
-                self._running += 1
+                tenure.running += 1
             try:
-                fn()
+                if self._keeps_lock(tenure):
+                    fn(tenure)
             except Cancelled:
                 log.info("job.cancelled", job=name)
             except LockHeldError as exc:
@@ -78,18 +145,21 @@ class Daemon:
             except Exception:  # a bug must not kill a months-long daemon; log it loudly
                 log.exception("job.crashed", job=name)
             finally:
-                with self._busy:
-                    self._running -= 1
-                    self._busy.notify_all()
+                with tenure.busy:
+                    tenure.running -= 1
+                    tenure.busy.notify_all()
 
         return run
 
-    def _interruptible_sleep(self, seconds: float) -> None:
-        if self.stop.wait(seconds):
-            raise Cancelled("daemon stopping")
+    def _sleeper(self, tenure: _Tenure) -> Callable[[float], None]:
+        def sleep(seconds: float) -> None:
+            if tenure.ended.wait(seconds):
+                raise Cancelled("daemon stopping or no longer active")
 
-    def sync_job(self) -> None:
-        client = self.app.client(sleep=self._interruptible_sleep)
+        return sleep
+
+    def sync_job(self, tenure: _Tenure) -> None:
+        client = self.app.client(sleep=self._sleeper(tenure))
         try:
             try:
                 self.app.sync(wait_s=0, client=client)
@@ -97,17 +167,17 @@ class Daemon:
                 client.close()
         finally:
             # Health is judged after every attempt, failed or not: one alert per episode.
-            if not self.stop.is_set():
+            if self._keeps_lock(tenure):
                 self.app.check_alerts()
-                self.app.flush(should_stop=self.stop.is_set)
+                self.app.flush(should_stop=lambda: not self._keeps_lock(tenure))
 
-    def flush_job(self) -> None:
-        self.app.flush(should_stop=self.stop.is_set)
+    def flush_job(self, tenure: _Tenure) -> None:
+        self.app.flush(should_stop=lambda: not self._keeps_lock(tenure))
 
-    def digest_job(self, mode: str) -> None:
+    def digest_job(self, mode: str, tenure: _Tenure) -> None:
         created = self.app.fold_digests(mode)
         log.info("digest.folded", mode=mode, digests=created)
-        self.app.flush(should_stop=self.stop.is_set)
+        self.app.flush(should_stop=lambda: not self._keeps_lock(tenure))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -144,7 +214,9 @@ class Daemon:
             ),
         }
 
-    def _build_scheduler(self) -> BackgroundScheduler:
+    def _build_scheduler(self, tenure: _Tenure | None = None) -> BackgroundScheduler:
+        """The scheduler of one tenure (the current one by default), not yet started."""
+        tenure = self.tenure if tenure is None else tenure
         schedule = self.app.settings.schedule
         triggers = self._triggers()
         scheduler = BackgroundScheduler(
@@ -158,15 +230,19 @@ class Daemon:
         )
         # next_run_time=now: the start-up catch-up run (cheap when CT.gov has not refreshed).
         scheduler.add_job(
-            self._job("sync", self.sync_job),
+            self._job("sync", self.sync_job, tenure),
             triggers["sync"],
             id="sync",
             next_run_time=self.app.clock(),
         )
-        scheduler.add_job(self._job("flush", self.flush_job), triggers["flush"], id="flush")
+        scheduler.add_job(self._job("flush", self.flush_job, tenure), triggers["flush"], id="flush")
         for mode in ("daily", "weekly"):
             scheduler.add_job(
-                self._job(f"{mode}-digest", lambda m=mode: self.digest_job(m)),  # type: ignore[misc]
+                self._job(
+                    f"{mode}-digest",
+                    lambda t, m=mode: self.digest_job(m, t),  # type: ignore[misc]
+                    tenure,
+                ),
                 triggers[f"{mode}-digest"],
                 id=f"{mode}-digest",
             )
@@ -177,19 +253,54 @@ class Daemon:
         scheduler.add_listener(missed, EVENT_JOB_MISSED)
         return scheduler
 
-    def run(self) -> int:
-        """Block until SIGTERM/SIGINT; returns the process exit code."""
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        lock = DatabaseLock(self.app.store, "daemon")
-        if not lock.try_acquire():
-            log.warning("daemon.standby", reason="another daemon is active on this database")
-            while not lock.acquire(5.0, should_stop=self._signalled):
-                if self._signalled():
-                    self._log_stopping()
-                    log.info("daemon.stopped", was="standby")
-                    return 0
+    def step(self) -> None:
+        """One turn of the main loop: an active daemon checks its lock when the heartbeat is
+        due (or a job found it lost) and steps down if it is gone; a standby tries to take it.
+
+        Raises StorageError when the database cannot be reached on the very first try (the
+        user started a daemon on a database it cannot open); later, such errors are logged
+        and retried.
+        """
+        now = self._monotonic()
+        if self.active:
+            tenure = self.tenure
+            if tenure.lost is None and now >= self._due:
+                self._due = now + self.heartbeat_s
+                reason = self.lock.why_lost()
+                if reason is not None:
+                    tenure.end(lost=reason)
+            if tenure.lost is not None:
+                self._step_down(tenure.lost)
+                # Then a standby like any other, but one heartbeat late: a daemon whose
+                # connection dropped leaves the lock to a standby that has a working one.
+                self._due = now + self.heartbeat_s
+        if not self.active and now >= self._due:
+            self._due = now + self.retry_s
+            try:
+                taken = self.lock.try_acquire()
+            except StorageError as exc:
+                if not self._tried:
+                    raise
+                self._standby(f"cannot reach the database: {exc}")
+                return
+            finally:
+                self._tried = True
+            if taken:
+                self._take_over()
+            else:
+                self._standby("another daemon is active on this database")
+
+    def _standby(self, reason: str) -> None:
+        if reason != self._standby_reason:
+            self._standby_reason = reason
+            log.warning("daemon.standby", reason=reason)
+
+    def _take_over(self) -> None:
         schedule = self.app.settings.schedule
+        self.tenure = _Tenure()
+        self.active = True
+        self._standby_reason = None
+        self._due = self._monotonic() + self.heartbeat_s
         log.info(
             "daemon.started",
             schedule=(
@@ -199,22 +310,43 @@ class Daemon:
             ),
             trials=len(self.app.settings.watchlist),
         )
-        try:
-            # Built only now: a standby's start-up run is due when it takes over, not before.
-            self.scheduler = self._build_scheduler()
-            self.scheduler.start()
-            while not self._signalled():
-                time.sleep(0.1)  # a signal cuts it short
-            self._log_stopping()
-            self.stop.set()
+        # Built only now: a standby's start-up run is due when it takes over, not before.
+        self.scheduler = self._build_scheduler(self.tenure)
+        self.scheduler.start()
+
+    def _end_tenure(self) -> int:
+        """Stop the scheduler and wait a little for running jobs; returns how many still run."""
+        self.tenure.end()
+        if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-            deadline = time.monotonic() + SHUTDOWN_GRACE_S
-            with self._busy:
-                while self._running and time.monotonic() < deadline:
-                    self._busy.wait(max(0.0, deadline - time.monotonic()))
-            abandoned = self._running
+            self.scheduler = None
+        self.active = False
+        return self.tenure.wait_for_jobs(SHUTDOWN_GRACE_S)
+
+    def _step_down(self, reason: str) -> None:
+        log.warning("daemon.lock_lost", reason=reason)
+        abandoned = self._end_tenure()
+        if abandoned:
+            # Stuck in a network call: its tenure has ended, so it starts no write when it
+            # returns (every write asks first), and its sync's own write is fenced.
+            log.warning("daemon.jobs_left_running", jobs=abandoned)
+        self.lock.release()
+        self._standby("lost the daemon lock; will try to take it again")
+
+    def run(self) -> int:
+        """Block until SIGTERM/SIGINT; returns the process exit code."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        abandoned = 0
+        try:
+            while not self._signalled():
+                self.step()
+                time.sleep(TICK_S)  # a signal cuts it short
+            self._log_stopping()
+            was_active = self.active
+            abandoned = self._end_tenure()
         finally:
-            lock.release()
+            self.lock.release()
         if abandoned:
             # A job is stuck in a network call. Nothing is half-written: a sync writes in one
             # transaction after fetching, and a killed transaction rolls back. Exit now rather
@@ -223,5 +355,8 @@ class Daemon:
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
             os._exit(0)
-        log.info("daemon.stopped")
+        if was_active:
+            log.info("daemon.stopped")
+        else:
+            log.info("daemon.stopped", was="standby")
         return 0

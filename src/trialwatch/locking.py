@@ -7,6 +7,15 @@
 
 Used for "one sync at a time per database" (``sync``) and "one active daemon per database"
 (``daemon``: a second daemon waits as a standby instead of syncing or sending).
+
+A held lock can be lost without its holder doing anything, so a long holder (the daemon) asks
+:meth:`DatabaseLock.why_lost` before it acts and on a heartbeat:
+
+- PostgreSQL drops the lock with its session: a server restart, a cut connection,
+  ``pg_terminate_backend``, ``idle_session_timeout``. Another process can take it at once.
+- SQLite's ``flock`` cannot be taken away while the file stays open, but it locks an inode, not a
+  path: when the lock file is deleted or replaced (a cleanup, a restored data folder), the next
+  process creates a new file at the same path and locks that one.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +46,9 @@ class DatabaseLock:
         self._file: IO[bytes] | None = None
         self._conn: Any = None
         self._key = _key(f"trialwatch:{name}")
+        # The daemon asks why_lost() from its main thread and from job threads; a connection
+        # (or a file) must not be used by two threads at once.
+        self._mutex = threading.RLock()
 
     @property
     def held(self) -> bool:
@@ -48,6 +61,10 @@ class DatabaseLock:
         return Path(f"{database}.{self.name}.lock")
 
     def try_acquire(self) -> bool:
+        with self._mutex:
+            return self._try_acquire()
+
+    def _try_acquire(self) -> bool:
         if self.held:
             raise RuntimeError(f"lock {self.name!r} is already held by this object")
         if self.store.dialect == "sqlite":
@@ -60,6 +77,9 @@ class DatabaseLock:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.close()
+                return False
+            if _file_lost(handle, path) is not None:
+                handle.close()  # the file was replaced between open() and flock(): not a lock
                 return False
             self._file = handle
             return True
@@ -96,7 +116,42 @@ class DatabaseLock:
                 return False
             sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
+    def why_lost(self) -> str | None:
+        """None while this object holds its lock; else why it does not (it stays to be released).
+
+        One query on PostgreSQL (does this session still hold the advisory lock?), two ``stat``
+        calls on SQLite (is the locked file still the one at the lock's path?). Never raises for
+        a database or file error: not being able to tell counts as lost.
+        """
+        with self._mutex:
+            if self._file is not None:
+                path = self._lock_path()
+                return None if path is None else _file_lost(self._file, path)
+            if self._conn is None:
+                return "the lock is not held"
+            try:
+                # A bigint key shows in pg_locks as two oids: high half, low half, objsubid 1.
+                held = self._conn.execute(
+                    sa.text(
+                        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                        " AND granted AND pid = pg_backend_pid() AND objsubid = 1"
+                        " AND classid = CAST(:hi AS oid) AND objid = CAST(:lo AS oid))"
+                    ),
+                    {"hi": (self._key >> 32) & 0xFFFFFFFF, "lo": self._key & 0xFFFFFFFF},
+                ).scalar()
+                self._conn.rollback()
+            except sa.exc.SQLAlchemyError as exc:
+                cause = getattr(exc, "orig", None) or exc
+                return f"its database connection failed: {str(cause).strip()}"
+            if not held:
+                return "the database no longer holds it for this connection"
+            return None
+
     def release(self) -> None:
+        with self._mutex:
+            self._release()
+
+    def _release(self) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError, ValueError):
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
@@ -126,6 +181,20 @@ class DatabaseLock:
             yield
         finally:
             self.release()
+
+
+def _file_lost(handle: IO[bytes], path: Path) -> str | None:
+    """Why ``handle`` no longer locks the file at ``path`` (None when it still does)."""
+    try:
+        ours = os.fstat(handle.fileno())
+        there = os.stat(path)
+    except FileNotFoundError:
+        return f"its lock file {path} was removed"
+    except (OSError, ValueError) as exc:
+        return f"its lock file {path} cannot be checked: {exc}"
+    if (ours.st_dev, ours.st_ino) != (there.st_dev, there.st_ino):
+        return f"its lock file {path} was replaced by another file"
+    return None
 
 
 def _key(text: str) -> int:

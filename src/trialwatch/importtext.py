@@ -1,0 +1,584 @@
+"""Reading NCT numbers, and what a paper printed beside them, out of any text. Pure.
+
+``trialwatch watch import`` hands :func:`read_import` the text of a file — a plain list, a CSV,
+an e-mail, a review pasted from a PDF — and gets back the trials it names, in order of first
+appearance, and what looked like an NCT number but was not, with the reason. No I/O: text in,
+values out.
+
+**NCT numbers** are found anywhere, in any case, with spaces or a hyphen after ``NCT`` and between
+digit groups (``nct 0160 7905``, ``NCT-01607905``), broken by a line break or a hyphenation
+(``NCT0160-`` / ``7905``, also inside ``>`` quoted e-mail lines), or wrapped inside a table cell.
+A number has exactly 8 digits: ``NCT1234567`` and ``NCT123456789`` are skipped and reported, and
+an 8-digit number without ``NCT`` before it is not an id.
+
+**What was printed beside a number** is read from table rows only: the status as printed
+("Active, not recruiting", mapped to the CT.gov enum ``ACTIVE_NOT_RECRUITING``) and the title (or
+the disease, where the table gives that instead). A table row is a line cut into cells — by
+``|``, tabs, commas or semicolons (a CSV), or runs of two or more spaces (columns aligned by a
+PDF's text layer) — in which one cell holds the NCT number and nothing else. Cells wrapped onto
+the following lines are joined back (by cell for ``|`` tables, by column for aligned ones, by
+quotes for CSV). A header row ("NCT number | Study title | Status") says which column is which;
+without one, a cell that reads as a status is the status and the longest cell of words is the
+title. Prose gives neither, however often it repeats an id.
+
+Known limits: a table whose cells are centred vertically (the title's first line above the NCT
+number's line) loses the lines above; a header wrapped over two lines is not recognised.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from trialwatch.vocabulary import OVERALL_STATUS_LABELS
+
+__all__ = ["ImportResult", "ImportedTrial", "Skipped", "parse_status", "read_import"]
+
+ID_DIGITS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedTrial:
+    """One NCT number found in a text, with what its table row printed beside it.
+
+    ``line`` is the 1-based line of its first appearance. ``printed_status`` is the CT.gov enum
+    (``"ACTIVE_NOT_RECRUITING"``) that ``printed_status_text`` (the words as printed, e.g.
+    "Active, not recruiting") names; the words may come alone, without an enum, when a "Status"
+    column holds words that name no status ("Ongoing"). ``printed_title`` is the row's title, or
+    its disease where the table gives that. All three are None where no table row gives them.
+    """
+
+    nct_id: str
+    line: int
+    printed_status: str | None = None
+    printed_status_text: str | None = None
+    printed_title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Something written like an NCT number that is not one, e.g. ``NCT1234567: 7 digits``."""
+
+    text: str  # "NCT" and the digits read, e.g. "NCT1234567"
+    reason: str  # e.g. "7 digits"
+    line: int  # 1-based line of its first appearance
+
+    def __str__(self) -> str:
+        return f"{self.text}: {self.reason} (line {self.line})"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """The trials a text names, each once, in order of first appearance; and what was skipped."""
+
+    trials: tuple[ImportedTrial, ...]
+    skipped: tuple[Skipped, ...]
+
+    @property
+    def nct_ids(self) -> tuple[str, ...]:
+        return tuple(t.nct_id for t in self.trials)
+
+
+# --- statuses as people write them -------------------------------------------------------------
+
+
+def _status_key(text: str) -> str:
+    """``"Active, not re-\\ncruiting (2021)*"`` -> ``"active not recruiting"``."""
+    t = unicodedata.normalize("NFKC", text).replace("\u00ad", "")
+    t = re.sub(r"-[ \t]*\n\s*", "", t)  # a word hyphenated at a line break
+    t = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", t)  # "(slow accrual)", "[12]"
+    t = re.sub(r"[^a-z]+", " ", t.lower()).strip()
+    return re.sub(r"\s+(?:has|with)\s+results$", "", t)
+
+
+_STATUSES: dict[str, str] = {}
+for _enum, _label in OVERALL_STATUS_LABELS.items():
+    _STATUSES[_status_key(_label)] = _enum  # "Active, not recruiting"
+    _STATUSES[_status_key(_enum)] = _enum  # "ACTIVE_NOT_RECRUITING"
+_STATUSES.update(
+    {
+        # "not yet" is what this says: the trial has not started recruiting.
+        "active not yet recruiting": "NOT_YET_RECRUITING",
+        "status unknown": "UNKNOWN",
+    }
+)
+# A cell that is not under a "Status" header is taken as a status only if it names one of these
+# (the expanded-access statuses, "Available" and the like, read as other things in a table).
+_STUDY_STATUSES = frozenset(
+    {
+        "ACTIVE_NOT_RECRUITING",
+        "COMPLETED",
+        "ENROLLING_BY_INVITATION",
+        "NOT_YET_RECRUITING",
+        "RECRUITING",
+        "SUSPENDED",
+        "TERMINATED",
+        "WITHDRAWN",
+        "UNKNOWN",
+    }
+)
+
+
+def parse_status(text: str) -> str | None:
+    """The CT.gov overall-status enum that ``text`` names as a whole, or None.
+
+    Case, punctuation, spacing, a hyphenated line break, a parenthesis ("Terminated (slow
+    accrual)") and footnote marks do not matter: "Active, not recruiting", "ACTIVE,NOT
+    RECRUITING", "active_not_recruiting" all give ``ACTIVE_NOT_RECRUITING``. "Active, not yet
+    recruiting" gives ``NOT_YET_RECRUITING``. Words that merely contain a status ("recruiting
+    since 2021") give None.
+    """
+    return _STATUSES.get(_status_key(text))
+
+
+# --- the text, prepared -------------------------------------------------------------------------
+
+# One character for one, so that columns stay where the text put them.
+_PREPARE = str.maketrans(
+    {
+        **dict.fromkeys(map(ord, "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), "\n"),
+        **dict.fromkeys(map(ord, "\u00a0\u1680\u202f\u205f\u3000"), " "),
+        **dict.fromkeys(range(0x2000, 0x200B), " "),  # en quad .. hair space
+        **dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), " "),
+        **{0xFF10 + d: str(d) for d in range(10)},  # full-width digits
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int  # 1-based
+    offset: int  # of ``text`` in the prepared text
+    text: str  # without an e-mail quote prefix ("> ")
+
+
+_QUOTE = re.compile(r"(?:[ \t]*>)+[ \t]?")
+
+
+def _lines(text: str) -> list[_Line]:
+    lines = []
+    offset = 0
+    for number, raw in enumerate(text.split("\n"), start=1):
+        quote = _QUOTE.match(raw)
+        skip = quote.end() if quote else 0
+        lines.append(_Line(number, offset + skip, raw[skip:]))
+        offset += len(raw) + 1
+    return lines
+
+
+# --- NCT numbers --------------------------------------------------------------------------------
+
+_DASHES = "\\-\u00ad\u2010\u2011\u2012\u2013\u2014\u2212"
+# "NCT", then a colon, '#' or a dash and spaces, or a line break, before the first digit.
+_START = re.compile(
+    rf"(?<![A-Za-z0-9])NCT[ \t]*[:#{_DASHES}]?[ \t]*(?:\n[ \t>]*)?(?=[0-9])", re.IGNORECASE
+)
+_DIGITS = re.compile(r"[0-9]+")
+# Between two digit groups of one number: one space, a dash (spaced or not), or a line break
+# (after a hyphenation, before an e-mail quote mark). Two spaces part table columns: not a gap.
+_GAP = re.compile(rf"(?:[ \t]?[{_DASHES}][ \t]?|[ \t]|[ \t]*[{_DASHES}]?[ \t]*\n[ \t>]*)(?=[0-9])")
+
+
+def _read_number(text: str, pos: int) -> str:
+    """The digits of the number that starts at ``pos``: whole digit groups while they fit in 8.
+
+    "0160 7905" is one number, and so is "0160\\n7905"; "01607905 2014" stops before the year,
+    and so does "1234567 2014" (reported as 7 digits). A run of 9 digits is read whole.
+    """
+    first = _DIGITS.match(text, pos)
+    assert first is not None  # _START looked ahead for a digit
+    digits, end = first.group(), first.end()
+    while len(digits) < ID_DIGITS:
+        gap = _GAP.match(text, end)
+        if gap is None:
+            break
+        group = _DIGITS.match(text, gap.end())
+        assert group is not None
+        if len(digits) + len(group.group()) > ID_DIGITS:
+            break
+        digits, end = digits + group.group(), group.end()
+    return digits
+
+
+def _numbers(text: str) -> Iterator[tuple[int, str]]:
+    """(offset of "NCT", digits read) for every number written after "NCT" in ``text``."""
+    for match in _START.finditer(text):
+        yield match.start(), _read_number(text, match.end())
+
+
+# --- table rows ---------------------------------------------------------------------------------
+
+_CHUNK = re.compile(r"[^ \t]+(?: [^ \t]+)*")  # text between runs of 2+ spaces (or tabs)
+_RULE = re.compile(r"[\s|:+=_\-\u2014\u2500-\u257f]*")  # "|----|:---|", "=====", box drawing
+_ID_CELL = re.compile(
+    rf"[\"'(\[*\s]*NCT[ \t]*[:#{_DASHES}]?[ \t]*[0-9][0-9 \t\n>{_DASHES}]*"
+    r"(?:[ \t]?[a-z*\u2020\u2021\u00a7])?[\"')\].,;:\s]*",
+    re.IGNORECASE,
+)  # the number alone, perhaps in quotes or brackets, perhaps with a footnote mark
+_ID_REST = re.compile(rf"[0-9 \t{_DASHES}]*")  # what a wrapped id cell continues with
+_ALIGN_TOLERANCE = 2  # columns a wrapped line may drift from its cell's start
+_CSV_MAX_LINES = 30  # a quoted CSV field may span lines; not the rest of the file
+
+_ID_HEADER = re.compile(r"\bnct|identifier|registration|registry|trial\s*id|clinicaltrials", re.I)
+_STATUS_HEADER = re.compile(r"\bstatus\b|\brecruitment\b", re.I)
+_TITLE_HEADERS = (  # by preference: a title, else the disease, else a name
+    re.compile(r"\btitle\b", re.I),
+    re.compile(r"diseas|condition|indication|population|patients|tumou?r|cancer|diagnos", re.I),
+    re.compile(r"\b(?:description|study|trial|name)\b", re.I),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    kind: str  # "|", "\t", ",", ";" or " " (aligned columns)
+    cells: tuple[str, ...]
+    starts: tuple[int, ...]  # each cell's column in the line ("|" and " " only)
+    borders: tuple[bool, bool] = (False, False)  # "| a | b |" rather than "a | b" ("|" only)
+
+
+def _split(text: str, kind: str, borders: tuple[bool, bool] | None = None) -> _Split | None:
+    """``text`` cut into cells the ``kind`` way, or None when it does not cut that way.
+
+    A ``|`` line's outer borders are found on it, or given (``borders``) for a line that
+    continues a row: "|   | more |" continues "| NCT… | a |", and "    | more" continues
+    "NCT… | a" (its first cell is empty, not a border).
+    """
+    if kind == " ":
+        chunks = list(_CHUNK.finditer(text))
+        if len(chunks) < 2:
+            return None
+        return _Split(kind, tuple(c.group() for c in chunks), tuple(c.start() for c in chunks))
+    if kind not in text:
+        return None
+    if kind in ",;":
+        fields = next(csv.reader(text.splitlines(keepends=True), delimiter=kind), [])
+        return _Split(kind, tuple(fields), ()) if len(fields) >= 2 else None
+    parts = text.split(kind)
+    starts, at = [], 0
+    for part in parts:
+        starts.append(at)
+        at += len(part) + 1
+    left = right = False
+    if kind == "|":
+        stripped = text.strip()
+        left, right = borders or (stripped.startswith("|"), stripped.endswith("|"))
+        if left:
+            parts, starts = parts[1:], starts[1:]
+        if right and parts:
+            parts, starts = parts[:-1], starts[:-1]
+    if not parts or (kind == "\t" and len(parts) < 2):
+        return None
+    return _Split(kind, tuple(parts), tuple(starts), (left, right))
+
+
+@dataclass(slots=True)
+class _Header:
+    kind: str
+    size: int
+    starts: tuple[int, ...]
+    roles: dict[str, int]  # "id", "status", "title" -> column
+
+
+def _header(text: str) -> _Header | None:
+    """The header row of a table that has an NCT-number column and a status or title column."""
+    for kind in ("|", "\t", " ", ",", ";"):
+        split = _split(text, kind)
+        if split is None:
+            continue
+        roles: dict[str, int] = {}
+        for k, cell in enumerate(split.cells):
+            if "id" not in roles and _ID_HEADER.search(cell):
+                roles["id"] = k
+            elif "status" not in roles and _STATUS_HEADER.search(cell):
+                roles["status"] = k
+        for pattern in _TITLE_HEADERS:
+            found = [
+                k
+                for k, cell in enumerate(split.cells)
+                if k not in roles.values() and pattern.search(cell)
+            ]
+            if found:
+                roles["title"] = found[0]
+                break
+        if "id" in roles and len(roles) >= 2:
+            return _Header(kind, len(split.cells), split.starts, roles)
+    return None
+
+
+def _nearest(starts: tuple[int, ...], column: int) -> int:
+    return min(range(len(starts)), key=lambda k: abs(starts[k] - column))
+
+
+@dataclass(slots=True)
+class _Row:
+    """One table row: its cells, each the fragments of its lines, and which cell is the id."""
+
+    kind: str
+    offset: int  # of the "NCT" in the prepared text
+    cells: list[list[str]]
+    starts: tuple[int, ...]
+    borders: tuple[bool, bool]
+    id_cell: int
+    end: int  # index of the first line after the row
+    header: _Header | None = None
+
+    def cell(self, k: int) -> str:
+        return "\n".join(self.cells[k])
+
+
+def _row(lines: list[_Line], i: int, header: _Header | None, csv_width: int | None) -> _Row | None:
+    """The table row that starts at line ``i``, or None when the line is not one."""
+    text = lines[i].text
+    starts = list(_START.finditer(text))
+    if not starts or len({_read_number(text, m.end()) for m in starts}) != 1:
+        return None  # no number, or several different ones: a list or prose, not a row
+    for kind in ("|", "\t", " ", ",", ";"):
+        end = i + 1
+        record = text
+        if kind in ",;" and text.count('"') % 2:
+            # A quoted CSV field goes on over the next lines until its quotes close.
+            while end < min(len(lines), i + _CSV_MAX_LINES) and record.count('"') % 2:
+                record += "\n" + lines[end].text
+                end += 1
+        split = _split(record, kind)
+        if split is None:
+            continue
+        id_cells = [k for k, cell in enumerate(split.cells) if _ID_CELL.fullmatch(cell)]
+        if not id_cells and kind in "|\t":
+            # Prose is not cut by these: the id's cell may say more ("SEAL (NCT02606461)").
+            id_cells = [k for k, cell in enumerate(split.cells) if _START.search(cell)]
+        if not id_cells or (kind != "|" and len(split.cells) < 2):
+            continue
+        if kind in ",;" and not _csv_confirmed(lines, end, split, header, csv_width):
+            continue
+        row = _Row(
+            kind=kind,
+            offset=lines[i].offset + starts[0].start(),
+            cells=[[cell] for cell in split.cells],
+            starts=split.starts,
+            borders=split.borders,
+            id_cell=id_cells[0],
+            end=end,
+        )
+        if kind in "| ":
+            _continue_row(row, lines)
+        if header is not None and header.kind == kind:
+            row.header = header
+        return row
+    return None
+
+
+def _csv_confirmed(
+    lines: list[_Line], end: int, split: _Split, header: _Header | None, width: int | None
+) -> bool:
+    """Commas cut prose too. A CSV row has its header's width; without a header, it has the
+    width of the CSV row before or after it, and no space after its commas (", which")."""
+    size = len(split.cells)
+    if header is not None and header.kind == split.kind and header.size == size:
+        return True
+    if not _bare(split):
+        return False
+    if width == size:
+        return True
+    following = next((line.text for line in lines[end:] if line.text.strip()), None)
+    after = None if following is None else _split(following, split.kind)
+    return (
+        after is not None
+        and len(after.cells) == size
+        and _bare(after)
+        and any(_ID_CELL.fullmatch(cell) for cell in after.cells)
+    )
+
+
+def _bare(split: _Split) -> bool:
+    return not any(cell[:1].isspace() for cell in split.cells[1:])
+
+
+def _continue_row(row: _Row, lines: list[_Line]) -> None:
+    """Add the lines that continue ``row``'s cells: no number of their own, their text in the
+    row's columns, and nothing but the rest of a number in the id column."""
+    while row.end < len(lines):
+        text = lines[row.end].text
+        if not text.strip() or _START.search(text) or _RULE.fullmatch(text):
+            return
+        placed: dict[int, str] = {}
+        if row.kind == "|":
+            split = _split(text, "|", row.borders)
+            if split is None or len(split.cells) != len(row.cells):
+                return
+            placed = dict(enumerate(split.cells))
+        else:
+            for chunk in _CHUNK.finditer(text):
+                k = _nearest(row.starts, chunk.start())
+                if abs(row.starts[k] - chunk.start()) > _ALIGN_TOLERANCE or k in placed:
+                    return
+                placed[k] = chunk.group()
+        if not _ID_REST.fullmatch(placed.get(row.id_cell, "").strip()):
+            return
+        for k, fragment in placed.items():
+            row.cells[k].append(fragment)
+        row.end += 1
+
+
+# --- what a row printed -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Printed:
+    status: str | None
+    status_text: str | None
+    title: str | None
+
+
+def _clean(text: str, *, keep_hyphens: bool) -> str:
+    """A cell's lines as one line of text: ligatures and odd spaces as plain characters."""
+    t = unicodedata.normalize("NFKC", text).replace("\u00ad\n", "").replace("\u00ad", "")
+    # "soft-\ntissue" keeps its hyphen in a title; "re-\ncruiting" loses it in a status.
+    t = re.sub(r"-[ \t]*\n\s*", "-" if keep_hyphens else "", t)
+    return " ".join(t.split()).strip(" \"'*\u2020\u2021")
+
+
+_URL = re.compile(r"://|\bwww\.", re.IGNORECASE)
+
+
+def _words(text: str) -> int:
+    return len(re.findall(r"[^\W\d_]{2,}", text))
+
+
+def _columns(row: _Row) -> dict[str, int]:
+    """Which of the row's cells the header names "status" and "title" (empty without one)."""
+    header = row.header
+    if header is None:
+        return {}
+    if row.kind == " ":
+        columns = {role: _nearest(row.starts, header.starts[k]) for role, k in header.roles.items()}
+    elif header.size == len(row.cells):
+        columns = dict(header.roles)
+    else:
+        return {}
+    if columns.get("id") != row.id_cell or len(set(columns.values())) != len(columns):
+        return {}  # the header does not fit this row: read it as if there were none
+    return columns
+
+
+def _printed(row: _Row) -> _Printed:
+    cells = [row.cell(k) for k in range(len(row.cells))]
+    others = [k for k in range(len(cells)) if k != row.id_cell]
+    columns = _columns(row)
+    status_at: set[int] = set()
+    status = status_text = None
+    if "status" in columns:
+        k = columns["status"]
+        status_text = _clean(cells[k], keep_hyphens=False) or None
+        status = parse_status(cells[k]) if status_text else None
+        status_at.add(k)
+    elif not columns:
+        # No header: the rightmost cell that names a study status. (In a CSV, "Active, not
+        # recruiting" is one cell only when quoted, as spreadsheets write it.)
+        for k in reversed(others):
+            found = parse_status(cells[k])
+            if found in _STUDY_STATUSES:
+                status, status_text = found, _clean(cells[k], keep_hyphens=False)
+                status_at.add(k)
+                break
+    title = None
+    if "title" in columns:
+        text = _clean(cells[columns["title"]], keep_hyphens=True)
+        title = text if _words(text) else None
+    elif not columns:
+        texts = [
+            _clean(cells[k], keep_hyphens=True)
+            for k in others
+            if k not in status_at and parse_status(cells[k]) is None
+        ]
+        texts = [t for t in texts if _words(t) >= 2 and not _URL.search(t)]
+        title = max(texts, key=len) if texts else None
+    return _Printed(status, status_text, title)
+
+
+def _rows(lines: list[_Line]) -> Iterator[_Row]:
+    """Every table row of the text, each with the header in effect above it."""
+    header: _Header | None = None
+    csv_width: int | None = None  # the width of the last CSV row, for the next one's sake
+    i = 0
+    while i < len(lines):
+        text = lines[i].text
+        if not text.strip() or _RULE.fullmatch(text):
+            i += 1
+            continue
+        row = _row(lines, i, header, csv_width)
+        if row is None:
+            # A new header, or a line that ends the table above (prose, a caption).
+            header = _header(text)
+            csv_width = header.size if header is not None and header.kind in ",;" else None
+            i += 1
+            continue
+        csv_width = len(row.cells) if row.kind in ",;" else None
+        yield row
+        i = row.end
+
+
+# --- putting it together ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Trial:
+    nct_id: str
+    line: int
+    printed: list[_Printed] = field(default_factory=list)
+
+    def done(self) -> ImportedTrial:
+        status = next((p for p in self.printed if p.status_text is not None), None)
+        title = next((p.title for p in self.printed if p.title is not None), None)
+        return ImportedTrial(
+            nct_id=self.nct_id,
+            line=self.line,
+            printed_status=status.status if status else None,
+            printed_status_text=status.status_text if status else None,
+            printed_title=title,
+        )
+
+
+def read_import(text: str) -> ImportResult:
+    """Every NCT number in ``text``, once each in order of first appearance, with the status and
+    title printed on its table row (see the module's docstring); and what was skipped, and why.
+
+    Never raises for what the text contains.
+    """
+    text = text.replace("\r\n", "\n").translate(_PREPARE)
+    lines = _lines(text)
+    found: dict[int, tuple[str, _Printed | None]] = {
+        offset: (digits, None) for offset, digits in _numbers(text)
+    }
+    for row in _rows(lines):
+        cell = row.cell(row.id_cell)
+        start = _START.search(cell)
+        assert start is not None  # _ID_CELL matched it
+        digits = _read_number(cell, start.end())
+        # The row's reading wins when it makes a number: the text around it may not (a column
+        # of digits beside a wrapped id, a cell continued two lines down).
+        if len(digits) == ID_DIGITS or row.offset not in found:
+            found[row.offset] = (digits, _printed(row) if len(digits) == ID_DIGITS else None)
+
+    line_starts = [line.offset for line in lines]
+    trials: dict[str, _Trial] = {}
+    skipped: dict[str, Skipped] = {}
+    for offset in sorted(found):
+        digits, printed = found[offset]
+        line = bisect.bisect_right(line_starts, offset)
+        if len(digits) == ID_DIGITS:
+            trial = trials.setdefault(f"NCT{digits}", _Trial(f"NCT{digits}", line))
+            if printed is not None:
+                trial.printed.append(printed)
+        else:
+            noun = "digit" if len(digits) == 1 else "digits"
+            skipped.setdefault(
+                f"NCT{digits}", Skipped(f"NCT{digits}", f"{len(digits)} {noun}", line)
+            )
+    return ImportResult(
+        trials=tuple(t.done() for t in trials.values()), skipped=tuple(skipped.values())
+    )
