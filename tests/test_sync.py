@@ -490,3 +490,39 @@ def test_a_flood_of_changes_becomes_one_summary_per_recipient(
     )
     assert not result.flooded
     assert [n.kind for n in store.notifications()] == ["summary", "changes"]
+
+
+def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release that reads records differently (here: a new tracked field, the official
+    title read as the brief one) re-reads each stored record: no change events, no emails for
+    that — while a real change published in the same refresh is reported, once."""
+    import dataclasses
+
+    import trialwatch.sync as sync_module
+    from trialwatch.normalize import normalize as normalize_v1
+
+    source = _source()
+    _sync(store, source, clock, router=_to_clinician)
+    _publish_status(source, "NCT05915845", "COMPLETED")
+
+    def normalize_v2(record: Any) -> Any:
+        snapshot = normalize_v1(record)
+        return dataclasses.replace(snapshot, brief_title=f"v2: {snapshot.brief_title}")
+
+    monkeypatch.setattr(sync_module, "normalize", normalize_v2)
+    monkeypatch.setattr(sync_module, "NORMALIZER_VERSION", 2)
+    result = _sync(store, source, clock, router=_to_clinician)
+    assert result.rebaselined == len(IDS)
+    assert [(u.nct_id, [c.summary for c in u.changes]) for u in result.updates] == [
+        ("NCT05915845", ["Overall status: Unknown status → Completed"])
+    ]
+    [note] = store.notifications()
+    assert len(note.change_ids) == 1
+    assert {t.normalizer_version for t in store.trials()} == {2}
+    assert all((t.brief_title or "").startswith("v2: ") for t in store.trials())
+    # Done once: the next forced sync finds nothing to re-read and nothing new.
+    again = _sync(store, source, clock, force=True, router=_to_clinician)
+    assert (again.rebaselined, again.change_count) == (0, 0)
+    assert len(store.notifications()) == 1

@@ -271,7 +271,7 @@ def run_sync(
             # (health recovered): record a complete run, still without fetching anything.
             recovered = store.consecutive_failures() > 0
             if recovered:
-                run = store.begin_run(
+                recovery = store.begin_run(
                     RunStart(
                         run_id,
                         started,
@@ -282,7 +282,7 @@ def run_sync(
                     )
                 )
                 store.finish_run(
-                    run, RunTotals(finished_at=clock(), complete=True, requests=requests())
+                    recovery, RunTotals(finished_at=clock(), complete=True, requests=requests())
                 )
             finished = clock()
             bound.info(

@@ -130,7 +130,7 @@ def watch_import(
 
     Example: trialwatch watch import review.txt --dry-run
     """
-    from trialwatch.importtext import read_trials
+    from trialwatch.importtext import read_import
 
     if source == "-":
         text = sys.stdin.read()
@@ -139,7 +139,7 @@ def watch_import(
             text = Path(source).read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_CONFIG)
-    found = read_trials(text)
+    found = read_import(text)
     for skipped in found.skipped:
         typer.echo(f"skipped {skipped}", err=True)
     ids = [t.nct_id for t in found.trials]
