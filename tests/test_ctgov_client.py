@@ -17,7 +17,7 @@ import respx
 
 import trialwatch
 from tests.fakes.ctgov_server import RECORDS_DIR, clone_record, load_records
-from trialwatch.ctgov import STUDY_FIELDS, CtGovClient
+from trialwatch.ctgov import STUDY_FIELDS, CtGovClient, record_fingerprint
 from trialwatch.exceptions import ApiRequestError, TransientFetchError
 from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
 
@@ -227,7 +227,9 @@ def test_ids_not_returned_are_yielded_as_missing_after_the_batch(
     results = list(make_client().iter_studies(ids))
 
     assert results == [
-        FoundStudy(nct_id(records[0]), nct_id(records[0]), records[0]),
+        FoundStudy(
+            nct_id(records[0]), nct_id(records[0]), records[0], record_fingerprint(records[0])
+        ),
         MissingStudy(ABSENT),
         MissingStudy("NCT09999998"),
     ]
@@ -301,7 +303,11 @@ def test_studies_without_usable_nct_id_or_not_requested_are_skipped(
 
     results = list(make_client().iter_studies([nct_id(records[0])]))
 
-    assert results == [FoundStudy(nct_id(records[0]), nct_id(records[0]), records[0])]
+    assert results == [
+        FoundStudy(
+            nct_id(records[0]), nct_id(records[0]), records[0], record_fingerprint(records[0])
+        )
+    ]
 
 
 def test_a_repeated_page_token_does_not_loop_forever(
@@ -327,6 +333,35 @@ def test_real_example_pages_are_understood(
 
     assert found(results) == {i: i for i in ids}
     assert route.calls[1].request.url.params["pageToken"] == first["nextPageToken"]
+
+
+def test_each_found_study_carries_the_fingerprint_of_its_record_as_served(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    alias_record = next(r for r in records if nct_id(r) == CANONICAL)
+    router.get("/studies").mock(side_effect=paging_server(records, per_page=10))
+    client = make_client()
+
+    first = [r for r in client.iter_studies([CANONICAL, ALIAS]) if isinstance(r, FoundStudy)]
+    again = [r for r in client.iter_studies([CANONICAL]) if isinstance(r, FoundStudy)]
+
+    assert [r.fingerprint for r in first] == [record_fingerprint(alias_record)] * 2
+    assert again[0].fingerprint == first[0].fingerprint
+    assert len(first[0].fingerprint or "") == 32
+
+
+def test_the_fingerprint_covers_the_whole_record_and_its_key_order() -> None:
+    record = real_records()[0]
+    same = json.loads(json.dumps(record))
+    assert record_fingerprint(same) == record_fingerprint(record)
+    moved = json.loads(json.dumps(record))
+    moved["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["type"] = "ESTIMATED!"
+    assert record_fingerprint(moved) != record_fingerprint(record)
+    reordered = dict(reversed(list(record.items())))
+    assert record_fingerprint(reordered) != record_fingerprint(record)
+    huge = {**record, "x": 2**70}  # orjson cannot write it; the fingerprint still can
+    assert record_fingerprint(huge) != record_fingerprint(record)
 
 
 # -- version -----------------------------------------------------------------------------------

@@ -242,11 +242,19 @@ class ApiVersion:
 
 @dataclass(frozen=True, slots=True)
 class FoundStudy:
-    """A study the API returned for ``requested_id`` (``nct_id`` differs when it was an alias)."""
+    """A study the API returned for ``requested_id`` (``nct_id`` differs when it was an alias).
+
+    ``fingerprint`` identifies the record exactly as served (see
+    :func:`trialwatch.ctgov.record_fingerprint`): equal fingerprints mean equal records, so an
+    unchanged study can skip normalizing. A different fingerprint does not mean a change a user
+    cares about (key order or registry churn moves it too). ``None`` when the source computed
+    none: then the record must be normalized.
+    """
 
     requested_id: str
     nct_id: str
     record: Mapping[str, Any]
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
