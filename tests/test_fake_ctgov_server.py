@@ -160,7 +160,7 @@ def test_known_parameters_are_accepted(http: httpx.Client) -> None:
     params = {
         "format": "json",
         "markupFormat": "markdown",
-        "query.term": "anything",
+        "query.locn": "anything",  # accepted, and ignored by the fake
         "filter.overallStatus": "COMPLETED|TERMINATED",
         "filter.advanced": "AREA[LastUpdatePostDate]RANGE[2020-01-01,MAX]",
         "postFilter.ids": ",".join(IDS),
@@ -169,10 +169,106 @@ def test_known_parameters_are_accepted(http: httpx.Client) -> None:
         "pageSize": "100",
     }
     body = http.get("/studies", params=params).json()
+    assert ids_of(body) == ["NCT04544683", "NCT04650945"]
     for study in body["studies"]:
         status = study["protocolSection"]["statusModule"]
         assert status["overallStatus"] in ("COMPLETED", "TERMINATED")
         assert status["lastUpdatePostDateStruct"]["date"] >= "2020-01-01"
+
+
+def search(http: httpx.Client, **params: str) -> list[str]:
+    body = http.get("/studies", params={"pageSize": "100", **params}).json()
+    return sorted(ids_of(body))
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "expected"),
+    [
+        # interventions (NCT90000001 is a clone of NCT00712335), OR between terms, any case
+        ("query.intr", "MONTELUKAST OR k-877", ["NCT00712335", "NCT05923281", "NCT90000001"]),
+        ("query.intr", '("dexcom professional")', ["NCT05420714"]),
+        ("query.cond", "asthmatic", ["NCT00712335", "NCT02967393", "NCT05915845", "NCT90000001"]),
+        ("query.cond", "SPONDYLOSIS", ["NCT04544683"]),
+        ("query.spons", "pfizer OR kowa", ["NCT05923112", "NCT05923281"]),
+        # the general term looks at titles, conditions, interventions, sponsors and ids
+        ("query.term", "university of utah", ["NCT04544683"]),
+        ("query.term", "nct02967393", ["NCT02967393"]),
+        ("query.term", "AO-1000", ["NCT01339377"]),
+        ("query.intr", "selinexor OR KPT-330 OR XPOVIO", []),
+    ],
+)
+def test_query_params_match_substrings(
+    http: httpx.Client, name: str, query: str, expected: list[str]
+) -> None:
+    assert search(http, **{name: query}) == expected
+
+
+def test_query_params_and_filters_all_apply(http: httpx.Client) -> None:
+    both = {"query.cond": "diabet", "query.spons": "aarhus OR texas OR endocrine"}
+    assert search(http, **both) == ["NCT01213277", "NCT04650945", "NCT05420714", "NCT90000002"]
+    with_status = {**both, "filter.overallStatus": "WITHDRAWN,TERMINATED"}
+    assert search(http, **with_status) == ["NCT04650945", "NCT05420714"]
+    recent = {**both, "filter.advanced": "AREA[LastUpdatePostDate]RANGE[2022-07-01,MAX]"}
+    assert search(http, **recent) == ["NCT04650945", "NCT05420714"]
+
+
+def test_a_query_may_be_a_last_update_range(http: httpx.Client) -> None:
+    term = {"query.term": "AREA[LastUpdatePostDate]RANGE[2023-06-28,MAX]"}
+    assert search(http, **term) == ["NCT04544683", "NCT05923112", "NCT05923281"]
+
+
+def test_an_empty_query_is_400(http: httpx.Client) -> None:
+    assert_text_error(http.get("/studies", params={"query.cond": " OR "}), 400, "query.cond")
+
+
+def test_a_query_pages_on_with_its_count(http: httpx.Client) -> None:
+    query = {"query.term": "a", "pageSize": "4", "countTotal": "true", "fields": "NCTId"}
+    first = http.get("/studies", params=query).json()
+    total = first["totalCount"]
+    assert total > 8
+    seen = ids_of(first)
+    token = first.get("nextPageToken")
+    while token is not None:
+        body = http.get("/studies", params={**query, "pageToken": token}).json()
+        assert "totalCount" not in body
+        seen += ids_of(body)
+        token = body.get("nextPageToken")
+    assert len(seen) == len(set(seen)) == total
+
+
+def test_leaf_fields_are_served_nested_as_in_the_record(http: httpx.Client) -> None:
+    fields = (
+        "NCTId,NCTIdAlias,BriefTitle,Acronym,Phase,OverallStatus,LeadSponsorName,"
+        "StudyFirstPostDate,LastUpdatePostDate"
+    )
+    body = http.get("/studies", params={"filter.ids": CANONICAL, "fields": fields}).json()
+    assert body["studies"] == [
+        {
+            "protocolSection": {
+                "identificationModule": {
+                    "nctId": CANONICAL,
+                    "nctIdAliases": [ALIAS],
+                    "briefTitle": THIRTEEN[3]["protocolSection"]["identificationModule"][
+                        "briefTitle"
+                    ],
+                },  # no acronym: the record has none, so the key is absent
+                "statusModule": {
+                    "overallStatus": "COMPLETED",
+                    "studyFirstPostDateStruct": {"date": "2014-11-25"},
+                    "lastUpdatePostDateStruct": {"date": "2018-08-23"},
+                },
+                "sponsorCollaboratorsModule": {"leadSponsor": {"name": "MiMedx Group, Inc."}},
+                "designModule": {"phases": ["NA"]},
+            }
+        }
+    ]
+    # A field inside a piece asked for whole adds nothing.
+    whole = http.get(
+        "/studies", params={"filter.ids": CANONICAL, "fields": "StatusModule|OverallStatus"}
+    ).json()["studies"][0]
+    assert whole == {
+        "protocolSection": {"statusModule": THIRTEEN[3]["protocolSection"]["statusModule"]}
+    }
 
 
 def test_fields_projection(http: httpx.Client) -> None:
@@ -319,6 +415,28 @@ def test_fault_reset(api: FakeCtGov, http: httpx.Client) -> None:
     with pytest.raises(httpx.TransportError):
         http.get("/version")
     assert http.get("/version").status_code == 200
+
+
+def test_fault_short_leaves_a_study_off_but_counts_it(api: FakeCtGov, http: httpx.Client) -> None:
+    query = {"filter.ids": ",".join(IDS), "pageSize": "100", "countTotal": "true"}
+    api.inject("short", nct_id=IDS[5].lower(), path="/studies")
+    short = http.get("/studies", params=query).json()
+    assert short["totalCount"] == 13
+    assert ids_of(short) == IDS[:5] + IDS[6:]
+    api.inject("short")  # by default the first study of the page
+    assert ids_of(http.get("/studies", params=query).json()) == IDS[1:]
+    assert ids_of(http.get("/studies", params=query).json()) == IDS  # used up
+
+    api.fail_all("short", nct_id=IDS[0])
+    paged = {**query, "pageSize": "5"}
+    first = http.get("/studies", params=paged).json()
+    second = http.get("/studies", params={**paged, "pageToken": first["nextPageToken"]}).json()
+    assert (first["totalCount"], ids_of(first), ids_of(second)) == (13, IDS[1:5], IDS[5:10])
+    assert http.get("/version").status_code == 200  # not a /studies page: answered normally
+    api.clear_faults()
+    assert len(ids_of(http.get("/studies", params=query).json())) == 13
+    with pytest.raises(ValueError, match="not a valid NCT ID"):
+        api.inject("short", nct_id="NCT1")
 
 
 def test_faults_target_paths_and_queue_in_order(api: FakeCtGov, http: httpx.Client) -> None:
