@@ -72,21 +72,35 @@ def matches(record: Mapping[str, Any], ids: set[str]) -> bool:
 
 
 def paging_server(
-    records: Sequence[Record], *, per_page: int, empty_page_after: int | None = None
+    records: Sequence[Record],
+    *,
+    per_page: int,
+    empty_page_after: int | None = None,
+    drop: Sequence[str] = (),
+    count: int | None = 0,
 ) -> Callable[[httpx.Request], httpx.Response]:
     """A /studies handler that answers ``filter.ids`` with ``per_page`` studies per page
-    (fewer than asked for), tokens ``t1``, ``t2``..., and optionally an empty page."""
+    (fewer than asked for), tokens ``t1``, ``t2``..., and optionally an empty page.
+
+    With ``countTotal=true`` the first page says ``totalCount``: the studies matched, ``count``
+    added (``None``: no totalCount at all). ``drop``: ids of studies matched and counted but
+    left off the pages, as in a short read."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         ids = set(request.url.params["filter.ids"].split(","))
         found = [r for r in records if matches(r, ids)]
-        pages = [found[i : i + per_page] for i in range(0, len(found), per_page)] or [[]]
+        sent = [r for r in found if nct_id(r) not in drop]
+        pages = [sent[i : i + per_page] for i in range(0, len(sent), per_page)] or [[]]
         if empty_page_after is not None:
             pages.insert(empty_page_after, [])
         token = request.url.params.get("pageToken")
         index = int(token[1:]) if token else 0
         next_token = f"t{index + 1}" if index + 1 < len(pages) else None
-        return page(pages[index], next_token)
+        response = page(pages[index], next_token)
+        if index == 0 and request.url.params.get("countTotal") == "true" and count is not None:
+            body = json.loads(response.content)
+            return httpx.Response(200, json={**body, "totalCount": len(found) + count})
+        return response
 
     return handler
 
@@ -149,6 +163,7 @@ def test_thirteen_ids_take_exactly_one_request(
     assert params["filter.ids"].split(",") == ids
     assert params["fields"] == STUDY_FIELDS
     assert params["format"] == "json"
+    assert params["countTotal"] == "true"
     assert found(results) == {i: i for i in ids}
     assert missing(results) == []
     first = next(r for r in results if isinstance(r, FoundStudy))
@@ -230,8 +245,90 @@ def test_ids_not_returned_are_yielded_as_missing_after_the_batch(
         FoundStudy(
             nct_id(records[0]), nct_id(records[0]), records[0], record_fingerprint(records[0])
         ),
-        MissingStudy(ABSENT),
-        MissingStudy("NCT09999998"),
+        MissingStudy(ABSENT, confirmed=True),
+        MissingStudy("NCT09999998", confirmed=True),
+    ]
+
+
+def test_an_id_left_off_although_counted_is_an_unconfirmed_absence(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = thirteen_records()
+    ids = [nct_id(r) for r in records]
+    route = router.get("/studies").mock(
+        side_effect=paging_server(records, per_page=1000, drop=[ids[4]])
+    )
+
+    results = list(make_client().iter_studies([*ids, ABSENT]))
+
+    assert route.call_count == 1
+    assert found(results) == {i: i for i in ids if i != ids[4]}
+    # Short by one: the registry may well have either id, so neither absence is confirmed.
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ids[4], confirmed=False),
+        MissingStudy(ABSENT, confirmed=False),
+    ]
+
+
+def test_the_count_is_checked_against_every_page_of_the_batch(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = thirteen_records()
+    ids = [nct_id(r) for r in records]
+    router.get("/studies").mock(
+        side_effect=paging_server(records, per_page=4, empty_page_after=1, drop=[ids[9]])
+    )
+    client = make_client(batch_size=7)
+
+    results = list(client.iter_studies([*ids, ABSENT]))
+
+    # Batch 1 (ids 0-6) arrived whole over three pages; batch 2 (7-12 and ABSENT) lost ids[9].
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ids[9], confirmed=False),
+        MissingStudy(ABSENT, confirmed=False),
+    ]
+    router.get("/studies").mock(side_effect=paging_server(records, per_page=4, empty_page_after=1))
+    assert [r for r in client.iter_studies([*ids, ABSENT]) if isinstance(r, MissingStudy)] == [
+        MissingStudy(ABSENT, confirmed=True)
+    ]
+
+
+@pytest.mark.parametrize(("count", "confirmed"), [(None, False), (2, False), (-1, True)])
+def test_an_absence_is_confirmed_only_by_a_count_that_all_arrived(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    count: int | None,
+    confirmed: bool,
+) -> None:
+    # None: no totalCount at all; 2: two more counted than sent; -1: fewer counted than sent.
+    records = real_records()
+    router.get("/studies").mock(side_effect=paging_server(records, per_page=10, count=count))
+    results = list(make_client().iter_studies([nct_id(records[0]), nct_id(records[1]), ABSENT]))
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ABSENT, confirmed=confirmed)
+    ]
+
+
+def test_an_alias_asked_with_its_canonical_id_is_one_study_counted_once(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    router.get("/studies").mock(side_effect=paging_server(real_records(), per_page=10))
+    results = list(make_client().iter_studies([CANONICAL, ALIAS, ABSENT]))
+    assert found(results) == {CANONICAL: CANONICAL, ALIAS: CANONICAL}
+    assert [r for r in results if isinstance(r, MissingStudy)] == [MissingStudy(ABSENT)]
+
+
+def test_a_study_without_a_usable_id_does_not_count_as_arrived(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    junk = {"protocolSection": {"identificationModule": {"nctId": "bogus"}}}
+    router.get("/studies").mock(
+        return_value=httpx.Response(200, json={"studies": [records[0], junk], "totalCount": 2})
+    )
+    results = list(make_client().iter_studies([nct_id(records[0]), ABSENT]))
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ABSENT, confirmed=False)
     ]
 
 
@@ -257,7 +354,10 @@ def test_ids_are_normalized_and_deduplicated_in_order(
     results = list(make_client().iter_studies([" nct00000002", "NCT00000001", "NCT00000002"]))
 
     assert route.calls.last.request.url.params["filter.ids"] == "NCT00000002,NCT00000001"
-    assert results == [MissingStudy("NCT00000002"), MissingStudy("NCT00000001")]
+    assert [r.requested_id for r in results if isinstance(r, MissingStudy)] == [
+        "NCT00000002",
+        "NCT00000001",
+    ]
 
 
 def test_no_ids_no_request(
@@ -424,6 +524,8 @@ VERSION_OK = httpx.Response(200, json={"apiVersion": "2.0.5", "dataTimestamp": "
         httpx.Response(200, json=[]),
         httpx.Response(200, json={"studies": "none"}),
         httpx.Response(200, json={"studies": [], "nextPageToken": 7}),
+        httpx.Response(200, json={"studies": [], "totalCount": "7"}),
+        httpx.Response(200, json={"studies": [], "totalCount": -1}),
         httpx.Response(204),
     ],
     ids=lambda f: type(f).__name__ if isinstance(f, Exception) else str(f.status_code),

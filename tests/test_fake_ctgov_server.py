@@ -515,6 +515,24 @@ def test_client_pages_through_small_batches_and_accounts_for_every_id(
     assert api.count("/studies") == 4  # 15 ids in batches of 4
 
 
+def test_client_tells_a_short_read_from_an_absent_study(
+    api: FakeCtGov, client: CtGovClient
+) -> None:
+    results = list(client.iter_studies([*IDS, ABSENT]))
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ABSENT, confirmed=True)
+    ]
+    assert api.requests[-1].params["countTotal"] == "true"
+
+    api.inject("short", nct_id=IDS[7], path="/studies")
+    results = list(client.iter_studies([*IDS, ABSENT]))
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(IDS[7], confirmed=False),
+        MissingStudy(ABSENT, confirmed=False),
+    ]
+    assert api.count("/studies") == 2
+
+
 def test_client_version(api: FakeCtGov, client: CtGovClient) -> None:
     assert client.version().data_timestamp == api.data_timestamp
 

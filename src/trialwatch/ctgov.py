@@ -181,7 +181,12 @@ class CtGovClient:
         page in memory, and yields a :class:`FoundStudy` per requested id the API returned — under
         its own id or, for an alias, under the canonical study listing it in ``nctIdAliases`` —
         then, after each batch, a :class:`MissingStudy` per requested id it did not return.
-        Each :class:`FoundStudy` carries the :func:`record_fingerprint` of its record.
+        Each :class:`FoundStudy` carries the :func:`record_fingerprint` of its record. Each
+        :class:`MissingStudy` says whether its absence is ``confirmed``: the batch asks
+        ``countTotal=true``, and an absence is confirmed only when the registry's ``totalCount``
+        (first page) is no more than the distinct studies that arrived over all pages of the
+        batch; a registry that counted more than it sent (a short read) or gave no count leaves
+        the batch's absences unconfirmed.
         Studies the API returns that were not asked for, or that carry no usable ``nctId``, are
         skipped. Records carry only ``protocolSection`` and ``hasResults`` (see
         :data:`STUDY_FIELDS`). Fetch failures surface from the iterator, part-way through; what
@@ -206,33 +211,59 @@ class CtGovClient:
             "fields": STUDY_FIELDS,
             # The default is 10: without this a batch of 13 silently loses 3 studies.
             "pageSize": str(min(MAX_PAGE_SIZE, len(batch))),
+            # The registry's own count is what tells "it has no such id" from "it left one off".
+            "countTotal": "true",
             "format": "json",
         }
-        seen_tokens: set[str] = set()
+        total: int | None = None
+        arrived: set[str] = set()
         # All studies fit on the first page, but a server may return fewer per page (and even
-        # empty pages); this bound only stops a server that keeps inventing new tokens.
-        max_pages = 2 * len(batch) + 10
+        # empty pages); the bound only stops a server that keeps inventing new tokens.
+        pages = self._iter_pages(params, max_pages=2 * len(batch) + 10)
+        for index, page in enumerate(pages):
+            if index == 0:  # countTotal answers on the first page only
+                total = page.get("totalCount")
+            for study in page["studies"]:
+                nct_id = _study_id(study)
+                if nct_id is None:
+                    log.warning("skipping a study without a usable nctId in a /studies page")
+                    continue
+                arrived.add(nct_id)
+                yield from _attribute(study, nct_id, pending)
+        confirmed = total is not None and len(arrived) >= total
+        if pending and not confirmed:
+            log.warning(
+                "GET %s/studies: a short read: CT.gov counted %s studies for %d ids but sent %d; "
+                "%d ids not returned are unconfirmed",
+                self._display_base,
+                "no" if total is None else total,
+                len(batch),
+                len(arrived),
+                len(pending),
+            )
+        for requested_id in pending:
+            yield MissingStudy(requested_id=requested_id, confirmed=confirmed)
+
+    def _iter_pages(self, params: Mapping[str, str], *, max_pages: int) -> Iterator[Any]:
+        """``GET /studies`` with ``params``, then each ``nextPageToken`` with the same params,
+        yielding each page (a dict with a ``studies`` list) as it arrives."""
+        seen_tokens: set[str] = set()
         token: str | None = None
         for _ in range(max_pages):
             page_params = params if token is None else {**params, "pageToken": token}
             page = self._get_json("/studies", page_params, _page_problem)
-            for study in page["studies"]:
-                yield from _attribute(study, pending)
+            yield page
             token = page.get("nextPageToken") or None
             if token is None:
-                break
+                return
             if token in seen_tokens:
                 raise TransientFetchError(
                     f"GET {self._display_base}/studies: the API sent the same nextPageToken twice"
                 )
             seen_tokens.add(token)
-        else:
-            raise TransientFetchError(
-                f"GET {self._display_base}/studies: paging did not end after {max_pages} pages "
-                f"for {len(batch)} ids"
-            )
-        for requested_id in pending:
-            yield MissingStudy(requested_id=requested_id)
+        raise TransientFetchError(
+            f"GET {self._display_base}/studies: paging did not end after {max_pages} pages"
+        )
 
     def _get_json(
         self, path: str, params: Mapping[str, str], problem: Callable[[Any], str | None]
@@ -367,15 +398,18 @@ def _normalize_ids(ids: Sequence[str]) -> list[str]:
     return list(wanted)
 
 
-def _attribute(study: Any, pending: dict[str, None]) -> Iterator[FoundStudy]:
-    """Yield a FoundStudy per pending id ``study`` answers (own id, aliases); unmark them."""
-    ident = _get_path(study, "protocolSection", "identificationModule")
-    nct_id = ident.get("nctId") if isinstance(ident, dict) else None
+def _study_id(study: Any) -> str | None:
+    """The study's ``nctId``, upper-cased; None when it has no usable one."""
+    nct_id = _get_path(study, "protocolSection", "identificationModule", "nctId")
     if not isinstance(nct_id, str) or not _NCT_ID.fullmatch(nct_id.strip().upper()):
-        log.warning("skipping a study without a usable nctId in a /studies page")
-        return
-    nct_id = nct_id.strip().upper()
-    raw_aliases = ident.get("nctIdAliases") if isinstance(ident, dict) else None
+        return None
+    return nct_id.strip().upper()
+
+
+def _attribute(study: Any, nct_id: str, pending: dict[str, None]) -> Iterator[FoundStudy]:
+    """Yield a FoundStudy per pending id ``study`` answers (own id, aliases); unmark them."""
+    ident = study["protocolSection"]["identificationModule"]
+    raw_aliases = ident.get("nctIdAliases")
     aliases = [a.strip().upper() for a in raw_aliases or () if isinstance(a, str)]
     answered = [i for i in dict.fromkeys([nct_id, *aliases]) if i in pending]
     if not answered:
@@ -408,6 +442,9 @@ def _page_problem(data: Any) -> str | None:
     token = data.get("nextPageToken")
     if token is not None and not isinstance(token, str):
         return f"nextPageToken must be a string, got {type(token).__name__}"
+    total = data.get("totalCount")
+    if total is not None and (type(total) is not int or total < 0):
+        return f"totalCount must be a count, got {total!r}"
     return None
 
 

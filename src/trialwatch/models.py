@@ -259,9 +259,16 @@ class FoundStudy:
 
 @dataclass(frozen=True, slots=True)
 class MissingStudy:
-    """A requested id the API did not return (withdrawn from view, a typo, not yet public)."""
+    """A requested id the API did not return (withdrawn from view, a typo, not yet public).
+
+    ``confirmed``: the registry's own count for the request matched what it sent, so it does
+    not have this id. ``False`` means a short read (it counted more studies than it sent, or
+    gave no count): the id may exist and was merely left off, so a run that saw it is not
+    complete. The default suits sources that answer in full by construction (test fakes).
+    """
 
     requested_id: str
+    confirmed: bool = True
 
 
 StudyResult: TypeAlias = FoundStudy | MissingStudy
