@@ -6,7 +6,10 @@ No test touches the network, and none really sleeps: ``sleep`` and ``monotonic``
 from __future__ import annotations
 
 import email.utils
+import errno
 import json
+import socket
+import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +21,12 @@ import respx
 import trialwatch
 from tests.fakes.ctgov_server import RECORDS_DIR, clone_record, load_records
 from trialwatch.ctgov import STUDY_FIELDS, CtGovClient, record_fingerprint
-from trialwatch.exceptions import ApiRequestError, TransientFetchError
+from trialwatch.exceptions import (
+    ApiRequestError,
+    ApiUnavailableError,
+    ApiUnreachableError,
+    TransientFetchError,
+)
 from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
 
 BASE = "https://clinicaltrials.gov/api/v2"
@@ -414,8 +422,9 @@ def test_a_repeated_page_token_does_not_loop_forever(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient]
 ) -> None:
     router.get("/studies").mock(return_value=page([], "same"))
-    with pytest.raises(TransientFetchError, match="same nextPageToken"):
+    with pytest.raises(ApiUnavailableError, match="sent pages that never end") as caught:
         list(make_client().iter_studies([CANONICAL]))
+    assert "same nextPageToken" in (caught.value.detail or "")
 
 
 def test_real_example_pages_are_understood(
@@ -635,9 +644,15 @@ def test_exhausted_retries_raise_transient_fetch_error(
     route = router.get("/studies").mock(return_value=httpx.Response(503))
     client = make_client(max_attempts=3)
 
-    with pytest.raises(TransientFetchError, match=r"after 3 attempts: HTTP 503") as caught:
+    with pytest.raises(ApiUnavailableError) as caught:
         list(client.iter_studies([CANONICAL]))
 
+    assert str(caught.value) == (
+        "clinicaltrials.gov is down or failing: HTTP 503 after 3 attempts; try again later"
+    )
+    assert caught.value.detail == (
+        f"GET {BASE}/studies failed after 3 attempts: HTTP 503 Service Unavailable"
+    )
     assert isinstance(caught.value.__cause__, TransientFetchError)
     assert route.call_count == 3
     assert client.requests_made == 3
@@ -647,9 +662,12 @@ def test_exhausted_retries_raise_transient_fetch_error(
 def test_exhausted_retries_keep_the_underlying_cause(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient]
 ) -> None:
-    router.get("/version").mock(side_effect=httpx.ConnectError("connection refused"))
-    with pytest.raises(TransientFetchError, match="after 2 attempts: ConnectError") as caught:
+    router.get("/version").mock(
+        side_effect=connect_error(ConnectionRefusedError(111, "Connection refused"))
+    )
+    with pytest.raises(ApiUnreachableError, match="refused after 2 attempts") as caught:
         make_client(max_attempts=2).version()
+    assert "after 2 attempts: ConnectError: " in (caught.value.detail or "")
     cause = caught.value.__cause__
     assert cause is not None
     assert isinstance(cause.__cause__, httpx.ConnectError)
@@ -659,10 +677,191 @@ def test_one_attempt_means_no_retry(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
 ) -> None:
     route = router.get("/version").mock(return_value=httpx.Response(500))
-    with pytest.raises(TransientFetchError, match="after 1 attempt: "):
+    with pytest.raises(TransientFetchError, match="HTTP 500 after 1 attempt; "):
         make_client(max_attempts=1).version()
     assert route.call_count == 1
     assert clock.sleeps == []
+
+
+def connect_error(cause: BaseException) -> httpx.ConnectError:
+    """A ConnectError the way httpx raises it: message from, and chained to, the OS error.
+
+    respx replaces ``__cause__`` with its own SideEffectError, so these tests hold the client to
+    recognizing the words; the real chains meet it against the loopback stand-in (refused, not
+    TLS) and a patched ``socket.getaddrinfo`` (a name that does not resolve)."""
+    error = httpx.ConnectError(str(cause))
+    error.__cause__ = cause
+    return error
+
+
+OFFLINE = "could not reach clinicaltrials.gov: check the network or `[api] base_url`"
+UNTRUSTED = (
+    "could not open a secure connection to clinicaltrials.gov: its certificate is not trusted; "
+    "a proxy or TLS interception may be in the way"
+)
+
+
+def test_a_name_that_does_not_resolve_fails_at_once_in_plain_words(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    route = router.get("/version").mock(
+        side_effect=httpx.ConnectError("[Errno -2] Name or service not known")
+    )
+    client = make_client(max_attempts=5)
+
+    with pytest.raises(ApiUnreachableError) as caught:
+        client.version()
+
+    assert str(caught.value) == OFFLINE
+    assert route.call_count == 1
+    assert clock.sleeps == []  # not a minute of backoff for something that will not heal
+    assert caught.value.detail == (
+        f"GET {BASE}/version: ConnectError: [Errno -2] Name or service not known"
+    )
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+def test_a_real_name_resolution_failure_is_recognized(
+    make_client: Callable[..., CtGovClient], monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # The real httpx/httpcore path down to socket.getaddrinfo, which fails as offline.
+    calls: list[str] = []
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(host)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    client = make_client(base_url="https://ctgov.example.invalid/api/v2")
+
+    with pytest.raises(ApiUnreachableError) as caught:
+        client.version()
+
+    assert str(caught.value) == (
+        "could not reach ctgov.example.invalid: check the network or `[api] base_url`"
+    )
+    assert calls == ["ctgov.example.invalid"]
+    assert clock.sleeps == []
+    chain = [caught.value.__cause__, caught.value.__cause__.__cause__]
+    assert any(isinstance(e, httpx.ConnectError) for e in chain)
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (connect_error(OSError(errno.ENETUNREACH, "Network is unreachable")), OFFLINE),
+        (connect_error(OSError(errno.EHOSTUNREACH, "No route to host")), OFFLINE),
+        (
+            connect_error(
+                ssl.SSLCertVerificationError(
+                    1,
+                    "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                    "self-signed certificate in certificate chain (_ssl.c:1006)",
+                )
+            ),
+            UNTRUSTED,
+        ),
+        (
+            httpx.ConnectError(
+                "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get "
+                "local issuer certificate (_ssl.c:1006)"
+            ),
+            UNTRUSTED,
+        ),
+    ],
+    ids=["no-network", "no-route", "untrusted-chained", "untrusted-message"],
+)
+def test_what_cannot_heal_is_said_at_once(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    clock: FakeClock,
+    failure: Exception,
+    message: str,
+) -> None:
+    route = router.get("/studies").mock(side_effect=failure)
+    with pytest.raises(ApiUnreachableError) as caught:
+        list(make_client().iter_studies([CANONICAL]))
+    assert str(caught.value) == message
+    assert str(failure) in (caught.value.detail or "")
+    assert caught.value.__cause__ is failure
+    assert route.call_count == 1
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "error", "message"),
+    [
+        (
+            connect_error(ConnectionRefusedError(111, "Connection refused")),
+            ApiUnreachableError,
+            "could not reach clinicaltrials.gov: the connection was refused after 3 attempts; "
+            "check `[api] base_url`, or try again later",
+        ),
+        (
+            httpx.ConnectTimeout("timed out"),
+            ApiUnreachableError,
+            "could not reach clinicaltrials.gov: no answer to connect after 3 attempts; "
+            "check the network, a firewall or `[api] base_url`",
+        ),
+        (
+            httpx.ProxyError("502 Bad Gateway"),
+            ApiUnreachableError,
+            "could not reach clinicaltrials.gov through the proxy after 3 attempts; "
+            "check the proxy settings (HTTPS_PROXY, ALL_PROXY)",
+        ),
+        (
+            httpx.ReadTimeout("read timed out"),
+            ApiUnavailableError,
+            "clinicaltrials.gov did not answer in time after 3 attempts; try again later",
+        ),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            ApiUnavailableError,
+            "the connection to clinicaltrials.gov kept breaking off after 3 attempts; "
+            "check the network or a proxy, or try again later",
+        ),
+        (
+            httpx.Response(502, text="Bad Gateway"),
+            ApiUnavailableError,
+            "clinicaltrials.gov is down or failing: HTTP 502 after 3 attempts; try again later",
+        ),
+        (
+            httpx.Response(429),
+            ApiUnavailableError,
+            "clinicaltrials.gov asked us to slow down: HTTP 429 after 3 attempts; "
+            "try again later, or raise `[api] min_interval_s`",
+        ),
+        (
+            httpx.Response(200, html="<html><body>Down for maintenance</body></html>"),
+            ApiUnavailableError,
+            "clinicaltrials.gov sent a web page instead of data after 3 attempts "
+            "(maintenance?); try again later",
+        ),
+        (
+            httpx.Response(200, content=b"\xff\xfe garbage"),
+            ApiUnavailableError,
+            "clinicaltrials.gov sent something that is not the data asked for after 3 attempts; "
+            "try again later",
+        ),
+    ],
+    ids=lambda v: "" if isinstance(v, str | type) else repr(v)[:40],
+)
+def test_what_can_heal_is_retried_then_said_in_one_plain_line(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    failure: httpx.Response | Exception,
+    error: type[Exception],
+    message: str,
+) -> None:
+    route = router.get("/version").mock(side_effect=[failure] * 3)
+    with pytest.raises(error) as caught:
+        make_client(max_attempts=3).version()
+    assert str(caught.value) == message
+    assert "\n" not in message
+    assert route.call_count == 3
+    detail = getattr(caught.value, "detail", None)
+    assert detail is not None
+    assert detail.startswith(f"GET {BASE}/version failed after 3 attempts: ")
 
 
 def test_bad_request_is_not_retried(
@@ -714,10 +913,12 @@ def test_credentials_in_base_url_never_reach_messages(
     with pytest.raises(ApiRequestError) as refused:
         list(client.iter_studies([CANONICAL]))
 
-    for message in (str(transient.value), str(refused.value)):
+    assert isinstance(transient.value, ApiUnavailableError)
+    for message in (str(transient.value), transient.value.detail or "", str(refused.value)):
         assert "s3cret" not in message
         assert "user" not in message
-        assert "https://clinicaltrials.gov/api/v2/" in message
+    assert "https://clinicaltrials.gov/api/v2/version" in (transient.value.detail or "")
+    assert "https://clinicaltrials.gov/api/v2/studies" in str(refused.value)
 
 
 # -- pacing and construction ------------------------------------------------------------------

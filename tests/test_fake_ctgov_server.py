@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -19,7 +20,11 @@ import pytest
 
 from tests.fakes.ctgov_server import FakeCtGov, clone_record, load_records
 from trialwatch.ctgov import CtGovClient
-from trialwatch.exceptions import ApiRequestError, TransientFetchError
+from trialwatch.exceptions import (
+    ApiRequestError,
+    ApiUnavailableError,
+    ApiUnreachableError,
+)
 from trialwatch.models import FoundStudy, MissingStudy
 
 ALIAS = "NCT02380456"  # listed in NCT02300909's nctIdAliases
@@ -576,10 +581,45 @@ def test_client_gives_up_when_the_api_is_down(api: FakeCtGov, sleeps: list[float
         CtGovClient(
             base_url=api.base_url, max_attempts=3, min_interval_s=0, sleep=sleeps.append
         ) as client,
-        pytest.raises(TransientFetchError, match=r"after 3 attempts: .*HTML"),
+        pytest.raises(ApiUnavailableError, match="a web page instead of data after 3 attempts"),
     ):
         client.version()
     assert api.count("/version") == 3
+
+
+def test_client_says_at_once_that_a_plain_http_port_does_not_speak_tls(api: FakeCtGov) -> None:
+    https = api.base_url.replace("http://", "https://")
+    with (
+        CtGovClient(base_url=https, min_interval_s=0, sleep=lambda _: None) as client,
+        pytest.raises(ApiUnreachableError, match="does not speak TLS there") as caught,
+    ):
+        client.version()
+    assert "WRONG_VERSION_NUMBER" in (caught.value.detail or "")
+    assert api.count() == 0  # the TLS hello is not an HTTP request
+    assert client.requests_made == 1
+
+
+def test_client_retries_a_refused_connection_then_says_so(sleeps: list[float]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port now: connections to it are refused.
+    with (
+        CtGovClient(
+            base_url=f"http://127.0.0.1:{port}/api/v2",
+            max_attempts=2,
+            min_interval_s=0,
+            sleep=sleeps.append,
+        ) as client,
+        pytest.raises(ApiUnreachableError) as caught,
+    ):
+        client.version()
+    assert str(caught.value).startswith(
+        f"could not reach 127.0.0.1:{port}: the connection was refused after 2 attempts"
+    )
+    assert "Connection refused" in (caught.value.detail or "")
+    assert client.requests_made == 2
+    assert len(sleeps) == 1
 
 
 def test_client_sees_the_bad_request_of_a_real_400(api: FakeCtGov, client: CtGovClient) -> None:

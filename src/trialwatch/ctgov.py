@@ -5,18 +5,26 @@ value types of :mod:`trialwatch.models`. It knows the API's traps (OpenAPI spec 
 observed behaviour): ``pageSize`` defaults to 10, pages are chained with
 ``nextPageToken``, ids that do not exist are silently absent, an alias id comes back under its
 canonical ``nctId``, and a 200 can be an HTML maintenance page. It is polite (at least
-``min_interval_s`` between two requests), retries what is worth retrying with jittered
-exponential backoff, honours ``Retry-After``, and raises only :class:`TransientFetchError` and
-:class:`ApiRequestError`. It never touches storage, never diffs, never decides what to poll.
+``min_interval_s`` between two requests), retries what can heal (timeouts, 5xx, 429, refused or
+broken connections, garbled answers) with jittered exponential backoff, honours
+``Retry-After``, and says at once what cannot heal (a host name that does not resolve, no route
+to the network, a TLS certificate that is not trusted). It raises only :class:`FetchError`
+subclasses: :class:`ApiUnreachableError` and :class:`ApiUnavailableError` (one plain line, the
+technical cause in ``detail`` and ``__cause__``), :class:`TransientFetchError` for a paging
+failure, :class:`ApiRequestError` for a refused request. It never touches storage, never diffs,
+never decides what to poll.
 """
 
 from __future__ import annotations
 
 import email.utils
+import errno
 import hashlib
 import json
 import logging
 import re
+import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,7 +43,12 @@ from tenacity import (
 )
 
 from trialwatch import __version__
-from trialwatch.exceptions import ApiRequestError, TransientFetchError
+from trialwatch.exceptions import (
+    ApiRequestError,
+    ApiUnavailableError,
+    ApiUnreachableError,
+    TransientFetchError,
+)
 from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
 
 __all__ = [
@@ -57,15 +70,40 @@ STUDY_FIELDS: Final = "ProtocolSection|HasResults"
 _NCT_ID: Final = re.compile(r"NCT\d{8}")
 _RETRY_AFTER_SECONDS: Final = re.compile(r"\d+(?:\.\d+)?")
 _ERROR_BODY_LIMIT: Final = 300
+# What getaddrinfo says when a name does not resolve, on glibc, musl, macOS and Windows; the
+# exception chain normally shows a socket.gaierror too, the words are for wrapped errors.
+_DNS_FAILURES: Final = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "No address associated with hostname",
+    "nodename nor servname provided",
+    "Name does not resolve",
+    "getaddrinfo failed",
+)
+_NO_ROUTE: Final = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
 
 log = logging.getLogger(__name__)
 
 
 class _RetryableError(TransientFetchError):
-    """One failed attempt worth retrying; ``retry_after``: the wait the server asked for, if any."""
+    """One failed attempt worth retrying.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``kind`` says what went wrong, for the plain message given once retries run out (see
+    :func:`_exhausted`); ``status``: the HTTP status, if any; ``retry_after``: the wait the
+    server asked for, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
+        self.kind = kind
+        self.status = status
         self.retry_after = retry_after
 
 
@@ -114,6 +152,8 @@ class CtGovClient:
             raise ValueError(f"batch_size must be between 1 and {MAX_PAGE_SIZE}, got {batch_size}")
 
         self._display_base = _redact(url).rstrip("/")
+        # How people name the API in messages: "clinicaltrials.gov", or "127.0.0.1:8000".
+        self._host = url.host + (f":{url.port}" if url.port is not None else "")
         self._timeout_s = timeout_s
         self._min_interval_s = min_interval_s
         self._max_attempts = max_attempts
@@ -257,12 +297,15 @@ class CtGovClient:
             if token is None:
                 return
             if token in seen_tokens:
-                raise TransientFetchError(
-                    f"GET {self._display_base}/studies: the API sent the same nextPageToken twice"
+                raise ApiUnavailableError(
+                    f"{self._host} sent pages that never end; try again later",
+                    detail=f"GET {self._display_base}/studies: the API sent the same "
+                    "nextPageToken twice",
                 )
             seen_tokens.add(token)
-        raise TransientFetchError(
-            f"GET {self._display_base}/studies: paging did not end after {max_pages} pages"
+        raise ApiUnavailableError(
+            f"{self._host} sent pages that never end; try again later",
+            detail=f"GET {self._display_base}/studies: paging did not end after {max_pages} pages",
         )
 
     def _get_json(
@@ -273,7 +316,7 @@ class CtGovClient:
         retrying = Retrying(
             stop=stop_after_attempt(self._max_attempts),
             wait=self._wait,
-            retry=retry_if_exception_type(TransientFetchError),
+            retry=retry_if_exception_type(_RetryableError),
             sleep=self._sleep,
             before_sleep=lambda state: self._log_retry(what, state),
             reraise=False,
@@ -283,8 +326,11 @@ class CtGovClient:
         except RetryError as exc:
             attempts = exc.last_attempt.attempt_number
             last = exc.last_attempt.exception()
+            if not isinstance(last, _RetryableError):  # pragma: no cover - only those retry
+                raise
             noun = "attempt" if attempts == 1 else "attempts"
-            raise TransientFetchError(f"{what} failed after {attempts} {noun}: {last}") from last
+            detail = f"{what} failed after {attempts} {noun}: {last}"
+            raise _exhausted(last, self._host, f"after {attempts} {noun}", detail) from last
 
     def _attempt(
         self, path: str, params: Mapping[str, str], problem: Callable[[Any], str | None]
@@ -299,12 +345,23 @@ class CtGovClient:
                 f"GET {self._display_base}{path}: too many redirects ({exc})"
             ) from exc
         except httpx.TimeoutException as exc:
+            kind = "connect-timeout" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
             raise _RetryableError(
-                f"timed out after {self._timeout_s:g}s ({type(exc).__name__})"
+                f"timed out after {self._timeout_s:g}s ({type(exc).__name__})", kind=kind
             ) from exc
+        except httpx.ProxyError as exc:
+            raise _RetryableError(f"{type(exc).__name__}: {exc}", kind="proxy") from exc
+        except httpx.ConnectError as exc:
+            unreachable = _cannot_heal(exc, self._host)
+            if unreachable is not None:
+                # Retrying a name that does not resolve only makes an offline run slow.
+                detail = f"GET {self._display_base}{path}: {type(exc).__name__}: {exc}"
+                raise ApiUnreachableError(unreachable, detail=detail) from exc
+            kind = "refused" if _refused(exc) else "connect"
+            raise _RetryableError(f"{type(exc).__name__}: {exc}", kind=kind) from exc
         except httpx.RequestError as exc:
-            # Refused or reset connections, DNS failures, a body cut off mid-way.
-            raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
+            # Reset connections, a body cut off mid-way, a server that hangs up.
+            raise _RetryableError(f"{type(exc).__name__}: {exc}", kind="broken") from exc
 
         status = response.status_code
         if status == 429 or status >= 500:
@@ -314,7 +371,10 @@ class CtGovClient:
                 else None
             )
             raise _RetryableError(
-                f"HTTP {status} {response.reason_phrase}".rstrip(), retry_after=retry_after
+                f"HTTP {status} {response.reason_phrase}".rstrip(),
+                kind="throttled" if status == 429 else "status",
+                status=status,
+                retry_after=retry_after,
             )
         if 400 <= status < 500:
             body = _shorten(response.text)
@@ -324,7 +384,11 @@ class CtGovClient:
                 status_code=status,
             )
         if not 200 <= status < 300:
-            raise _RetryableError(f"unexpected HTTP {status} {response.reason_phrase}".rstrip())
+            raise _RetryableError(
+                f"unexpected HTTP {status} {response.reason_phrase}".rstrip(),
+                kind="status",
+                status=status,
+            )
 
         content_type = response.headers.get("Content-Type", "")
         try:
@@ -333,12 +397,14 @@ class CtGovClient:
         except (ValueError, RecursionError) as exc:
             if "html" in content_type.lower():
                 reason = f"HTTP {status} with an HTML page instead of JSON (maintenance?)"
-            else:
-                reason = f"HTTP {status} with a body that is not valid JSON ({content_type!r})"
-            raise _RetryableError(reason) from exc
+                raise _RetryableError(reason, kind="html") from exc
+            reason = f"HTTP {status} with a body that is not valid JSON ({content_type!r})"
+            raise _RetryableError(reason, kind="garbled") from exc
         shape_problem = problem(data)
         if shape_problem is not None:
-            raise _RetryableError(f"HTTP {status} with unexpected JSON: {shape_problem}")
+            raise _RetryableError(
+                f"HTTP {status} with unexpected JSON: {shape_problem}", kind="garbled"
+            )
         return data
 
     def _pace(self) -> None:
@@ -384,6 +450,89 @@ def record_fingerprint(record: Mapping[str, Any]) -> str:
     except TypeError:  # an integer beyond 64 bits, in a record parsed by something else
         raw = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then its causes and contexts, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _refused(exc: BaseException) -> bool:
+    # Linux and macOS say "Connection refused", Windows "...the target machine actively refused it".
+    return any(
+        isinstance(e, ConnectionRefusedError)
+        or "onnection refused" in str(e)
+        or "actively refused" in str(e)
+        for e in _chain(exc)
+    )
+
+
+def _cannot_heal(exc: httpx.ConnectError, host: str) -> str | None:
+    """The plain message for a connection failure that retrying will not mend; None if it may.
+
+    A host name that does not resolve or a network with no route will not come back within a
+    minute of backoff, and a certificate that is not trusted or a server that does not speak
+    TLS never will: say so at once. Refused connections may be a restart: they are retried.
+    """
+    chain = list(_chain(exc))
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or (
+        "CERTIFICATE_VERIFY_FAILED" in text
+    ):
+        return (
+            f"could not open a secure connection to {host}: its certificate is not trusted; "
+            "a proxy or TLS interception may be in the way"
+        )
+    if "WRONG_VERSION_NUMBER" in text:
+        return (
+            f"could not open a secure connection to {host}: it does not speak TLS there; "
+            "check `[api] base_url` (http or https?) or a proxy"
+        )
+    if (
+        any(isinstance(e, socket.gaierror) for e in chain)
+        or any(words in text for words in _DNS_FAILURES)
+        or any(isinstance(e, OSError) and e.errno in _NO_ROUTE for e in chain)
+        or "Network is unreachable" in text
+        or "No route to host" in text
+    ):
+        return f"could not reach {host}: check the network or `[api] base_url`"
+    return None
+
+
+def _exhausted(last: _RetryableError, host: str, attempts: str, detail: str) -> TransientFetchError:
+    """The error for retries run out, ``last`` being the final attempt's failure: one plain
+    line saying what happened and what to do, the technical ``detail`` kept beside it."""
+    status = f"HTTP {last.status}" if last.status is not None else ""
+    unreachable = {
+        "refused": f"could not reach {host}: the connection was refused {attempts}; "
+        "check `[api] base_url`, or try again later",
+        "connect": f"could not reach {host} {attempts}: check the network or `[api] base_url`",
+        "connect-timeout": f"could not reach {host}: no answer to connect {attempts}; "
+        "check the network, a firewall or `[api] base_url`",
+        "proxy": f"could not reach {host} through the proxy {attempts}; "
+        "check the proxy settings (HTTPS_PROXY, ALL_PROXY)",
+    }
+    unavailable = {
+        "timeout": f"{host} did not answer in time {attempts}; try again later",
+        "broken": f"the connection to {host} kept breaking off {attempts}; "
+        "check the network or a proxy, or try again later",
+        "status": f"{host} is down or failing: {status} {attempts}; try again later",
+        "throttled": f"{host} asked us to slow down: {status} {attempts}; "
+        "try again later, or raise `[api] min_interval_s`",
+        "html": f"{host} sent a web page instead of data {attempts} (maintenance?); "
+        "try again later",
+        "garbled": f"{host} sent something that is not the data asked for {attempts}; "
+        "try again later",
+    }
+    if last.kind in unreachable:
+        return ApiUnreachableError(unreachable[last.kind], detail=detail)
+    message = unavailable.get(last.kind, f"{host} kept failing {attempts}; try again later")
+    return ApiUnavailableError(message, detail=detail)
 
 
 def _normalize_ids(ids: Sequence[str]) -> list[str]:
