@@ -432,8 +432,15 @@ def test_fault_short_leaves_a_study_off_but_counts_it(api: FakeCtGov, http: http
     assert ids_of(http.get("/studies", params=query).json()) == IDS[1:]
     assert ids_of(http.get("/studies", params=query).json()) == IDS  # used up
 
-    api.fail_all("short", nct_id=IDS[0])
     paged = {**query, "pageSize": "5"}
+    api.inject("short", nct_id=IDS[7])  # waits for the page that holds it
+    assert http.get("/version").status_code == 200
+    first = http.get("/studies", params=paged).json()
+    second = http.get("/studies", params={**paged, "pageToken": first["nextPageToken"]}).json()
+    assert (ids_of(first), ids_of(second)) == (IDS[:5], [*IDS[5:7], *IDS[8:10]])
+    assert len(ids_of(http.get("/studies", params=query).json())) == 13  # used up
+
+    api.fail_all("short", nct_id=IDS[0])
     first = http.get("/studies", params=paged).json()
     second = http.get("/studies", params={**paged, "pageToken": first["nextPageToken"]}).json()
     assert (first["totalCount"], ids_of(first), ids_of(second)) == (13, IDS[1:5], IDS[5:10])

@@ -253,6 +253,7 @@ class _Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = ()
+    dropped: bool = False  # a "short" fault left a study off this page
 
 
 class _BadRequest(Exception):
@@ -465,8 +466,9 @@ class FakeCtGov:
         - ``"delay"``: wait ``seconds`` (default 1.0), then answer normally.
         - ``"reset"``: close the connection (TCP reset) without answering.
         - ``"short"``: a short read: a ``/studies`` page leaves out the study ``nct_id`` (by
-          default its first study) while ``totalCount`` and paging still count it. Other paths
-          answer normally (the fault is used up all the same).
+          default its first study) while ``totalCount`` and paging still count it. With
+          ``nct_id``, the fault waits for a page that holds that study; without, it is used by
+          the next matching request (another path answers normally).
         """
         if times < 1:
             raise ValueError("times must be >= 1")
@@ -495,6 +497,17 @@ class FakeCtGov:
                 if fault.times == 0:
                     self._faults.remove(fault)
             return fault
+
+    def _refund(self, fault: _Fault) -> None:
+        """Give back one use of ``fault``, at the head of the queue."""
+        with self._lock:
+            if fault.times is None:
+                return
+            if fault in self._faults:
+                fault.times += 1
+            else:
+                fault.times = 1
+                self._faults.insert(0, fault)
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -588,7 +601,7 @@ class FakeCtGov:
                 and all(lo <= _last_update(record) <= hi for lo, hi in ranges)
                 and all(self._matches(nct_id, record, name, terms) for name, terms in searches)
             ]
-            chunk = matching[offset : offset + page_size]
+            chunk = whole = matching[offset : offset + page_size]
             if short is True:
                 chunk = chunk[1:]
             elif short:
@@ -600,7 +613,9 @@ class FakeCtGov:
             body += b',"totalCount":%d' % len(matching)
         if offset + page_size < len(matching):
             body += b',"nextPageToken":' + orjson.dumps(_make_token(offset + page_size, digest))
-        return _Response(200, body + b"}", "application/json; charset=utf-8")
+        return _Response(
+            200, body + b"}", "application/json; charset=utf-8", dropped=len(chunk) < len(whole)
+        )
 
     def _aliases(self) -> dict[str, str]:
         """alias -> canonical id; call with the lock held."""
@@ -735,6 +750,8 @@ class _Handler(BaseHTTPRequestHandler):
             response = _Response(200, _GARBAGE, "application/json; charset=utf-8")
         elif kind == "short":
             response = fake._answer(split.path, split.query, short=opts.get("nct_id") or True)
+            if fault is not None and opts.get("nct_id") and not response.dropped:
+                fake._refund(fault)  # not on this page: wait for the one that holds it
         else:
             response = fake._answer(split.path, split.query)
         if kind == "truncate":
