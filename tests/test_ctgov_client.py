@@ -11,7 +11,7 @@ import json
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,14 +20,21 @@ import respx
 
 import trialwatch
 from tests.fakes.ctgov_server import RECORDS_DIR, clone_record, load_records
-from trialwatch.ctgov import STUDY_FIELDS, CtGovClient, record_fingerprint
+from trialwatch.ctgov import (
+    STUDY_FIELDS,
+    SUMMARY_FIELDS,
+    UPDATED_FIELDS,
+    CtGovClient,
+    record_fingerprint,
+)
 from trialwatch.exceptions import (
     ApiRequestError,
     ApiUnavailableError,
     ApiUnreachableError,
+    ShortReadError,
     TransientFetchError,
 )
-from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
+from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult, StudySummary
 
 BASE = "https://clinicaltrials.gov/api/v2"
 ALIAS = "NCT02380456"  # listed in NCT02300909's nctIdAliases
@@ -973,3 +980,226 @@ def test_client_is_a_context_manager(router: respx.MockRouter, clock: FakeClock)
 def test_unusable_settings_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must"):
         CtGovClient(**{"base_url": BASE, **kwargs})
+
+
+# -- searches and update listings ------------------------------------------------------------------
+
+
+def summary_of(record: Mapping[str, Any]) -> Record:
+    """The record as CT.gov serves it with SUMMARY_FIELDS: only those leaves, nested."""
+    ps = record["protocolSection"]
+    ident, status = ps["identificationModule"], ps["statusModule"]
+    out: Record = {
+        "identificationModule": {
+            k: ident[k] for k in ("nctId", "briefTitle", "acronym") if k in ident
+        },
+        "statusModule": {
+            "overallStatus": status["overallStatus"],
+            "studyFirstPostDateStruct": {"date": status["studyFirstPostDateStruct"]["date"]},
+            "lastUpdatePostDateStruct": {"date": status["lastUpdatePostDateStruct"]["date"]},
+        },
+        "sponsorCollaboratorsModule": {
+            "leadSponsor": {"name": ps["sponsorCollaboratorsModule"]["leadSponsor"]["name"]}
+        },
+    }
+    if "phases" in ps.get("designModule", {}):
+        out["designModule"] = {"phases": ps["designModule"]["phases"]}
+    return {"protocolSection": out}
+
+
+def expected_summary(record: Mapping[str, Any]) -> StudySummary:
+    ps = record["protocolSection"]
+    ident, status = ps["identificationModule"], ps["statusModule"]
+    return StudySummary(
+        nct_id=ident["nctId"],
+        brief_title=ident["briefTitle"],
+        acronym=ident.get("acronym"),
+        phases=tuple(ps.get("designModule", {}).get("phases", ())),
+        overall_status=status["overallStatus"],
+        lead_sponsor=ps["sponsorCollaboratorsModule"]["leadSponsor"]["name"],
+        first_posted=status["studyFirstPostDateStruct"]["date"],
+        last_update_posted=status["lastUpdatePostDateStruct"]["date"],
+    )
+
+
+def listing_server(
+    studies: Sequence[Mapping[str, Any]],
+    *,
+    per_page: int,
+    drop: Sequence[str] = (),
+    count: int | None = 0,
+    repeat_first: bool = False,
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A /studies handler paging over ``studies`` whatever the query, ``per_page`` a page.
+
+    ``totalCount`` on the first page (with countTotal=true): the studies, ``count`` added
+    (``None``: none). ``drop``: counted but never sent; ``repeat_first``: the first study is sent
+    again at the start of the second page, as a registry shifting between pages might."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent = [s for s in studies if nct_id(s) not in drop]
+        pages = [sent[i : i + per_page] for i in range(0, len(sent), per_page)] or [[]]
+        if repeat_first and len(pages) > 1:
+            pages[1] = [sent[0], *pages[1]]
+        token = request.url.params.get("pageToken")
+        index = int(token[1:]) if token else 0
+        body: dict[str, Any] = {"studies": pages[index]}
+        if index + 1 < len(pages):
+            body["nextPageToken"] = f"t{index + 1}"
+        if index == 0 and request.url.params.get("countTotal") == "true" and count is not None:
+            body["totalCount"] = len(studies) + count
+        return httpx.Response(200, json=body)
+
+    return handler
+
+
+def test_a_search_pages_to_the_end_and_returns_every_hit_as_a_summary(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    route = router.get("/studies").mock(
+        side_effect=listing_server([summary_of(r) for r in records], per_page=4)
+    )
+
+    hits = make_client().search(
+        {"query.intr": " selinexor OR KPT-330 ", "filter.overallStatus": "recruiting|Completed"}
+    )
+
+    assert hits == tuple(expected_summary(r) for r in records)
+    assert route.call_count == 3
+    first = dict(route.calls[0].request.url.params)
+    assert first == {
+        "query.intr": "selinexor OR KPT-330",
+        "filter.overallStatus": "RECRUITING,COMPLETED",
+        "fields": SUMMARY_FIELDS,
+        "pageSize": "1000",
+        "countTotal": "true",
+        "format": "json",
+    }
+    for n, call in enumerate(route.calls[1:], start=1):
+        params = dict(call.request.url.params)
+        assert params.pop("pageToken") == f"t{n}"
+        assert params == first
+
+
+def test_a_summary_leaves_out_what_the_registry_leaves_out(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    bare = {"protocolSection": {"identificationModule": {"nctId": "nct05923112"}}}
+    router.get("/studies").mock(side_effect=listing_server([bare], per_page=10))
+    assert make_client().search({"query.term": "x"}) == (StudySummary("NCT05923112"),)
+
+
+def test_a_short_search_is_an_error_not_a_result(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    router.get("/studies").mock(
+        side_effect=listing_server(
+            [summary_of(r) for r in records], per_page=4, drop=[nct_id(records[5])]
+        )
+    )
+
+    with pytest.raises(ShortReadError) as caught:
+        make_client().search({"query.cond": "asthma"})
+
+    error = caught.value
+    assert isinstance(error, TransientFetchError)
+    assert (error.expected, error.received) == (11, 10)
+    assert str(error) == (
+        "clinicaltrials.gov sent 10 studies for a search but counted 11; "
+        "the answer was not used: try again later"
+    )
+    assert error.detail == (
+        f"GET {BASE}/studies with query.cond='asthma': "
+        "totalCount 11, 10 distinct studies over 3 pages"
+    )
+
+
+def test_a_study_sent_twice_is_counted_once(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    studies = [summary_of(r) for r in real_records()]
+    router.get("/studies").mock(side_effect=listing_server(studies, per_page=4, repeat_first=True))
+    client = make_client()
+    assert len(client.search({"query.term": "x"})) == 11
+
+    # The repeat hides a missing study: 11 arrivals, 10 distinct, 11 counted.
+    router.get("/studies").mock(
+        side_effect=listing_server(
+            studies, per_page=4, repeat_first=True, drop=[nct_id(studies[7])]
+        )
+    )
+    with pytest.raises(ShortReadError, match="sent 10 studies"):
+        client.search({"query.term": "x"})
+
+
+def test_a_search_without_a_count_cannot_be_checked(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    studies = [summary_of(r) for r in real_records()]
+    route = router.get("/studies").mock(side_effect=listing_server(studies, per_page=4, count=None))
+    with pytest.raises(ShortReadError, match="gave no count") as caught:
+        make_client().search({"query.term": "x"})
+    assert (caught.value.expected, caught.value.received) == (None, 4)
+    assert route.call_count == 1  # no point paging on
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"query.recrs": "x", "query.term": "y"}, "unknown search parameter"),
+        ({"filter.ids": "NCT02300909"}, "unknown search parameter"),
+        ({"query.term": "  "}, "must be a non-empty string"),
+        ({"filter.overallStatus": "RECRUITING"}, "at least one query"),
+        ({}, "at least one query"),
+        ({"query.term": "x", "filter.overallStatus": "RECRUITING,OPEN"}, "'OPEN'"),
+    ],
+)
+def test_search_parameters_are_checked_before_any_request(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    params: dict[str, str],
+    problem: str,
+) -> None:
+    route = router.get("/studies").mock(return_value=page([]))
+    with pytest.raises(ValueError, match=problem):
+        make_client().search(params)
+    assert route.call_count == 0
+
+
+def test_updated_since_lists_ids_and_aliases_of_studies_updated_from_that_day(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    studies: list[Record] = [
+        {"protocolSection": {"identificationModule": {"nctId": f"NCT1000000{i}"}}} for i in range(5)
+    ]
+    studies[2]["protocolSection"]["identificationModule"]["nctIdAliases"] = ["NCT02380456", 7]
+    route = router.get("/studies").mock(side_effect=listing_server(studies, per_page=2))
+
+    ids = make_client().updated_since(date(2026, 11, 2))
+
+    assert ids == {*(f"NCT1000000{i}" for i in range(5)), "NCT02380456"}
+    assert route.call_count == 3
+    assert dict(route.calls[0].request.url.params) == {
+        "filter.advanced": "AREA[LastUpdatePostDate]RANGE[2026-11-02,MAX]",
+        "fields": UPDATED_FIELDS,
+        "pageSize": "1000",
+        "countTotal": "true",
+        "format": "json",
+    }
+
+
+def test_a_short_update_listing_is_an_error(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    studies = [{"protocolSection": {"identificationModule": {"nctId": "NCT10000001"}}}]
+    router.get("/studies").mock(side_effect=listing_server(studies, per_page=2, count=1))
+    with pytest.raises(ShortReadError, match="for an update listing but counted 2"):
+        make_client().updated_since(date(2026, 11, 2))
+
+
+@pytest.mark.parametrize("day", [datetime(2026, 11, 2, tzinfo=UTC), "2026-11-02"])
+def test_updated_since_takes_a_date(make_client: Callable[..., CtGovClient], day: Any) -> None:
+    with pytest.raises(TypeError, match=r"datetime\.date"):
+        make_client().updated_since(day)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from trialwatch.exceptions import (
     ApiRequestError,
     ApiUnavailableError,
     ApiUnreachableError,
+    ShortReadError,
 )
-from trialwatch.models import FoundStudy, MissingStudy
+from trialwatch.models import FoundStudy, MissingStudy, StudySummary
 
 ALIAS = "NCT02380456"  # listed in NCT02300909's nctIdAliases
 CANONICAL = "NCT02300909"
@@ -543,6 +545,84 @@ def test_client_tells_a_short_read_from_an_absent_study(
         MissingStudy(ABSENT, confirmed=False),
     ]
     assert api.count("/studies") == 2
+
+
+def test_client_searches_the_stand_in(api: FakeCtGov, client: CtGovClient) -> None:
+    hits = client.search(
+        {"query.intr": "montelukast OR K-877", "filter.overallStatus": "RECRUITING,COMPLETED"}
+    )
+    assert hits == (
+        StudySummary(
+            nct_id="NCT00712335",
+            brief_title=THIRTEEN[0]["protocolSection"]["identificationModule"]["briefTitle"],
+            phases=("PHASE4",),
+            overall_status="COMPLETED",
+            lead_sponsor="Inje University",
+            first_posted="2008-07-09",
+            last_update_posted="2012-05-16",
+        ),
+        StudySummary(
+            nct_id="NCT05923281",
+            brief_title=THIRTEEN[10]["protocolSection"]["identificationModule"]["briefTitle"],
+            phases=("PHASE3",),
+            overall_status="RECRUITING",
+            lead_sponsor="Kowa Company, Ltd.",
+            first_posted="2023-06-28",
+            last_update_posted="2023-06-28",
+        ),
+        StudySummary(
+            nct_id="NCT90000001",
+            brief_title=THIRTEEN[0]["protocolSection"]["identificationModule"]["briefTitle"],
+            phases=("PHASE4",),
+            overall_status="COMPLETED",
+            lead_sponsor="Inje University",
+            first_posted="2008-07-09",
+            last_update_posted="2012-05-16",
+        ),
+    )
+    assert api.count("/studies") == 1
+
+
+def test_client_searches_through_several_pages_and_notices_a_short_one(
+    sleeps: list[float],
+) -> None:
+    # Small invented records: what is tested is paging and counting, not the records.
+    many = [
+        {"protocolSection": {"identificationModule": {"nctId": f"NCT{80000000 + i:08d}"}}}
+        for i in range(1200)
+    ]
+    with (
+        FakeCtGov(many) as api,
+        CtGovClient(base_url=api.base_url, min_interval_s=0, sleep=sleeps.append) as client,
+    ):
+        hits = client.search({"query.term": "NCT8"})
+        assert [h.nct_id for h in hits] == [f"NCT{80000000 + i:08d}" for i in range(1200)]
+        assert api.count("/studies") == 2  # 1000 + 200
+
+        api.inject("short", nct_id="NCT80001100", path="/studies")
+        with pytest.raises(ShortReadError) as caught:
+            client.search({"query.term": "NCT8"})
+        assert (caught.value.expected, caught.value.received) == (1200, 1199)
+
+
+def test_client_lists_what_was_updated_since_a_day(api: FakeCtGov, client: CtGovClient) -> None:
+    assert client.updated_since(date(2026, 11, 21)) == frozenset()
+
+    api.update_study(CANONICAL, lambda r: None)  # published on the next data day, 2026-11-21
+    assert client.updated_since(date(2026, 11, 21)) == {CANONICAL, ALIAS}
+    assert client.updated_since(date(2023, 6, 28)) == {
+        CANONICAL,
+        ALIAS,
+        "NCT04544683",
+        "NCT05923112",
+        "NCT05923281",
+    }
+    request = api.requests[-1]
+    assert request.params["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2023-06-28,MAX]"
+
+    api.inject("short", path="/studies")
+    with pytest.raises(ShortReadError):
+        client.updated_since(date(2023, 6, 28))
 
 
 def test_client_version(api: FakeCtGov, client: CtGovClient) -> None:

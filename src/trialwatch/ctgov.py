@@ -27,7 +27,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -47,15 +47,20 @@ from trialwatch.exceptions import (
     ApiRequestError,
     ApiUnavailableError,
     ApiUnreachableError,
+    ShortReadError,
     TransientFetchError,
 )
-from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
+from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult, StudySummary
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_USER_AGENT",
     "MAX_PAGE_SIZE",
+    "OVERALL_STATUSES",
+    "SEARCH_PARAMS",
     "STUDY_FIELDS",
+    "SUMMARY_FIELDS",
+    "UPDATED_FIELDS",
     "CtGovClient",
     "record_fingerprint",
 ]
@@ -66,6 +71,38 @@ MAX_PAGE_SIZE: Final = 1000
 # derivedSection churns daily without any change a user cares about, and resultsSection can weigh
 # megabytes; ProtocolSection plus the hasResults flag is everything the snapshot needs.
 STUDY_FIELDS: Final = "ProtocolSection|HasResults"
+# A search hit needs only what a "new matching trial" event shows (field names: CT.gov's data
+# structure, which the spec points to; a date field comes back as {"date": ...} in its struct).
+SUMMARY_FIELDS: Final = (
+    "NCTId|BriefTitle|Acronym|Phase|OverallStatus|LeadSponsorName|"
+    "StudyFirstPostDate|LastUpdatePostDate"
+)
+# An update listing needs the id, and the aliases so that a watch list holding an old id matches.
+UPDATED_FIELDS: Final = "NCTId|NCTIdAlias"
+SEARCH_PARAMS: Final = frozenset(
+    {"query.term", "query.intr", "query.cond", "query.spons", "filter.overallStatus"}
+)
+OVERALL_STATUSES: Final = frozenset(
+    {
+        "ACTIVE_NOT_RECRUITING",
+        "COMPLETED",
+        "ENROLLING_BY_INVITATION",
+        "NOT_YET_RECRUITING",
+        "RECRUITING",
+        "SUSPENDED",
+        "TERMINATED",
+        "WITHDRAWN",
+        "AVAILABLE",
+        "NO_LONGER_AVAILABLE",
+        "TEMPORARILY_NOT_AVAILABLE",
+        "APPROVED_FOR_MARKETING",
+        "WITHHELD",
+        "UNKNOWN",
+    }
+)
+# No listing of CT.gov (~600,000 studies) needs more pages than this at 1000 a page; it only
+# stops a server that keeps inventing tokens before its totalCount bounds the paging.
+_MAX_LISTING_PAGES: Final = 100_000
 
 _NCT_ID: Final = re.compile(r"NCT\d{8}")
 _RETRY_AFTER_SECONDS: Final = re.compile(r"\d+(?:\.\d+)?")
@@ -238,7 +275,94 @@ class CtGovClient:
         wanted = _normalize_ids(ids)
         return self._iter_batches(wanted)
 
+    def search(self, params: Mapping[str, str]) -> tuple[StudySummary, ...]:
+        """Every study matching a registry search, as :class:`StudySummary` values.
+
+        ``params`` are CT.gov's own search parameters, among :data:`SEARCH_PARAMS`: at least one
+        of ``query.term``, ``query.intr``, ``query.cond``, ``query.spons`` (Essie expressions,
+        e.g. ``"selinexor OR KPT-330"``), and optionally ``filter.overallStatus`` (statuses
+        separated by ``,`` or ``|``). Anything else, an empty value or an unknown status raises
+        ``ValueError`` now, before any request (the settings should have refused it).
+
+        Pages of 1000 with :data:`SUMMARY_FIELDS` are followed to the end, then the distinct
+        studies that arrived are checked against the registry's ``totalCount``: fewer (a
+        short read), or no count at all, raises :class:`ShortReadError` and returns nothing.
+        Hits come in the registry's order, each once. Never returns a partial result: any
+        failure raises.
+        """
+        query = _search_params(params)
+        hits = self._listing(query, SUMMARY_FIELDS, "a search")
+        return tuple(_summary(nct_id, study) for nct_id, study in hits)
+
+    def updated_since(self, day: date) -> frozenset[str]:
+        """The ids of every study whose ``LastUpdatePostDate`` is ``day`` or later.
+
+        ``day`` is a registry posting date (US Eastern), inclusive: pass the data day of the last
+        complete sync, so that a day seen twice costs nothing and none is skipped. Sends
+        ``filter.advanced=AREA[LastUpdatePostDate]RANGE[day,MAX]`` with :data:`UPDATED_FIELDS`,
+        1000 a page, to the end, then checks the studies that arrived against ``totalCount``
+        like :meth:`search` (a short read raises :class:`ShortReadError`). The set holds each
+        study's ``nctId`` and its ``nctIdAliases``, so that it intersects with a watch list
+        that holds an old id. About 800-1,150 studies are updated per weekday: one or two pages.
+        """
+        if isinstance(day, datetime) or not isinstance(day, date):
+            raise TypeError(f"day must be a datetime.date, got {type(day).__name__}")
+        query = {"filter.advanced": f"AREA[LastUpdatePostDate]RANGE[{day.isoformat()},MAX]"}
+        ids: set[str] = set()
+        for nct_id, study in self._listing(query, UPDATED_FIELDS, "an update listing"):
+            ids.add(nct_id)
+            aliases = _get_path(study, "protocolSection", "identificationModule", "nctIdAliases")
+            for alias in aliases if isinstance(aliases, list) else ():
+                if isinstance(alias, str) and _NCT_ID.fullmatch(alias.strip().upper()):
+                    ids.add(alias.strip().upper())
+        return frozenset(ids)
+
     # -- internals -------------------------------------------------------------------------------
+
+    def _listing(self, query: Mapping[str, str], fields: str, what: str) -> list[tuple[str, Any]]:
+        """Page through ``GET /studies`` for ``query`` and return (nctId, study) per distinct
+        study, in order, once the registry's ``totalCount`` says that all of them arrived."""
+        params = {
+            **query,
+            "fields": fields,
+            "pageSize": str(MAX_PAGE_SIZE),
+            "countTotal": "true",
+            "format": "json",
+        }
+        total: int | None = None
+        studies: dict[str, Any] = {}
+        pages = 0
+        for page in self._iter_pages(params, max_pages=_MAX_LISTING_PAGES):
+            pages += 1
+            for study in page["studies"]:
+                nct_id = _study_id(study)
+                if nct_id is None:
+                    log.warning("skipping a study without a usable nctId in a /studies page")
+                    continue
+                studies.setdefault(nct_id, study)
+            if pages == 1:
+                total = page.get("totalCount")
+                if total is None:
+                    break  # nothing to check the rest against: do not page on for nothing
+        if total is None or len(studies) < total:
+            counted = "gave no count" if total is None else f"counted {total}"
+            raise ShortReadError(
+                f"{self._host} sent {len(studies)} studies for {what} but {counted}; "
+                "the answer was not used: try again later",
+                expected=total,
+                received=len(studies),
+                detail=f"GET {self._display_base}/studies with {_describe(query)}: "
+                f"totalCount {total}, {len(studies)} distinct studies over {pages} pages",
+            )
+        if len(studies) > total:
+            log.warning(
+                "GET %s/studies with %s: %d distinct studies arrived, %d counted",
+                self._display_base,
+                _describe(query),
+                len(studies),
+                total,
+            )
+        return list(studies.items())
 
     def _iter_batches(self, wanted: list[str]) -> Iterator[StudyResult]:
         for start in range(0, len(wanted), self._batch_size):
@@ -545,6 +669,53 @@ def _normalize_ids(ids: Sequence[str]) -> list[str]:
             )
         wanted[nct_id] = None
     return list(wanted)
+
+
+def _search_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Checked search parameters, statuses upper-cased and comma-separated; ValueError else."""
+    if isinstance(params, str) or not isinstance(params, Mapping):
+        raise TypeError("params must be a mapping of CT.gov search parameters")
+    allowed = ", ".join(sorted(SEARCH_PARAMS))
+    unknown = sorted(set(params) - SEARCH_PARAMS)
+    if unknown:
+        raise ValueError(f"unknown search parameter(s) {', '.join(unknown)} (allowed: {allowed})")
+    query: dict[str, str] = {}
+    for name, value in params.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"search parameter {name} must be a non-empty string")
+        query[name] = value.strip()
+    if not any(name.startswith("query.") for name in query):
+        raise ValueError(f"a search needs at least one query.* parameter (allowed: {allowed})")
+    if "filter.overallStatus" in query:
+        statuses = [s.strip().upper() for s in re.split(r"[,|]", query["filter.overallStatus"])]
+        bad = [s for s in statuses if s not in OVERALL_STATUSES]
+        if bad:
+            choices = ", ".join(sorted(OVERALL_STATUSES))
+            raise ValueError(f"unknown overall status {bad[0]!r} (choose from {choices})")
+        query["filter.overallStatus"] = ",".join(dict.fromkeys(statuses))
+    return query
+
+
+def _describe(query: Mapping[str, str]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in query.items())
+
+
+def _summary(nct_id: str, study: Any) -> StudySummary:
+    def text(*path: str) -> str | None:
+        value = _get_path(study, "protocolSection", *path)
+        return value if isinstance(value, str) else None
+
+    phases = _get_path(study, "protocolSection", "designModule", "phases")
+    return StudySummary(
+        nct_id=nct_id,
+        brief_title=text("identificationModule", "briefTitle"),
+        acronym=text("identificationModule", "acronym"),
+        phases=tuple(p for p in phases if isinstance(p, str)) if isinstance(phases, list) else (),
+        overall_status=text("statusModule", "overallStatus"),
+        lead_sponsor=text("sponsorCollaboratorsModule", "leadSponsor", "name"),
+        first_posted=text("statusModule", "studyFirstPostDateStruct", "date"),
+        last_update_posted=text("statusModule", "lastUpdatePostDateStruct", "date"),
+    )
 
 
 def _study_id(study: Any) -> str | None:

@@ -10,7 +10,8 @@ reaches the user is a bug. Operational failures are wrapped with their cause
     ├── FetchError                   talking to ClinicalTrials.gov failed
     │   ├── TransientFetchError      timeouts, 429, 5xx, a 200 that is not the expected JSON
     │   │   ├── ApiUnreachableError  no network, a name that does not resolve, refused, TLS refused
-    │   │   └── ApiUnavailableError  reached, but kept failing until the retries ran out
+    │   │   ├── ApiUnavailableError  reached, but kept failing until the retries ran out
+    │   │   └── ShortReadError       a listing arrived with fewer studies than the registry counted
     │   └── ApiRequestError          a 4xx the API will answer the same way every time
     ├── RecordError (ValueError)     one study record cannot be normalized
     ├── StorageError                 the database failed
@@ -70,6 +71,20 @@ class ApiUnavailableError(TransientFetchError):
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
+        self.detail = detail
+
+
+class ShortReadError(TransientFetchError):
+    """A listing arrived short: the registry said ``expected`` studies match (``None``: it gave
+    no count to check against) but only ``received`` distinct studies arrived. The partial
+    answer is not used; a later try may get it whole. One plain line; ``detail`` as above."""
+
+    def __init__(
+        self, message: str, *, expected: int | None, received: int, detail: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.received = received
         self.detail = detail
 
 

@@ -275,6 +275,24 @@ StudyResult: TypeAlias = FoundStudy | MissingStudy
 
 
 @dataclass(frozen=True, slots=True)
+class StudySummary:
+    """One hit of a registry search: the few fields a "new matching trial" event shows.
+
+    Dates are CT.gov partial dates as served (``yyyy-MM-dd``, ``yyyy-MM`` or ``yyyy``); a field
+    the registry leaves out is ``None`` (``()`` for ``phases``, e.g. ``("PHASE2", "PHASE3")``).
+    """
+
+    nct_id: str
+    brief_title: str | None = None
+    acronym: str | None = None
+    phases: tuple[str, ...] = ()
+    overall_status: str | None = None
+    lead_sponsor: str | None = None
+    first_posted: str | None = None
+    last_update_posted: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TrialFailure:
     nct_id: str
     reason: str
