@@ -21,6 +21,7 @@ import respx
 import trialwatch
 from tests.fakes.ctgov_server import RECORDS_DIR, clone_record, load_records
 from trialwatch.ctgov import (
+    DEFAULT_BATCH_SIZE,
     STUDY_FIELDS,
     SUMMARY_FIELDS,
     UPDATED_FIELDS,
@@ -359,6 +360,53 @@ def test_ids_are_batched(router: respx.MockRouter, make_client: Callable[..., Ct
     assert sent == [ids[0:5], ids[5:10], ids[10:12]]
     assert [call.request.url.params["pageSize"] for call in route.calls] == ["5", "5", "2"]
     assert found(results) == {i: i for i in ids}
+
+
+def test_the_default_batch_is_as_large_as_a_safe_url_allows(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    ids = [f"NCT{10000000 + i:08d}" for i in range(1200)]
+    token = "ZVt07cGHkvI2wRk2CJf6_LLq14bEL8swd7KrgP4dnDeTsPkw"  # a real one (page-example.json)
+    route = router.get("/studies").mock(
+        side_effect=lambda request: page([], None if "pageToken" in request.url.params else token)
+    )
+
+    results = list(make_client().iter_studies(ids))
+
+    assert DEFAULT_BATCH_SIZE == 500
+    assert len(results) == 1200
+    first_pages = [c.request for c in route.calls if "pageToken" not in c.request.url.params]
+    assert [len(r.url.params["filter.ids"].split(",")) for r in first_pages] == [500, 500, 200]
+    # Literal commas: 12 bytes per id, and the whole URL well under 8 KB, page token included.
+    assert f"filter.ids={ids[0]},{ids[1]}," in str(first_pages[0].url)
+    assert len(str(first_pages[0].url)) == 127 + 12 * 500 == 6127
+    assert max(len(str(c.request.url)) for c in route.calls) == 6127 + len("&pageToken=") + 48
+
+
+def test_a_batch_whose_url_is_too_long_is_asked_in_halves(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = thirteen_records()
+    ids = [nct_id(r) for r in records]
+    answer = paging_server(records, per_page=1000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if len(request.url.params["filter.ids"].split(",")) > 4:
+            return httpx.Response(414, text="URI Too Long")
+        return answer(request)
+
+    route = router.get("/studies").mock(side_effect=handler)
+
+    results = list(make_client(batch_size=13).iter_studies(ids))
+
+    assert [r.requested_id for r in results] == ids
+    sizes = [len(c.request.url.params["filter.ids"].split(",")) for c in route.calls]
+    assert sizes == [13, 6, 3, 3, 7, 3, 4]
+
+    router.get("/studies").mock(return_value=httpx.Response(414, text="URI Too Long"))
+    with pytest.raises(ApiRequestError) as caught:
+        list(make_client(batch_size=2).iter_studies(ids[:2]))
+    assert caught.value.status_code == 414
 
 
 def test_ids_are_normalized_and_deduplicated_in_order(

@@ -26,6 +26,7 @@ import re
 import socket
 import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from types import TracebackType
@@ -54,6 +55,7 @@ from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult,
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_USER_AGENT",
     "MAX_PAGE_SIZE",
     "OVERALL_STATUSES",
@@ -68,17 +70,26 @@ __all__ = [
 DEFAULT_BASE_URL: Final = "https://clinicaltrials.gov/api/v2"
 DEFAULT_USER_AGENT: Final = f"trialwatch/{__version__} (+https://github.com/trialwatch/trialwatch)"
 MAX_PAGE_SIZE: Final = 1000
+# Ids per filter.ids request. A full sync of N studies costs ceil(N / batch) requests, paced at
+# about one a second, so the batch is as large as a safe URL allows. Servers and proxies commonly
+# accept request URLs up to 8 KB (8,190 bytes for Apache's request line, 8 KB for nginx's buffers
+# and CloudFront); ids are sent with literal commas, so a batch of n ids makes a first-page URL of
+# 127 + 12 n bytes with the default base URL and STUDY_FIELDS, and a next page adds a pageToken
+# (~60 bytes). 500 ids: 6,127 bytes (6,186 with a token), 1.8 KB under the bound for a longer
+# base_url or a proxy's absolute-form request line; 650 would be the most that fits. A server
+# that still answers 414 URI Too Long gets the batch in halves.
+DEFAULT_BATCH_SIZE: Final = 500
 # derivedSection churns daily without any change a user cares about, and resultsSection can weigh
 # megabytes; ProtocolSection plus the hasResults flag is everything the snapshot needs.
-STUDY_FIELDS: Final = "ProtocolSection|HasResults"
+STUDY_FIELDS: Final = "ProtocolSection,HasResults"
 # A search hit needs only what a "new matching trial" event shows (field names: CT.gov's data
 # structure, which the spec points to; a date field comes back as {"date": ...} in its struct).
 SUMMARY_FIELDS: Final = (
-    "NCTId|BriefTitle|Acronym|Phase|OverallStatus|LeadSponsorName|"
-    "StudyFirstPostDate|LastUpdatePostDate"
+    "NCTId,BriefTitle,Acronym,Phase,OverallStatus,LeadSponsorName,"
+    "StudyFirstPostDate,LastUpdatePostDate"
 )
 # An update listing needs the id, and the aliases so that a watch list holding an old id matches.
-UPDATED_FIELDS: Final = "NCTId|NCTIdAlias"
+UPDATED_FIELDS: Final = "NCTId,NCTIdAlias"
 SEARCH_PARAMS: Final = frozenset(
     {"query.term", "query.intr", "query.cond", "query.spons", "filter.overallStatus"}
 )
@@ -162,7 +173,7 @@ class CtGovClient:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         max_retry_after_s: float = 120.0,
-        batch_size: int = 100,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         user_agent: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -366,7 +377,32 @@ class CtGovClient:
 
     def _iter_batches(self, wanted: list[str]) -> Iterator[StudyResult]:
         for start in range(0, len(wanted), self._batch_size):
-            yield from self._iter_batch(wanted[start : start + self._batch_size])
+            yield from self._iter_batch_or_halves(wanted[start : start + self._batch_size])
+
+    def _iter_batch_or_halves(self, batch: list[str]) -> Iterator[StudyResult]:
+        """The batch, or its halves when the server finds its URL too long (HTTP 414)."""
+        results = self._iter_batch(batch)
+        try:
+            # Nothing of a batch is yielded before its first page arrives, so a 414 for that
+            # page leaves nothing half-said: the halves can be asked instead.
+            first = next(results)
+        except StopIteration:
+            return
+        except ApiRequestError as exc:
+            if exc.status_code != 414 or len(batch) == 1:
+                raise
+            log.warning(
+                "GET %s/studies: the URL for %d ids was too long (HTTP 414); asking for them in "
+                "halves (set a smaller [api] batch_size)",
+                self._display_base,
+                len(batch),
+            )
+            half = len(batch) // 2
+            yield from self._iter_batch_or_halves(batch[:half])
+            yield from self._iter_batch_or_halves(batch[half:])
+            return
+        yield first
+        yield from results
 
     def _iter_batch(self, batch: list[str]) -> Iterator[StudyResult]:
         pending = dict.fromkeys(batch)  # an ordered set of ids not returned yet
@@ -463,7 +499,7 @@ class CtGovClient:
         self._pace()
         self._requests_made += 1
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.get(f"{path}?{_encode(params)}" if params else path)
         except httpx.TooManyRedirects as exc:
             raise ApiRequestError(
                 f"GET {self._display_base}{path}: too many redirects ({exc})"
@@ -669,6 +705,13 @@ def _normalize_ids(ids: Sequence[str]) -> list[str]:
             )
         wanted[nct_id] = None
     return list(wanted)
+
+
+def _encode(params: Mapping[str, str]) -> str:
+    """A query string with literal commas: 12 bytes per id in filter.ids instead of 14 (httpx
+    writes %2C), so that a batch fits in a shorter URL. Commas are legal in a query (RFC 3986)
+    and are the separator CT.gov documents."""
+    return urllib.parse.urlencode(params, quote_via=urllib.parse.quote, safe=",")
 
 
 def _search_params(params: Mapping[str, str]) -> dict[str, str]:
