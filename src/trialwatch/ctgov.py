@@ -1,18 +1,21 @@
 """The ClinicalTrials.gov Data API v2 client — the only module that speaks HTTP.
 
-:class:`CtGovClient` asks ``GET /version`` and ``GET /studies`` and turns the answers into the
-value types of :mod:`trialwatch.models`. It knows the API's traps (OpenAPI spec v2.0.5 and
-observed behaviour): ``pageSize`` defaults to 10, pages are chained with
-``nextPageToken``, ids that do not exist are silently absent, an alias id comes back under its
-canonical ``nctId``, and a 200 can be an HTML maintenance page. It is polite (at least
-``min_interval_s`` between two requests), retries what can heal (timeouts, 5xx, 429, refused or
-broken connections, garbled answers) with jittered exponential backoff, honours
-``Retry-After``, and says at once what cannot heal (a host name that does not resolve, no route
-to the network, a TLS certificate that is not trusted). It raises only :class:`FetchError`
-subclasses: :class:`ApiUnreachableError` and :class:`ApiUnavailableError` (one plain line, the
-technical cause in ``detail`` and ``__cause__``), :class:`TransientFetchError` for a paging
-failure, :class:`ApiRequestError` for a refused request. It never touches storage, never diffs,
-never decides what to poll.
+:class:`CtGovClient` asks ``GET /version`` and ``GET /studies`` (by ids, by search, by last
+update) and turns the answers into the value types of :mod:`trialwatch.models`. It knows the
+API's traps (OpenAPI spec v2.0.5 and observed behaviour): ``pageSize`` defaults to 10, pages are
+chained with ``nextPageToken``, ids that do not exist are silently absent, an alias id comes back
+under its canonical ``nctId``, a page can arrive short of what ``totalCount`` counted, and a 200
+can be an HTML maintenance page. It is polite (at least ``min_interval_s`` between two
+requests), retries what can heal (timeouts, 5xx, 429, refused or broken connections, garbled
+answers) with jittered exponential backoff, honours ``Retry-After``, and says at once what
+cannot heal (a host name that does not resolve, no route to the network, a TLS certificate that
+is not trusted).
+
+It raises only :class:`~trialwatch.exceptions.FetchError` subclasses, each one plain line with
+the technical cause in ``detail`` and ``__cause__``: :class:`ApiUnreachableError` (not reached),
+:class:`ApiUnavailableError` (reached, still failing when retries ran out),
+:class:`ShortReadError` (a listing arrived short), and :class:`ApiRequestError` (a request
+refused, or a malformed id). It never touches storage, never diffs, never decides what to poll.
 """
 
 from __future__ import annotations
@@ -253,8 +256,10 @@ class CtGovClient:
     def version(self) -> ApiVersion:
         """``GET /version``: the API version and the timestamp of the data currently served.
 
-        Raises :class:`TransientFetchError` once retries are exhausted, :class:`ApiRequestError`
-        on a 4xx other than 429. Does not cache: every call is a request.
+        Raises :class:`ApiUnreachableError` at once when the host name does not resolve (offline)
+        or TLS is refused, :class:`ApiUnreachableError` or :class:`ApiUnavailableError` once
+        retries are exhausted, :class:`ApiRequestError` on a 4xx other than 429. Does not cache:
+        every call is a request.
         """
         data = self._get_json("/version", {}, _version_problem)
         return ApiVersion(api_version=data["apiVersion"], data_timestamp=data["dataTimestamp"])
