@@ -6,9 +6,12 @@ No test touches the network, and none really sleeps: ``sleep`` and ``monotonic``
 from __future__ import annotations
 
 import email.utils
+import errno
 import json
+import socket
+import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,9 +20,22 @@ import respx
 
 import trialwatch
 from tests.fakes.ctgov_server import RECORDS_DIR, clone_record, load_records
-from trialwatch.ctgov import STUDY_FIELDS, CtGovClient
-from trialwatch.exceptions import ApiRequestError, TransientFetchError
-from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
+from trialwatch.ctgov import (
+    DEFAULT_BATCH_SIZE,
+    STUDY_FIELDS,
+    SUMMARY_FIELDS,
+    UPDATED_FIELDS,
+    CtGovClient,
+    record_fingerprint,
+)
+from trialwatch.exceptions import (
+    ApiRequestError,
+    ApiUnavailableError,
+    ApiUnreachableError,
+    ShortReadError,
+    TransientFetchError,
+)
+from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult, StudySummary
 
 BASE = "https://clinicaltrials.gov/api/v2"
 ALIAS = "NCT02380456"  # listed in NCT02300909's nctIdAliases
@@ -72,21 +88,35 @@ def matches(record: Mapping[str, Any], ids: set[str]) -> bool:
 
 
 def paging_server(
-    records: Sequence[Record], *, per_page: int, empty_page_after: int | None = None
+    records: Sequence[Record],
+    *,
+    per_page: int,
+    empty_page_after: int | None = None,
+    drop: Sequence[str] = (),
+    count: int | None = 0,
 ) -> Callable[[httpx.Request], httpx.Response]:
     """A /studies handler that answers ``filter.ids`` with ``per_page`` studies per page
-    (fewer than asked for), tokens ``t1``, ``t2``..., and optionally an empty page."""
+    (fewer than asked for), tokens ``t1``, ``t2``..., and optionally an empty page.
+
+    With ``countTotal=true`` the first page says ``totalCount``: the studies matched, ``count``
+    added (``None``: no totalCount at all). ``drop``: ids of studies matched and counted but
+    left off the pages, as in a short read."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         ids = set(request.url.params["filter.ids"].split(","))
         found = [r for r in records if matches(r, ids)]
-        pages = [found[i : i + per_page] for i in range(0, len(found), per_page)] or [[]]
+        sent = [r for r in found if nct_id(r) not in drop]
+        pages = [sent[i : i + per_page] for i in range(0, len(sent), per_page)] or [[]]
         if empty_page_after is not None:
             pages.insert(empty_page_after, [])
         token = request.url.params.get("pageToken")
         index = int(token[1:]) if token else 0
         next_token = f"t{index + 1}" if index + 1 < len(pages) else None
-        return page(pages[index], next_token)
+        response = page(pages[index], next_token)
+        if index == 0 and request.url.params.get("countTotal") == "true" and count is not None:
+            body = json.loads(response.content)
+            return httpx.Response(200, json={**body, "totalCount": len(found) + count})
+        return response
 
     return handler
 
@@ -149,6 +179,7 @@ def test_thirteen_ids_take_exactly_one_request(
     assert params["filter.ids"].split(",") == ids
     assert params["fields"] == STUDY_FIELDS
     assert params["format"] == "json"
+    assert params["countTotal"] == "true"
     assert found(results) == {i: i for i in ids}
     assert missing(results) == []
     first = next(r for r in results if isinstance(r, FoundStudy))
@@ -227,9 +258,93 @@ def test_ids_not_returned_are_yielded_as_missing_after_the_batch(
     results = list(make_client().iter_studies(ids))
 
     assert results == [
-        FoundStudy(nct_id(records[0]), nct_id(records[0]), records[0]),
-        MissingStudy(ABSENT),
-        MissingStudy("NCT09999998"),
+        FoundStudy(
+            nct_id(records[0]), nct_id(records[0]), records[0], record_fingerprint(records[0])
+        ),
+        MissingStudy(ABSENT, confirmed=True),
+        MissingStudy("NCT09999998", confirmed=True),
+    ]
+
+
+def test_an_id_left_off_although_counted_is_an_unconfirmed_absence(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = thirteen_records()
+    ids = [nct_id(r) for r in records]
+    route = router.get("/studies").mock(
+        side_effect=paging_server(records, per_page=1000, drop=[ids[4]])
+    )
+
+    results = list(make_client().iter_studies([*ids, ABSENT]))
+
+    assert route.call_count == 1
+    assert found(results) == {i: i for i in ids if i != ids[4]}
+    # Short by one: the registry may well have either id, so neither absence is confirmed.
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ids[4], confirmed=False),
+        MissingStudy(ABSENT, confirmed=False),
+    ]
+
+
+def test_the_count_is_checked_against_every_page_of_the_batch(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = thirteen_records()
+    ids = [nct_id(r) for r in records]
+    router.get("/studies").mock(
+        side_effect=paging_server(records, per_page=4, empty_page_after=1, drop=[ids[9]])
+    )
+    client = make_client(batch_size=7)
+
+    results = list(client.iter_studies([*ids, ABSENT]))
+
+    # Batch 1 (ids 0-6) arrived whole over three pages; batch 2 (7-12 and ABSENT) lost ids[9].
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ids[9], confirmed=False),
+        MissingStudy(ABSENT, confirmed=False),
+    ]
+    router.get("/studies").mock(side_effect=paging_server(records, per_page=4, empty_page_after=1))
+    assert [r for r in client.iter_studies([*ids, ABSENT]) if isinstance(r, MissingStudy)] == [
+        MissingStudy(ABSENT, confirmed=True)
+    ]
+
+
+@pytest.mark.parametrize(("count", "confirmed"), [(None, False), (2, False), (-1, True)])
+def test_an_absence_is_confirmed_only_by_a_count_that_all_arrived(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    count: int | None,
+    confirmed: bool,
+) -> None:
+    # None: no totalCount at all; 2: two more counted than sent; -1: fewer counted than sent.
+    records = real_records()
+    router.get("/studies").mock(side_effect=paging_server(records, per_page=10, count=count))
+    results = list(make_client().iter_studies([nct_id(records[0]), nct_id(records[1]), ABSENT]))
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ABSENT, confirmed=confirmed)
+    ]
+
+
+def test_an_alias_asked_with_its_canonical_id_is_one_study_counted_once(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    router.get("/studies").mock(side_effect=paging_server(real_records(), per_page=10))
+    results = list(make_client().iter_studies([CANONICAL, ALIAS, ABSENT]))
+    assert found(results) == {CANONICAL: CANONICAL, ALIAS: CANONICAL}
+    assert [r for r in results if isinstance(r, MissingStudy)] == [MissingStudy(ABSENT)]
+
+
+def test_a_study_without_a_usable_id_does_not_count_as_arrived(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    junk = {"protocolSection": {"identificationModule": {"nctId": "bogus"}}}
+    router.get("/studies").mock(
+        return_value=httpx.Response(200, json={"studies": [records[0], junk], "totalCount": 2})
+    )
+    results = list(make_client().iter_studies([nct_id(records[0]), ABSENT]))
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ABSENT, confirmed=False)
     ]
 
 
@@ -247,6 +362,53 @@ def test_ids_are_batched(router: respx.MockRouter, make_client: Callable[..., Ct
     assert found(results) == {i: i for i in ids}
 
 
+def test_the_default_batch_is_as_large_as_a_safe_url_allows(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    ids = [f"NCT{10000000 + i:08d}" for i in range(1200)]
+    token = "ZVt07cGHkvI2wRk2CJf6_LLq14bEL8swd7KrgP4dnDeTsPkw"  # a real one (page-example.json)
+    route = router.get("/studies").mock(
+        side_effect=lambda request: page([], None if "pageToken" in request.url.params else token)
+    )
+
+    results = list(make_client().iter_studies(ids))
+
+    assert DEFAULT_BATCH_SIZE == 500
+    assert len(results) == 1200
+    first_pages = [c.request for c in route.calls if "pageToken" not in c.request.url.params]
+    assert [len(r.url.params["filter.ids"].split(",")) for r in first_pages] == [500, 500, 200]
+    # Literal commas: 12 bytes per id, and the whole URL well under 8 KB, page token included.
+    assert f"filter.ids={ids[0]},{ids[1]}," in str(first_pages[0].url)
+    assert len(str(first_pages[0].url)) == 127 + 12 * 500 == 6127
+    assert max(len(str(c.request.url)) for c in route.calls) == 6127 + len("&pageToken=") + 48
+
+
+def test_a_batch_whose_url_is_too_long_is_asked_in_halves(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = thirteen_records()
+    ids = [nct_id(r) for r in records]
+    answer = paging_server(records, per_page=1000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if len(request.url.params["filter.ids"].split(",")) > 4:
+            return httpx.Response(414, text="URI Too Long")
+        return answer(request)
+
+    route = router.get("/studies").mock(side_effect=handler)
+
+    results = list(make_client(batch_size=13).iter_studies(ids))
+
+    assert [r.requested_id for r in results] == ids
+    sizes = [len(c.request.url.params["filter.ids"].split(",")) for c in route.calls]
+    assert sizes == [13, 6, 3, 3, 7, 3, 4]
+
+    router.get("/studies").mock(return_value=httpx.Response(414, text="URI Too Long"))
+    with pytest.raises(ApiRequestError) as caught:
+        list(make_client(batch_size=2).iter_studies(ids[:2]))
+    assert caught.value.status_code == 414
+
+
 def test_ids_are_normalized_and_deduplicated_in_order(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient]
 ) -> None:
@@ -255,7 +417,10 @@ def test_ids_are_normalized_and_deduplicated_in_order(
     results = list(make_client().iter_studies([" nct00000002", "NCT00000001", "NCT00000002"]))
 
     assert route.calls.last.request.url.params["filter.ids"] == "NCT00000002,NCT00000001"
-    assert results == [MissingStudy("NCT00000002"), MissingStudy("NCT00000001")]
+    assert [r.requested_id for r in results if isinstance(r, MissingStudy)] == [
+        "NCT00000002",
+        "NCT00000001",
+    ]
 
 
 def test_no_ids_no_request(
@@ -301,15 +466,20 @@ def test_studies_without_usable_nct_id_or_not_requested_are_skipped(
 
     results = list(make_client().iter_studies([nct_id(records[0])]))
 
-    assert results == [FoundStudy(nct_id(records[0]), nct_id(records[0]), records[0])]
+    assert results == [
+        FoundStudy(
+            nct_id(records[0]), nct_id(records[0]), records[0], record_fingerprint(records[0])
+        )
+    ]
 
 
 def test_a_repeated_page_token_does_not_loop_forever(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient]
 ) -> None:
     router.get("/studies").mock(return_value=page([], "same"))
-    with pytest.raises(TransientFetchError, match="same nextPageToken"):
+    with pytest.raises(ApiUnavailableError, match="sent pages that never end") as caught:
         list(make_client().iter_studies([CANONICAL]))
+    assert "same nextPageToken" in (caught.value.detail or "")
 
 
 def test_real_example_pages_are_understood(
@@ -327,6 +497,35 @@ def test_real_example_pages_are_understood(
 
     assert found(results) == {i: i for i in ids}
     assert route.calls[1].request.url.params["pageToken"] == first["nextPageToken"]
+
+
+def test_each_found_study_carries_the_fingerprint_of_its_record_as_served(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    alias_record = next(r for r in records if nct_id(r) == CANONICAL)
+    router.get("/studies").mock(side_effect=paging_server(records, per_page=10))
+    client = make_client()
+
+    first = [r for r in client.iter_studies([CANONICAL, ALIAS]) if isinstance(r, FoundStudy)]
+    again = [r for r in client.iter_studies([CANONICAL]) if isinstance(r, FoundStudy)]
+
+    assert [r.fingerprint for r in first] == [record_fingerprint(alias_record)] * 2
+    assert again[0].fingerprint == first[0].fingerprint
+    assert len(first[0].fingerprint or "") == 32
+
+
+def test_the_fingerprint_covers_the_whole_record_and_its_key_order() -> None:
+    record = real_records()[0]
+    same = json.loads(json.dumps(record))
+    assert record_fingerprint(same) == record_fingerprint(record)
+    moved = json.loads(json.dumps(record))
+    moved["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["type"] = "ESTIMATED!"
+    assert record_fingerprint(moved) != record_fingerprint(record)
+    reordered = dict(reversed(list(record.items())))
+    assert record_fingerprint(reordered) != record_fingerprint(record)
+    huge = {**record, "x": 2**70}  # orjson cannot write it; the fingerprint still can
+    assert record_fingerprint(huge) != record_fingerprint(record)
 
 
 # -- version -----------------------------------------------------------------------------------
@@ -389,6 +588,8 @@ VERSION_OK = httpx.Response(200, json={"apiVersion": "2.0.5", "dataTimestamp": "
         httpx.Response(200, json=[]),
         httpx.Response(200, json={"studies": "none"}),
         httpx.Response(200, json={"studies": [], "nextPageToken": 7}),
+        httpx.Response(200, json={"studies": [], "totalCount": "7"}),
+        httpx.Response(200, json={"studies": [], "totalCount": -1}),
         httpx.Response(204),
     ],
     ids=lambda f: type(f).__name__ if isinstance(f, Exception) else str(f.status_code),
@@ -498,9 +699,15 @@ def test_exhausted_retries_raise_transient_fetch_error(
     route = router.get("/studies").mock(return_value=httpx.Response(503))
     client = make_client(max_attempts=3)
 
-    with pytest.raises(TransientFetchError, match=r"after 3 attempts: HTTP 503") as caught:
+    with pytest.raises(ApiUnavailableError) as caught:
         list(client.iter_studies([CANONICAL]))
 
+    assert str(caught.value) == (
+        "clinicaltrials.gov is down or failing: HTTP 503 after 3 attempts; try again later"
+    )
+    assert caught.value.detail == (
+        f"GET {BASE}/studies failed after 3 attempts: HTTP 503 Service Unavailable"
+    )
     assert isinstance(caught.value.__cause__, TransientFetchError)
     assert route.call_count == 3
     assert client.requests_made == 3
@@ -510,9 +717,12 @@ def test_exhausted_retries_raise_transient_fetch_error(
 def test_exhausted_retries_keep_the_underlying_cause(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient]
 ) -> None:
-    router.get("/version").mock(side_effect=httpx.ConnectError("connection refused"))
-    with pytest.raises(TransientFetchError, match="after 2 attempts: ConnectError") as caught:
+    router.get("/version").mock(
+        side_effect=connect_error(ConnectionRefusedError(111, "Connection refused"))
+    )
+    with pytest.raises(ApiUnreachableError, match="refused after 2 attempts") as caught:
         make_client(max_attempts=2).version()
+    assert "after 2 attempts: ConnectError: " in (caught.value.detail or "")
     cause = caught.value.__cause__
     assert cause is not None
     assert isinstance(cause.__cause__, httpx.ConnectError)
@@ -522,10 +732,191 @@ def test_one_attempt_means_no_retry(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
 ) -> None:
     route = router.get("/version").mock(return_value=httpx.Response(500))
-    with pytest.raises(TransientFetchError, match="after 1 attempt: "):
+    with pytest.raises(TransientFetchError, match="HTTP 500 after 1 attempt; "):
         make_client(max_attempts=1).version()
     assert route.call_count == 1
     assert clock.sleeps == []
+
+
+def connect_error(cause: BaseException) -> httpx.ConnectError:
+    """A ConnectError the way httpx raises it: message from, and chained to, the OS error.
+
+    respx replaces ``__cause__`` with its own SideEffectError, so these tests hold the client to
+    recognizing the words; the real chains meet it against the loopback stand-in (refused, not
+    TLS) and a patched ``socket.getaddrinfo`` (a name that does not resolve)."""
+    error = httpx.ConnectError(str(cause))
+    error.__cause__ = cause
+    return error
+
+
+OFFLINE = "could not reach clinicaltrials.gov: check the network or `[api] base_url`"
+UNTRUSTED = (
+    "could not open a secure connection to clinicaltrials.gov: its certificate is not trusted; "
+    "a proxy or TLS interception may be in the way"
+)
+
+
+def test_a_name_that_does_not_resolve_fails_at_once_in_plain_words(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
+) -> None:
+    route = router.get("/version").mock(
+        side_effect=httpx.ConnectError("[Errno -2] Name or service not known")
+    )
+    client = make_client(max_attempts=5)
+
+    with pytest.raises(ApiUnreachableError) as caught:
+        client.version()
+
+    assert str(caught.value) == OFFLINE
+    assert route.call_count == 1
+    assert clock.sleeps == []  # not a minute of backoff for something that will not heal
+    assert caught.value.detail == (
+        f"GET {BASE}/version: ConnectError: [Errno -2] Name or service not known"
+    )
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+def test_a_real_name_resolution_failure_is_recognized(
+    make_client: Callable[..., CtGovClient], monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    # The real httpx/httpcore path down to socket.getaddrinfo, which fails as offline.
+    calls: list[str] = []
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(host)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    client = make_client(base_url="https://ctgov.example.invalid/api/v2")
+
+    with pytest.raises(ApiUnreachableError) as caught:
+        client.version()
+
+    assert str(caught.value) == (
+        "could not reach ctgov.example.invalid: check the network or `[api] base_url`"
+    )
+    assert calls == ["ctgov.example.invalid"]
+    assert clock.sleeps == []
+    chain = [caught.value.__cause__, caught.value.__cause__.__cause__]
+    assert any(isinstance(e, httpx.ConnectError) for e in chain)
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (connect_error(OSError(errno.ENETUNREACH, "Network is unreachable")), OFFLINE),
+        (connect_error(OSError(errno.EHOSTUNREACH, "No route to host")), OFFLINE),
+        (
+            connect_error(
+                ssl.SSLCertVerificationError(
+                    1,
+                    "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                    "self-signed certificate in certificate chain (_ssl.c:1006)",
+                )
+            ),
+            UNTRUSTED,
+        ),
+        (
+            httpx.ConnectError(
+                "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get "
+                "local issuer certificate (_ssl.c:1006)"
+            ),
+            UNTRUSTED,
+        ),
+    ],
+    ids=["no-network", "no-route", "untrusted-chained", "untrusted-message"],
+)
+def test_what_cannot_heal_is_said_at_once(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    clock: FakeClock,
+    failure: Exception,
+    message: str,
+) -> None:
+    route = router.get("/studies").mock(side_effect=failure)
+    with pytest.raises(ApiUnreachableError) as caught:
+        list(make_client().iter_studies([CANONICAL]))
+    assert str(caught.value) == message
+    assert str(failure) in (caught.value.detail or "")
+    assert caught.value.__cause__ is failure
+    assert route.call_count == 1
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "error", "message"),
+    [
+        (
+            connect_error(ConnectionRefusedError(111, "Connection refused")),
+            ApiUnreachableError,
+            "could not reach clinicaltrials.gov: the connection was refused after 3 attempts; "
+            "check `[api] base_url`, or try again later",
+        ),
+        (
+            httpx.ConnectTimeout("timed out"),
+            ApiUnreachableError,
+            "could not reach clinicaltrials.gov: no answer to connect after 3 attempts; "
+            "check the network, a firewall or `[api] base_url`",
+        ),
+        (
+            httpx.ProxyError("502 Bad Gateway"),
+            ApiUnreachableError,
+            "could not reach clinicaltrials.gov through the proxy after 3 attempts; "
+            "check the proxy settings (HTTPS_PROXY, ALL_PROXY)",
+        ),
+        (
+            httpx.ReadTimeout("read timed out"),
+            ApiUnavailableError,
+            "clinicaltrials.gov did not answer in time after 3 attempts; try again later",
+        ),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            ApiUnavailableError,
+            "the connection to clinicaltrials.gov kept breaking off after 3 attempts; "
+            "check the network or a proxy, or try again later",
+        ),
+        (
+            httpx.Response(502, text="Bad Gateway"),
+            ApiUnavailableError,
+            "clinicaltrials.gov is down or failing: HTTP 502 after 3 attempts; try again later",
+        ),
+        (
+            httpx.Response(429),
+            ApiUnavailableError,
+            "clinicaltrials.gov asked us to slow down: HTTP 429 after 3 attempts; "
+            "try again later, or raise `[api] min_interval_s`",
+        ),
+        (
+            httpx.Response(200, html="<html><body>Down for maintenance</body></html>"),
+            ApiUnavailableError,
+            "clinicaltrials.gov sent a web page instead of data after 3 attempts "
+            "(maintenance?); try again later",
+        ),
+        (
+            httpx.Response(200, content=b"\xff\xfe garbage"),
+            ApiUnavailableError,
+            "clinicaltrials.gov sent something that is not the data asked for after 3 attempts; "
+            "try again later",
+        ),
+    ],
+    ids=lambda v: "" if isinstance(v, str | type) else repr(v)[:40],
+)
+def test_what_can_heal_is_retried_then_said_in_one_plain_line(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    failure: httpx.Response | Exception,
+    error: type[Exception],
+    message: str,
+) -> None:
+    route = router.get("/version").mock(side_effect=[failure] * 3)
+    with pytest.raises(error) as caught:
+        make_client(max_attempts=3).version()
+    assert str(caught.value) == message
+    assert "\n" not in message
+    assert route.call_count == 3
+    detail = getattr(caught.value, "detail", None)
+    assert detail is not None
+    assert detail.startswith(f"GET {BASE}/version failed after 3 attempts: ")
 
 
 def test_bad_request_is_not_retried(
@@ -577,10 +968,12 @@ def test_credentials_in_base_url_never_reach_messages(
     with pytest.raises(ApiRequestError) as refused:
         list(client.iter_studies([CANONICAL]))
 
-    for message in (str(transient.value), str(refused.value)):
+    assert isinstance(transient.value, ApiUnavailableError)
+    for message in (str(transient.value), transient.value.detail or "", str(refused.value)):
         assert "s3cret" not in message
         assert "user" not in message
-        assert "https://clinicaltrials.gov/api/v2/" in message
+    assert "https://clinicaltrials.gov/api/v2/version" in (transient.value.detail or "")
+    assert "https://clinicaltrials.gov/api/v2/studies" in str(refused.value)
 
 
 # -- pacing and construction ------------------------------------------------------------------
@@ -635,3 +1028,226 @@ def test_client_is_a_context_manager(router: respx.MockRouter, clock: FakeClock)
 def test_unusable_settings_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must"):
         CtGovClient(**{"base_url": BASE, **kwargs})
+
+
+# -- searches and update listings ------------------------------------------------------------------
+
+
+def summary_of(record: Mapping[str, Any]) -> Record:
+    """The record as CT.gov serves it with SUMMARY_FIELDS: only those leaves, nested."""
+    ps = record["protocolSection"]
+    ident, status = ps["identificationModule"], ps["statusModule"]
+    out: Record = {
+        "identificationModule": {
+            k: ident[k] for k in ("nctId", "briefTitle", "acronym") if k in ident
+        },
+        "statusModule": {
+            "overallStatus": status["overallStatus"],
+            "studyFirstPostDateStruct": {"date": status["studyFirstPostDateStruct"]["date"]},
+            "lastUpdatePostDateStruct": {"date": status["lastUpdatePostDateStruct"]["date"]},
+        },
+        "sponsorCollaboratorsModule": {
+            "leadSponsor": {"name": ps["sponsorCollaboratorsModule"]["leadSponsor"]["name"]}
+        },
+    }
+    if "phases" in ps.get("designModule", {}):
+        out["designModule"] = {"phases": ps["designModule"]["phases"]}
+    return {"protocolSection": out}
+
+
+def expected_summary(record: Mapping[str, Any]) -> StudySummary:
+    ps = record["protocolSection"]
+    ident, status = ps["identificationModule"], ps["statusModule"]
+    return StudySummary(
+        nct_id=ident["nctId"],
+        brief_title=ident["briefTitle"],
+        acronym=ident.get("acronym"),
+        phases=tuple(ps.get("designModule", {}).get("phases", ())),
+        overall_status=status["overallStatus"],
+        lead_sponsor=ps["sponsorCollaboratorsModule"]["leadSponsor"]["name"],
+        first_posted=status["studyFirstPostDateStruct"]["date"],
+        last_update_posted=status["lastUpdatePostDateStruct"]["date"],
+    )
+
+
+def listing_server(
+    studies: Sequence[Mapping[str, Any]],
+    *,
+    per_page: int,
+    drop: Sequence[str] = (),
+    count: int | None = 0,
+    repeat_first: bool = False,
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A /studies handler paging over ``studies`` whatever the query, ``per_page`` a page.
+
+    ``totalCount`` on the first page (with countTotal=true): the studies, ``count`` added
+    (``None``: none). ``drop``: counted but never sent; ``repeat_first``: the first study is sent
+    again at the start of the second page, as a registry shifting between pages might."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent = [s for s in studies if nct_id(s) not in drop]
+        pages = [sent[i : i + per_page] for i in range(0, len(sent), per_page)] or [[]]
+        if repeat_first and len(pages) > 1:
+            pages[1] = [sent[0], *pages[1]]
+        token = request.url.params.get("pageToken")
+        index = int(token[1:]) if token else 0
+        body: dict[str, Any] = {"studies": pages[index]}
+        if index + 1 < len(pages):
+            body["nextPageToken"] = f"t{index + 1}"
+        if index == 0 and request.url.params.get("countTotal") == "true" and count is not None:
+            body["totalCount"] = len(studies) + count
+        return httpx.Response(200, json=body)
+
+    return handler
+
+
+def test_a_search_pages_to_the_end_and_returns_every_hit_as_a_summary(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    route = router.get("/studies").mock(
+        side_effect=listing_server([summary_of(r) for r in records], per_page=4)
+    )
+
+    hits = make_client().search(
+        {"query.intr": " selinexor OR KPT-330 ", "filter.overallStatus": "recruiting|Completed"}
+    )
+
+    assert hits == tuple(expected_summary(r) for r in records)
+    assert route.call_count == 3
+    first = dict(route.calls[0].request.url.params)
+    assert first == {
+        "query.intr": "selinexor OR KPT-330",
+        "filter.overallStatus": "RECRUITING,COMPLETED",
+        "fields": SUMMARY_FIELDS,
+        "pageSize": "1000",
+        "countTotal": "true",
+        "format": "json",
+    }
+    for n, call in enumerate(route.calls[1:], start=1):
+        params = dict(call.request.url.params)
+        assert params.pop("pageToken") == f"t{n}"
+        assert params == first
+
+
+def test_a_summary_leaves_out_what_the_registry_leaves_out(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    bare = {"protocolSection": {"identificationModule": {"nctId": "nct05923112"}}}
+    router.get("/studies").mock(side_effect=listing_server([bare], per_page=10))
+    assert make_client().search({"query.term": "x"}) == (StudySummary("NCT05923112"),)
+
+
+def test_a_short_search_is_an_error_not_a_result(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    router.get("/studies").mock(
+        side_effect=listing_server(
+            [summary_of(r) for r in records], per_page=4, drop=[nct_id(records[5])]
+        )
+    )
+
+    with pytest.raises(ShortReadError) as caught:
+        make_client().search({"query.cond": "asthma"})
+
+    error = caught.value
+    assert isinstance(error, TransientFetchError)
+    assert (error.expected, error.received) == (11, 10)
+    assert str(error) == (
+        "clinicaltrials.gov sent 10 studies for a search but counted 11; "
+        "the answer was not used: try again later"
+    )
+    assert error.detail == (
+        f"GET {BASE}/studies with query.cond='asthma': "
+        "totalCount 11, 10 distinct studies over 3 pages"
+    )
+
+
+def test_a_study_sent_twice_is_counted_once(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    studies = [summary_of(r) for r in real_records()]
+    router.get("/studies").mock(side_effect=listing_server(studies, per_page=4, repeat_first=True))
+    client = make_client()
+    assert len(client.search({"query.term": "x"})) == 11
+
+    # The repeat hides a missing study: 11 arrivals, 10 distinct, 11 counted.
+    router.get("/studies").mock(
+        side_effect=listing_server(
+            studies, per_page=4, repeat_first=True, drop=[nct_id(studies[7])]
+        )
+    )
+    with pytest.raises(ShortReadError, match="sent 10 studies"):
+        client.search({"query.term": "x"})
+
+
+def test_a_search_without_a_count_cannot_be_checked(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    studies = [summary_of(r) for r in real_records()]
+    route = router.get("/studies").mock(side_effect=listing_server(studies, per_page=4, count=None))
+    with pytest.raises(ShortReadError, match="gave no count") as caught:
+        make_client().search({"query.term": "x"})
+    assert (caught.value.expected, caught.value.received) == (None, 4)
+    assert route.call_count == 1  # no point paging on
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"query.recrs": "x", "query.term": "y"}, "unknown search parameter"),
+        ({"filter.ids": "NCT02300909"}, "unknown search parameter"),
+        ({"query.term": "  "}, "must be a non-empty string"),
+        ({"filter.overallStatus": "RECRUITING"}, "at least one query"),
+        ({}, "at least one query"),
+        ({"query.term": "x", "filter.overallStatus": "RECRUITING,OPEN"}, "'OPEN'"),
+    ],
+)
+def test_search_parameters_are_checked_before_any_request(
+    router: respx.MockRouter,
+    make_client: Callable[..., CtGovClient],
+    params: dict[str, str],
+    problem: str,
+) -> None:
+    route = router.get("/studies").mock(return_value=page([]))
+    with pytest.raises(ValueError, match=problem):
+        make_client().search(params)
+    assert route.call_count == 0
+
+
+def test_updated_since_lists_ids_and_aliases_of_studies_updated_from_that_day(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    studies: list[Record] = [
+        {"protocolSection": {"identificationModule": {"nctId": f"NCT1000000{i}"}}} for i in range(5)
+    ]
+    studies[2]["protocolSection"]["identificationModule"]["nctIdAliases"] = ["NCT02380456", 7]
+    route = router.get("/studies").mock(side_effect=listing_server(studies, per_page=2))
+
+    ids = make_client().updated_since(date(2026, 11, 2))
+
+    assert ids == {*(f"NCT1000000{i}" for i in range(5)), "NCT02380456"}
+    assert route.call_count == 3
+    assert dict(route.calls[0].request.url.params) == {
+        "filter.advanced": "AREA[LastUpdatePostDate]RANGE[2026-11-02,MAX]",
+        "fields": UPDATED_FIELDS,
+        "pageSize": "1000",
+        "countTotal": "true",
+        "format": "json",
+    }
+
+
+def test_a_short_update_listing_is_an_error(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    studies = [{"protocolSection": {"identificationModule": {"nctId": "NCT10000001"}}}]
+    router.get("/studies").mock(side_effect=listing_server(studies, per_page=2, count=1))
+    with pytest.raises(ShortReadError, match="for an update listing but counted 2"):
+        make_client().updated_since(date(2026, 11, 2))
+
+
+@pytest.mark.parametrize("day", [datetime(2026, 11, 2, tzinfo=UTC), "2026-11-02"])
+def test_updated_since_takes_a_date(make_client: Callable[..., CtGovClient], day: Any) -> None:
+    with pytest.raises(TypeError, match=r"datetime\.date"):
+        make_client().updated_since(day)

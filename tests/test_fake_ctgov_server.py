@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,13 @@ import pytest
 
 from tests.fakes.ctgov_server import FakeCtGov, clone_record, load_records
 from trialwatch.ctgov import CtGovClient
-from trialwatch.exceptions import ApiRequestError, TransientFetchError
-from trialwatch.models import FoundStudy, MissingStudy
+from trialwatch.exceptions import (
+    ApiRequestError,
+    ApiUnavailableError,
+    ApiUnreachableError,
+    ShortReadError,
+)
+from trialwatch.models import FoundStudy, MissingStudy, StudySummary
 
 ALIAS = "NCT02380456"  # listed in NCT02300909's nctIdAliases
 CANONICAL = "NCT02300909"
@@ -160,7 +167,7 @@ def test_known_parameters_are_accepted(http: httpx.Client) -> None:
     params = {
         "format": "json",
         "markupFormat": "markdown",
-        "query.term": "anything",
+        "query.locn": "anything",  # accepted, and ignored by the fake
         "filter.overallStatus": "COMPLETED|TERMINATED",
         "filter.advanced": "AREA[LastUpdatePostDate]RANGE[2020-01-01,MAX]",
         "postFilter.ids": ",".join(IDS),
@@ -169,10 +176,106 @@ def test_known_parameters_are_accepted(http: httpx.Client) -> None:
         "pageSize": "100",
     }
     body = http.get("/studies", params=params).json()
+    assert ids_of(body) == ["NCT04544683", "NCT04650945"]
     for study in body["studies"]:
         status = study["protocolSection"]["statusModule"]
         assert status["overallStatus"] in ("COMPLETED", "TERMINATED")
         assert status["lastUpdatePostDateStruct"]["date"] >= "2020-01-01"
+
+
+def search(http: httpx.Client, **params: str) -> list[str]:
+    body = http.get("/studies", params={"pageSize": "100", **params}).json()
+    return sorted(ids_of(body))
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "expected"),
+    [
+        # interventions (NCT90000001 is a clone of NCT00712335), OR between terms, any case
+        ("query.intr", "MONTELUKAST OR k-877", ["NCT00712335", "NCT05923281", "NCT90000001"]),
+        ("query.intr", '("dexcom professional")', ["NCT05420714"]),
+        ("query.cond", "asthmatic", ["NCT00712335", "NCT02967393", "NCT05915845", "NCT90000001"]),
+        ("query.cond", "SPONDYLOSIS", ["NCT04544683"]),
+        ("query.spons", "pfizer OR kowa", ["NCT05923112", "NCT05923281"]),
+        # the general term looks at titles, conditions, interventions, sponsors and ids
+        ("query.term", "university of utah", ["NCT04544683"]),
+        ("query.term", "nct02967393", ["NCT02967393"]),
+        ("query.term", "AO-1000", ["NCT01339377"]),
+        ("query.intr", "selinexor OR KPT-330 OR XPOVIO", []),
+    ],
+)
+def test_query_params_match_substrings(
+    http: httpx.Client, name: str, query: str, expected: list[str]
+) -> None:
+    assert search(http, **{name: query}) == expected
+
+
+def test_query_params_and_filters_all_apply(http: httpx.Client) -> None:
+    both = {"query.cond": "diabet", "query.spons": "aarhus OR texas OR endocrine"}
+    assert search(http, **both) == ["NCT01213277", "NCT04650945", "NCT05420714", "NCT90000002"]
+    with_status = {**both, "filter.overallStatus": "WITHDRAWN,TERMINATED"}
+    assert search(http, **with_status) == ["NCT04650945", "NCT05420714"]
+    recent = {**both, "filter.advanced": "AREA[LastUpdatePostDate]RANGE[2022-07-01,MAX]"}
+    assert search(http, **recent) == ["NCT04650945", "NCT05420714"]
+
+
+def test_a_query_may_be_a_last_update_range(http: httpx.Client) -> None:
+    term = {"query.term": "AREA[LastUpdatePostDate]RANGE[2023-06-28,MAX]"}
+    assert search(http, **term) == ["NCT04544683", "NCT05923112", "NCT05923281"]
+
+
+def test_an_empty_query_is_400(http: httpx.Client) -> None:
+    assert_text_error(http.get("/studies", params={"query.cond": " OR "}), 400, "query.cond")
+
+
+def test_a_query_pages_on_with_its_count(http: httpx.Client) -> None:
+    query = {"query.term": "a", "pageSize": "4", "countTotal": "true", "fields": "NCTId"}
+    first = http.get("/studies", params=query).json()
+    total = first["totalCount"]
+    assert total > 8
+    seen = ids_of(first)
+    token = first.get("nextPageToken")
+    while token is not None:
+        body = http.get("/studies", params={**query, "pageToken": token}).json()
+        assert "totalCount" not in body
+        seen += ids_of(body)
+        token = body.get("nextPageToken")
+    assert len(seen) == len(set(seen)) == total
+
+
+def test_leaf_fields_are_served_nested_as_in_the_record(http: httpx.Client) -> None:
+    fields = (
+        "NCTId,NCTIdAlias,BriefTitle,Acronym,Phase,OverallStatus,LeadSponsorName,"
+        "StudyFirstPostDate,LastUpdatePostDate"
+    )
+    body = http.get("/studies", params={"filter.ids": CANONICAL, "fields": fields}).json()
+    assert body["studies"] == [
+        {
+            "protocolSection": {
+                "identificationModule": {
+                    "nctId": CANONICAL,
+                    "nctIdAliases": [ALIAS],
+                    "briefTitle": THIRTEEN[3]["protocolSection"]["identificationModule"][
+                        "briefTitle"
+                    ],
+                },  # no acronym: the record has none, so the key is absent
+                "statusModule": {
+                    "overallStatus": "COMPLETED",
+                    "studyFirstPostDateStruct": {"date": "2014-11-25"},
+                    "lastUpdatePostDateStruct": {"date": "2018-08-23"},
+                },
+                "sponsorCollaboratorsModule": {"leadSponsor": {"name": "MiMedx Group, Inc."}},
+                "designModule": {"phases": ["NA"]},
+            }
+        }
+    ]
+    # A field inside a piece asked for whole adds nothing.
+    whole = http.get(
+        "/studies", params={"filter.ids": CANONICAL, "fields": "StatusModule|OverallStatus"}
+    ).json()["studies"][0]
+    assert whole == {
+        "protocolSection": {"statusModule": THIRTEEN[3]["protocolSection"]["statusModule"]}
+    }
 
 
 def test_fields_projection(http: httpx.Client) -> None:
@@ -321,6 +424,35 @@ def test_fault_reset(api: FakeCtGov, http: httpx.Client) -> None:
     assert http.get("/version").status_code == 200
 
 
+def test_fault_short_leaves_a_study_off_but_counts_it(api: FakeCtGov, http: httpx.Client) -> None:
+    query = {"filter.ids": ",".join(IDS), "pageSize": "100", "countTotal": "true"}
+    api.inject("short", nct_id=IDS[5].lower(), path="/studies")
+    short = http.get("/studies", params=query).json()
+    assert short["totalCount"] == 13
+    assert ids_of(short) == IDS[:5] + IDS[6:]
+    api.inject("short")  # by default the first study of the page
+    assert ids_of(http.get("/studies", params=query).json()) == IDS[1:]
+    assert ids_of(http.get("/studies", params=query).json()) == IDS  # used up
+
+    paged = {**query, "pageSize": "5"}
+    api.inject("short", nct_id=IDS[7])  # waits for the page that holds it
+    assert http.get("/version").status_code == 200
+    first = http.get("/studies", params=paged).json()
+    second = http.get("/studies", params={**paged, "pageToken": first["nextPageToken"]}).json()
+    assert (ids_of(first), ids_of(second)) == (IDS[:5], [*IDS[5:7], *IDS[8:10]])
+    assert len(ids_of(http.get("/studies", params=query).json())) == 13  # used up
+
+    api.fail_all("short", nct_id=IDS[0])
+    first = http.get("/studies", params=paged).json()
+    second = http.get("/studies", params={**paged, "pageToken": first["nextPageToken"]}).json()
+    assert (first["totalCount"], ids_of(first), ids_of(second)) == (13, IDS[1:5], IDS[5:10])
+    assert http.get("/version").status_code == 200  # not a /studies page: answered normally
+    api.clear_faults()
+    assert len(ids_of(http.get("/studies", params=query).json())) == 13
+    with pytest.raises(ValueError, match="not a valid NCT ID"):
+        api.inject("short", nct_id="NCT1")
+
+
 def test_faults_target_paths_and_queue_in_order(api: FakeCtGov, http: httpx.Client) -> None:
     api.inject("status", status=500, path="/studies")
     api.inject("status", status=502)
@@ -397,6 +529,102 @@ def test_client_pages_through_small_batches_and_accounts_for_every_id(
     assert api.count("/studies") == 4  # 15 ids in batches of 4
 
 
+def test_client_tells_a_short_read_from_an_absent_study(
+    api: FakeCtGov, client: CtGovClient
+) -> None:
+    results = list(client.iter_studies([*IDS, ABSENT]))
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(ABSENT, confirmed=True)
+    ]
+    assert api.requests[-1].params["countTotal"] == "true"
+
+    api.inject("short", nct_id=IDS[7], path="/studies")
+    results = list(client.iter_studies([*IDS, ABSENT]))
+    assert [r for r in results if isinstance(r, MissingStudy)] == [
+        MissingStudy(IDS[7], confirmed=False),
+        MissingStudy(ABSENT, confirmed=False),
+    ]
+    assert api.count("/studies") == 2
+
+
+def test_client_searches_the_stand_in(api: FakeCtGov, client: CtGovClient) -> None:
+    hits = client.search(
+        {"query.intr": "montelukast OR K-877", "filter.overallStatus": "RECRUITING,COMPLETED"}
+    )
+    assert hits == (
+        StudySummary(
+            nct_id="NCT00712335",
+            brief_title=THIRTEEN[0]["protocolSection"]["identificationModule"]["briefTitle"],
+            phases=("PHASE4",),
+            overall_status="COMPLETED",
+            lead_sponsor="Inje University",
+            first_posted="2008-07-09",
+            last_update_posted="2012-05-16",
+        ),
+        StudySummary(
+            nct_id="NCT05923281",
+            brief_title=THIRTEEN[10]["protocolSection"]["identificationModule"]["briefTitle"],
+            phases=("PHASE3",),
+            overall_status="RECRUITING",
+            lead_sponsor="Kowa Company, Ltd.",
+            first_posted="2023-06-28",
+            last_update_posted="2023-06-28",
+        ),
+        StudySummary(
+            nct_id="NCT90000001",
+            brief_title=THIRTEEN[0]["protocolSection"]["identificationModule"]["briefTitle"],
+            phases=("PHASE4",),
+            overall_status="COMPLETED",
+            lead_sponsor="Inje University",
+            first_posted="2008-07-09",
+            last_update_posted="2012-05-16",
+        ),
+    )
+    assert api.count("/studies") == 1
+
+
+def test_client_searches_through_several_pages_and_notices_a_short_one(
+    sleeps: list[float],
+) -> None:
+    # Small invented records: what is tested is paging and counting, not the records.
+    many = [
+        {"protocolSection": {"identificationModule": {"nctId": f"NCT{80000000 + i:08d}"}}}
+        for i in range(1200)
+    ]
+    with (
+        FakeCtGov(many) as api,
+        CtGovClient(base_url=api.base_url, min_interval_s=0, sleep=sleeps.append) as client,
+    ):
+        hits = client.search({"query.term": "NCT8"})
+        assert [h.nct_id for h in hits] == [f"NCT{80000000 + i:08d}" for i in range(1200)]
+        assert api.count("/studies") == 2  # 1000 + 200
+
+        api.inject("short", nct_id="NCT80001100", path="/studies")
+        with pytest.raises(ShortReadError) as caught:
+            client.search({"query.term": "NCT8"})
+        assert (caught.value.expected, caught.value.received) == (1200, 1199)
+
+
+def test_client_lists_what_was_updated_since_a_day(api: FakeCtGov, client: CtGovClient) -> None:
+    assert client.updated_since(date(2026, 11, 21)) == frozenset()
+
+    api.update_study(CANONICAL, lambda r: None)  # published on the next data day, 2026-11-21
+    assert client.updated_since(date(2026, 11, 21)) == {CANONICAL, ALIAS}
+    assert client.updated_since(date(2023, 6, 28)) == {
+        CANONICAL,
+        ALIAS,
+        "NCT04544683",
+        "NCT05923112",
+        "NCT05923281",
+    }
+    request = api.requests[-1]
+    assert request.params["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2023-06-28,MAX]"
+
+    api.inject("short", path="/studies")
+    with pytest.raises(ShortReadError):
+        client.updated_since(date(2023, 6, 28))
+
+
 def test_client_version(api: FakeCtGov, client: CtGovClient) -> None:
     assert client.version().data_timestamp == api.data_timestamp
 
@@ -440,10 +668,45 @@ def test_client_gives_up_when_the_api_is_down(api: FakeCtGov, sleeps: list[float
         CtGovClient(
             base_url=api.base_url, max_attempts=3, min_interval_s=0, sleep=sleeps.append
         ) as client,
-        pytest.raises(TransientFetchError, match=r"after 3 attempts: .*HTML"),
+        pytest.raises(ApiUnavailableError, match="a web page instead of data after 3 attempts"),
     ):
         client.version()
     assert api.count("/version") == 3
+
+
+def test_client_says_at_once_that_a_plain_http_port_does_not_speak_tls(api: FakeCtGov) -> None:
+    https = api.base_url.replace("http://", "https://")
+    with (
+        CtGovClient(base_url=https, min_interval_s=0, sleep=lambda _: None) as client,
+        pytest.raises(ApiUnreachableError, match="does not speak TLS there") as caught,
+    ):
+        client.version()
+    assert "WRONG_VERSION_NUMBER" in (caught.value.detail or "")
+    assert api.count() == 0  # the TLS hello is not an HTTP request
+    assert client.requests_made == 1
+
+
+def test_client_retries_a_refused_connection_then_says_so(sleeps: list[float]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port now: connections to it are refused.
+    with (
+        CtGovClient(
+            base_url=f"http://127.0.0.1:{port}/api/v2",
+            max_attempts=2,
+            min_interval_s=0,
+            sleep=sleeps.append,
+        ) as client,
+        pytest.raises(ApiUnreachableError) as caught,
+    ):
+        client.version()
+    assert str(caught.value).startswith(
+        f"could not reach 127.0.0.1:{port}: the connection was refused after 2 attempts"
+    )
+    assert "Connection refused" in (caught.value.detail or "")
+    assert client.requests_made == 2
+    assert len(sleeps) == 1
 
 
 def test_client_sees_the_bad_request_of_a_real_400(api: FakeCtGov, client: CtGovClient) -> None:

@@ -1,28 +1,42 @@
 """The ClinicalTrials.gov Data API v2 client — the only module that speaks HTTP.
 
-:class:`CtGovClient` asks ``GET /version`` and ``GET /studies`` and turns the answers into the
-value types of :mod:`trialwatch.models`. It knows the API's traps (OpenAPI spec v2.0.5 and
-observed behaviour): ``pageSize`` defaults to 10, pages are chained with
-``nextPageToken``, ids that do not exist are silently absent, an alias id comes back under its
-canonical ``nctId``, and a 200 can be an HTML maintenance page. It is polite (at least
-``min_interval_s`` between two requests), retries what is worth retrying with jittered
-exponential backoff, honours ``Retry-After``, and raises only :class:`TransientFetchError` and
-:class:`ApiRequestError`. It never touches storage, never diffs, never decides what to poll.
+:class:`CtGovClient` asks ``GET /version`` and ``GET /studies`` (by ids, by search, by last
+update) and turns the answers into the value types of :mod:`trialwatch.models`. It knows the
+API's traps (OpenAPI spec v2.0.5 and observed behaviour): ``pageSize`` defaults to 10, pages are
+chained with ``nextPageToken``, ids that do not exist are silently absent, an alias id comes back
+under its canonical ``nctId``, a page can arrive short of what ``totalCount`` counted, and a 200
+can be an HTML maintenance page. It is polite (at least ``min_interval_s`` between two
+requests), retries what can heal (timeouts, 5xx, 429, refused or broken connections, garbled
+answers) with jittered exponential backoff, honours ``Retry-After``, and says at once what
+cannot heal (a host name that does not resolve, no route to the network, a TLS certificate that
+is not trusted).
+
+It raises only :class:`~trialwatch.exceptions.FetchError` subclasses, each one plain line with
+the technical cause in ``detail`` and ``__cause__``: :class:`ApiUnreachableError` (not reached),
+:class:`ApiUnavailableError` (reached, still failing when retries ran out),
+:class:`ShortReadError` (a listing arrived short), and :class:`ApiRequestError` (a request
+refused, or a malformed id). It never touches storage, never diffs, never decides what to poll.
 """
 
 from __future__ import annotations
 
 import email.utils
+import errno
+import hashlib
 import json
 import logging
 import re
+import socket
+import ssl
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
 import httpx
+import orjson
 from tenacity import (
     RetryCallState,
     RetryError,
@@ -33,36 +47,114 @@ from tenacity import (
 )
 
 from trialwatch import __version__
-from trialwatch.exceptions import ApiRequestError, TransientFetchError
-from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
+from trialwatch.exceptions import (
+    ApiRequestError,
+    ApiUnavailableError,
+    ApiUnreachableError,
+    ShortReadError,
+    TransientFetchError,
+)
+from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult, StudySummary
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_USER_AGENT",
     "MAX_PAGE_SIZE",
+    "OVERALL_STATUSES",
+    "SEARCH_PARAMS",
     "STUDY_FIELDS",
+    "SUMMARY_FIELDS",
+    "UPDATED_FIELDS",
     "CtGovClient",
+    "record_fingerprint",
 ]
 
 DEFAULT_BASE_URL: Final = "https://clinicaltrials.gov/api/v2"
 DEFAULT_USER_AGENT: Final = f"trialwatch/{__version__} (+https://github.com/trialwatch/trialwatch)"
 MAX_PAGE_SIZE: Final = 1000
+# Ids per filter.ids request. A full sync of N studies costs ceil(N / batch) requests, paced at
+# about one a second, so the batch is as large as a safe URL allows. Servers and proxies commonly
+# accept request URLs up to 8 KB (8,190 bytes for Apache's request line, 8 KB for nginx's buffers
+# and CloudFront); ids are sent with literal commas, so a batch of n ids makes a first-page URL of
+# 127 + 12 n bytes with the default base URL and STUDY_FIELDS, and a next page adds a pageToken
+# (~60 bytes). 500 ids: 6,127 bytes (6,186 with a token), 1.8 KB under the bound for a longer
+# base_url or a proxy's absolute-form request line; 650 would be the most that fits. A server
+# that still answers 414 URI Too Long gets the batch in halves.
+DEFAULT_BATCH_SIZE: Final = 500
 # derivedSection churns daily without any change a user cares about, and resultsSection can weigh
 # megabytes; ProtocolSection plus the hasResults flag is everything the snapshot needs.
-STUDY_FIELDS: Final = "ProtocolSection|HasResults"
+STUDY_FIELDS: Final = "ProtocolSection,HasResults"
+# A search hit needs only what a "new matching trial" event shows (field names: CT.gov's data
+# structure, which the spec points to; a date field comes back as {"date": ...} in its struct).
+SUMMARY_FIELDS: Final = (
+    "NCTId,BriefTitle,Acronym,Phase,OverallStatus,LeadSponsorName,"
+    "StudyFirstPostDate,LastUpdatePostDate"
+)
+# An update listing needs the id, and the aliases so that a watch list holding an old id matches.
+UPDATED_FIELDS: Final = "NCTId,NCTIdAlias"
+SEARCH_PARAMS: Final = frozenset(
+    {"query.term", "query.intr", "query.cond", "query.spons", "filter.overallStatus"}
+)
+OVERALL_STATUSES: Final = frozenset(
+    {
+        "ACTIVE_NOT_RECRUITING",
+        "COMPLETED",
+        "ENROLLING_BY_INVITATION",
+        "NOT_YET_RECRUITING",
+        "RECRUITING",
+        "SUSPENDED",
+        "TERMINATED",
+        "WITHDRAWN",
+        "AVAILABLE",
+        "NO_LONGER_AVAILABLE",
+        "TEMPORARILY_NOT_AVAILABLE",
+        "APPROVED_FOR_MARKETING",
+        "WITHHELD",
+        "UNKNOWN",
+    }
+)
+# No listing of CT.gov (~600,000 studies) needs more pages than this at 1000 a page; it only
+# stops a server that keeps inventing tokens before its totalCount bounds the paging.
+_MAX_LISTING_PAGES: Final = 100_000
 
 _NCT_ID: Final = re.compile(r"NCT\d{8}")
 _RETRY_AFTER_SECONDS: Final = re.compile(r"\d+(?:\.\d+)?")
 _ERROR_BODY_LIMIT: Final = 300
+# What getaddrinfo says when a name does not resolve, on glibc, musl, macOS and Windows; the
+# exception chain normally shows a socket.gaierror too, the words are for wrapped errors.
+_DNS_FAILURES: Final = (
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "No address associated with hostname",
+    "nodename nor servname provided",
+    "Name does not resolve",
+    "getaddrinfo failed",
+)
+_NO_ROUTE: Final = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
 
 log = logging.getLogger(__name__)
 
 
 class _RetryableError(TransientFetchError):
-    """One failed attempt worth retrying; ``retry_after``: the wait the server asked for, if any."""
+    """One failed attempt worth retrying.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``kind`` says what went wrong, for the plain message given once retries run out (see
+    :func:`_exhausted`); ``status``: the HTTP status, if any; ``retry_after``: the wait the
+    server asked for, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
+        self.kind = kind
+        self.status = status
         self.retry_after = retry_after
 
 
@@ -84,7 +176,7 @@ class CtGovClient:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         max_retry_after_s: float = 120.0,
-        batch_size: int = 100,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         user_agent: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -111,6 +203,8 @@ class CtGovClient:
             raise ValueError(f"batch_size must be between 1 and {MAX_PAGE_SIZE}, got {batch_size}")
 
         self._display_base = _redact(url).rstrip("/")
+        # How people name the API in messages: "clinicaltrials.gov", or "127.0.0.1:8000".
+        self._host = url.host + (f":{url.port}" if url.port is not None else "")
         self._timeout_s = timeout_s
         self._min_interval_s = min_interval_s
         self._max_attempts = max_attempts
@@ -162,8 +256,10 @@ class CtGovClient:
     def version(self) -> ApiVersion:
         """``GET /version``: the API version and the timestamp of the data currently served.
 
-        Raises :class:`TransientFetchError` once retries are exhausted, :class:`ApiRequestError`
-        on a 4xx other than 429. Does not cache: every call is a request.
+        Raises :class:`ApiUnreachableError` at once when the host name does not resolve (offline)
+        or TLS is refused, :class:`ApiUnreachableError` or :class:`ApiUnavailableError` once
+        retries are exhausted, :class:`ApiRequestError` on a 4xx other than 429. Does not cache:
+        every call is a request.
         """
         data = self._get_json("/version", {}, _version_problem)
         return ApiVersion(api_version=data["apiVersion"], data_timestamp=data["dataTimestamp"])
@@ -178,6 +274,12 @@ class CtGovClient:
         page in memory, and yields a :class:`FoundStudy` per requested id the API returned — under
         its own id or, for an alias, under the canonical study listing it in ``nctIdAliases`` —
         then, after each batch, a :class:`MissingStudy` per requested id it did not return.
+        Each :class:`FoundStudy` carries the :func:`record_fingerprint` of its record. Each
+        :class:`MissingStudy` says whether its absence is ``confirmed``: the batch asks
+        ``countTotal=true``, and an absence is confirmed only when the registry's ``totalCount``
+        (first page) is no more than the distinct studies that arrived over all pages of the
+        batch; a registry that counted more than it sent (a short read) or gave no count leaves
+        the batch's absences unconfirmed.
         Studies the API returns that were not asked for, or that carry no usable ``nctId``, are
         skipped. Records carry only ``protocolSection`` and ``hasResults`` (see
         :data:`STUDY_FIELDS`). Fetch failures surface from the iterator, part-way through; what
@@ -189,11 +291,123 @@ class CtGovClient:
         wanted = _normalize_ids(ids)
         return self._iter_batches(wanted)
 
+    def search(self, params: Mapping[str, str]) -> tuple[StudySummary, ...]:
+        """Every study matching a registry search, as :class:`StudySummary` values.
+
+        ``params`` are CT.gov's own search parameters, among :data:`SEARCH_PARAMS`: at least one
+        of ``query.term``, ``query.intr``, ``query.cond``, ``query.spons`` (Essie expressions,
+        e.g. ``"selinexor OR KPT-330"``), and optionally ``filter.overallStatus`` (statuses
+        separated by ``,`` or ``|``). Anything else, an empty value or an unknown status raises
+        ``ValueError`` now, before any request (the settings should have refused it).
+
+        Pages of 1000 with :data:`SUMMARY_FIELDS` are followed to the end, then the distinct
+        studies that arrived are checked against the registry's ``totalCount``: fewer (a
+        short read), or no count at all, raises :class:`ShortReadError` and returns nothing.
+        Hits come in the registry's order, each once. Never returns a partial result: any
+        failure raises.
+        """
+        query = _search_params(params)
+        hits = self._listing(query, SUMMARY_FIELDS, "a search")
+        return tuple(_summary(nct_id, study) for nct_id, study in hits)
+
+    def updated_since(self, day: date) -> frozenset[str]:
+        """The ids of every study whose ``LastUpdatePostDate`` is ``day`` or later.
+
+        ``day`` is a registry posting date (US Eastern), inclusive: pass the data day of the last
+        complete sync, so that a day seen twice costs nothing and none is skipped. Sends
+        ``filter.advanced=AREA[LastUpdatePostDate]RANGE[day,MAX]`` with :data:`UPDATED_FIELDS`,
+        1000 a page, to the end, then checks the studies that arrived against ``totalCount``
+        like :meth:`search` (a short read raises :class:`ShortReadError`). The set holds each
+        study's ``nctId`` and its ``nctIdAliases``, so that it intersects with a watch list
+        that holds an old id. About 800-1,150 studies are updated per weekday: one or two pages.
+        """
+        if isinstance(day, datetime) or not isinstance(day, date):
+            raise TypeError(f"day must be a datetime.date, got {type(day).__name__}")
+        query = {"filter.advanced": f"AREA[LastUpdatePostDate]RANGE[{day.isoformat()},MAX]"}
+        ids: set[str] = set()
+        for nct_id, study in self._listing(query, UPDATED_FIELDS, "an update listing"):
+            ids.add(nct_id)
+            aliases = _get_path(study, "protocolSection", "identificationModule", "nctIdAliases")
+            for alias in aliases if isinstance(aliases, list) else ():
+                if isinstance(alias, str) and _NCT_ID.fullmatch(alias.strip().upper()):
+                    ids.add(alias.strip().upper())
+        return frozenset(ids)
+
     # -- internals -------------------------------------------------------------------------------
+
+    def _listing(self, query: Mapping[str, str], fields: str, what: str) -> list[tuple[str, Any]]:
+        """Page through ``GET /studies`` for ``query`` and return (nctId, study) per distinct
+        study, in order, once the registry's ``totalCount`` says that all of them arrived."""
+        params = {
+            **query,
+            "fields": fields,
+            "pageSize": str(MAX_PAGE_SIZE),
+            "countTotal": "true",
+            "format": "json",
+        }
+        total: int | None = None
+        studies: dict[str, Any] = {}
+        pages = 0
+        for page in self._iter_pages(params, max_pages=_MAX_LISTING_PAGES):
+            pages += 1
+            for study in page["studies"]:
+                nct_id = _study_id(study)
+                if nct_id is None:
+                    log.warning("skipping a study without a usable nctId in a /studies page")
+                    continue
+                studies.setdefault(nct_id, study)
+            if pages == 1:
+                total = page.get("totalCount")
+                if total is None:
+                    break  # nothing to check the rest against: do not page on for nothing
+        if total is None or len(studies) < total:
+            counted = "gave no count" if total is None else f"counted {total}"
+            raise ShortReadError(
+                f"{self._host} sent {len(studies)} studies for {what} but {counted}; "
+                "the answer was not used: try again later",
+                expected=total,
+                received=len(studies),
+                detail=f"GET {self._display_base}/studies with {_describe(query)}: "
+                f"totalCount {total}, {len(studies)} distinct studies over {pages} pages",
+            )
+        if len(studies) > total:
+            log.warning(
+                "GET %s/studies with %s: %d distinct studies arrived, %d counted",
+                self._display_base,
+                _describe(query),
+                len(studies),
+                total,
+            )
+        return list(studies.items())
 
     def _iter_batches(self, wanted: list[str]) -> Iterator[StudyResult]:
         for start in range(0, len(wanted), self._batch_size):
-            yield from self._iter_batch(wanted[start : start + self._batch_size])
+            yield from self._iter_batch_or_halves(wanted[start : start + self._batch_size])
+
+    def _iter_batch_or_halves(self, batch: list[str]) -> Iterator[StudyResult]:
+        """The batch, or its halves when the server finds its URL too long (HTTP 414)."""
+        results = self._iter_batch(batch)
+        try:
+            # Nothing of a batch is yielded before its first page arrives, so a 414 for that
+            # page leaves nothing half-said: the halves can be asked instead.
+            first = next(results)
+        except StopIteration:
+            return
+        except ApiRequestError as exc:
+            if exc.status_code != 414 or len(batch) == 1:
+                raise
+            log.warning(
+                "GET %s/studies: the URL for %d ids was too long (HTTP 414); asking for them in "
+                "halves (set a smaller [api] batch_size)",
+                self._display_base,
+                len(batch),
+            )
+            half = len(batch) // 2
+            yield from self._iter_batch_or_halves(batch[:half])
+            yield from self._iter_batch_or_halves(batch[half:])
+            return
+        yield first
+        yield from results
 
     def _iter_batch(self, batch: list[str]) -> Iterator[StudyResult]:
         pending = dict.fromkeys(batch)  # an ordered set of ids not returned yet
@@ -202,33 +416,62 @@ class CtGovClient:
             "fields": STUDY_FIELDS,
             # The default is 10: without this a batch of 13 silently loses 3 studies.
             "pageSize": str(min(MAX_PAGE_SIZE, len(batch))),
+            # The registry's own count is what tells "it has no such id" from "it left one off".
+            "countTotal": "true",
             "format": "json",
         }
-        seen_tokens: set[str] = set()
+        total: int | None = None
+        arrived: set[str] = set()
         # All studies fit on the first page, but a server may return fewer per page (and even
-        # empty pages); this bound only stops a server that keeps inventing new tokens.
-        max_pages = 2 * len(batch) + 10
+        # empty pages); the bound only stops a server that keeps inventing new tokens.
+        pages = self._iter_pages(params, max_pages=2 * len(batch) + 10)
+        for index, page in enumerate(pages):
+            if index == 0:  # countTotal answers on the first page only
+                total = page.get("totalCount")
+            for study in page["studies"]:
+                nct_id = _study_id(study)
+                if nct_id is None:
+                    log.warning("skipping a study without a usable nctId in a /studies page")
+                    continue
+                arrived.add(nct_id)
+                yield from _attribute(study, nct_id, pending)
+        confirmed = total is not None and len(arrived) >= total
+        if pending and not confirmed:
+            log.warning(
+                "GET %s/studies: a short read: CT.gov counted %s studies for %d ids but sent %d; "
+                "%d ids not returned are unconfirmed",
+                self._display_base,
+                "no" if total is None else total,
+                len(batch),
+                len(arrived),
+                len(pending),
+            )
+        for requested_id in pending:
+            yield MissingStudy(requested_id=requested_id, confirmed=confirmed)
+
+    def _iter_pages(self, params: Mapping[str, str], *, max_pages: int) -> Iterator[Any]:
+        """``GET /studies`` with ``params``, then each ``nextPageToken`` with the same params,
+        yielding each page (a dict with a ``studies`` list) as it arrives."""
+        seen_tokens: set[str] = set()
         token: str | None = None
         for _ in range(max_pages):
             page_params = params if token is None else {**params, "pageToken": token}
             page = self._get_json("/studies", page_params, _page_problem)
-            for study in page["studies"]:
-                yield from _attribute(study, pending)
+            yield page
             token = page.get("nextPageToken") or None
             if token is None:
-                break
+                return
             if token in seen_tokens:
-                raise TransientFetchError(
-                    f"GET {self._display_base}/studies: the API sent the same nextPageToken twice"
+                raise ApiUnavailableError(
+                    f"{self._host} sent pages that never end; try again later",
+                    detail=f"GET {self._display_base}/studies: the API sent the same "
+                    "nextPageToken twice",
                 )
             seen_tokens.add(token)
-        else:
-            raise TransientFetchError(
-                f"GET {self._display_base}/studies: paging did not end after {max_pages} pages "
-                f"for {len(batch)} ids"
-            )
-        for requested_id in pending:
-            yield MissingStudy(requested_id=requested_id)
+        raise ApiUnavailableError(
+            f"{self._host} sent pages that never end; try again later",
+            detail=f"GET {self._display_base}/studies: paging did not end after {max_pages} pages",
+        )
 
     def _get_json(
         self, path: str, params: Mapping[str, str], problem: Callable[[Any], str | None]
@@ -238,7 +481,7 @@ class CtGovClient:
         retrying = Retrying(
             stop=stop_after_attempt(self._max_attempts),
             wait=self._wait,
-            retry=retry_if_exception_type(TransientFetchError),
+            retry=retry_if_exception_type(_RetryableError),
             sleep=self._sleep,
             before_sleep=lambda state: self._log_retry(what, state),
             reraise=False,
@@ -248,8 +491,11 @@ class CtGovClient:
         except RetryError as exc:
             attempts = exc.last_attempt.attempt_number
             last = exc.last_attempt.exception()
+            if not isinstance(last, _RetryableError):  # pragma: no cover - only those retry
+                raise
             noun = "attempt" if attempts == 1 else "attempts"
-            raise TransientFetchError(f"{what} failed after {attempts} {noun}: {last}") from last
+            detail = f"{what} failed after {attempts} {noun}: {last}"
+            raise _exhausted(last, self._host, f"after {attempts} {noun}", detail) from last
 
     def _attempt(
         self, path: str, params: Mapping[str, str], problem: Callable[[Any], str | None]
@@ -258,18 +504,29 @@ class CtGovClient:
         self._pace()
         self._requests_made += 1
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.get(f"{path}?{_encode(params)}" if params else path)
         except httpx.TooManyRedirects as exc:
             raise ApiRequestError(
                 f"GET {self._display_base}{path}: too many redirects ({exc})"
             ) from exc
         except httpx.TimeoutException as exc:
+            kind = "connect-timeout" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
             raise _RetryableError(
-                f"timed out after {self._timeout_s:g}s ({type(exc).__name__})"
+                f"timed out after {self._timeout_s:g}s ({type(exc).__name__})", kind=kind
             ) from exc
+        except httpx.ProxyError as exc:
+            raise _RetryableError(f"{type(exc).__name__}: {exc}", kind="proxy") from exc
+        except httpx.ConnectError as exc:
+            unreachable = _cannot_heal(exc, self._host)
+            if unreachable is not None:
+                # Retrying a name that does not resolve only makes an offline run slow.
+                detail = f"GET {self._display_base}{path}: {type(exc).__name__}: {exc}"
+                raise ApiUnreachableError(unreachable, detail=detail) from exc
+            kind = "refused" if _refused(exc) else "connect"
+            raise _RetryableError(f"{type(exc).__name__}: {exc}", kind=kind) from exc
         except httpx.RequestError as exc:
-            # Refused or reset connections, DNS failures, a body cut off mid-way.
-            raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
+            # Reset connections, a body cut off mid-way, a server that hangs up.
+            raise _RetryableError(f"{type(exc).__name__}: {exc}", kind="broken") from exc
 
         status = response.status_code
         if status == 429 or status >= 500:
@@ -279,7 +536,10 @@ class CtGovClient:
                 else None
             )
             raise _RetryableError(
-                f"HTTP {status} {response.reason_phrase}".rstrip(), retry_after=retry_after
+                f"HTTP {status} {response.reason_phrase}".rstrip(),
+                kind="throttled" if status == 429 else "status",
+                status=status,
+                retry_after=retry_after,
             )
         if 400 <= status < 500:
             body = _shorten(response.text)
@@ -289,20 +549,27 @@ class CtGovClient:
                 status_code=status,
             )
         if not 200 <= status < 300:
-            raise _RetryableError(f"unexpected HTTP {status} {response.reason_phrase}".rstrip())
+            raise _RetryableError(
+                f"unexpected HTTP {status} {response.reason_phrase}".rstrip(),
+                kind="status",
+                status=status,
+            )
 
         content_type = response.headers.get("Content-Type", "")
         try:
-            data = json.loads(response.content)
+            # orjson parses a 1000-study page in ~0.7x the time of json.loads (and refuses NaN).
+            data = orjson.loads(response.content)
         except (ValueError, RecursionError) as exc:
             if "html" in content_type.lower():
                 reason = f"HTTP {status} with an HTML page instead of JSON (maintenance?)"
-            else:
-                reason = f"HTTP {status} with a body that is not valid JSON ({content_type!r})"
-            raise _RetryableError(reason) from exc
+                raise _RetryableError(reason, kind="html") from exc
+            reason = f"HTTP {status} with a body that is not valid JSON ({content_type!r})"
+            raise _RetryableError(reason, kind="garbled") from exc
         shape_problem = problem(data)
         if shape_problem is not None:
-            raise _RetryableError(f"HTTP {status} with unexpected JSON: {shape_problem}")
+            raise _RetryableError(
+                f"HTTP {status} with unexpected JSON: {shape_problem}", kind="garbled"
+            )
         return data
 
     def _pace(self) -> None:
@@ -332,6 +599,107 @@ class CtGovClient:
         )
 
 
+def record_fingerprint(record: Mapping[str, Any]) -> str:
+    """A 128-bit hex digest of ``record`` exactly as served: equal digests, equal records.
+
+    It covers every key and value of the record the client fetched (``protocolSection`` and
+    ``hasResults``, see :data:`STUDY_FIELDS`), in the order CT.gov sent them; it is blake2b over
+    the record re-serialized compactly by orjson (~0.05 ms for a 10 KB record, a sixth of what
+    ``json.dumps`` costs). It does not cover what the client does not fetch (``derivedSection``,
+    ``resultsSection``), and it is not a content hash: reordered keys, or a posting date whose
+    type flips from ESTIMATED to ACTUAL, move it without any change a user cares about. Use it
+    to skip normalizing a record that has not moved, never to decide that something changed.
+    """
+    try:
+        raw = orjson.dumps(record)
+    except TypeError:  # an integer beyond 64 bits, in a record parsed by something else
+        raw = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then its causes and contexts, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _refused(exc: BaseException) -> bool:
+    # Linux and macOS say "Connection refused", Windows "...the target machine actively refused it".
+    return any(
+        isinstance(e, ConnectionRefusedError)
+        or "onnection refused" in str(e)
+        or "actively refused" in str(e)
+        for e in _chain(exc)
+    )
+
+
+def _cannot_heal(exc: httpx.ConnectError, host: str) -> str | None:
+    """The plain message for a connection failure that retrying will not mend; None if it may.
+
+    A host name that does not resolve or a network with no route will not come back within a
+    minute of backoff, and a certificate that is not trusted or a server that does not speak
+    TLS never will: say so at once. Refused connections may be a restart: they are retried.
+    """
+    chain = list(_chain(exc))
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or (
+        "CERTIFICATE_VERIFY_FAILED" in text
+    ):
+        return (
+            f"could not open a secure connection to {host}: its certificate is not trusted; "
+            "a proxy or TLS interception may be in the way"
+        )
+    if "WRONG_VERSION_NUMBER" in text:
+        return (
+            f"could not open a secure connection to {host}: it does not speak TLS there; "
+            "check `[api] base_url` (http or https?) or a proxy"
+        )
+    if (
+        any(isinstance(e, socket.gaierror) for e in chain)
+        or any(words in text for words in _DNS_FAILURES)
+        or any(isinstance(e, OSError) and e.errno in _NO_ROUTE for e in chain)
+        or "Network is unreachable" in text
+        or "No route to host" in text
+    ):
+        return f"could not reach {host}: check the network or `[api] base_url`"
+    return None
+
+
+def _exhausted(last: _RetryableError, host: str, attempts: str, detail: str) -> TransientFetchError:
+    """The error for retries run out, ``last`` being the final attempt's failure: one plain
+    line saying what happened and what to do, the technical ``detail`` kept beside it."""
+    status = f"HTTP {last.status}" if last.status is not None else ""
+    unreachable = {
+        "refused": f"could not reach {host}: the connection was refused {attempts}; "
+        "check `[api] base_url`, or try again later",
+        "connect": f"could not reach {host} {attempts}: check the network or `[api] base_url`",
+        "connect-timeout": f"could not reach {host}: no answer to connect {attempts}; "
+        "check the network, a firewall or `[api] base_url`",
+        "proxy": f"could not reach {host} through the proxy {attempts}; "
+        "check the proxy settings (HTTPS_PROXY, ALL_PROXY)",
+    }
+    unavailable = {
+        "timeout": f"{host} did not answer in time {attempts}; try again later",
+        "broken": f"the connection to {host} kept breaking off {attempts}; "
+        "check the network or a proxy, or try again later",
+        "status": f"{host} is down or failing: {status} {attempts}; try again later",
+        "throttled": f"{host} asked us to slow down: {status} {attempts}; "
+        "try again later, or raise `[api] min_interval_s`",
+        "html": f"{host} sent a web page instead of data {attempts} (maintenance?); "
+        "try again later",
+        "garbled": f"{host} sent something that is not the data asked for {attempts}; "
+        "try again later",
+    }
+    if last.kind in unreachable:
+        return ApiUnreachableError(unreachable[last.kind], detail=detail)
+    message = unavailable.get(last.kind, f"{host} kept failing {attempts}; try again later")
+    return ApiUnavailableError(message, detail=detail)
+
+
 def _normalize_ids(ids: Sequence[str]) -> list[str]:
     wanted: dict[str, None] = {}
     for raw in ids:
@@ -344,22 +712,86 @@ def _normalize_ids(ids: Sequence[str]) -> list[str]:
     return list(wanted)
 
 
-def _attribute(study: Any, pending: dict[str, None]) -> Iterator[FoundStudy]:
-    """Yield a FoundStudy per pending id ``study`` answers (own id, aliases); unmark them."""
-    ident = _get_path(study, "protocolSection", "identificationModule")
-    nct_id = ident.get("nctId") if isinstance(ident, dict) else None
+def _encode(params: Mapping[str, str]) -> str:
+    """A query string with literal commas: 12 bytes per id in filter.ids instead of 14 (httpx
+    writes %2C), so that a batch fits in a shorter URL. Commas are legal in a query (RFC 3986)
+    and are the separator CT.gov documents."""
+    return urllib.parse.urlencode(params, quote_via=urllib.parse.quote, safe=",")
+
+
+def _search_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Checked search parameters, statuses upper-cased and comma-separated; ValueError else."""
+    if isinstance(params, str) or not isinstance(params, Mapping):
+        raise TypeError("params must be a mapping of CT.gov search parameters")
+    allowed = ", ".join(sorted(SEARCH_PARAMS))
+    unknown = sorted(set(params) - SEARCH_PARAMS)
+    if unknown:
+        raise ValueError(f"unknown search parameter(s) {', '.join(unknown)} (allowed: {allowed})")
+    query: dict[str, str] = {}
+    for name, value in params.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"search parameter {name} must be a non-empty string")
+        query[name] = value.strip()
+    if not any(name.startswith("query.") for name in query):
+        raise ValueError(f"a search needs at least one query.* parameter (allowed: {allowed})")
+    if "filter.overallStatus" in query:
+        statuses = [s.strip().upper() for s in re.split(r"[,|]", query["filter.overallStatus"])]
+        bad = [s for s in statuses if s not in OVERALL_STATUSES]
+        if bad:
+            choices = ", ".join(sorted(OVERALL_STATUSES))
+            raise ValueError(f"unknown overall status {bad[0]!r} (choose from {choices})")
+        query["filter.overallStatus"] = ",".join(dict.fromkeys(statuses))
+    return query
+
+
+def _describe(query: Mapping[str, str]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in query.items())
+
+
+def _summary(nct_id: str, study: Any) -> StudySummary:
+    def text(*path: str) -> str | None:
+        value = _get_path(study, "protocolSection", *path)
+        return value if isinstance(value, str) else None
+
+    phases = _get_path(study, "protocolSection", "designModule", "phases")
+    return StudySummary(
+        nct_id=nct_id,
+        brief_title=text("identificationModule", "briefTitle"),
+        acronym=text("identificationModule", "acronym"),
+        phases=tuple(p for p in phases if isinstance(p, str)) if isinstance(phases, list) else (),
+        overall_status=text("statusModule", "overallStatus"),
+        lead_sponsor=text("sponsorCollaboratorsModule", "leadSponsor", "name"),
+        first_posted=text("statusModule", "studyFirstPostDateStruct", "date"),
+        last_update_posted=text("statusModule", "lastUpdatePostDateStruct", "date"),
+    )
+
+
+def _study_id(study: Any) -> str | None:
+    """The study's ``nctId``, upper-cased; None when it has no usable one."""
+    nct_id = _get_path(study, "protocolSection", "identificationModule", "nctId")
     if not isinstance(nct_id, str) or not _NCT_ID.fullmatch(nct_id.strip().upper()):
-        log.warning("skipping a study without a usable nctId in a /studies page")
-        return
-    nct_id = nct_id.strip().upper()
-    raw_aliases = ident.get("nctIdAliases") if isinstance(ident, dict) else None
+        return None
+    return nct_id.strip().upper()
+
+
+def _attribute(study: Any, nct_id: str, pending: dict[str, None]) -> Iterator[FoundStudy]:
+    """Yield a FoundStudy per pending id ``study`` answers (own id, aliases); unmark them."""
+    ident = study["protocolSection"]["identificationModule"]
+    raw_aliases = ident.get("nctIdAliases")
     aliases = [a.strip().upper() for a in raw_aliases or () if isinstance(a, str)]
     answered = [i for i in dict.fromkeys([nct_id, *aliases]) if i in pending]
     if not answered:
         log.debug("ignoring %s: not requested, or already returned", nct_id)
+        return
+    fingerprint = record_fingerprint(study)
     for requested_id in answered:
         del pending[requested_id]
-        yield FoundStudy(requested_id=requested_id, nct_id=nct_id, record=study)
+        yield FoundStudy(
+            requested_id=requested_id,
+            nct_id=nct_id,
+            record=study,
+            fingerprint=fingerprint,
+        )
 
 
 def _get_path(value: Any, *keys: str) -> Any:
@@ -378,6 +810,9 @@ def _page_problem(data: Any) -> str | None:
     token = data.get("nextPageToken")
     if token is not None and not isinstance(token, str):
         return f"nextPageToken must be a string, got {type(token).__name__}"
+    total = data.get("totalCount")
+    if total is not None and (type(total) is not int or total < 0):
+        return f"totalCount must be a count, got {total!r}"
     return None
 
 

@@ -10,6 +10,9 @@ reaches the user is a bug. Operational failures are wrapped with their cause
     │   └── SchemaOutdatedError      the database needs `trialwatch db upgrade`
     ├── FetchError                   talking to ClinicalTrials.gov failed
     │   ├── TransientFetchError      timeouts, 429, 5xx, a 200 that is not the expected JSON
+    │   │   ├── ApiUnreachableError  no network, a name that does not resolve, refused, TLS refused
+    │   │   ├── ApiUnavailableError  reached, but kept failing until the retries ran out
+    │   │   └── ShortReadError       a listing arrived with fewer studies than the registry counted
     │   └── ApiRequestError          a 4xx the API will answer the same way every time
     ├── RecordError (ValueError)     one study record cannot be normalized
     ├── StorageError                 the database failed
@@ -54,6 +57,40 @@ class FetchError(TrialwatchError):
 
 class TransientFetchError(FetchError):
     """A failure worth retrying: timeout, connection error, 429, 5xx, or a garbled 200."""
+
+
+class ApiUnreachableError(TransientFetchError):
+    """ClinicalTrials.gov could not be reached at all: no network, a host name that does not
+    resolve, a refused connection, a certificate that is not trusted (a proxy or TLS
+    interception). The message is one plain line for people; ``detail`` keeps the technical
+    cause (as does ``__cause__``) for ``--verbose`` and logs."""
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class ApiUnavailableError(TransientFetchError):
+    """ClinicalTrials.gov was reached but kept failing until the retries ran out: 5xx, 429,
+    timeouts, broken connections, an HTML or garbled 200. One plain line; ``detail`` as above."""
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class ShortReadError(TransientFetchError):
+    """A listing arrived short: the registry said ``expected`` studies match (``None``: it gave
+    no count to check against) but only ``received`` distinct studies arrived. The partial
+    answer is not used; a later try may get it whole. One plain line; ``detail`` as above."""
+
+    def __init__(
+        self, message: str, *, expected: int | None, received: int, detail: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.received = received
+        self.detail = detail
 
 
 class ApiRequestError(FetchError):

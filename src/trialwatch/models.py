@@ -242,11 +242,19 @@ class ApiVersion:
 
 @dataclass(frozen=True, slots=True)
 class FoundStudy:
-    """A study the API returned for ``requested_id`` (``nct_id`` differs when it was an alias)."""
+    """A study the API returned for ``requested_id`` (``nct_id`` differs when it was an alias).
+
+    ``fingerprint`` identifies the record exactly as served (see
+    :func:`trialwatch.ctgov.record_fingerprint`): equal fingerprints mean equal records, so an
+    unchanged study can skip normalizing. A different fingerprint does not mean a change a user
+    cares about (key order or registry churn moves it too). ``None`` when the source computed
+    none: then the record must be normalized.
+    """
 
     requested_id: str
     nct_id: str
     record: Mapping[str, Any]
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +272,24 @@ class MissingStudy:
 
 
 StudyResult: TypeAlias = FoundStudy | MissingStudy
+
+
+@dataclass(frozen=True, slots=True)
+class StudySummary:
+    """One hit of a registry search: the few fields a "new matching trial" event shows.
+
+    Dates are CT.gov partial dates as served (``yyyy-MM-dd``, ``yyyy-MM`` or ``yyyy``); a field
+    the registry leaves out is ``None`` (``()`` for ``phases``, e.g. ``("PHASE2", "PHASE3")``).
+    """
+
+    nct_id: str
+    brief_title: str | None = None
+    acronym: str | None = None
+    phases: tuple[str, ...] = ()
+    overall_status: str | None = None
+    lead_sponsor: str | None = None
+    first_posted: str | None = None
+    last_update_posted: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
