@@ -324,7 +324,7 @@ def test_new_settings_defaults(tmp_path: Path) -> None:
     assert settings.sync.progress == "auto"
     assert settings.outbox.flood_max_trials == 50
     assert settings.outbox.flood_max_fraction == 0.2
-    assert settings.api.batch_size == 100
+    assert settings.api.batch_size == 500
 
 
 def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
@@ -339,7 +339,7 @@ def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
             "TRIALWATCH_SYNC__INCREMENTAL_ABOVE": "0",
             "TRIALWATCH_SYNC__FULL_SWEEP_CRON": "30 2 * * 0",
             "TRIALWATCH_OUTBOX__FLOOD_MAX_FRACTION": "0.5",
-            "TRIALWATCH_API__BATCH_SIZE": "300",
+            "TRIALWATCH_API__BATCH_SIZE": "650",
         },
     )
     assert settings.database.auto_upgrade is True
@@ -348,7 +348,7 @@ def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
     assert settings.sync.full_sweep_cron == "30 2 * * 0"
     assert settings.outbox.flood_max_trials == 0
     assert settings.outbox.flood_max_fraction == 0.5
-    assert settings.api.batch_size == 300
+    assert settings.api.batch_size == 650
 
 
 @pytest.mark.parametrize(
@@ -361,7 +361,7 @@ def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
         ("TRIALWATCH_SYNC__PROGRESS", "sometimes", "sync.progress"),
         ("TRIALWATCH_OUTBOX__FLOOD_MAX_TRIALS", "-1", "outbox.flood_max_trials"),
         ("TRIALWATCH_OUTBOX__FLOOD_MAX_FRACTION", "1.5", "outbox.flood_max_fraction"),
-        ("TRIALWATCH_API__BATCH_SIZE", "301", "api.batch_size"),
+        ("TRIALWATCH_API__BATCH_SIZE", "651", "api.batch_size"),
     ],
 )
 def test_new_settings_are_validated(

@@ -23,7 +23,6 @@ stay (their changes are real and are delivered), and the next poll fetches every
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 import zlib
@@ -157,15 +156,10 @@ def no_routes(nct_id: str, label: str | None, change: FieldChange) -> Sequence[R
     return ()
 
 
-def record_fingerprint(record: Mapping[str, Any]) -> str:
-    """A cheap fingerprint of a record as served (canonical JSON, BLAKE2b)."""
-    data = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
-
-
-def _fingerprint_of(found: FoundStudy) -> str:
-    given = getattr(found, "fingerprint", None)
-    return given if isinstance(given, str) and given else record_fingerprint(found.record)
+def _fingerprint_of(found: FoundStudy) -> str | None:
+    """The source's fingerprint of the record as served (None: it computed none, so the record
+    is always normalized and compared)."""
+    return found.fingerprint
 
 
 @dataclass
@@ -449,7 +443,7 @@ def decide_page(
     normalizer first reads again from the stored raw record, silently) and each change is
     routed.
     """
-    pending: list[tuple[FoundStudy, StoredState | None, str, Snapshot, str]] = []
+    pending: list[tuple[FoundStudy, StoredState | None, str | None, Snapshot, str]] = []
     outcomes: dict[str, TrialOutcome] = {}
     order: list[str] = []
     for result in results:
@@ -475,7 +469,8 @@ def decide_page(
         canonical = result.nct_id if result.nct_id != nct_id else None
         fingerprint = _fingerprint_of(result)
         if (
-            state is not None
+            fingerprint is not None
+            and state is not None
             and state.content_hash is not None
             and state.fingerprint == fingerprint
             and state.normalizer_version == NORMALIZER_VERSION
@@ -534,7 +529,7 @@ def _new_version(snapshot: Snapshot, digest: str, record: Mapping[str, Any]) -> 
 def _decide_changed(
     found: FoundStudy,
     state: StoredState | None,
-    fingerprint: str,
+    fingerprint: str | None,
     snapshot: Snapshot,
     digest: str,
     old_snapshots: Mapping[int, Snapshot],

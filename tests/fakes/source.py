@@ -6,6 +6,7 @@ import copy
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from trialwatch.ctgov import record_fingerprint
 from trialwatch.exceptions import FetchError
 from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
 
@@ -48,7 +49,7 @@ class FakeSource:
                 yield MissingStudy(requested)
                 continue
             nct_id = record["protocolSection"]["identificationModule"]["nctId"]
-            yield FoundStudy(requested, nct_id, copy.deepcopy(record))
+            yield FoundStudy(requested, nct_id, copy.deepcopy(record), record_fingerprint(record))
 
     def _by_alias(self, requested: str) -> dict[str, Any] | None:
         for record in self.records.values():
