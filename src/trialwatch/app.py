@@ -74,6 +74,7 @@ class App:
         wait_s: float = 0.0,
         client: CtGovClient | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        full: bool = False,
     ) -> SyncResult:
         """One sync under the database's sync lock. Delivering what it queued is the caller's
         next step (:meth:`flush`): the CLI reports its outcome, the daemon schedules it.

@@ -158,11 +158,11 @@ class Daemon:
 
         return sleep
 
-    def sync_job(self, tenure: _Tenure) -> None:
+    def sync_job(self, tenure: _Tenure, *, full: bool = False) -> None:
         client = self.app.client(sleep=self._sleeper(tenure))
         try:
             try:
-                self.app.sync(wait_s=0, client=client)
+                self.app.sync(wait_s=0, client=client, full=full, force=full)
             finally:
                 client.close()
         finally:
@@ -170,6 +170,12 @@ class Daemon:
             if self._keeps_lock(tenure):
                 self.app.check_alerts()
                 self.app.flush(should_stop=lambda: not self._keeps_lock(tenure))
+
+    def full_sweep_job(self, tenure: _Tenure) -> None:
+        """The weekly full sweep of a watch set that syncs incrementally ([sync])."""
+        if not self.app.settings.sync.incremental(self.app.store.watched_count()):
+            return  # small watch sets are fetched in full by every sync anyway
+        self.sync_job(tenure, full=True)
 
     def flush_job(self, tenure: _Tenure) -> None:
         self.app.flush(should_stop=lambda: not self._keeps_lock(tenure))
@@ -212,6 +218,9 @@ class Daemon:
             "weekly-digest": crontab_trigger(
                 schedule.weekly_digest_cron, timezone=schedule.timezone
             ),
+            "full-sweep": crontab_trigger(
+                self.app.settings.sync.full_sweep_cron, timezone=schedule.timezone
+            ),
         }
 
     def _build_scheduler(self, tenure: _Tenure | None = None) -> BackgroundScheduler:
@@ -236,6 +245,11 @@ class Daemon:
             next_run_time=self.app.clock(),
         )
         scheduler.add_job(self._job("flush", self.flush_job, tenure), triggers["flush"], id="flush")
+        scheduler.add_job(
+            self._job("full-sweep", self.full_sweep_job, tenure),
+            triggers["full-sweep"],
+            id="full-sweep",
+        )
         for mode in ("daily", "weekly"):
             scheduler.add_job(
                 self._job(

@@ -28,6 +28,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -74,9 +75,12 @@ class StudySource(Protocol):
 
     def iter_studies(self, ids: Sequence[str]) -> Iterator[StudyResult]: ...
 
+    def updated_since(self, day: date) -> frozenset[str]: ...
+
 
 class LastRun(Protocol):
     data_timestamp: str | None
+    finished_at: Any
 
 
 class RunHandle(Protocol):
@@ -89,7 +93,9 @@ class SyncStore(Protocol):
 
     def sync_config_watchlist(self, items: Sequence[WatchItem], *, now: Any) -> Any: ...
 
-    def last_complete_run(self) -> LastRun | None: ...
+    def last_complete_run(self, kind: str | None = ...) -> LastRun | None: ...
+
+    def watched_among(self, ids: Iterable[str]) -> list[str]: ...
 
     def consecutive_failures(self) -> int: ...
 
@@ -141,6 +147,11 @@ class FloodRule:
             and watched > 0
             and changed_trials > self.max_fraction * watched
         )
+
+
+FULL_SWEEP_MAX_AGE = timedelta(days=8)
+"""An incremental watch set is swept in full at least this often, whatever the schedule says:
+an edit CT.gov posted without moving LastUpdatePostDate is found within a week."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,11 +233,18 @@ def run_sync(
     batch_size: int = 100,
     flood: FloodRule | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    incremental_above: int = 0,
+    full: bool = False,
 ) -> SyncResult:
     """Run one sync. Raises FetchError when CT.gov cannot be read (after recording the failure).
 
     ``watchlist``, when given, is the config file's watch set: it is made the ``config``
     source's entries first. Other sources (``watch add``, imports, queries) are in the store.
+
+    A watch set larger than ``incremental_above`` (0: never) is synced incrementally: CT.gov is
+    asked which studies it updated since the day of the last complete sync, and only the
+    watched ones among them are fetched. A full sweep (``full``, or when the last one is older
+    than :data:`FULL_SWEEP_MAX_AGE`) fetches them all and catches what that query misses.
     """
     run_id = new_run_id()
     started = clock()
@@ -299,8 +317,23 @@ def run_sync(
         chunks = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
         total = len(pending)
     else:
-        chunks = store.iter_watched_ids(batch_size)
-        total = store.watched_count()
+        watched = store.watched_count()
+        since = _incremental_since(store, clock(), watched, incremental_above, full)
+        if since is not None:
+            kind = "incremental"
+            updated = source.updated_since(since)
+            wanted = sorted(set(store.watched_among(updated)) | set(store.ids_to_recheck()))
+            bound.info(
+                "sync.incremental",
+                since=since.isoformat(),
+                updated=len(updated),
+                watched_updated=len(wanted),
+            )
+            chunks = [wanted[i : i + batch_size] for i in range(0, len(wanted), batch_size)]
+            total = len(wanted)
+        else:
+            chunks = store.iter_watched_ids(batch_size)
+            total = watched
 
     # The run's row is written with its first page that writes anything (or at its end): a
     # sync cancelled while the first answer is still on its way leaves nothing behind.
@@ -419,6 +452,26 @@ def run_sync(
         duration_s=round((finished - started).total_seconds(), 3),
     )
     return result
+
+
+def _incremental_since(
+    store: SyncStore, now: datetime, watched: int, above: int, full: bool
+) -> date | None:
+    """The day to ask CT.gov for updates since, or None for a full sync."""
+    if full or not (0 < above < watched):
+        return None
+    last_full = store.last_complete_run(kind="full")
+    if last_full is None or last_full.finished_at is None:
+        return None  # never swept: the first sync of a large watch set is a full one
+    if now - last_full.finished_at > FULL_SWEEP_MAX_AGE:
+        return None
+    last = store.last_complete_run()
+    stamp = last.data_timestamp if last is not None else None
+    if not stamp:
+        return None
+    # The data day of the last complete sync, inclusive: what CT.gov posted that day and later.
+    # Studies re-read from that day cost a fingerprint check each.
+    return date.fromisoformat(stamp[:10])
 
 
 class _SnapshotSource(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from trialwatch.ctgov import record_fingerprint
@@ -50,6 +51,21 @@ class FakeSource:
                 continue
             nct_id = record["protocolSection"]["identificationModule"]["nctId"]
             yield FoundStudy(requested, nct_id, copy.deepcopy(record), record_fingerprint(record))
+
+    def updated_since(self, day: date) -> frozenset[str]:
+        """What CT.gov's LastUpdatePostDate search would answer (ids and their aliases)."""
+        self.requests_made += 1
+        if self.fail_after_version is not None:
+            raise self.fail_after_version
+        found: set[str] = set()
+        for nct_id, record in self.records.items():
+            status = record["protocolSection"].get("statusModule", {})
+            posted = (status.get("lastUpdatePostDateStruct") or {}).get("date", "")
+            if posted and posted >= day.isoformat():
+                ident = record["protocolSection"]["identificationModule"]
+                found.add(nct_id)
+                found.update(ident.get("nctIdAliases", []))
+        return frozenset(found)
 
     def _by_alias(self, requested: str) -> dict[str, Any] | None:
         for record in self.records.values():

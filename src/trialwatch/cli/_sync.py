@@ -35,7 +35,9 @@ def _print_sync(result: SyncResult) -> None:
             f"(data as of {result.data_timestamp}). Use --force to fetch anyway."
         )
         return
-    what = "Rechecked" if result.kind == "recheck" else "Synced"
+    what = {"recheck": "Rechecked", "incremental": "Synced (incrementally)"}.get(
+        result.kind, "Synced"
+    )
     typer.echo(
         f"{what} {result.checked} trials (CT.gov data as of {result.data_timestamp}) "
         f"in {result.requests} requests: {result.changed} changed "
@@ -130,6 +132,14 @@ def sync(
         float,
         typer.Option("--wait", help="Seconds to wait if another process is syncing.", min=0),
     ] = 60.0,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Fetch every watched trial, even for a watch set large enough to sync "
+            "incrementally ([sync] incremental_above): the full sweep.",
+        ),
+    ] = False,
 ) -> None:
     """Fetch the watched trials once, store what changed, send notifications.
 
@@ -139,7 +149,7 @@ def sync(
 
     with open_app(need_watchlist=True, may_upgrade=True) as app:
         with _progress(app.settings.sync.progress) as on_progress:
-            result = app.sync(force=force, wait_s=wait, on_progress=on_progress)
+            result = app.sync(force=force or full, wait_s=wait, on_progress=on_progress, full=full)
         _print_sync(result)
         # Deliver what this sync queued, and retry what earlier deliveries left due. A failed
         # delivery is an operational failure: said plainly, exit 1 (the change is kept).

@@ -16,14 +16,13 @@ from trialwatch.storage._schema import HealthState, Notification, SyncRun
 
 
 class HealthMixin(StoreBase):
-    def last_complete_run(self) -> SyncRun | None:
+    def last_complete_run(self, kind: str | None = None) -> SyncRun | None:
+        """The newest complete run (of that ``kind``: full, incremental, recheck)."""
         with self.session() as s:
-            return s.exec(
-                select(SyncRun)
-                .where(SyncRun.status == "complete")
-                .order_by(col(SyncRun.id).desc())
-                .limit(1)
-            ).first()
+            query = select(SyncRun).where(SyncRun.status == "complete")
+            if kind is not None:
+                query = query.where(SyncRun.kind == kind)
+            return s.exec(query.order_by(col(SyncRun.id).desc()).limit(1)).first()
 
     def recent_runs(self, limit: int = 20) -> list[SyncRun]:
         with self.session() as s:

@@ -246,6 +246,16 @@ class WatchMixin(StoreBase):
             yield ids
             after = ids[-1]
 
+    def watched_among(self, ids: Iterable[str]) -> list[str]:
+        """Which of ``ids`` are watched (e.g. of the studies CT.gov updated today)."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(ids)), 500):
+            with self.session() as s:
+                found.update(
+                    s.exec(select(Watch.nct_id).where(col(Watch.nct_id).in_(chunk)).distinct())
+                )
+        return sorted(found)
+
     def watch_labels(self, ids: Sequence[str]) -> dict[str, str | None]:
         """The label each id is known by (its best source's label, else None)."""
         if not ids:
