@@ -12,9 +12,17 @@ import pytest
 
 from trialwatch.exceptions import RecordError
 from trialwatch.models import Arm, Enrollment, Location, PartialDate, Reference, Snapshot
-from trialwatch.normalize import canonical_json, content_hash, normalize, normalize_text
+from trialwatch.normalize import (
+    NORMALIZER_VERSION,
+    canonical_json,
+    content_hash,
+    normalize,
+    normalize_text,
+)
 
 RECORDS = Path(__file__).parent / "data" / "records"
+# Snapshots as earlier normalizers stored them (canonical JSON), made from records/ by that code.
+SNAPSHOTS = Path(__file__).parent / "data" / "snapshots"
 RECORD_FILES = sorted(RECORDS.glob("NCT*.json"))  # page-example*.json are partial pages
 CHURN_PAIRS = ["NCT05923112", "NCT05923281"]
 
@@ -335,6 +343,25 @@ def test_canonical_json_is_compact_sorted_and_keeps_unicode() -> None:
     assert text.startswith('{"acronym":null,"arms":[],"brief_title":"Pellicanò",')
     assert ": " not in text
     assert json.loads(text) == s.to_dict()
+
+
+@pytest.mark.parametrize("name", ["NCT05923281", "NCT04650945"])
+def test_snapshots_stored_by_version_1_still_load(name: str) -> None:
+    stored = json.loads((SNAPSHOTS / f"v1-{name}.json").read_text(encoding="utf-8"))
+
+    loaded = Snapshot.from_dict(stored)
+
+    assert NORMALIZER_VERSION >= 1
+    assert loaded == normalize(load(name))
+
+
+def test_unknown_keys_are_ignored_when_loading_even_in_nested_values() -> None:
+    stored = normalize(load("NCT05923281")).to_dict()
+    stored["from_a_newer_normalizer"] = 1
+    stored["locations"][0]["future"] = "x"
+    stored["start_date"]["future"] = "x"
+
+    assert Snapshot.from_dict(stored) == normalize(load("NCT05923281"))
 
 
 def test_content_hash_depends_on_content_only() -> None:

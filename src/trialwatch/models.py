@@ -177,7 +177,7 @@ class Snapshot:
             if key not in known:
                 continue
             if key in _NESTED:
-                kwargs[key] = None if value is None else _NESTED[key](**value)
+                kwargs[key] = None if value is None else _build(_NESTED[key], value)
             elif key in _NESTED_LISTS:
                 item_type = _NESTED_LISTS[key]
                 kwargs[key] = tuple(_build(item_type, item) for item in value)
@@ -189,8 +189,17 @@ class Snapshot:
 
 
 def _build(item_type: type[Any], item: Mapping[str, Any]) -> Any:
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in item.items()}
+    # Unknown keys are skipped here too: a snapshot written by a newer normalizer still loads.
+    known = _field_names(item_type)
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in item.items() if k in known}
     return item_type(**values)
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}

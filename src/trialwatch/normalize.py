@@ -33,7 +33,25 @@ from trialwatch.models import (
 )
 from trialwatch.vocabulary import PHASE_ORDER
 
-__all__ = ["canonical_json", "content_hash", "normalize", "normalize_text", "sort_key"]
+__all__ = [
+    "NORMALIZER_VERSION",
+    "canonical_json",
+    "content_hash",
+    "normalize",
+    "normalize_text",
+    "sort_key",
+]
+
+NORMALIZER_VERSION: int = 1
+"""The version of what :func:`normalize` tracks and how it reads it.
+
+Bump it with every change that can make the same record normalize differently: a field tracked
+or dropped, a value read or worded differently, a new rule for what is unreadable. Storage keeps
+it with each snapshot; when it moves, the next sync re-baselines each trial silently (new
+snapshots, no change events) instead of notifying about every trial. A change that needs no bump
+leaves every stored content hash as it is. :meth:`Snapshot.from_dict` must keep loading the
+snapshots of every earlier version (a missing field takes its default).
+"""
 
 # ASCII digits only: ``\d`` would also accept other scripts' digits.
 _NCT_ID = re.compile(r"NCT[0-9]{8}")
