@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -458,6 +459,143 @@ def test_references_by_pmid_else_citation() -> None:
         ),
     ]
     assert all(c.severity is Severity.MINOR for c in changes)
+
+
+# --- Unreadable parts ------------------------------------------------------------------------
+
+
+def record(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RECORDS / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+SECONDARY_0 = "protocolSection.outcomesModule.secondaryOutcomes[0].measure"
+
+
+def test_termination_is_critical_even_when_an_outcome_cannot_be_read() -> None:
+    # Issue 11 item 9: the registry's TERMINATED record had secondaryOutcomes[0].measure null,
+    # which failed the whole trial, so the termination was never reported.
+    before = record("NCT04650945")
+    before["protocolSection"]["statusModule"]["overallStatus"] = "RECRUITING"
+    del before["protocolSection"]["statusModule"]["whyStopped"]
+    after = record("NCT04650945")
+    after["protocolSection"]["outcomesModule"]["secondaryOutcomes"][0]["measure"] = None
+
+    changes = diff(normalize(before), normalize(after))
+
+    assert [(c.severity, c.field, c.kind, c.summary) for c in changes] == [
+        (
+            Severity.CRITICAL,
+            "overall_status",
+            ChangeKind.CHANGED,
+            "Overall status: Recruiting → Terminated",
+        ),
+        (Severity.MAJOR, "why_stopped", ChangeKind.CHANGED, "Why stopped: “Staff shortage”"),
+        (
+            Severity.MINOR,
+            "unreadable",
+            ChangeKind.ADDED,
+            "Could not read one of the secondary outcomes; not compared until it can be read "
+            f"({SECONDARY_0})",
+        ),
+    ]
+    assert headline(changes) == changes[0]
+    assert changes[2].category is Category.ADMINISTRATIVE
+    assert (changes[2].old, changes[2].new, changes[2].item_key) == (None, SECONDARY_0, SECONDARY_0)
+
+
+def test_an_item_that_can_be_read_again_is_not_called_added() -> None:
+    broken = record("NCT04650945")
+    broken["protocolSection"]["outcomesModule"]["secondaryOutcomes"][0]["measure"] = None
+
+    c = only(diff(normalize(broken), load("NCT04650945")))
+
+    assert (c.field, c.kind, c.severity) == ("unreadable", ChangeKind.REMOVED, Severity.MINOR)
+    assert c.summary == f"One of the secondary outcomes can be read again ({SECONDARY_0})"
+    assert (c.old, c.new, c.item_key) == (SECONDARY_0, None, SECONDARY_0)
+
+
+ENROLLMENT_COUNT = "protocolSection.designModule.enrollmentInfo.count"
+
+
+def test_an_unreadable_value_is_unknown_not_gone() -> None:
+    broken = record("NCT05923112")
+    broken["protocolSection"]["designModule"]["enrollmentInfo"]["count"] = "200"
+    good, bad = load("NCT05923112"), normalize(broken)
+
+    c = only(diff(good, bad))
+    assert c.summary == (
+        f"Could not read enrollment; not compared until it can be read ({ENROLLMENT_COUNT})"
+    )
+    assert c.severity is Severity.MINOR
+
+    # When it can be read again the value it has now is said, at the same severity.
+    c = only(diff(bad, good))
+    assert c.summary == f"Enrollment can be read again: 200 (est.) ({ENROLLMENT_COUNT})"
+    assert (c.kind, c.severity) == (ChangeKind.REMOVED, Severity.MINOR)
+
+
+def test_other_changes_of_a_list_with_an_unreadable_item_are_still_told() -> None:
+    sites = record("NCT05923281")["protocolSection"]["contactsLocationsModule"]["locations"]
+    broken = record("NCT05923281")
+    locations = broken["protocolSection"]["contactsLocationsModule"]["locations"]
+    locations[0] = "not a site"
+    locations[1]["status"] = "COMPLETED"
+    locations.append({"facility": "New Clinic", "city": "Osaka", "country": "Japan"})
+
+    changes = diff(load("NCT05923281"), normalize(broken))
+
+    assert [(c.field, c.kind) for c in changes] == [
+        ("locations", ChangeKind.ADDED),
+        ("locations", ChangeKind.CHANGED),
+        ("unreadable", ChangeKind.ADDED),
+    ]
+    assert changes[0].summary == "Site added: New Clinic, Osaka, Japan"
+    assert sites[1]["facility"] in changes[1].summary
+    # Two sites gone while one cannot be read: which one really went cannot be said, so both are.
+    del locations[2]
+    removed = [
+        c for c in diff(load("NCT05923281"), normalize(broken)) if c.kind is ChangeKind.REMOVED
+    ]
+    assert len(removed) == 2
+
+
+def test_a_whole_unreadable_list_hides_no_site_and_invents_none() -> None:
+    broken = record("NCT05923281")
+    broken["protocolSection"]["contactsLocationsModule"]["locations"] = {"oops": True}
+    good, bad = load("NCT05923281"), normalize(broken)
+
+    assert [c.field for c in diff(good, bad)] == ["unreadable"]
+    assert only(diff(bad, good)).summary == (
+        "Sites can be read again (protocolSection.contactsLocationsModule.locations)"
+    )
+
+
+def test_reordering_a_list_that_holds_an_unreadable_item_is_no_change() -> None:
+    broken = record("NCT05923281")
+    broken["protocolSection"]["contactsLocationsModule"]["locations"][0] = None
+    reordered = copy.deepcopy(broken)
+    reordered["protocolSection"]["contactsLocationsModule"]["locations"].reverse()
+
+    a, b = normalize(broken), normalize(reordered)
+
+    assert a.unreadable != b.unreadable  # the index moved with the item
+    assert diff(a, b) == []
+
+
+def test_a_path_diff_does_not_know_is_still_worded() -> None:
+    old = change(unreadable=())
+    new = change(unreadable=("protocolSection.someFutureModule.x",))
+
+    c = only(diff(old, new))
+
+    assert c.summary == (
+        "Could not read part of the record; not compared until it can be read "
+        "(protocolSection.someFutureModule.x)"
+    )
+    assert only(diff(new, old)).summary == (
+        "Part of the record can be read again (protocolSection.someFutureModule.x)"
+    )
 
 
 # --- Order, headline, real data -------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from trialwatch.models import (
     Severity,
     Snapshot,
 )
-from trialwatch.normalize import sort_key
+from trialwatch.normalize import sort_key, unreadable_scope
 from trialwatch.vocabulary import (
     CRITICAL_STATUSES,
     DATE_TYPE_SHORT,
@@ -101,8 +103,22 @@ def diff(old: Snapshot, new: Snapshot) -> list[FieldChange]:
     one ``ADDED``/``REMOVED``/``CHANGED`` change per item, with ``item_key`` naming the item.
     Does not compare ``nct_id`` (an alias resolves to its canonical id) and does not decide who
     is told.
+
+    A part listed in ``unreadable`` is unknown, not absent, so no change is claimed from it: a
+    field unreadable on either side is not compared, and items that appear or disappear in a
+    list are not called added or removed when that list's unreadable items on the other side
+    can account for them. Instead one ``unreadable`` change says when a part could not be read
+    (``ADDED``) and when it can be read again (``REMOVED``, with the value it has now); both are
+    minor, so a registry glitch does not alert everyone twice. The limit: a value that changes
+    while it cannot be read is told only as "can be read again", at minor severity.
     """
-    changes = [change for rule in _RULES for change in rule.compare(rule, old, new)]
+    hidden_old, hidden_new = _hidden(old), _hidden(new)
+    changes = []
+    for rule in _RULES:
+        found = rule.compare(rule, old, new)
+        if found and (rule.field in hidden_old or rule.field in hidden_new):
+            found = _unclaimed(found, hidden_old.get(rule.field, 0), hidden_new.get(rule.field, 0))
+        changes.extend(found)
     changes.sort(key=_order)
     return changes
 
@@ -466,6 +482,85 @@ _REFERENCES: _Items[Reference] = _Items(
 )
 
 
+# --- Unreadable parts ---------------------------------------------------------------------------
+
+
+def _hidden(snapshot: Snapshot) -> dict[str, float]:
+    """Field -> how many of its items cannot be read (``inf``: the whole field)."""
+    hidden: dict[str, float] = {}
+    for path in snapshot.unreadable:
+        fields, one_item = unreadable_scope(path)
+        for field in fields:
+            hidden[field] = hidden.get(field, 0) + (1 if one_item else math.inf)
+    return hidden
+
+
+def _unclaimed(
+    changes: list[FieldChange], old_hidden: float, new_hidden: float
+) -> list[FieldChange]:
+    """``changes`` of one field without those that unreadable parts could explain."""
+    if math.isinf(old_hidden) or math.isinf(new_hidden):
+        return []
+    removed = sum(1 for c in changes if c.kind is ChangeKind.REMOVED)
+    added = sum(1 for c in changes if c.kind is ChangeKind.ADDED)
+    # Each unreadable item accounts for at most one item that seems to come or go; when more
+    # came or went than that, they are all told, since it cannot be said which is which.
+    return [
+        c
+        for c in changes
+        if not (c.kind is ChangeKind.REMOVED and removed <= new_hidden)
+        and not (c.kind is ChangeKind.ADDED and added <= old_hidden)
+    ]
+
+
+_INDEX = re.compile(r"\[[0-9]+\]")
+
+
+def _unreadable(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    """One change per part that could not be read before and can now, or the other way round.
+
+    Parts are matched without their list index, so the registry reordering a list that holds a
+    bad item does not read as one part fixed and another broken.
+    """
+    before = Counter(_INDEX.sub("[]", path) for path in old.unreadable)
+    after = Counter(_INDEX.sub("[]", path) for path in new.unreadable)
+    if before == after:
+        return []
+    changes = []
+    gone, came = before - after, after - before
+    for path in new.unreadable:
+        if came[_INDEX.sub("[]", path)] > 0:
+            came[_INDEX.sub("[]", path)] -= 1
+            summary = (
+                f"Could not read {_part_name(path)}; not compared until it can be read ({path})"
+            )
+            changes.append(rule.change(summary, None, path, kind=ChangeKind.ADDED, item_key=path))
+    for path in old.unreadable:
+        if gone[_INDEX.sub("[]", path)] > 0:
+            gone[_INDEX.sub("[]", path)] -= 1
+            summary = _readable_again(path, new)
+            changes.append(rule.change(summary, path, None, kind=ChangeKind.REMOVED, item_key=path))
+    return changes
+
+
+def _part_name(path: str) -> str:
+    """``"one of the secondary outcomes"``, ``"enrollment"``, ``"arms, interventions"``."""
+    fields, one_item = unreadable_scope(path)
+    if not fields:
+        return "part of the record"
+    labels = ", ".join(_LABELS[field].lower() for field in fields)
+    return f"one of the {labels}" if one_item else labels
+
+
+def _readable_again(path: str, new: Snapshot) -> str:
+    fields, _ = unreadable_scope(path)
+    name = _part_name(path)
+    name = name[0].upper() + name[1:]
+    if len(fields) == 1 and fields[0] in _SHOW:
+        return f"{name} can be read again: {_SHOW[fields[0]](getattr(new, fields[0]))} ({path})"
+    return f"{name} can be read again ({path})"
+
+
 # --- Severity rules ---------------------------------------------------------------------------
 
 
@@ -524,8 +619,31 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("acronym", "Acronym", _C.ADMINISTRATIVE, _S.MINOR, _text),
     _Rule("references", "References", _C.ADMINISTRATIVE, _S.MINOR, _items(_REFERENCES)),
     _Rule("last_update_posted", "Last update posted", _C.ADMINISTRATIVE, _S.ADMIN, _text),
+    _Rule("unreadable", "Unreadable parts", _C.ADMINISTRATIVE, _S.MINOR, _unreadable),
 )
 # fmt: on
+
+_LABELS = {rule.field: rule.label for rule in _RULES}
+
+# How one value of each scalar field reads, for "Enrollment can be read again: 98 (actual)".
+_SHOW: dict[str, Callable[[Any], str]] = {
+    "overall_status": status_label,
+    "why_stopped": _quoted,
+    "has_results": lambda posted: "posted" if posted else "not posted",
+    "primary_completion_date": _date_text,
+    "completion_date": _date_text,
+    "start_date": _date_text,
+    "enrollment": _count_text,
+    "phases": phases_label,
+    "study_type": _enum,
+    "lead_sponsor": _text_or_none,
+    "last_known_status": status_label,
+    "results_first_posted": _text_or_none,
+    "brief_title": _quoted,
+    "official_title": _quoted,
+    "acronym": _text_or_none,
+    "last_update_posted": _text_or_none,
+}
 
 FIELD_ORDER: tuple[str, ...] = tuple(rule.field for rule in _RULES)
 """Every compared Snapshot field, in the stable order diff() uses after severity."""

@@ -163,6 +163,11 @@ class Snapshot:
     locations: tuple[Location, ...] = ()
     references: tuple[Reference, ...] = ()
     last_update_posted: str | None = None
+    # JSON paths of the optional parts normalize could not read (wrong type or shape), sorted,
+    # e.g. "protocolSection.outcomesModule.secondaryOutcomes[0].measure". Those fields hold
+    # their default and those list items are left out; diff does not call them changes.
+    # Missing in snapshots stored by normalizer version 1, so it defaults to ().
+    unreadable: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, JSONValue]:
         """Plain-JSON form (tuples become lists). ``Snapshot.from_dict(s.to_dict()) == s``."""
