@@ -366,6 +366,8 @@ def test_site_added() -> None:
         "state": "Minnesota",
         "country": "United States",
         "status": "RECRUITING",
+        "latitude": None,
+        "longitude": None,
     }
 
 
@@ -384,6 +386,13 @@ def test_site_status_change_is_minor() -> None:
     assert c.summary == "Site Mayo Clinic, Rochester, United States: Recruiting → Completed"
     assert (c.category, c.severity, c.kind) == (Category.SITES, Severity.MINOR, ChangeKind.CHANGED)
     assert (c.old["status"], c.new["status"]) == ("RECRUITING", "COMPLETED")
+
+
+def test_a_new_geo_point_alone_is_no_change() -> None:
+    # The registry geocodes the place itself; a sponsor said nothing new.
+    located = dataclasses.replace(BASE.locations[0], latitude=44.02163, longitude=-92.4699)
+
+    assert diff(BASE, change(locations=(located, *BASE.locations[1:]))) == []
 
 
 def test_duplicate_research_sites_reordered_is_no_change() -> None:

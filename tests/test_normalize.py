@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from trialwatch.diff import diff
 from trialwatch.exceptions import RecordError
 from trialwatch.models import Arm, Enrollment, Location, PartialDate, Reference, Snapshot
 from trialwatch.normalize import (
@@ -88,6 +89,8 @@ def test_nct00712335_month_dates_and_results() -> None:
             None,
             "South Korea",
             None,
+            37.566,
+            126.9784,
         ),
     )
     assert s.references == ()
@@ -125,8 +128,37 @@ def test_nct05915845_unknown_status_keeps_last_known_status() -> None:
     assert s.overall_status == "UNKNOWN"
     assert s.last_known_status == "RECRUITING"
     assert s.locations == (
-        Location("Laeeque Rafiq Hospital", "Lar", "Punjab Province", "Pakistan", "RECRUITING"),
+        Location(
+            "Laeeque Rafiq Hospital",
+            "Lar",
+            "Punjab Province",
+            "Pakistan",
+            "RECRUITING",
+            latitude=32.95861,
+            longitude=73.88235,
+        ),
     )
+
+
+def test_sites_keep_their_geo_point() -> None:
+    record = minimal()
+    record["protocolSection"]["contactsLocationsModule"] = {
+        "locations": [
+            {"facility": "A", "geoPoint": {"lat": 30, "lon": -120.5}},
+            {"facility": "B", "geoPoint": None},
+            {"facility": "C"},
+        ]
+    }
+
+    s = normalize(record)
+
+    assert [(x.facility, x.latitude, x.longitude) for x in s.locations] == [
+        ("A", 30.0, -120.5),
+        ("B", None, None),
+        ("C", None, None),
+    ]
+    assert isinstance(s.locations[0].latitude, float)  # 30 and 30.0 hash alike
+    assert s.unreadable == ()
 
 
 @pytest.mark.parametrize(
@@ -353,8 +385,18 @@ def test_snapshots_stored_by_version_1_still_load(name: str) -> None:
 
     loaded = Snapshot.from_dict(stored)
 
-    assert NORMALIZER_VERSION >= 1
-    assert loaded == normalize(load(name))
+    # Version 2 added Snapshot.unreadable and the sites' geo points; they take their defaults.
+    assert NORMALIZER_VERSION == 2
+    current = normalize(load(name))
+    assert loaded.unreadable == ()
+    assert all(site.latitude is site.longitude is None for site in loaded.locations)
+    assert loaded == dataclasses.replace(current, locations=_without_geo(current.locations))
+    # So even without the silent re-baseline a new version gets, nobody would be told anything.
+    assert diff(loaded, current) == []
+
+
+def _without_geo(sites: tuple[Location, ...]) -> tuple[Location, ...]:
+    return tuple(dataclasses.replace(s, latitude=None, longitude=None) for s in sites)
 
 
 def test_unknown_keys_are_ignored_when_loading_even_in_nested_values() -> None:
@@ -520,6 +562,31 @@ UNREADABLE_CASES: list[tuple[str, Any, str]] = [
         f"{_P}.contactsLocationsModule.locations",
         {"a": 1},
         f"{_P}.contactsLocationsModule.locations",
+    ),
+    (
+        f"{_P}.contactsLocationsModule.locations.3.geoPoint",
+        "35.6,139.7",
+        f"{_P}.contactsLocationsModule.locations[3].geoPoint",
+    ),
+    (
+        f"{_P}.contactsLocationsModule.locations.3.geoPoint.lat",
+        "35.6",
+        f"{_P}.contactsLocationsModule.locations[3].geoPoint.lat",
+    ),
+    (
+        f"{_P}.contactsLocationsModule.locations.3.geoPoint.lon",
+        ...,
+        f"{_P}.contactsLocationsModule.locations[3].geoPoint.lon",
+    ),
+    (
+        f"{_P}.contactsLocationsModule.locations.3.geoPoint.lat",
+        float("nan"),
+        f"{_P}.contactsLocationsModule.locations[3].geoPoint.lat",
+    ),
+    (
+        f"{_P}.contactsLocationsModule.locations.3.geoPoint.lon",
+        181,
+        f"{_P}.contactsLocationsModule.locations[3].geoPoint.lon",
     ),
     (
         f"{_P}.sponsorCollaboratorsModule.leadSponsor",

@@ -343,12 +343,16 @@ class _Items(Generic[_T]):
     key: Callable[[_T], Hashable]  # natural key; duplicates are matched as a multiset
     name: Callable[[_T], str]  # human-readable key, e.g. "Mayo Clinic, Rochester, United States"
     changed: Callable[[str, str, _T, _T], str]  # (noun, name, old, new) -> summary
+    # What a reader sees of an item: two items that look the same are no change.
+    shown: Callable[[_T], Hashable] = lambda item: item
 
 
 def _items(spec: _Items[Any]) -> _Compare:
     def compare(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
         changes = []
         for before, after in _match(getattr(old, rule.field), getattr(new, rule.field), spec.key):
+            if before is not None and after is not None and spec.shown(before) == spec.shown(after):
+                continue
             name = spec.name(after if after is not None else before)
             if before is None:
                 summary, kind = f"{spec.noun} added: {name}", ChangeKind.ADDED
@@ -473,6 +477,8 @@ _LOCATIONS: _Items[Location] = _Items(
     key=lambda s: (s.facility, s.city, s.state, s.country),
     name=_site_name,
     changed=_site_changed,
+    # The geo point is the registry's geocoding of the place, not something the sponsor said.
+    shown=lambda s: (s.facility, s.city, s.state, s.country, s.status),
 )
 _REFERENCES: _Items[Reference] = _Items(
     noun="Reference",

@@ -105,6 +105,11 @@ class Location:
     state: str | None = None
     country: str | None = None
     status: str | None = None  # site recruitment status, e.g. "RECRUITING"
+    # The registry's geocoding of the site's place (its geoPoint). Kept to tell a corrected
+    # spelling from a different site; never reported as a change by itself. Missing in
+    # snapshots stored by normalizer version 1.
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -57,7 +58,8 @@ leaves every stored content hash as it is. :meth:`Snapshot.from_dict` must keep 
 snapshots of every earlier version (a missing field takes its default).
 
 1. The first release.
-2. A malformed optional part is listed in ``Snapshot.unreadable`` instead of failing the trial.
+2. A malformed optional part is listed in ``Snapshot.unreadable`` instead of failing the trial;
+   sites keep their geo point (``Location.latitude``, ``longitude``).
 """
 
 # ASCII digits only: ``\d`` would also accept other scripts' digits.
@@ -463,13 +465,27 @@ def _outcome(node: _Node) -> Outcome:
 
 
 def _location(node: _Node) -> Location:
+    geo = node.obj("geoPoint")
     return Location(
         facility=node.text("facility"),
         city=node.text("city"),
         state=node.text("state"),
         country=node.text("country"),
         status=node.text("status"),
+        latitude=_degrees(geo, "lat", 90) if geo else None,
+        longitude=_degrees(geo, "lon", 180) if geo else None,
     )
+
+
+def _degrees(geo: _Node, key: str, limit: int) -> float:
+    value = geo.get(key)
+    # bool is an int in Python; NaN and infinities are no place and would break equality.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _wrong(geo.at(key), "a number", value)
+    degrees = float(value) if abs(value) <= limit else math.nan
+    if not math.isfinite(degrees):
+        raise _wrong(geo.at(key), f"degrees between -{limit} and {limit}", value)
+    return degrees
 
 
 def _reference(node: _Node) -> Reference:
