@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from trialwatch.diff import FIELD_ORDER, diff, headline
+from trialwatch.diff import FIELD_ORDER, _one_fix_apart, diff, headline
 from trialwatch.models import (
     Arm,
     Category,
@@ -426,6 +426,181 @@ def test_duplicate_site_removed_once() -> None:
         ChangeKind.REMOVED,
         "Site removed: Research Site, Seoul, Korea, Republic of",
     )
+
+
+# A real typo: the registry listed this site's city as "Hanzhou" before it was corrected.
+HANZHOU = Location("Zhejiang Cancer Hospital", "Hanzhou", "Zhejiang", "China", "RECRUITING")
+HANGZHOU = dataclasses.replace(HANZHOU, city="Hangzhou", latitude=30.29365, longitude=120.16142)
+
+
+def test_a_corrected_city_spelling_is_one_minor_change() -> None:
+    old = change(locations=(*BASE.locations, HANZHOU))
+    new = change(locations=(*BASE.locations, HANGZHOU))
+
+    c = only(diff(old, new))
+
+    assert c.summary == (
+        "Site details corrected: Zhejiang Cancer Hospital, Hangzhou, Zhejiang, China "
+        "(city: Hanzhou → Hangzhou)"
+    )
+    assert (c.category, c.severity, c.kind) == (Category.SITES, Severity.MINOR, ChangeKind.CHANGED)
+    assert c.item_key == "Zhejiang Cancer Hospital, Hangzhou, Zhejiang, China"
+    assert (c.old["city"], c.new["city"]) == ("Hanzhou", "Hangzhou")
+    # And the other way round, had the registry made the typo.
+    assert only(diff(new, old)).summary.endswith("(city: Hangzhou → Hanzhou)")
+
+
+def test_a_corrected_spelling_geocoded_elsewhere_is_another_site() -> None:
+    # Both have a geo point and they disagree: the registry says these are two places.
+    elsewhere = dataclasses.replace(HANZHOU, latitude=23.1, longitude=113.3)
+    old = change(locations=(*BASE.locations, elsewhere))
+    new = change(locations=(*BASE.locations, HANGZHOU))
+
+    assert sorted(c.kind for c in diff(old, new)) == [ChangeKind.ADDED, ChangeKind.REMOVED]
+
+
+def test_a_case_only_facility_edit_is_one_minor_change_with_its_status() -> None:
+    mayo = BASE.locations[0]
+    edited = dataclasses.replace(mayo, facility="MAYO CLINIC", status="COMPLETED")
+
+    c = only(diff(BASE, change(locations=(edited, *BASE.locations[1:]))))
+
+    assert c.summary == (
+        "Site details corrected: MAYO CLINIC, Rochester, United States "
+        "(facility: Mayo Clinic → MAYO CLINIC; status: Recruiting → Completed)"
+    )
+    assert (c.severity, c.kind) == (Severity.MINOR, ChangeKind.CHANGED)
+
+
+def test_a_corrected_facility_spelling_in_the_same_city_is_one_change() -> None:
+    old_site = Location("Hopital Saint-Louis", "Paris", None, "France", "RECRUITING")
+    new_site = Location("Hôpital Saint Louis", "Paris", None, "France", "RECRUITING")
+    typo = Location("Institut Gustave Rousy", "Villejuif", None, "France", "RECRUITING")
+    fixed = dataclasses.replace(typo, facility="Institut Gustave Roussy")
+
+    changes = diff(change(locations=(old_site, typo)), change(locations=(new_site, fixed)))
+
+    assert [c.summary for c in changes] == [
+        "Site details corrected: Hôpital Saint Louis, Paris, France "
+        "(facility: Hopital Saint-Louis → Hôpital Saint Louis)",
+        "Site details corrected: Institut Gustave Roussy, Villejuif, France "
+        "(facility: Institut Gustave Rousy → Institut Gustave Roussy)",
+    ]
+
+
+def _research_sites(*cities: str, located: bool = False) -> tuple[Location, ...]:
+    points = {"London": (51.5, -0.13), "Leeds": (53.8, -1.55), "Stratford": (52.19, -1.71)}
+    points["Stafford"] = (52.81, -2.12)
+    return tuple(
+        Location(
+            "Research Site",
+            city,
+            None,
+            "United Kingdom",
+            "RECRUITING",
+            *(points[city] if located else (None, None)),
+        )
+        for city in cities
+    )
+
+
+@pytest.mark.parametrize("located", [False, True], ids=["no-geo", "geo"])
+def test_research_sites_in_different_towns_stay_distinct(located: bool) -> None:
+    # Stratford and Stafford are two towns one spelling fix apart; a sponsor's many sites all
+    # named "Research Site" say nothing about which is which, so a site went and another came.
+    old = change(locations=_research_sites("London", "Leeds", "Stratford", located=located))
+    new = change(locations=_research_sites("London", "Leeds", "Stafford", located=located))
+
+    assert [(c.kind, c.severity, c.summary) for c in diff(old, new)] == [
+        (ChangeKind.ADDED, Severity.MAJOR, "Site added: Research Site, Stafford, United Kingdom"),
+        (
+            ChangeKind.REMOVED,
+            Severity.MAJOR,
+            "Site removed: Research Site, Stratford, United Kingdom",
+        ),
+    ]
+
+
+def test_a_research_site_is_corrected_only_where_its_geo_point_agrees() -> None:
+    sites = _research_sites("London", "Leeds", located=True)
+    respelt = (sites[0], dataclasses.replace(sites[1], city="LEEDS"))
+
+    c = only(diff(change(locations=sites), change(locations=respelt)))
+    assert c.summary == (
+        "Site details corrected: Research Site, LEEDS, United Kingdom (city: Leeds → LEEDS)"
+    )
+
+    unlocated = _research_sites("London", "Leeds")
+    respelt = (unlocated[0], dataclasses.replace(unlocated[1], city="LEEDS"))
+    assert len(diff(change(locations=unlocated), change(locations=respelt))) == 2
+
+
+def test_an_edit_that_could_be_either_of_two_sites_is_not_guessed() -> None:
+    one = Location("Royal Hospitl", "Leeds", None, "United Kingdom")
+    other = Location("Royal Hospitel", "Leeds", None, "United Kingdom")
+    fixed = Location("Royal Hospital", "Leeds", None, "United Kingdom")
+
+    changes = diff(change(locations=(one, other)), change(locations=(fixed,)))
+
+    assert sorted(c.kind for c in changes) == [
+        ChangeKind.ADDED,
+        ChangeKind.REMOVED,
+        ChangeKind.REMOVED,
+    ]
+
+
+def test_identical_duplicate_sites_are_corrected_one_for_one() -> None:
+    typo = Location(
+        "Research Site", "Seoull", None, "Korea, Republic of", latitude=37.56, longitude=126.97
+    )
+    fixed = dataclasses.replace(typo, city="Seoul")
+
+    changes = diff(change(locations=(typo, typo)), change(locations=(fixed, fixed)))
+
+    assert [c.kind for c in changes] == [ChangeKind.CHANGED, ChangeKind.CHANGED]
+
+
+def test_real_record_site_status_change_and_city_fix_are_two_minor_changes() -> None:
+    before = record("NCT05923281")
+    after = record("NCT05923281")
+    sites = after["protocolSection"]["contactsLocationsModule"]["locations"]
+    closed, respelt = sites[0], sites[1]
+    closed["status"] = "COMPLETED"
+    respelt["city"] = respelt["city"][:-1]  # e.g. "Tokyo" -> "Toky", typed in by hand
+    del respelt["geoPoint"]  # the registry could not geocode the typo
+
+    changes = diff(normalize(before), normalize(after))
+
+    assert [(c.severity, c.kind) for c in changes] == [
+        (Severity.MINOR, ChangeKind.CHANGED),
+        (Severity.MINOR, ChangeKind.CHANGED),
+    ]
+    summaries = sorted(c.summary for c in changes)
+    assert any(s.startswith(f"Site {closed['facility']}, ") for s in summaries)
+    assert any(s.endswith(": Recruiting → Completed") for s in summaries)
+    assert any(s.startswith("Site details corrected: ") for s in summaries)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "close"),
+    [
+        ("hanzhou", "hangzhou", True),
+        ("centre", "center", True),  # neighbours swapped
+        ("stratford", "stafford", True),
+        ("zhejiang cancer hosptial", "zhejiang cancer hospital", True),
+        ("lar", "lax", False),  # too short to tell a typo from another word
+        ("site 101", "site 102", False),
+        ("hospital a", "hospital b", False),
+        ("first hospital", "second hospital", False),
+        ("royal london hospital", "royal free hospital", False),
+        ("st marys", "st marys hospital", False),
+        ("a b", "c d", False),
+        (None, "x", False),
+    ],
+)
+def test_one_fix_apart(a: str | None, b: str | None, close: bool) -> None:
+    assert _one_fix_apart(a, b) is close
+    assert _one_fix_apart(b, a) is close
 
 
 # --- Administrative ---------------------------------------------------------------------------

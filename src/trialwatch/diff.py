@@ -3,7 +3,11 @@
 Every field a user cares about has one row in :data:`_RULES`: its label, category, severity rule
 and how it is compared. List fields are compared item by item, matched by a natural key (sites by
 facility and place, arms by label, ...) as a multiset, so reordering is never a change and
-duplicate keys (many "Research Site" rows in one city) are handled. No I/O, no clock, no state.
+duplicate keys (many "Research Site" rows in one city) are handled. A site whose spelling was
+corrected (a city typo fixed, a facility's case changed) is then paired with itself and told as
+one minor "details corrected" change, not as a site removed and another added. Parts of a
+snapshot that could not be read are unknown, and no change is claimed from them. No I/O, no
+clock, no state.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 import json
 import math
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -335,6 +340,11 @@ def _conditions(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
 # --- List fields ------------------------------------------------------------------------------
 
 
+_Edited: TypeAlias = Callable[[list[_T], list[_T], Sequence[_T], Sequence[_T]], list[tuple[_T, _T]]]
+"""(removed, added, all old items, all new items) -> the (removed, added) pairs that are one
+item edited."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Items(Generic[_T]):
     """How the items of one list field are matched and worded."""
@@ -345,12 +355,19 @@ class _Items(Generic[_T]):
     changed: Callable[[str, str, _T, _T], str]  # (noun, name, old, new) -> summary
     # What a reader sees of an item: two items that look the same are no change.
     shown: Callable[[_T], Hashable] = lambda item: item
+    # Which left-over (removed, added) items are one item edited, given all old and new items;
+    # None: a changed key is always a removal plus an addition.
+    edited: _Edited[_T] | None = None
 
 
 def _items(spec: _Items[Any]) -> _Compare:
     def compare(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+        olds, news = getattr(old, rule.field), getattr(new, rule.field)
+        pairs = _match(olds, news, spec.key)
+        if spec.edited is not None:
+            pairs = _pair_edited(pairs, olds, news, spec.edited)
         changes = []
-        for before, after in _match(getattr(old, rule.field), getattr(new, rule.field), spec.key):
+        for before, after in pairs:
             if before is not None and after is not None and spec.shown(before) == spec.shown(after):
                 continue
             name = spec.name(after if after is not None else before)
@@ -391,6 +408,31 @@ def _match(
         pairs.extend((item, None) for item in gone[paired:])
         pairs.extend((None, item) for item in came[paired:])
     return pairs
+
+
+def _pair_edited(
+    pairs: list[tuple[_T | None, _T | None]],
+    olds: Sequence[_T],
+    news: Sequence[_T],
+    edited: _Edited[_T],
+) -> list[tuple[_T | None, _T | None]]:
+    """``pairs`` with each removal and addition that ``edited`` pairs made one change."""
+    gone = [before for before, after in pairs if after is None and before is not None]
+    came = [after for before, after in pairs if before is None and after is not None]
+    if not gone or not came:
+        return pairs
+    corrected = edited(gone, came, olds, news)
+    if not corrected:
+        return pairs
+    unmatched_gone = Counter(gone) - Counter(before for before, _ in corrected)
+    unmatched_came = Counter(came) - Counter(after for _, after in corrected)
+    kept = [(before, after) for before, after in pairs if before is not None and after is not None]
+    return [
+        *kept,
+        *corrected,
+        *((before, None) for before in sorted(unmatched_gone.elements(), key=sort_key)),
+        *((None, after) for after in sorted(unmatched_came.elements(), key=sort_key)),
+    ]
 
 
 def _canonical(item: _T) -> _T:
@@ -435,8 +477,119 @@ def _site_name(item: Location) -> str:
 
 
 def _site_changed(noun: str, name: str, before: Location, after: Location) -> str:
-    # Key fields are equal, so only the site's recruitment status can differ.
-    return f"{noun} {name}: {_enum(before.status)} → {_enum(after.status)}"
+    status = f"{_enum(before.status)} → {_enum(after.status)}"
+    corrected = [
+        f"{attr}: {_text_or_none(getattr(before, attr))} → {_text_or_none(getattr(after, attr))}"
+        for attr in ("facility", "city", "state", "country")
+        if getattr(before, attr) != getattr(after, attr)
+    ]
+    if not corrected:
+        return f"{noun} {name}: {status}"
+    if before.status != after.status:
+        corrected.append(f"status: {status}")
+    return f"{noun} details corrected: {name} ({'; '.join(corrected)})"
+
+
+def _edited_sites(
+    gone: list[Location], came: list[Location], olds: Sequence[Location], news: Sequence[Location]
+) -> list[tuple[Location, Location]]:
+    """Removed and added sites that are one site whose details were corrected.
+
+    A pair is the same site when the country is the same, the geo points agree where both
+    have one, the state is the same, and either the facility is the same (ignoring case,
+    accents and punctuation) and the city is the same or one small spelling fix away, or the
+    city is the same and the facility is one small spelling fix away. A facility named by
+    several sites (sponsors' many "Research Site" rows) or by none says nothing about which
+    site is which, so such sites pair only when both geo points agree. A site with more than
+    one such partner, or whose partner has more than one, is not paired: a guess would hide a
+    site opening or closing. Identical duplicates pair one for one.
+    """
+    shared = _shared_names(olds) | _shared_names(news)
+    kinds_gone, kinds_came = list(dict.fromkeys(gone)), list(dict.fromkeys(came))
+    partners = {g: [c for c in kinds_came if _same_site(g, c, shared)] for g in kinds_gone}
+    partners_back = {c: [g for g in kinds_gone if c in partners[g]] for c in kinds_came}
+    pairs: list[tuple[Location, Location]] = []
+    for g, found in partners.items():
+        if len(found) == 1 and partners_back[found[0]] == [g]:
+            pairs.extend([(g, found[0])] * min(gone.count(g), came.count(found[0])))
+    return pairs
+
+
+def _same_site(a: Location, b: Location, shared: set[str | None]) -> bool:
+    if _fold(a.country) != _fold(b.country) or _fold(a.state) != _fold(b.state):
+        return False
+    point_a, point_b = _point(a), _point(b)
+    located = point_a is not None and point_b is not None
+    if point_a is not None and point_b is not None and not _near(point_a, point_b):
+        return False
+    facility_a, facility_b = _fold(a.facility), _fold(b.facility)
+    if not located and (facility_a in shared or facility_b in shared):
+        return False
+    city_a, city_b = _fold(a.city), _fold(b.city)
+    if facility_a == facility_b:
+        return city_a == city_b or _one_fix_apart(city_a, city_b)
+    return city_a == city_b and _one_fix_apart(facility_a, facility_b)
+
+
+def _shared_names(sites: Sequence[Location]) -> set[str | None]:
+    """Facility names that do not tell one site of the trial from another."""
+    counts = Counter(_fold(site.facility) for site in sites)
+    return {None} | {name for name, count in counts.items() if count > 1}
+
+
+def _point(site: Location) -> tuple[float, float] | None:
+    if site.latitude is None or site.longitude is None:
+        return None
+    return site.latitude, site.longitude
+
+
+def _near(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    # About a kilometre: the registry geocodes a place, so one site keeps one point.
+    return abs(a[0] - b[0]) <= 0.01 and abs(a[1] - b[1]) <= 0.01
+
+
+def _fold(text: str | None) -> str | None:
+    """Text as compared for a spelling fix: no case, accents or punctuation; ``None`` if empty."""
+    if text is None:
+        return None
+    letters = unicodedata.normalize("NFKD", text.casefold())
+    kept = "".join(c if c.isalnum() else " " for c in letters if not unicodedata.combining(c))
+    return " ".join(kept.split()) or None
+
+
+def _one_fix_apart(a: str | None, b: str | None) -> bool:
+    """Whether two folded names differ in one word, by a small spelling fix of that word.
+
+    Small: at most one edit (insertion, deletion, substitution or swap of neighbours) per four
+    letters of the shorter word, so "hanzhou" -> "hangzhou" is a fix and "lar" -> "lax" is not.
+    A word with a digit is never fixed: "site 101" and "site 102" are two sites.
+    """
+    if a is None or b is None:
+        return False
+    words_a, words_b = a.split(), b.split()
+    if len(words_a) != len(words_b):
+        return False
+    differ = [(x, y) for x, y in zip(words_a, words_b, strict=True) if x != y]
+    if len(differ) != 1:
+        return False
+    x, y = differ[0]
+    if any(c.isdigit() for c in x + y):
+        return False
+    return _edit_distance(x, y) <= min(len(x), len(y)) // 4
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance where swapping two neighbouring letters is one edit (OSA)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def _reference_key(item: Reference) -> Hashable:
@@ -479,6 +632,7 @@ _LOCATIONS: _Items[Location] = _Items(
     changed=_site_changed,
     # The geo point is the registry's geocoding of the place, not something the sponsor said.
     shown=lambda s: (s.facility, s.city, s.state, s.country, s.status),
+    edited=_edited_sites,
 )
 _REFERENCES: _Items[Reference] = _Items(
     noun="Reference",
