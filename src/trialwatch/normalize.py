@@ -296,7 +296,11 @@ class _Reader:
         """The readable strings of a list, normalized; empty strings are dropped."""
         texts = []
         for item, path in self.elements(node, key):
-            text = self.part(lambda value: _text(value, path), item, None)  # noqa: B023
+            try:
+                text = _text(item, path)
+            except _Unreadable as exc:
+                self.unreadable.append(exc.path)
+                continue
             if text is not None:
                 texts.append(text)
         return texts
