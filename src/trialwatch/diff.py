@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
 from trialwatch.models import (
     Arm,
@@ -505,9 +505,30 @@ def _edited_sites(
     site opening or closing. Identical duplicates pair one for one.
     """
     shared = _shared_names(olds) | _shared_names(news)
-    kinds_gone, kinds_came = list(dict.fromkeys(gone)), list(dict.fromkeys(came))
-    partners = {g: [c for c in kinds_came if _same_site(g, c, shared)] for g in kinds_gone}
-    partners_back = {c: [g for g in kinds_gone if c in partners[g]] for c in kinds_came}
+    places = {site: _place(site) for site in (*gone, *came)}
+    # A partner has the same region and the same facility or city, so only those are compared:
+    # a trial with hundreds of sites moved stays fast.
+    same_facility: dict[tuple[Any, ...], list[Location]] = defaultdict(list)
+    same_city: dict[tuple[Any, ...], list[Location]] = defaultdict(list)
+    for c in dict.fromkeys(came):
+        place = places[c]
+        same_facility[place.region, place.facility].append(c)
+        same_city[place.region, place.city].append(c)
+    partners: dict[Location, list[Location]] = {}
+    for g in dict.fromkeys(gone):
+        place = places[g]
+        if place.point is None and place.facility in shared:
+            partners[g] = []  # nothing can tell which of the like-named sites it is
+            continue
+        nearby = [
+            *same_facility[place.region, place.facility],
+            *same_city[place.region, place.city],
+        ]
+        partners[g] = [c for c in dict.fromkeys(nearby) if _same_site(place, places[c], shared)]
+    partners_back: dict[Location, list[Location]] = defaultdict(list)
+    for g, found in partners.items():
+        for c in found:
+            partners_back[c].append(g)
     pairs: list[tuple[Location, Location]] = []
     for g, found in partners.items():
         if len(found) == 1 and partners_back[found[0]] == [g]:
@@ -515,32 +536,41 @@ def _edited_sites(
     return pairs
 
 
-def _same_site(a: Location, b: Location, shared: set[str | None]) -> bool:
-    if _fold(a.country) != _fold(b.country) or _fold(a.state) != _fold(b.state):
+class _Place(NamedTuple):
+    """A site as compared for a correction: folded names and the registry's geo point."""
+
+    facility: str | None
+    city: str | None
+    region: tuple[str | None, str | None]  # country, state
+    point: tuple[float, float] | None
+
+
+def _place(site: Location) -> _Place:
+    lat, lon = site.latitude, site.longitude
+    return _Place(
+        facility=_fold(site.facility),
+        city=_fold(site.city),
+        region=(_fold(site.country), _fold(site.state)),
+        point=(lat, lon) if lat is not None and lon is not None else None,
+    )
+
+
+def _same_site(a: _Place, b: _Place, shared: set[str | None]) -> bool:
+    """Whether two sites of one region are one site respelt (see :func:`_edited_sites`)."""
+    if a.point is not None and b.point is not None:
+        if not _near(a.point, b.point):
+            return False
+    elif a.facility in shared or b.facility in shared:
         return False
-    point_a, point_b = _point(a), _point(b)
-    located = point_a is not None and point_b is not None
-    if point_a is not None and point_b is not None and not _near(point_a, point_b):
-        return False
-    facility_a, facility_b = _fold(a.facility), _fold(b.facility)
-    if not located and (facility_a in shared or facility_b in shared):
-        return False
-    city_a, city_b = _fold(a.city), _fold(b.city)
-    if facility_a == facility_b:
-        return city_a == city_b or _one_fix_apart(city_a, city_b)
-    return city_a == city_b and _one_fix_apart(facility_a, facility_b)
+    if a.facility == b.facility:
+        return a.city == b.city or _one_fix_apart(a.city, b.city)
+    return a.city == b.city and _one_fix_apart(a.facility, b.facility)
 
 
 def _shared_names(sites: Sequence[Location]) -> set[str | None]:
     """Facility names that do not tell one site of the trial from another."""
     counts = Counter(_fold(site.facility) for site in sites)
     return {None} | {name for name, count in counts.items() if count > 1}
-
-
-def _point(site: Location) -> tuple[float, float] | None:
-    if site.latitude is None or site.longitude is None:
-        return None
-    return site.latitude, site.longitude
 
 
 def _near(a: tuple[float, float], b: tuple[float, float]) -> bool:
