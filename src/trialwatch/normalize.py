@@ -55,7 +55,8 @@ or dropped, a value read or worded differently, a new rule for what is unreadabl
 it with each snapshot; when it moves, the next sync re-baselines each trial silently (new
 snapshots, no change events) instead of notifying about every trial. A change that needs no bump
 leaves every stored content hash as it is. :meth:`Snapshot.from_dict` must keep loading the
-snapshots of every earlier version (a missing field takes its default).
+snapshots of every earlier version (a missing field takes its default): before bumping, keep a
+snapshot the old version made in ``tests/data/snapshots/`` and test that it still loads.
 
 1. The first release.
 2. A malformed optional part is listed in ``Snapshot.unreadable`` instead of failing the trial;
