@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from trialwatch.diff import diff, headline
 from trialwatch.exceptions import RecordError
-from trialwatch.models import ChangeKind, Snapshot
-from trialwatch.normalize import canonical_json, content_hash, normalize
+from trialwatch.models import ChangeKind, FieldChange, Snapshot
+from trialwatch.normalize import canonical_json, content_hash, normalize, unreadable_scope
 
 RECORDS = Path(__file__).parent / "data" / "records"
 RECORD_NAMES = sorted(p.stem for p in RECORDS.glob("NCT*.json"))
@@ -122,11 +122,15 @@ STUDY_RECORDS = _opt(
                 locations=_lists(
                     _opt(
                         {},
-                        facility=_NAME,
-                        city=st.sampled_from(["Seoul", "London"]),
+                        # Spellings one fix apart, so corrected sites are common too.
+                        facility=_NAME | st.sampled_from(["MAYO CLINIC", "Mayo Clinc"]),
+                        city=st.sampled_from(["Seoul", "London", "LONDON", "Londonn"]),
                         state=_TEXT,
                         country=st.sampled_from(["Korea, Republic of", "United Kingdom"]),
                         status=_STATUS,
+                        geoPoint=st.sampled_from(
+                            [{"lat": 37.56, "lon": 126.97}, {"lat": 51.5, "lon": -0.12}]
+                        ),
                     )
                 ),
             ),
@@ -319,7 +323,8 @@ def test_mutilated_real_records_give_a_snapshot_or_record_error(
         check_snapshot(snapshot)
         # nct_id is not compared by diff: a mutilated id is not a change of the trial.
         comparable = dataclasses.replace(snapshot, nct_id=original.nct_id)
-        assert (diff(original, comparable) == []) == (comparable == original)
+        same = without_geo(comparable) == without_geo(original)
+        assert (diff(original, comparable) == []) == same
 
 
 def _exists(value: Any, path: Path_) -> bool:
@@ -396,11 +401,16 @@ def test_diff_is_empty_exactly_when_snapshots_are_equal(
 
     forward, backward = diff(a, b), diff(b, a)
 
-    assert (forward == []) == (a == b) == (content_hash(a) == content_hash(b))
+    event("site corrected" if any("corrected" in c.summary for c in forward) else "no correction")
+    assert (a == b) == (content_hash(a) == content_hash(b))
+    # Geo points are kept to match sites but are never a change by themselves.
+    assert (forward == []) == (without_geo(a) == without_geo(b))
     assert len(forward) == len(backward)
+    # The same items are paired both ways round (a corrected site is named by its new name, so
+    # compare what changed, not the names).
     swap = {ChangeKind.ADDED: ChangeKind.REMOVED, ChangeKind.REMOVED: ChangeKind.ADDED}
-    assert sorted((c.field, c.item_key or "", swap.get(c.kind, c.kind)) for c in forward) == sorted(
-        (c.field, c.item_key or "", c.kind) for c in backward
+    assert sorted((c.field, swap.get(c.kind, c.kind), _sides(c)) for c in forward) == sorted(
+        (c.field, c.kind, _sides(c)) for c in backward
     )
     assert [c.severity for c in forward] == sorted((c.severity for c in forward), reverse=True)
     assert headline(forward) == (forward[0] if forward else None)
@@ -408,3 +418,68 @@ def test_diff_is_empty_exactly_when_snapshots_are_equal(
         assert c.summary
         assert "\n" not in c.summary
         assert json.loads(json.dumps([c.old, c.new])) == [c.old, c.new]
+
+
+def _sides(change: FieldChange) -> tuple[str, ...]:
+    return tuple(sorted(json.dumps(side, sort_keys=True) for side in (change.old, change.new)))
+
+
+def without_geo(snapshot: Snapshot) -> Snapshot:
+    sites = tuple(
+        dataclasses.replace(site, latitude=None, longitude=None) for site in snapshot.locations
+    )
+    return dataclasses.replace(snapshot, locations=sites)
+
+
+# --- Unreadable parts ---------------------------------------------------------------------------
+
+ESSENTIAL: list[Path_] = [
+    ("protocolSection", "identificationModule", "nctId"),
+    ("protocolSection", "statusModule", "overallStatus"),
+]
+
+
+@cache
+def _optional_paths(name: str) -> list[Path_]:
+    """Every path of a real record except the essentials, what holds them and what they hold."""
+    return [
+        path
+        for path in _protocol_paths(name)
+        if not any(e[: len(path)] == path or path[: len(e)] == e for e in ESSENTIAL)
+    ]
+
+
+def path_text(path: Path_) -> str:
+    """``("a", "b", 0, "c")`` -> ``"a.b[0].c"``, as normalize writes paths."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+@PROPERTY
+@given(data=st.data(), name=st.sampled_from(RECORD_NAMES))
+def test_corrupting_an_optional_part_keeps_the_rest_of_the_snapshot(
+    data: st.DataObject, name: str
+) -> None:
+    record = real_record(name)
+    original = normalize(record)
+    path = data.draw(st.sampled_from(_optional_paths(name)), label="path")
+    value = data.draw(st.just(_DELETE) | _JUNK, label="value")
+
+    snapshot = normalize(mutated(record, path, value))  # never raises
+
+    check_snapshot(snapshot)
+    where = path_text(path)
+    scope, _ = unreadable_scope(where)
+    event("unreadable" if snapshot.unreadable else "readable")
+    # What is unreadable is exactly where the record was spoilt...
+    assert all(p == where or p.startswith((f"{where}.", f"{where}[")) for p in snapshot.unreadable)
+    # ...and only the fields read from there can differ: status and dates are kept.
+    assert snapshot.overall_status == original.overall_status
+    for field in dataclasses.fields(Snapshot):
+        if field.name not in {*scope, "unreadable"}:
+            assert getattr(snapshot, field.name) == getattr(original, field.name), field.name
+    # diff claims nothing about the other fields either, both ways round.
+    for change in [*diff(original, snapshot), *diff(snapshot, original)]:
+        assert change.field in {*scope, "unreadable"}

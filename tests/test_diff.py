@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from trialwatch.diff import FIELD_ORDER, diff, headline
+from trialwatch.diff import FIELD_ORDER, _one_fix_apart, diff, headline
 from trialwatch.models import (
     Arm,
     Category,
@@ -365,6 +366,8 @@ def test_site_added() -> None:
         "state": "Minnesota",
         "country": "United States",
         "status": "RECRUITING",
+        "latitude": None,
+        "longitude": None,
     }
 
 
@@ -383,6 +386,13 @@ def test_site_status_change_is_minor() -> None:
     assert c.summary == "Site Mayo Clinic, Rochester, United States: Recruiting → Completed"
     assert (c.category, c.severity, c.kind) == (Category.SITES, Severity.MINOR, ChangeKind.CHANGED)
     assert (c.old["status"], c.new["status"]) == ("RECRUITING", "COMPLETED")
+
+
+def test_a_new_geo_point_alone_is_no_change() -> None:
+    # The registry geocodes the place itself; a sponsor said nothing new.
+    located = dataclasses.replace(BASE.locations[0], latitude=44.02163, longitude=-92.4699)
+
+    assert diff(BASE, change(locations=(located, *BASE.locations[1:]))) == []
 
 
 def test_duplicate_research_sites_reordered_is_no_change() -> None:
@@ -416,6 +426,181 @@ def test_duplicate_site_removed_once() -> None:
         ChangeKind.REMOVED,
         "Site removed: Research Site, Seoul, Korea, Republic of",
     )
+
+
+# A real typo: the registry listed this site's city as "Hanzhou" before it was corrected.
+HANZHOU = Location("Zhejiang Cancer Hospital", "Hanzhou", "Zhejiang", "China", "RECRUITING")
+HANGZHOU = dataclasses.replace(HANZHOU, city="Hangzhou", latitude=30.29365, longitude=120.16142)
+
+
+def test_a_corrected_city_spelling_is_one_minor_change() -> None:
+    old = change(locations=(*BASE.locations, HANZHOU))
+    new = change(locations=(*BASE.locations, HANGZHOU))
+
+    c = only(diff(old, new))
+
+    assert c.summary == (
+        "Site details corrected: Zhejiang Cancer Hospital, Hangzhou, Zhejiang, China "
+        "(city: Hanzhou → Hangzhou)"
+    )
+    assert (c.category, c.severity, c.kind) == (Category.SITES, Severity.MINOR, ChangeKind.CHANGED)
+    assert c.item_key == "Zhejiang Cancer Hospital, Hangzhou, Zhejiang, China"
+    assert (c.old["city"], c.new["city"]) == ("Hanzhou", "Hangzhou")
+    # And the other way round, had the registry made the typo.
+    assert only(diff(new, old)).summary.endswith("(city: Hangzhou → Hanzhou)")
+
+
+def test_a_corrected_spelling_geocoded_elsewhere_is_another_site() -> None:
+    # Both have a geo point and they disagree: the registry says these are two places.
+    elsewhere = dataclasses.replace(HANZHOU, latitude=23.1, longitude=113.3)
+    old = change(locations=(*BASE.locations, elsewhere))
+    new = change(locations=(*BASE.locations, HANGZHOU))
+
+    assert sorted(c.kind for c in diff(old, new)) == [ChangeKind.ADDED, ChangeKind.REMOVED]
+
+
+def test_a_case_only_facility_edit_is_one_minor_change_with_its_status() -> None:
+    mayo = BASE.locations[0]
+    edited = dataclasses.replace(mayo, facility="MAYO CLINIC", status="COMPLETED")
+
+    c = only(diff(BASE, change(locations=(edited, *BASE.locations[1:]))))
+
+    assert c.summary == (
+        "Site details corrected: MAYO CLINIC, Rochester, United States "
+        "(facility: Mayo Clinic → MAYO CLINIC; status: Recruiting → Completed)"
+    )
+    assert (c.severity, c.kind) == (Severity.MINOR, ChangeKind.CHANGED)
+
+
+def test_a_corrected_facility_spelling_in_the_same_city_is_one_change() -> None:
+    old_site = Location("Hopital Saint-Louis", "Paris", None, "France", "RECRUITING")
+    new_site = Location("Hôpital Saint Louis", "Paris", None, "France", "RECRUITING")
+    typo = Location("Institut Gustave Rousy", "Villejuif", None, "France", "RECRUITING")
+    fixed = dataclasses.replace(typo, facility="Institut Gustave Roussy")
+
+    changes = diff(change(locations=(old_site, typo)), change(locations=(new_site, fixed)))
+
+    assert [c.summary for c in changes] == [
+        "Site details corrected: Hôpital Saint Louis, Paris, France "
+        "(facility: Hopital Saint-Louis → Hôpital Saint Louis)",
+        "Site details corrected: Institut Gustave Roussy, Villejuif, France "
+        "(facility: Institut Gustave Rousy → Institut Gustave Roussy)",
+    ]
+
+
+def _research_sites(*cities: str, located: bool = False) -> tuple[Location, ...]:
+    points = {"London": (51.5, -0.13), "Leeds": (53.8, -1.55), "Stratford": (52.19, -1.71)}
+    points["Stafford"] = (52.81, -2.12)
+    return tuple(
+        Location(
+            "Research Site",
+            city,
+            None,
+            "United Kingdom",
+            "RECRUITING",
+            *(points[city] if located else (None, None)),
+        )
+        for city in cities
+    )
+
+
+@pytest.mark.parametrize("located", [False, True], ids=["no-geo", "geo"])
+def test_research_sites_in_different_towns_stay_distinct(located: bool) -> None:
+    # Stratford and Stafford are two towns one spelling fix apart; a sponsor's many sites all
+    # named "Research Site" say nothing about which is which, so a site went and another came.
+    old = change(locations=_research_sites("London", "Leeds", "Stratford", located=located))
+    new = change(locations=_research_sites("London", "Leeds", "Stafford", located=located))
+
+    assert [(c.kind, c.severity, c.summary) for c in diff(old, new)] == [
+        (ChangeKind.ADDED, Severity.MAJOR, "Site added: Research Site, Stafford, United Kingdom"),
+        (
+            ChangeKind.REMOVED,
+            Severity.MAJOR,
+            "Site removed: Research Site, Stratford, United Kingdom",
+        ),
+    ]
+
+
+def test_a_research_site_is_corrected_only_where_its_geo_point_agrees() -> None:
+    sites = _research_sites("London", "Leeds", located=True)
+    respelt = (sites[0], dataclasses.replace(sites[1], city="LEEDS"))
+
+    c = only(diff(change(locations=sites), change(locations=respelt)))
+    assert c.summary == (
+        "Site details corrected: Research Site, LEEDS, United Kingdom (city: Leeds → LEEDS)"
+    )
+
+    unlocated = _research_sites("London", "Leeds")
+    respelt = (unlocated[0], dataclasses.replace(unlocated[1], city="LEEDS"))
+    assert len(diff(change(locations=unlocated), change(locations=respelt))) == 2
+
+
+def test_an_edit_that_could_be_either_of_two_sites_is_not_guessed() -> None:
+    one = Location("Royal Hospitl", "Leeds", None, "United Kingdom")
+    other = Location("Royal Hospitel", "Leeds", None, "United Kingdom")
+    fixed = Location("Royal Hospital", "Leeds", None, "United Kingdom")
+
+    changes = diff(change(locations=(one, other)), change(locations=(fixed,)))
+
+    assert sorted(c.kind for c in changes) == [
+        ChangeKind.ADDED,
+        ChangeKind.REMOVED,
+        ChangeKind.REMOVED,
+    ]
+
+
+def test_identical_duplicate_sites_are_corrected_one_for_one() -> None:
+    typo = Location(
+        "Research Site", "Seoull", None, "Korea, Republic of", latitude=37.56, longitude=126.97
+    )
+    fixed = dataclasses.replace(typo, city="Seoul")
+
+    changes = diff(change(locations=(typo, typo)), change(locations=(fixed, fixed)))
+
+    assert [c.kind for c in changes] == [ChangeKind.CHANGED, ChangeKind.CHANGED]
+
+
+def test_real_record_site_status_change_and_city_fix_are_two_minor_changes() -> None:
+    before = record("NCT05923281")
+    after = record("NCT05923281")
+    sites = after["protocolSection"]["contactsLocationsModule"]["locations"]
+    closed, respelt = sites[0], sites[1]
+    closed["status"] = "COMPLETED"
+    respelt["city"] = respelt["city"][:-1]  # e.g. "Tokyo" -> "Toky", typed in by hand
+    del respelt["geoPoint"]  # the registry could not geocode the typo
+
+    changes = diff(normalize(before), normalize(after))
+
+    assert [(c.severity, c.kind) for c in changes] == [
+        (Severity.MINOR, ChangeKind.CHANGED),
+        (Severity.MINOR, ChangeKind.CHANGED),
+    ]
+    summaries = sorted(c.summary for c in changes)
+    assert any(s.startswith(f"Site {closed['facility']}, ") for s in summaries)
+    assert any(s.endswith(": Recruiting → Completed") for s in summaries)
+    assert any(s.startswith("Site details corrected: ") for s in summaries)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "close"),
+    [
+        ("hanzhou", "hangzhou", True),
+        ("centre", "center", True),  # neighbours swapped
+        ("stratford", "stafford", True),
+        ("zhejiang cancer hosptial", "zhejiang cancer hospital", True),
+        ("lar", "lax", False),  # too short to tell a typo from another word
+        ("site 101", "site 102", False),
+        ("hospital a", "hospital b", False),
+        ("first hospital", "second hospital", False),
+        ("royal london hospital", "royal free hospital", False),
+        ("st marys", "st marys hospital", False),
+        ("a b", "c d", False),
+        (None, "x", False),
+    ],
+)
+def test_one_fix_apart(a: str | None, b: str | None, close: bool) -> None:
+    assert _one_fix_apart(a, b) is close
+    assert _one_fix_apart(b, a) is close
 
 
 # --- Administrative ---------------------------------------------------------------------------
@@ -458,6 +643,143 @@ def test_references_by_pmid_else_citation() -> None:
         ),
     ]
     assert all(c.severity is Severity.MINOR for c in changes)
+
+
+# --- Unreadable parts ------------------------------------------------------------------------
+
+
+def record(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RECORDS / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+SECONDARY_0 = "protocolSection.outcomesModule.secondaryOutcomes[0].measure"
+
+
+def test_termination_is_critical_even_when_an_outcome_cannot_be_read() -> None:
+    # Issue 11 item 9: the registry's TERMINATED record had secondaryOutcomes[0].measure null,
+    # which failed the whole trial, so the termination was never reported.
+    before = record("NCT04650945")
+    before["protocolSection"]["statusModule"]["overallStatus"] = "RECRUITING"
+    del before["protocolSection"]["statusModule"]["whyStopped"]
+    after = record("NCT04650945")
+    after["protocolSection"]["outcomesModule"]["secondaryOutcomes"][0]["measure"] = None
+
+    changes = diff(normalize(before), normalize(after))
+
+    assert [(c.severity, c.field, c.kind, c.summary) for c in changes] == [
+        (
+            Severity.CRITICAL,
+            "overall_status",
+            ChangeKind.CHANGED,
+            "Overall status: Recruiting → Terminated",
+        ),
+        (Severity.MAJOR, "why_stopped", ChangeKind.CHANGED, "Why stopped: “Staff shortage”"),
+        (
+            Severity.MINOR,
+            "unreadable",
+            ChangeKind.ADDED,
+            "Could not read one of the secondary outcomes; not compared until it can be read "
+            f"({SECONDARY_0})",
+        ),
+    ]
+    assert headline(changes) == changes[0]
+    assert changes[2].category is Category.ADMINISTRATIVE
+    assert (changes[2].old, changes[2].new, changes[2].item_key) == (None, SECONDARY_0, SECONDARY_0)
+
+
+def test_an_item_that_can_be_read_again_is_not_called_added() -> None:
+    broken = record("NCT04650945")
+    broken["protocolSection"]["outcomesModule"]["secondaryOutcomes"][0]["measure"] = None
+
+    c = only(diff(normalize(broken), load("NCT04650945")))
+
+    assert (c.field, c.kind, c.severity) == ("unreadable", ChangeKind.REMOVED, Severity.MINOR)
+    assert c.summary == f"One of the secondary outcomes can be read again ({SECONDARY_0})"
+    assert (c.old, c.new, c.item_key) == (SECONDARY_0, None, SECONDARY_0)
+
+
+ENROLLMENT_COUNT = "protocolSection.designModule.enrollmentInfo.count"
+
+
+def test_an_unreadable_value_is_unknown_not_gone() -> None:
+    broken = record("NCT05923112")
+    broken["protocolSection"]["designModule"]["enrollmentInfo"]["count"] = "200"
+    good, bad = load("NCT05923112"), normalize(broken)
+
+    c = only(diff(good, bad))
+    assert c.summary == (
+        f"Could not read enrollment; not compared until it can be read ({ENROLLMENT_COUNT})"
+    )
+    assert c.severity is Severity.MINOR
+
+    # When it can be read again the value it has now is said, at the same severity.
+    c = only(diff(bad, good))
+    assert c.summary == f"Enrollment can be read again: 200 (est.) ({ENROLLMENT_COUNT})"
+    assert (c.kind, c.severity) == (ChangeKind.REMOVED, Severity.MINOR)
+
+
+def test_other_changes_of_a_list_with_an_unreadable_item_are_still_told() -> None:
+    sites = record("NCT05923281")["protocolSection"]["contactsLocationsModule"]["locations"]
+    broken = record("NCT05923281")
+    locations = broken["protocolSection"]["contactsLocationsModule"]["locations"]
+    locations[0] = "not a site"
+    locations[1]["status"] = "COMPLETED"
+    locations.append({"facility": "New Clinic", "city": "Osaka", "country": "Japan"})
+
+    changes = diff(load("NCT05923281"), normalize(broken))
+
+    assert [(c.field, c.kind) for c in changes] == [
+        ("locations", ChangeKind.ADDED),
+        ("locations", ChangeKind.CHANGED),
+        ("unreadable", ChangeKind.ADDED),
+    ]
+    assert changes[0].summary == "Site added: New Clinic, Osaka, Japan"
+    assert sites[1]["facility"] in changes[1].summary
+    # Two sites gone while one cannot be read: which one really went cannot be said, so both are.
+    del locations[2]
+    removed = [
+        c for c in diff(load("NCT05923281"), normalize(broken)) if c.kind is ChangeKind.REMOVED
+    ]
+    assert len(removed) == 2
+
+
+def test_a_whole_unreadable_list_hides_no_site_and_invents_none() -> None:
+    broken = record("NCT05923281")
+    broken["protocolSection"]["contactsLocationsModule"]["locations"] = {"oops": True}
+    good, bad = load("NCT05923281"), normalize(broken)
+
+    assert [c.field for c in diff(good, bad)] == ["unreadable"]
+    assert only(diff(bad, good)).summary == (
+        "Sites can be read again (protocolSection.contactsLocationsModule.locations)"
+    )
+
+
+def test_reordering_a_list_that_holds_an_unreadable_item_is_no_change() -> None:
+    broken = record("NCT05923281")
+    broken["protocolSection"]["contactsLocationsModule"]["locations"][0] = None
+    reordered = copy.deepcopy(broken)
+    reordered["protocolSection"]["contactsLocationsModule"]["locations"].reverse()
+
+    a, b = normalize(broken), normalize(reordered)
+
+    assert a.unreadable != b.unreadable  # the index moved with the item
+    assert diff(a, b) == []
+
+
+def test_a_path_diff_does_not_know_is_still_worded() -> None:
+    old = change(unreadable=())
+    new = change(unreadable=("protocolSection.someFutureModule.x",))
+
+    c = only(diff(old, new))
+
+    assert c.summary == (
+        "Could not read part of the record; not compared until it can be read "
+        "(protocolSection.someFutureModule.x)"
+    )
+    assert only(diff(new, old)).summary == (
+        "Part of the record can be read again (protocolSection.someFutureModule.x)"
+    )
 
 
 # --- Order, headline, real data -------------------------------------------------------------------

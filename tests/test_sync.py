@@ -163,7 +163,8 @@ def test_malformed_update_keeps_the_previous_snapshot(store: Store, clock: FakeC
     source = _source()
     _sync(store, source, clock)
     broken = copy.deepcopy(source.records["NCT02967393"])
-    broken["protocolSection"]["designModule"]["enrollmentInfo"]["count"] = "lots"
+    # An essential part: a malformed optional part is only unreadable (see the test below).
+    broken["protocolSection"]["statusModule"]["overallStatus"] = {"status": "COMPLETED"}
     source.put(broken)
     source.data_timestamp = "2026-11-21T09:00:06"
     result = _sync(store, source, clock)
@@ -171,6 +172,31 @@ def test_malformed_update_keeps_the_previous_snapshot(store: Store, clock: FakeC
     assert store.count(ChangeEvent) == 0
     trial = store.trial("NCT02967393")
     assert trial is not None and trial.overall_status == "COMPLETED"
+
+
+def test_an_unreadable_part_does_not_hide_a_termination(store: Store, clock: FakeClock) -> None:
+    # Issue 11 item 9: a null secondaryOutcomes[0].measure used to fail the trial.
+    source = _source()
+    _publish_status(source, "NCT05915845", "RECRUITING")
+    _sync(store, source, clock)
+    _publish_status(source, "NCT05915845", "TERMINATED")
+    record = copy.deepcopy(source.records["NCT05915845"])
+    record["protocolSection"]["outcomesModule"]["primaryOutcomes"][0]["measure"] = None
+    source.put(record)
+    source.data_timestamp = "2026-11-22T09:00:06"
+    clock.advance(days=1)
+
+    result = _sync(store, source, clock)
+
+    assert result.failed == ()
+    [update] = result.updates
+    assert [(c.field, c.severity) for c in update.changes] == [
+        ("overall_status", Severity.CRITICAL),
+        ("unreadable", Severity.MINOR),
+    ]
+    assert update.changes[0].summary == "Overall status: Recruiting → Terminated"
+    trial = store.trial("NCT05915845")
+    assert trial is not None and trial.overall_status == "TERMINATED"
 
 
 def test_missing_trial_is_reported_never_deleted(store: Store, clock: FakeClock) -> None:

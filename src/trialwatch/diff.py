@@ -3,18 +3,25 @@
 Every field a user cares about has one row in :data:`_RULES`: its label, category, severity rule
 and how it is compared. List fields are compared item by item, matched by a natural key (sites by
 facility and place, arms by label, ...) as a multiset, so reordering is never a change and
-duplicate keys (many "Research Site" rows in one city) are handled. No I/O, no clock, no state.
+duplicate keys (many "Research Site" rows in one city) are handled. A site whose spelling was
+corrected (a city typo fixed, a facility's case changed) is then paired with itself and told as
+one minor "details corrected" change, not as a site removed and another added. Parts of a
+snapshot that could not be read are unknown, and no change is claimed from them. No I/O, no
+clock, no state.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
 from trialwatch.models import (
     Arm,
@@ -31,7 +38,7 @@ from trialwatch.models import (
     Severity,
     Snapshot,
 )
-from trialwatch.normalize import sort_key
+from trialwatch.normalize import sort_key, unreadable_scope
 from trialwatch.vocabulary import (
     CRITICAL_STATUSES,
     DATE_TYPE_SHORT,
@@ -101,8 +108,22 @@ def diff(old: Snapshot, new: Snapshot) -> list[FieldChange]:
     one ``ADDED``/``REMOVED``/``CHANGED`` change per item, with ``item_key`` naming the item.
     Does not compare ``nct_id`` (an alias resolves to its canonical id) and does not decide who
     is told.
+
+    A part listed in ``unreadable`` is unknown, not absent, so no change is claimed from it: a
+    field unreadable on either side is not compared, and items that appear or disappear in a
+    list are not called added or removed when that list's unreadable items on the other side
+    can account for them. Instead one ``unreadable`` change says when a part could not be read
+    (``ADDED``) and when it can be read again (``REMOVED``, with the value it has now); both are
+    minor, so a registry glitch does not alert everyone twice. The limit: a value that changes
+    while it cannot be read is told only as "can be read again", at minor severity.
     """
-    changes = [change for rule in _RULES for change in rule.compare(rule, old, new)]
+    hidden_old, hidden_new = _hidden(old), _hidden(new)
+    changes = []
+    for rule in _RULES:
+        found = rule.compare(rule, old, new)
+        if found and (rule.field in hidden_old or rule.field in hidden_new):
+            found = _unclaimed(found, hidden_old.get(rule.field, 0), hidden_new.get(rule.field, 0))
+        changes.extend(found)
     changes.sort(key=_order)
     return changes
 
@@ -319,6 +340,11 @@ def _conditions(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
 # --- List fields ------------------------------------------------------------------------------
 
 
+_Edited: TypeAlias = Callable[[list[_T], list[_T], Sequence[_T], Sequence[_T]], list[tuple[_T, _T]]]
+"""(removed, added, all old items, all new items) -> the (removed, added) pairs that are one
+item edited."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Items(Generic[_T]):
     """How the items of one list field are matched and worded."""
@@ -327,12 +353,23 @@ class _Items(Generic[_T]):
     key: Callable[[_T], Hashable]  # natural key; duplicates are matched as a multiset
     name: Callable[[_T], str]  # human-readable key, e.g. "Mayo Clinic, Rochester, United States"
     changed: Callable[[str, str, _T, _T], str]  # (noun, name, old, new) -> summary
+    # What a reader sees of an item: two items that look the same are no change.
+    shown: Callable[[_T], Hashable] = lambda item: item
+    # Which left-over (removed, added) items are one item edited, given all old and new items;
+    # None: a changed key is always a removal plus an addition.
+    edited: _Edited[_T] | None = None
 
 
 def _items(spec: _Items[Any]) -> _Compare:
     def compare(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+        olds, news = getattr(old, rule.field), getattr(new, rule.field)
+        pairs = _match(olds, news, spec.key)
+        if spec.edited is not None:
+            pairs = _pair_edited(pairs, olds, news, spec.edited)
         changes = []
-        for before, after in _match(getattr(old, rule.field), getattr(new, rule.field), spec.key):
+        for before, after in pairs:
+            if before is not None and after is not None and spec.shown(before) == spec.shown(after):
+                continue
             name = spec.name(after if after is not None else before)
             if before is None:
                 summary, kind = f"{spec.noun} added: {name}", ChangeKind.ADDED
@@ -371,6 +408,31 @@ def _match(
         pairs.extend((item, None) for item in gone[paired:])
         pairs.extend((None, item) for item in came[paired:])
     return pairs
+
+
+def _pair_edited(
+    pairs: list[tuple[_T | None, _T | None]],
+    olds: Sequence[_T],
+    news: Sequence[_T],
+    edited: _Edited[_T],
+) -> list[tuple[_T | None, _T | None]]:
+    """``pairs`` with each removal and addition that ``edited`` pairs made one change."""
+    gone = [before for before, after in pairs if after is None and before is not None]
+    came = [after for before, after in pairs if before is None and after is not None]
+    if not gone or not came:
+        return pairs
+    corrected = edited(gone, came, olds, news)
+    if not corrected:
+        return pairs
+    unmatched_gone = Counter(gone) - Counter(before for before, _ in corrected)
+    unmatched_came = Counter(came) - Counter(after for _, after in corrected)
+    kept = [(before, after) for before, after in pairs if before is not None and after is not None]
+    return [
+        *kept,
+        *corrected,
+        *((before, None) for before in sorted(unmatched_gone.elements(), key=sort_key)),
+        *((None, after) for after in sorted(unmatched_came.elements(), key=sort_key)),
+    ]
 
 
 def _canonical(item: _T) -> _T:
@@ -415,8 +477,149 @@ def _site_name(item: Location) -> str:
 
 
 def _site_changed(noun: str, name: str, before: Location, after: Location) -> str:
-    # Key fields are equal, so only the site's recruitment status can differ.
-    return f"{noun} {name}: {_enum(before.status)} → {_enum(after.status)}"
+    status = f"{_enum(before.status)} → {_enum(after.status)}"
+    corrected = [
+        f"{attr}: {_text_or_none(getattr(before, attr))} → {_text_or_none(getattr(after, attr))}"
+        for attr in ("facility", "city", "state", "country")
+        if getattr(before, attr) != getattr(after, attr)
+    ]
+    if not corrected:
+        return f"{noun} {name}: {status}"
+    if before.status != after.status:
+        corrected.append(f"status: {status}")
+    return f"{noun} details corrected: {name} ({'; '.join(corrected)})"
+
+
+def _edited_sites(
+    gone: list[Location], came: list[Location], olds: Sequence[Location], news: Sequence[Location]
+) -> list[tuple[Location, Location]]:
+    """Removed and added sites that are one site whose details were corrected.
+
+    A pair is the same site when the country is the same, the geo points agree where both
+    have one, the state is the same, and either the facility is the same (ignoring case,
+    accents and punctuation) and the city is the same or one small spelling fix away, or the
+    city is the same and the facility is one small spelling fix away. A facility named by
+    several sites (sponsors' many "Research Site" rows) or by none says nothing about which
+    site is which, so such sites pair only when both geo points agree. A site with more than
+    one such partner, or whose partner has more than one, is not paired: a guess would hide a
+    site opening or closing. Identical duplicates pair one for one.
+    """
+    shared = _shared_names(olds) | _shared_names(news)
+    places = {site: _place(site) for site in (*gone, *came)}
+    # A partner has the same region and the same facility or city, so only those are compared:
+    # a trial with hundreds of sites moved stays fast.
+    same_facility: dict[tuple[Any, ...], list[Location]] = defaultdict(list)
+    same_city: dict[tuple[Any, ...], list[Location]] = defaultdict(list)
+    for c in dict.fromkeys(came):
+        place = places[c]
+        same_facility[place.region, place.facility].append(c)
+        same_city[place.region, place.city].append(c)
+    partners: dict[Location, list[Location]] = {}
+    for g in dict.fromkeys(gone):
+        place = places[g]
+        if place.point is None and place.facility in shared:
+            partners[g] = []  # nothing can tell which of the like-named sites it is
+            continue
+        nearby = [
+            *same_facility[place.region, place.facility],
+            *same_city[place.region, place.city],
+        ]
+        partners[g] = [c for c in dict.fromkeys(nearby) if _same_site(place, places[c], shared)]
+    partners_back: dict[Location, list[Location]] = defaultdict(list)
+    for g, found in partners.items():
+        for c in found:
+            partners_back[c].append(g)
+    pairs: list[tuple[Location, Location]] = []
+    for g, found in partners.items():
+        if len(found) == 1 and partners_back[found[0]] == [g]:
+            pairs.extend([(g, found[0])] * min(gone.count(g), came.count(found[0])))
+    return pairs
+
+
+class _Place(NamedTuple):
+    """A site as compared for a correction: folded names and the registry's geo point."""
+
+    facility: str | None
+    city: str | None
+    region: tuple[str | None, str | None]  # country, state
+    point: tuple[float, float] | None
+
+
+def _place(site: Location) -> _Place:
+    lat, lon = site.latitude, site.longitude
+    return _Place(
+        facility=_fold(site.facility),
+        city=_fold(site.city),
+        region=(_fold(site.country), _fold(site.state)),
+        point=(lat, lon) if lat is not None and lon is not None else None,
+    )
+
+
+def _same_site(a: _Place, b: _Place, shared: set[str | None]) -> bool:
+    """Whether two sites of one region are one site respelt (see :func:`_edited_sites`)."""
+    if a.point is not None and b.point is not None:
+        if not _near(a.point, b.point):
+            return False
+    elif a.facility in shared or b.facility in shared:
+        return False
+    if a.facility == b.facility:
+        return a.city == b.city or _one_fix_apart(a.city, b.city)
+    return a.city == b.city and _one_fix_apart(a.facility, b.facility)
+
+
+def _shared_names(sites: Sequence[Location]) -> set[str | None]:
+    """Facility names that do not tell one site of the trial from another."""
+    counts = Counter(_fold(site.facility) for site in sites)
+    return {None} | {name for name, count in counts.items() if count > 1}
+
+
+def _near(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    # About a kilometre: the registry geocodes a place, so one site keeps one point.
+    return abs(a[0] - b[0]) <= 0.01 and abs(a[1] - b[1]) <= 0.01
+
+
+def _fold(text: str | None) -> str | None:
+    """Text as compared for a spelling fix: no case, accents or punctuation; ``None`` if empty."""
+    if text is None:
+        return None
+    letters = unicodedata.normalize("NFKD", text.casefold())
+    kept = "".join(c if c.isalnum() else " " for c in letters if not unicodedata.combining(c))
+    return " ".join(kept.split()) or None
+
+
+def _one_fix_apart(a: str | None, b: str | None) -> bool:
+    """Whether two folded names differ in one word, by a small spelling fix of that word.
+
+    Small: at most one edit (insertion, deletion, substitution or swap of neighbours) per four
+    letters of the shorter word, so "hanzhou" -> "hangzhou" is a fix and "lar" -> "lax" is not.
+    A word with a digit is never fixed: "site 101" and "site 102" are two sites.
+    """
+    if a is None or b is None:
+        return False
+    words_a, words_b = a.split(), b.split()
+    if len(words_a) != len(words_b):
+        return False
+    differ = [(x, y) for x, y in zip(words_a, words_b, strict=True) if x != y]
+    if len(differ) != 1:
+        return False
+    x, y = differ[0]
+    if any(c.isdigit() for c in x + y):
+        return False
+    return _edit_distance(x, y) <= min(len(x), len(y)) // 4
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance where swapping two neighbouring letters is one edit (OSA)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def _reference_key(item: Reference) -> Hashable:
@@ -457,6 +660,9 @@ _LOCATIONS: _Items[Location] = _Items(
     key=lambda s: (s.facility, s.city, s.state, s.country),
     name=_site_name,
     changed=_site_changed,
+    # The geo point is the registry's geocoding of the place, not something the sponsor said.
+    shown=lambda s: (s.facility, s.city, s.state, s.country, s.status),
+    edited=_edited_sites,
 )
 _REFERENCES: _Items[Reference] = _Items(
     noun="Reference",
@@ -464,6 +670,85 @@ _REFERENCES: _Items[Reference] = _Items(
     name=_reference_name,
     changed=_changed_with([("type", "type"), ("citation", "citation")]),
 )
+
+
+# --- Unreadable parts ---------------------------------------------------------------------------
+
+
+def _hidden(snapshot: Snapshot) -> dict[str, float]:
+    """Field -> how many of its items cannot be read (``inf``: the whole field)."""
+    hidden: dict[str, float] = {}
+    for path in snapshot.unreadable:
+        fields, one_item = unreadable_scope(path)
+        for field in fields:
+            hidden[field] = hidden.get(field, 0) + (1 if one_item else math.inf)
+    return hidden
+
+
+def _unclaimed(
+    changes: list[FieldChange], old_hidden: float, new_hidden: float
+) -> list[FieldChange]:
+    """``changes`` of one field without those that unreadable parts could explain."""
+    if math.isinf(old_hidden) or math.isinf(new_hidden):
+        return []
+    removed = sum(1 for c in changes if c.kind is ChangeKind.REMOVED)
+    added = sum(1 for c in changes if c.kind is ChangeKind.ADDED)
+    # Each unreadable item accounts for at most one item that seems to come or go; when more
+    # came or went than that, they are all told, since it cannot be said which is which.
+    return [
+        c
+        for c in changes
+        if not (c.kind is ChangeKind.REMOVED and removed <= new_hidden)
+        and not (c.kind is ChangeKind.ADDED and added <= old_hidden)
+    ]
+
+
+_INDEX = re.compile(r"\[[0-9]+\]")
+
+
+def _unreadable(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    """One change per part that could not be read before and can now, or the other way round.
+
+    Parts are matched without their list index, so the registry reordering a list that holds a
+    bad item does not read as one part fixed and another broken.
+    """
+    before = Counter(_INDEX.sub("[]", path) for path in old.unreadable)
+    after = Counter(_INDEX.sub("[]", path) for path in new.unreadable)
+    if before == after:
+        return []
+    changes = []
+    gone, came = before - after, after - before
+    for path in new.unreadable:
+        if came[_INDEX.sub("[]", path)] > 0:
+            came[_INDEX.sub("[]", path)] -= 1
+            summary = (
+                f"Could not read {_part_name(path)}; not compared until it can be read ({path})"
+            )
+            changes.append(rule.change(summary, None, path, kind=ChangeKind.ADDED, item_key=path))
+    for path in old.unreadable:
+        if gone[_INDEX.sub("[]", path)] > 0:
+            gone[_INDEX.sub("[]", path)] -= 1
+            summary = _readable_again(path, new)
+            changes.append(rule.change(summary, path, None, kind=ChangeKind.REMOVED, item_key=path))
+    return changes
+
+
+def _part_name(path: str) -> str:
+    """``"one of the secondary outcomes"``, ``"enrollment"``, ``"arms, interventions"``."""
+    fields, one_item = unreadable_scope(path)
+    if not fields:
+        return "part of the record"
+    labels = ", ".join(_LABELS[field].lower() for field in fields)
+    return f"one of the {labels}" if one_item else labels
+
+
+def _readable_again(path: str, new: Snapshot) -> str:
+    fields, _ = unreadable_scope(path)
+    name = _part_name(path)
+    name = name[0].upper() + name[1:]
+    if len(fields) == 1 and fields[0] in _SHOW:
+        return f"{name} can be read again: {_SHOW[fields[0]](getattr(new, fields[0]))} ({path})"
+    return f"{name} can be read again ({path})"
 
 
 # --- Severity rules ---------------------------------------------------------------------------
@@ -524,8 +809,31 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("acronym", "Acronym", _C.ADMINISTRATIVE, _S.MINOR, _text),
     _Rule("references", "References", _C.ADMINISTRATIVE, _S.MINOR, _items(_REFERENCES)),
     _Rule("last_update_posted", "Last update posted", _C.ADMINISTRATIVE, _S.ADMIN, _text),
+    _Rule("unreadable", "Unreadable parts", _C.ADMINISTRATIVE, _S.MINOR, _unreadable),
 )
 # fmt: on
+
+_LABELS = {rule.field: rule.label for rule in _RULES}
+
+# How one value of each scalar field reads, for "Enrollment can be read again: 98 (actual)".
+_SHOW: dict[str, Callable[[Any], str]] = {
+    "overall_status": status_label,
+    "why_stopped": _quoted,
+    "has_results": lambda posted: "posted" if posted else "not posted",
+    "primary_completion_date": _date_text,
+    "completion_date": _date_text,
+    "start_date": _date_text,
+    "enrollment": _count_text,
+    "phases": phases_label,
+    "study_type": _enum,
+    "lead_sponsor": _text_or_none,
+    "last_known_status": status_label,
+    "results_first_posted": _text_or_none,
+    "brief_title": _quoted,
+    "official_title": _quoted,
+    "acronym": _text_or_none,
+    "last_update_posted": _text_or_none,
+}
 
 FIELD_ORDER: tuple[str, ...] = tuple(rule.field for rule in _RULES)
 """Every compared Snapshot field, in the stable order diff() uses after severity."""

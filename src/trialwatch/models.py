@@ -105,6 +105,11 @@ class Location:
     state: str | None = None
     country: str | None = None
     status: str | None = None  # site recruitment status, e.g. "RECRUITING"
+    # The registry's geocoding of the site's place (its geoPoint). Kept to tell a corrected
+    # spelling from a different site; never reported as a change by itself. Missing in
+    # snapshots stored by normalizer version 1.
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +168,11 @@ class Snapshot:
     locations: tuple[Location, ...] = ()
     references: tuple[Reference, ...] = ()
     last_update_posted: str | None = None
+    # JSON paths of the optional parts normalize could not read (wrong type or shape), sorted,
+    # e.g. "protocolSection.outcomesModule.secondaryOutcomes[0].measure". Those fields hold
+    # their default and those list items are left out; diff does not call them changes.
+    # Missing in snapshots stored by normalizer version 1, so it defaults to ().
+    unreadable: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, JSONValue]:
         """Plain-JSON form (tuples become lists). ``Snapshot.from_dict(s.to_dict()) == s``."""
@@ -177,7 +187,7 @@ class Snapshot:
             if key not in known:
                 continue
             if key in _NESTED:
-                kwargs[key] = None if value is None else _NESTED[key](**value)
+                kwargs[key] = None if value is None else _build(_NESTED[key], value)
             elif key in _NESTED_LISTS:
                 item_type = _NESTED_LISTS[key]
                 kwargs[key] = tuple(_build(item_type, item) for item in value)
@@ -189,8 +199,17 @@ class Snapshot:
 
 
 def _build(item_type: type[Any], item: Mapping[str, Any]) -> Any:
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in item.items()}
+    # Unknown keys are skipped here too: a snapshot written by a newer normalizer still loads.
+    known = _field_names(item_type)
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in item.items() if k in known}
     return item_type(**values)
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}

@@ -5,8 +5,11 @@ Two records that differ only by registry churn normalize to equal snapshots (and
 key order does not matter, every unordered list is sorted by a full-content key, and text is
 normalized (Unicode NFC, whitespace collapsed, markdown backslash escapes removed).
 
-Malformed or drifting records raise :class:`RecordError` naming the JSON path, and nothing else.
-This module does no I/O, reads no clock and keeps no state.
+The record is read part by part. A record without a readable NCT id or overall status raises
+:class:`RecordError` naming the JSON path; any other part of the wrong type or shape is listed in
+:attr:`Snapshot.unreadable` by its path and the rest is still read, so one bad outcome does not
+hide a termination. Nothing else is raised. This module does no I/O, reads no clock and keeps no
+state.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, TypeVar
 
@@ -40,13 +44,26 @@ __all__ = [
     "normalize",
     "normalize_text",
     "sort_key",
+    "unreadable_scope",
 ]
 
-NORMALIZER_VERSION = 1
-"""The version of what is tracked and how it is read. Bump it with EVERY change to
-normalization: storage records it with each snapshot, and the first sync under a new version
-reads each trial's stored record again and re-baselines it silently (no change events, no
-emails) instead of telling everyone that every trial changed."""
+NORMALIZER_VERSION: int = 2
+"""The version of what :func:`normalize` tracks and how it reads it.
+
+Bump it with every change that can make the same record normalize differently: a field tracked
+or dropped, a value read or worded differently, a new rule for what is unreadable. Storage keeps
+it with each snapshot; when it moves, the next sync re-baselines each trial silently (new
+snapshots, no change events) instead of notifying about every trial. A change that needs no bump
+leaves every stored content hash as it is. The re-baseline reads the stored raw record again
+with the new normalizer, so a real change published in the same refresh is still reported.
+:meth:`Snapshot.from_dict` must keep loading the
+snapshots of every earlier version (a missing field takes its default): before bumping, keep a
+snapshot the old version made in ``tests/data/snapshots/`` and test that it still loads.
+
+1. The first release.
+2. A malformed optional part is listed in ``Snapshot.unreadable`` instead of failing the trial;
+   sites keep their geo point (``Location.latitude``, ``longitude``).
+"""
 
 # ASCII digits only: ``\d`` would also accept other scripts' digits.
 _NCT_ID = re.compile(r"NCT[0-9]{8}")
@@ -63,6 +80,7 @@ _CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 _WHITESPACE = re.compile(r"\s+")
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 
 def normalize_text(value: str) -> str | None:
@@ -105,72 +123,131 @@ _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
 def normalize(record: Mapping[str, Any]) -> Snapshot:
-    """Build the canonical :class:`Snapshot` of one v2 study object.
+    """Build the canonical :class:`Snapshot` of one v2 study object, part by part.
 
     Reads only ``protocolSection`` and the top-level ``hasResults`` (the client may request
-    nothing else); unknown keys are ignored and optional modules may be missing. Requires
-    ``protocolSection.identificationModule.nctId`` (``NCT`` + 8 digits) and
-    ``protocolSection.statusModule.overallStatus``: without them nothing can be said about the
-    trial, and guessing would invent a change. Raises :class:`RecordError`, naming the JSON path,
-    for any value of the wrong type or shape; never raises anything else and never coerces
-    (``"120"`` is not an enrollment count).
+    nothing else); unknown keys are ignored and optional modules may be missing.
+
+    Two parts are essential: ``protocolSection.identificationModule.nctId`` (``NCT`` + 8 digits)
+    and ``protocolSection.statusModule.overallStatus``. Without them nothing can be said about
+    the trial, so :class:`RecordError` is raised, naming the JSON path, and the caller keeps the
+    last good snapshot. Every other part that has the wrong type or shape is *unreadable*: its
+    path goes into :attr:`Snapshot.unreadable`, the field takes its default (a list item is
+    left out), and the rest of the record is still read, so a termination is reported even when
+    one outcome lacks its measure. Values are never coerced (``"120"`` is not an enrollment
+    count). Raises nothing but :class:`RecordError`.
     """
     root = _Node.root(record)
-    protocol = root.obj("protocolSection")
-    ident = protocol.obj("identificationModule") if protocol else None
-    nct_id = ident.get("nctId") if ident else None
-    if protocol is None or ident is None or nct_id is None:
-        raise RecordError("record has no identificationModule.nctId")
-    if not isinstance(nct_id, str) or not _NCT_ID.fullmatch(nct_id):
-        raise RecordError(
-            f"protocolSection.identificationModule.nctId: expected an NCT number like "
-            f"NCT01234567, got {_describe(nct_id)}"
-        )
-    status = protocol.obj("statusModule")
-    overall_status = status.text("overallStatus") if status else None
-    if status is None or overall_status is None:
-        raise RecordError("record has no statusModule.overallStatus")
+    try:
+        protocol = root.obj("protocolSection")
+        ident = protocol.obj("identificationModule") if protocol else None
+        nct_id = ident.get("nctId") if ident else None
+        if protocol is None or ident is None or nct_id is None:
+            raise RecordError("record has no identificationModule.nctId")
+        if not isinstance(nct_id, str) or not _NCT_ID.fullmatch(nct_id):
+            raise RecordError(
+                f"protocolSection.identificationModule.nctId: expected an NCT number like "
+                f"NCT01234567, got {_describe(nct_id)}"
+            )
+        status = protocol.obj("statusModule")
+        overall_status = status.text("overallStatus") if status else None
+        if status is None or overall_status is None:
+            raise RecordError("record has no statusModule.overallStatus")
+    except _Unreadable as exc:
+        raise RecordError(str(exc)) from None
 
-    design = protocol.obj("designModule")
-    sponsors = protocol.obj("sponsorCollaboratorsModule")
-    lead_sponsor = sponsors.obj("leadSponsor") if sponsors else None
-    conditions = protocol.obj("conditionsModule")
-    arms_interventions = protocol.obj("armsInterventionsModule")
-    outcomes = protocol.obj("outcomesModule")
-    contacts = protocol.obj("contactsLocationsModule")
-    references = protocol.obj("referencesModule")
+    read = _Reader()
+    design = read.module(protocol, "designModule")
+    sponsors = read.module(protocol, "sponsorCollaboratorsModule")
+    conditions = read.module(protocol, "conditionsModule")
+    arms_interventions = read.module(protocol, "armsInterventionsModule")
+    outcomes = read.module(protocol, "outcomesModule")
+    contacts = read.module(protocol, "contactsLocationsModule")
+    references = read.module(protocol, "referencesModule")
 
     return Snapshot(
         nct_id=nct_id,
-        brief_title=ident.text("briefTitle"),
-        official_title=ident.text("officialTitle"),
-        acronym=ident.text("acronym"),
+        brief_title=read.opt(ident.text, "briefTitle"),
+        official_title=read.opt(ident.text, "officialTitle"),
+        acronym=read.opt(ident.text, "acronym"),
         overall_status=overall_status,
-        last_known_status=status.text("lastKnownStatus"),
-        why_stopped=status.text("whyStopped"),
-        start_date=status.date_struct("startDateStruct"),
-        primary_completion_date=status.date_struct("primaryCompletionDateStruct"),
-        completion_date=status.date_struct("completionDateStruct"),
-        enrollment=_enrollment(design.obj("enrollmentInfo")) if design else None,
-        phases=_phases(design.texts("phases")) if design else (),
-        study_type=design.text("studyType") if design else None,
-        has_results=root.boolean("hasResults"),
-        results_first_posted=status.posted_date("resultsFirstPostDateStruct"),
-        lead_sponsor=lead_sponsor.text("name") if lead_sponsor else None,
-        conditions=tuple(sorted(set(conditions.texts("conditions")))) if conditions else (),
-        interventions=_sorted(
-            _intervention(node) for node in _objects(arms_interventions, "interventions")
-        ),
-        arms=_sorted(_arm(node) for node in _objects(arms_interventions, "armGroups")),
-        primary_outcomes=_sorted(_outcome(node) for node in _objects(outcomes, "primaryOutcomes")),
-        secondary_outcomes=_sorted(
-            _outcome(node) for node in _objects(outcomes, "secondaryOutcomes")
-        ),
-        locations=_sorted(_location(node) for node in _objects(contacts, "locations")),
-        references=_sorted(_reference(node) for node in _objects(references, "references")),
+        last_known_status=read.opt(status.text, "lastKnownStatus"),
+        why_stopped=read.opt(status.text, "whyStopped"),
+        start_date=read.opt(status.date_struct, "startDateStruct"),
+        primary_completion_date=read.opt(status.date_struct, "primaryCompletionDateStruct"),
+        completion_date=read.opt(status.date_struct, "completionDateStruct"),
+        enrollment=read.opt(_enrollment, design),
+        phases=read.part(_phases, design, ()),
+        study_type=read.opt(design.text, "studyType") if design else None,
+        has_results=read.part(root.boolean, "hasResults", False),
+        results_first_posted=read.opt(status.posted_date, "resultsFirstPostDateStruct"),
+        lead_sponsor=read.opt(_lead_sponsor, sponsors),
+        conditions=tuple(sorted(set(read.texts(conditions, "conditions")))),
+        interventions=read.items(arms_interventions, "interventions", _intervention),
+        arms=read.items(arms_interventions, "armGroups", _arm),
+        primary_outcomes=read.items(outcomes, "primaryOutcomes", _outcome),
+        secondary_outcomes=read.items(outcomes, "secondaryOutcomes", _outcome),
+        locations=read.items(contacts, "locations", _location),
+        references=read.items(references, "references", _reference),
         # Only the date: the registry flips this struct's type ESTIMATED -> ACTUAL by itself.
-        last_update_posted=status.posted_date("lastUpdatePostDateStruct"),
+        last_update_posted=read.opt(status.posted_date, "lastUpdatePostDateStruct"),
+        unreadable=tuple(sorted(read.unreadable)),
     )
+
+
+def unreadable_scope(path: str) -> tuple[tuple[str, ...], bool]:
+    """The :class:`Snapshot` fields an unreadable ``path`` leaves unknown, and whether it is
+    one item of those list fields (``True``) rather than the whole of them.
+
+    ``"protocolSection.outcomesModule.secondaryOutcomes[0].measure"`` ->
+    ``(("secondary_outcomes",), True)``; ``"protocolSection.designModule"`` -> the three fields
+    read from that module. A path normalize never writes -> ``((), False)``.
+    """
+    for prefix, fields, listed in _SCOPES:
+        if path == prefix:
+            return fields, False
+        if path.startswith(prefix) and path[len(prefix)] in ".[":
+            return fields, listed and path[len(prefix)] == "["
+    return (), False
+
+
+# Where each field is read from, most specific first: (path, fields, is a list of items).
+_P = "protocolSection."
+_SCOPES: tuple[tuple[str, tuple[str, ...], bool], ...] = tuple(
+    sorted(
+        [
+            ("hasResults", ("has_results",), False),
+            (_P + "identificationModule.briefTitle", ("brief_title",), False),
+            (_P + "identificationModule.officialTitle", ("official_title",), False),
+            (_P + "identificationModule.acronym", ("acronym",), False),
+            (_P + "statusModule.lastKnownStatus", ("last_known_status",), False),
+            (_P + "statusModule.whyStopped", ("why_stopped",), False),
+            (_P + "statusModule.startDateStruct", ("start_date",), False),
+            (_P + "statusModule.primaryCompletionDateStruct", ("primary_completion_date",), False),
+            (_P + "statusModule.completionDateStruct", ("completion_date",), False),
+            (_P + "statusModule.resultsFirstPostDateStruct", ("results_first_posted",), False),
+            (_P + "statusModule.lastUpdatePostDateStruct", ("last_update_posted",), False),
+            (_P + "designModule", ("enrollment", "phases", "study_type"), False),
+            (_P + "designModule.enrollmentInfo", ("enrollment",), False),
+            (_P + "designModule.phases", ("phases",), False),
+            (_P + "designModule.studyType", ("study_type",), False),
+            (_P + "sponsorCollaboratorsModule", ("lead_sponsor",), False),
+            (_P + "conditionsModule", ("conditions",), False),
+            (_P + "conditionsModule.conditions", ("conditions",), True),
+            (_P + "armsInterventionsModule", ("arms", "interventions"), False),
+            (_P + "armsInterventionsModule.armGroups", ("arms",), True),
+            (_P + "armsInterventionsModule.interventions", ("interventions",), True),
+            (_P + "outcomesModule", ("primary_outcomes", "secondary_outcomes"), False),
+            (_P + "outcomesModule.primaryOutcomes", ("primary_outcomes",), True),
+            (_P + "outcomesModule.secondaryOutcomes", ("secondary_outcomes",), True),
+            (_P + "contactsLocationsModule", ("locations",), False),
+            (_P + "contactsLocationsModule.locations", ("locations",), True),
+            (_P + "referencesModule", ("references",), False),
+            (_P + "referencesModule.references", ("references",), True),
+        ],
+        key=lambda scope: -len(scope[0]),
+    )
+)
 
 
 def canonical_json(snapshot: Snapshot) -> str:
@@ -181,6 +258,67 @@ def canonical_json(snapshot: Snapshot) -> str:
 def content_hash(snapshot: Snapshot) -> str:
     """SHA-256 hex digest of :func:`canonical_json`; equal snapshots have equal hashes."""
     return hashlib.sha256(canonical_json(snapshot).encode("utf-8")).hexdigest()
+
+
+class _Unreadable(Exception):  # internal: never escapes this module
+    """One part of the record has the wrong type or shape; ``path`` says where."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+
+
+class _Reader:
+    """Reads the optional parts of one record: a part that cannot be read is noted by its path
+    and takes its default; a list item that cannot be read is left out."""
+
+    __slots__ = ("unreadable",)
+
+    def __init__(self) -> None:
+        self.unreadable: list[str] = []
+
+    def part(self, read: Callable[[_A], _T], arg: _A, default: _T) -> _T:
+        try:
+            return read(arg)
+        except _Unreadable as exc:
+            self.unreadable.append(exc.path)
+            return default
+
+    def opt(self, read: Callable[[_A], _T | None], arg: _A) -> _T | None:
+        """:meth:`part` for a value that may be missing: ``None`` when it cannot be read."""
+        return self.part(read, arg, None)
+
+    def module(self, protocol: _Node, key: str) -> _Node | None:
+        return self.opt(protocol.obj, key)
+
+    def elements(self, node: _Node | None, key: str) -> list[tuple[Any, str]]:
+        empty: list[tuple[Any, str]] = []
+        return self.part(node.items, key, empty) if node else empty
+
+    def texts(self, node: _Node | None, key: str) -> list[str]:
+        """The readable strings of a list, normalized; empty strings are dropped."""
+        texts = []
+        for item, path in self.elements(node, key):
+            try:
+                text = _text(item, path)
+            except _Unreadable as exc:
+                self.unreadable.append(exc.path)
+                continue
+            if text is not None:
+                texts.append(text)
+        return texts
+
+    def items(self, node: _Node | None, key: str, build: Callable[[_Node], _T]) -> tuple[_T, ...]:
+        """The readable items of a list of objects, in :func:`sort_key` order."""
+        built = []
+        for item, path in self.elements(node, key):
+            try:
+                if not isinstance(item, Mapping):
+                    raise _wrong(path, "a JSON object", item)
+                built.append(build(_Node(item, path)))
+            except _Unreadable as exc:
+                self.unreadable.append(exc.path)
+        return _sorted(built)
 
 
 class _Node:
@@ -227,7 +365,7 @@ class _Node:
     def required_text(self, key: str) -> str:
         text = self.text(key)
         if text is None:
-            raise RecordError(f"{self.at(key)}: expected a non-empty string, got nothing")
+            raise _Unreadable(self.at(key), "expected a non-empty string, got nothing")
         return text
 
     def texts(self, key: str) -> list[str]:
@@ -257,17 +395,6 @@ class _Node:
         return _date(struct.get("date"), struct.at("date")) if struct else None
 
 
-def _objects(node: _Node | None, key: str) -> list[_Node]:
-    if node is None:
-        return []
-    nodes = []
-    for item, path in node.items(key):
-        if not isinstance(item, Mapping):
-            raise _wrong(path, "a JSON object", item)
-        nodes.append(_Node(item, path))
-    return nodes
-
-
 def _text(value: object, path: str) -> str | None:
     if value is None:
         return None
@@ -282,16 +409,17 @@ def _date(value: object, path: str) -> str | None:
         return None
     match = _PARTIAL_DATE.fullmatch(text)
     if match is None:
-        raise RecordError(f"{path}: expected a date as yyyy, yyyy-MM or yyyy-MM-dd, got {text!r}")
+        raise _Unreadable(path, f"expected a date as yyyy, yyyy-MM or yyyy-MM-dd, got {text!r}")
     year, month, day = match.groups()
     try:
         date(int(year), int(month or 1), int(day or 1))
     except ValueError:
-        raise RecordError(f"{path}: not a calendar date: {text!r}") from None
+        raise _Unreadable(path, f"not a calendar date: {text!r}") from None
     return text
 
 
-def _enrollment(info: _Node | None) -> Enrollment | None:
+def _enrollment(design: _Node | None) -> Enrollment | None:
+    info = design.obj("enrollmentInfo") if design else None
     if info is None:
         return None
     count = info.get("count")
@@ -306,9 +434,16 @@ def _enrollment(info: _Node | None) -> Enrollment | None:
     return Enrollment(count=count, type=kind)
 
 
-def _phases(phases: list[str]) -> tuple[str, ...]:
-    # Unknown phases (schema drift) go last, in name order, rather than being dropped.
-    return tuple(sorted(set(phases), key=lambda p: (PHASE_ORDER.get(p, len(PHASE_ORDER)), p)))
+def _phases(design: _Node | None) -> tuple[str, ...]:
+    # One phase that cannot be read makes the whole set unknown: a subset would read as a
+    # change of phase. Unknown phases (schema drift) go last, in name order, not dropped.
+    phases = set(design.texts("phases")) if design else set()
+    return tuple(sorted(phases, key=lambda p: (PHASE_ORDER.get(p, len(PHASE_ORDER)), p)))
+
+
+def _lead_sponsor(sponsors: _Node | None) -> str | None:
+    lead = sponsors.obj("leadSponsor") if sponsors else None
+    return lead.text("name") if lead else None
 
 
 def _intervention(node: _Node) -> Intervention:
@@ -337,13 +472,27 @@ def _outcome(node: _Node) -> Outcome:
 
 
 def _location(node: _Node) -> Location:
+    geo = node.obj("geoPoint")
     return Location(
         facility=node.text("facility"),
         city=node.text("city"),
         state=node.text("state"),
         country=node.text("country"),
         status=node.text("status"),
+        latitude=_degrees(geo, "lat", 90) if geo else None,
+        longitude=_degrees(geo, "lon", 180) if geo else None,
     )
+
+
+def _degrees(geo: _Node, key: str, limit: int) -> float:
+    value = geo.get(key)
+    # bool is an int in Python; NaN and infinities are no place and would break equality.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _wrong(geo.at(key), "a number", value)
+    degrees = float(value) if abs(value) <= limit else math.nan
+    if not math.isfinite(degrees):
+        raise _wrong(geo.at(key), f"degrees between -{limit} and {limit}", value)
+    return degrees
 
 
 def _reference(node: _Node) -> Reference:
@@ -354,8 +503,8 @@ def _sorted(items: Iterable[_T]) -> tuple[_T, ...]:
     return tuple(sorted(items, key=sort_key))
 
 
-def _wrong(path: str, expected: str, value: object) -> RecordError:
-    return RecordError(f"{path}: expected {expected}, got {_describe(value)}")
+def _wrong(path: str, expected: str, value: object) -> _Unreadable:
+    return _Unreadable(path, f"expected {expected}, got {_describe(value)}")
 
 
 def _describe(value: object) -> str:
