@@ -538,7 +538,8 @@ def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
         return dataclasses.replace(snapshot, brief_title=f"v2: {snapshot.brief_title}")
 
     monkeypatch.setattr(sync_module, "normalize", normalize_v2)
-    monkeypatch.setattr(sync_module, "NORMALIZER_VERSION", 2)
+    newer = sync_module.NORMALIZER_VERSION + 1
+    monkeypatch.setattr(sync_module, "NORMALIZER_VERSION", newer)
     result = _sync(store, source, clock, router=_to_clinician)
     assert result.rebaselined == len(IDS)
     assert [(u.nct_id, [c.summary for c in u.changes]) for u in result.updates] == [
@@ -546,7 +547,7 @@ def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
     ]
     [note] = store.notifications()
     assert len(note.change_ids) == 1
-    assert {t.normalizer_version for t in store.trials()} == {2}
+    assert {t.normalizer_version for t in store.trials()} == {newer}
     assert all((t.brief_title or "").startswith("v2: ") for t in store.trials())
     # Done once: the next forced sync finds nothing to re-read and nothing new.
     again = _sync(store, source, clock, force=True, router=_to_clinician)
