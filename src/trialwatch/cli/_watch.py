@@ -21,21 +21,25 @@ watch_cli = typer.Typer(
 )
 cli.add_typer(watch_cli, name="watch")
 
-_ID = re.compile(r"^NCT\d{8}$")
+_IDS = re.compile(r"^(?:NCT\d{8})+$")
 
 
 def _ids(values: list[str]) -> list[str]:
-    """Validate ids the user typed: all or nothing (exit 2 naming each bad one)."""
+    """Validate ids the user typed: all or nothing (exit 2 naming each bad one).
+
+    Case, spaces and hyphens inside an id are forgiven (``nct0160 7905``); commas separate ids.
+    """
     ids: list[str] = []
     bad: list[str] = []
     for value in values:
-        for part in re.split(r"[,\s]+", value):
-            if not part:
+        for part in value.split(","):
+            if not part.strip():
                 continue
-            candidate = part.upper().replace("-", "")
-            (ids if _ID.match(candidate) else bad).append(
-                candidate if _ID.match(candidate) else part
-            )
+            compact = re.sub(r"[\s\-:]", "", part.upper())
+            if _IDS.match(compact):
+                ids += [compact[i : i + 11] for i in range(0, len(compact), 11)]
+            else:
+                bad.append(part.strip())
     if bad:
         fail(
             "not NCT numbers (NCT followed by 8 digits): " + ", ".join(bad) + "; nothing changed",
