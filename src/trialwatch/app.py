@@ -18,17 +18,18 @@ import structlog
 
 from trialwatch.config import Settings
 from trialwatch.ctgov import CtGovClient
+from trialwatch.discovery import Drift, Printed, since_print
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.export import TrialState
 from trialwatch.health import Health, assess, render_alert
 from trialwatch.locking import DatabaseLock
-from trialwatch.models import Clock, SyncResult, WatchItem
+from trialwatch.models import Clock, Snapshot, SyncResult, WatchItem
 from trialwatch.notify import SmtpSettings, SmtpTransport, WebhookTransport
 from trialwatch.outbox import FlushResult, Outbox, sender_domain
 from trialwatch.report import build_message, make_message_id, render_test_message
 from trialwatch.routing import SubscriptionRouter, resolve_webhook
 from trialwatch.storage import Store
-from trialwatch.sync import FloodRule, Progress, run_sync
+from trialwatch.sync import FloodRule, Progress, QuerySpec, run_sync
 
 
 def utc_now() -> datetime:
@@ -102,6 +103,9 @@ class App:
                     batch_size=self.settings.api.batch_size,
                     flood=self.flood_rule,
                     on_progress=on_progress,
+                    incremental_above=self.settings.sync.incremental_above,
+                    full=full,
+                    queries=self.queries,
                 )
             finally:
                 if own:
@@ -133,6 +137,10 @@ class App:
             payload={"subject": subject, "text": text, "html": f"<html><body>{html}</body></html>"},
             now=self.clock(),
         )
+
+    @property
+    def queries(self) -> tuple[QuerySpec, ...]:
+        return tuple(QuerySpec(q.name, q.ctgov_params(), q.track) for q in self.settings.queries)
 
     @property
     def flood_rule(self) -> FloodRule:
@@ -256,6 +264,20 @@ class App:
                 last_change_summary=row.last_change_summary if row else None,
                 problem=problem,
             )
+
+    def since_print(self, *, unreported_only: bool = False) -> list[Drift]:
+        """How the registry moved since a paper printed its table (``watch import``)."""
+        entries = self.store.printed_entries(unreported_only=unreported_only)
+        snapshots: dict[str, Snapshot | None] = {}
+        for entry in entries:
+            row = self.store.trial(entry.nct_id)
+            snapshots[entry.nct_id] = (
+                self.store.snapshot(row.current_version_id)
+                if row is not None and row.current_version_id is not None
+                else None
+            )
+        printed = [Printed(e.nct_id, e.status, e.status_text, e.title) for e in entries]
+        return since_print(printed, snapshots)
 
     def close(self) -> None:
         self.store.close()

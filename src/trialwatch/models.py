@@ -54,6 +54,7 @@ class Category(StrEnum):
     SITES = "sites"
     OUTCOMES = "outcomes"
     ADMINISTRATIVE = "administrative"
+    DISCOVERY = "discovery"  # a trial entering or leaving a [[queries]] search
 
 
 class ChangeKind(StrEnum):

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import structlog
 
 from trialwatch.diff import diff
+from trialwatch.discovery import decide_query, params_hash
 from trialwatch.exceptions import FetchError, RecordError
 from trialwatch.failpoints import failpoint
 from trialwatch.models import (
@@ -50,6 +51,7 @@ from trialwatch.models import (
     Snapshot,
     StoredState,
     StudyResult,
+    StudySummary,
     SyncResult,
     TrialFailure,
     TrialOutcome,
@@ -76,6 +78,17 @@ class StudySource(Protocol):
     def iter_studies(self, ids: Sequence[str]) -> Iterator[StudyResult]: ...
 
     def updated_since(self, day: date) -> frozenset[str]: ...
+
+    def search(self, params: Mapping[str, str]) -> tuple[StudySummary, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySpec:
+    """A ``[[queries]]`` entry as the sync needs it: its name, CT.gov search, and ``track``."""
+
+    name: str
+    params: Mapping[str, str]
+    track: bool = False
 
 
 class LastRun(Protocol):
@@ -126,6 +139,22 @@ class SyncStore(Protocol):
     ) -> int: ...
 
     def finish_run(self, run: Any, totals: RunTotals) -> None: ...
+
+    def query_baseline(self, name: str, params_hash: str) -> dict[str, bool] | None: ...
+
+    def write_query(
+        self,
+        run: Any,
+        page: int,
+        *,
+        name: str,
+        params_hash: str,
+        matches: Sequence[StudySummary],
+        changes: Sequence[tuple[str, FieldChange, tuple[Route, ...]]],
+        track: bool,
+        now: Any,
+        data_timestamp: str | None,
+    ) -> tuple[str, ...]: ...
 
     def record_failed_run(self, start: RunStart, totals: RunTotals) -> None: ...
 
@@ -188,6 +217,7 @@ class _Tally:
     aliases: dict[str, str] = field(default_factory=dict)
     updates: list[TrialUpdate] = field(default_factory=list)
     pages: int = 0
+    surge: bool = False  # a query suddenly matched many more trials: one summary
 
     def count(self, outcome: TrialOutcome, state: StoredState | None) -> None:
         kind = outcome.kind
@@ -235,6 +265,7 @@ def run_sync(
     on_progress: Callable[[Progress], None] | None = None,
     incremental_above: int = 0,
     full: bool = False,
+    queries: Sequence[QuerySpec] = (),
 ) -> SyncResult:
     """Run one sync. Raises FetchError when CT.gov cannot be read (after recording the failure).
 
@@ -340,7 +371,14 @@ def run_sync(
     start = RunStart(run_id, started, force, kind, version.api_version, version.data_timestamp)
     run: Any = None
     tally = _Tally()
-    try:
+
+    def the_run() -> Any:
+        nonlocal run
+        if run is None:
+            run = store.begin_run(start)
+        return run
+
+    def fetch(chunks: Iterable[list[str]]) -> None:
         for ids in chunks:
             results = list(source.iter_studies(ids))
             failpoint("sync.fetched")
@@ -351,15 +389,35 @@ def run_sync(
             for outcome in outcomes:
                 tally.count(outcome, states.get(outcome.nct_id))
             if any(o.kind != "unchanged" for o in outcomes):
-                if run is None:
-                    run = store.begin_run(start)
                 store.write_page(
-                    run, tally.pages, outcomes, now=clock(), data_timestamp=version.data_timestamp
+                    the_run(),
+                    tally.pages,
+                    outcomes,
+                    now=clock(),
+                    data_timestamp=version.data_timestamp,
                 )
             tally.pages += 1
             failpoint("sync.page_committed")
             if on_progress is not None:
                 on_progress(Progress(tally.pages, tally.checked + len(tally.missing), total))
+
+    try:
+        fetch(chunks)
+        if queries and kind != "recheck":
+            # Once per CT.gov refresh: an idle poll or a recheck skips them with the rest.
+            tracked = _run_queries(
+                queries,
+                source,
+                store,
+                route,
+                the_run,
+                tally,
+                clock,
+                version.data_timestamp,
+                bound,
+            )
+            if tracked:  # newly tracked trials are fetched now, as silent baselines
+                fetch(tracked[i : i + batch_size] for i in range(0, len(tracked), batch_size))
     except BaseException as exc:
         # What the pages written so far owe is released; the run does not count as complete.
         error = str(exc) or type(exc).__name__
@@ -389,7 +447,7 @@ def run_sync(
 
     failpoint("sync.before_finish")
     watched = total if kind == "full" and total is not None else store.watched_count()
-    summary_only = (flood or FloodRule(max_trials=0, max_fraction=0)).floods(
+    summary_only = tally.surge or (flood or FloodRule(max_trials=0, max_fraction=0)).floods(
         tally.routed_trials, watched
     )
     finished = clock()
@@ -452,6 +510,72 @@ def run_sync(
         duration_s=round((finished - started).total_seconds(), 3),
     )
     return result
+
+
+def _run_queries(
+    queries: Sequence[QuerySpec],
+    source: StudySource,
+    store: SyncStore,
+    router: Router,
+    the_run: Callable[[], Any],
+    tally: _Tally,
+    clock: Clock,
+    data_timestamp: str | None,
+    bound: Any,
+) -> list[str]:
+    """Run each query, record its answer and what entered or left it; returns the ids that
+    ``track = true`` queries started watching."""
+    tracked: list[str] = []
+    for index, query in enumerate(queries):
+        digest = params_hash(query.params)
+        previous = store.query_baseline(query.name, digest)
+        matches = source.search(query.params)
+        current = {m.nct_id for m in matches}
+        left = sorted(n for n, present in (previous or {}).items() if present and n not in current)
+        left_status: dict[str, str | None] = {}
+        if left:  # their current status often says why they left
+            for result in source.iter_studies(left):
+                if isinstance(result, FoundStudy):
+                    module = result.record.get("protocolSection", {}).get("statusModule", {})
+                    status = module.get("overallStatus")
+                    left_status[result.requested_id] = status if isinstance(status, str) else None
+        outcome = decide_query(query.name, previous, matches, left_status)
+        changes = [
+            (nct_id, change, tuple(router(nct_id, None, change)))
+            for nct_id, change in outcome.changes
+        ]
+        started = store.write_query(
+            the_run(),
+            -(index + 1),
+            name=query.name,
+            params_hash=digest,
+            matches=matches,
+            changes=changes,
+            track=query.track,
+            now=clock(),
+            data_timestamp=data_timestamp,
+        )
+        tracked += [i for i in started if i not in tracked]
+        tally.change_count += len(changes)
+        tally.routed_trials += sum(1 for _, _, routes in changes if routes)
+        tally.surge = tally.surge or outcome.surge
+        by_trial: dict[str, list[FieldChange]] = {}
+        for nct_id, change, _ in changes:
+            by_trial.setdefault(nct_id, []).append(change)
+        for nct_id, trial_changes in by_trial.items():
+            if len(tally.updates) < MAX_UPDATES_KEPT:
+                tally.updates.append(TrialUpdate(nct_id, tuple(trial_changes)))
+        bound.info(
+            "query.done",
+            query=query.name,
+            matched=len(matches),
+            baseline=outcome.baseline,
+            entered=len(outcome.entered) if not outcome.baseline else 0,
+            left=len(outcome.left),
+            surge=outcome.surge,
+            tracked=len(started),
+        )
+    return tracked
 
 
 def _incremental_since(

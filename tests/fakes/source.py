@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from trialwatch.ctgov import record_fingerprint
 from trialwatch.exceptions import FetchError
-from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult
+from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult, StudySummary
 
 
 class FakeSource:
@@ -66,6 +67,55 @@ class FakeSource:
                 found.add(nct_id)
                 found.update(ident.get("nctIdAliases", []))
         return frozenset(found)
+
+    def search(self, params: Mapping[str, str]) -> tuple[StudySummary, ...]:
+        """A registry search as the stand-in does it: case-insensitive words, ``OR`` between
+        them, over titles, conditions, interventions and the sponsor."""
+        self.requests_made += 1
+        if self.fail_after_version is not None:
+            raise self.fail_after_version
+        wanted_status = {
+            s.strip() for s in params.get("filter.overallStatus", "").split(",") if s.strip()
+        }
+        terms = [
+            t.strip().casefold()
+            for key, value in params.items()
+            if key.startswith("query.")
+            for t in value.split(" OR ")
+        ]
+        hits = []
+        for nct_id, record in sorted(self.records.items()):
+            protocol = record["protocolSection"]
+            text = json.dumps(
+                [
+                    protocol.get("identificationModule", {}),
+                    protocol.get("conditionsModule", {}),
+                    protocol.get("armsInterventionsModule", {}),
+                    protocol.get("sponsorCollaboratorsModule", {}),
+                ]
+            ).casefold()
+            status = protocol.get("statusModule", {}).get("overallStatus")
+            if wanted_status and status not in wanted_status:
+                continue
+            if not any(t in text for t in terms):
+                continue
+            ident = protocol["identificationModule"]
+            hits.append(
+                StudySummary(
+                    nct_id=nct_id,
+                    brief_title=ident.get("briefTitle"),
+                    acronym=ident.get("acronym"),
+                    phases=tuple(protocol.get("designModule", {}).get("phases", [])),
+                    overall_status=status,
+                    lead_sponsor=protocol.get("sponsorCollaboratorsModule", {})
+                    .get("leadSponsor", {})
+                    .get("name"),
+                    first_posted=protocol.get("statusModule", {})
+                    .get("studyFirstPostDateStruct", {})
+                    .get("date"),
+                )
+            )
+        return tuple(hits)
 
     def _by_alias(self, requested: str) -> dict[str, Any] | None:
         for record in self.records.values():

@@ -20,6 +20,7 @@ from trialwatch.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from trialwatch.app import App
     from trialwatch.models import SyncResult
     from trialwatch.sync import Progress
 
@@ -73,6 +74,28 @@ def _print_sync(result: SyncResult) -> None:
     still = len(result.missing) - len(result.newly_missing)
     if still > 0:
         typer.echo(f"  {still} trial(s) still missing (see `trialwatch status`)", err=True)
+
+
+def _print_since_print(app: App) -> None:
+    """The first sync after a paper's table was imported says where the registry moved."""
+    drifts = app.since_print(unreported_only=True)
+    if not drifts:
+        return
+    typer.echo("Since print (the imported table beside the registry now):")
+    for drift in drifts:
+        typer.echo(f"  {drift.line}")
+        if drift.title_note and drift.status_moved:
+            typer.echo(f"    note: {drift.title_note}")
+
+    # Said once. A trial not fetched yet is said again once the registry has answered for it.
+    def answered(nct_id: str) -> bool:
+        row = app.store.trial(nct_id)
+        return row is not None and (
+            row.current_version_id is not None or row.consecutive_misses > 0
+        )
+
+    reported = [d.nct_id for d in drifts if not d.unknown or answered(d.nct_id)]
+    app.store.mark_printed_reported(reported, now=app.clock())
 
 
 @contextmanager
@@ -151,6 +174,8 @@ def sync(
         with _progress(app.settings.sync.progress) as on_progress:
             result = app.sync(force=force or full, wait_s=wait, on_progress=on_progress, full=full)
         _print_sync(result)
+        if not result.skipped:
+            _print_since_print(app)
         # Deliver what this sync queued, and retry what earlier deliveries left due. A failed
         # delivery is an operational failure: said plainly, exit 1 (the change is kept).
         failpoint("deliver.before_send")

@@ -151,14 +151,29 @@ def watch_import(
         fail(f"no NCT numbers found in {source}", EXIT_CONFIG)
     if dry_run:
         for t in found.trials:
-            typer.echo(f"would watch {t.nct_id}")
+            extra = f"  (printed: {t.printed_status_text})" if t.printed_status_text else ""
+            typer.echo(f"would watch {t.nct_id}{extra}")
         typer.echo(f"{len(ids)} NCT number(s) found; nothing changed (--dry-run).")
         return
     with open_app() as app:
-        change = app.store.add_watches(ids, source="import", now=app.clock())
+        now = app.clock()
+        change = app.store.add_watches(ids, source="import", now=now)
+        printed = app.store.save_printed(
+            (
+                (t.nct_id, t.printed_status, t.printed_status_text, t.printed_title)
+                for t in found.trials
+            ),
+            origin="stdin" if source == "-" else Path(source).name,
+            now=now,
+        )
         for nct_id in change.added:
             typer.echo(f"Watching {nct_id}.")
         typer.echo(
             f"{len(ids)} NCT number(s) found: {len(change.added)} added, "
             f"{len(change.already)} already watched."
         )
+        if printed:
+            typer.echo(
+                f"Read what the text printed (status, title) for {printed} of them: the next "
+                "sync says how the registry moved since (and `trialwatch report --since-print`)."
+            )

@@ -4,6 +4,7 @@
     _engine.py    engine, sessions, error wrapping, the schema check on open
     _watch.py     the watch set (which sources watch which trials)
     _sync.py      the sync's writes: a run, its pages, its end (the transaction shape)
+    _discovery.py query watches' answers, and what a paper printed (``watch import``)
     _outbox.py    the outbox queue: claims, backoff, dead letters, digest folding
     _health.py    the health record: failed runs, the admin alert's state
     _queries.py   reads for status, history, export
@@ -17,6 +18,7 @@ whose job they are. Only this package imports SQLAlchemy.
 
 from __future__ import annotations
 
+from trialwatch.storage._discovery import DiscoveryMixin
 from trialwatch.storage._engine import StoreBase, open_engine, sqlite_path
 from trialwatch.storage._health import HealthMixin
 from trialwatch.storage._outbox import OutboxMixin
@@ -26,6 +28,8 @@ from trialwatch.storage._schema import (
     ChangeEvent,
     HealthState,
     Notification,
+    PrintedEntry,
+    QueryMatch,
     RecordVersion,
     SyncRun,
     Trial,
@@ -35,7 +39,15 @@ from trialwatch.storage._sync import RunRef, SyncWritesMixin
 from trialwatch.storage._watch import WatchChange, WatchEntry, WatchMixin
 
 
-class Store(WatchMixin, SyncWritesMixin, OutboxMixin, HealthMixin, QueriesMixin, StoreBase):
+class Store(
+    WatchMixin,
+    DiscoveryMixin,
+    SyncWritesMixin,
+    OutboxMixin,
+    HealthMixin,
+    QueriesMixin,
+    StoreBase,
+):
     """The database behind trialwatch: open it with :meth:`open`, close it with :meth:`close`."""
 
     @classmethod
@@ -52,6 +64,8 @@ __all__ = [
     "ChangeEvent",
     "HealthState",
     "Notification",
+    "PrintedEntry",
+    "QueryMatch",
     "RecordVersion",
     "RunRef",
     "Store",

@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from trialwatch.models import Category, ChangeKind, FieldChange, Severity
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The schema revision this code writes; kept in step with the newest migration (tested)."""
 
 
@@ -206,6 +206,49 @@ class Notification(SQLModel, table=True):
     @property
     def change_ids(self) -> list[int]:
         return [int(i) for i in json.loads(self.change_ids_json)]
+
+
+class QueryMatch(SQLModel, table=True):
+    """A trial a ``[[queries]]`` search returned: what it looked like when last seen."""
+
+    __tablename__ = "query_match"
+
+    query_name: str = Field(primary_key=True, max_length=80)
+    nct_id: str = Field(primary_key=True, max_length=16)
+    present: bool = True  # in the latest complete answer
+    brief_title: str | None = _text()
+    phases: str | None = Field(default=None, max_length=120)
+    overall_status: str | None = Field(default=None, max_length=64)
+    lead_sponsor: str | None = _text()
+    first_posted: str | None = Field(default=None, max_length=16)
+    first_seen_at: datetime | None = _dt(nullable=False)
+    last_seen_at: datetime | None = _dt(nullable=False)
+
+
+class QueryState(SQLModel, table=True):
+    """One ``[[queries]]`` entry's baseline: the search it was made with, how many it matched."""
+
+    __tablename__ = "query_state"
+
+    query_name: str = Field(primary_key=True, max_length=80)
+    params_hash: str = Field(max_length=64)
+    matched: int = 0
+    baselined_at: datetime | None = _dt(nullable=False)
+    checked_at: datetime | None = _dt(nullable=False)
+
+
+class PrintedEntry(SQLModel, table=True):
+    """What a paper printed about a trial (status, title), read by ``watch import``."""
+
+    __tablename__ = "printed_entry"
+
+    nct_id: str = Field(primary_key=True, max_length=16)
+    status: str | None = Field(default=None, max_length=64)  # CT.gov's enum, when recognised
+    status_text: str | None = _text()  # the words as printed
+    title: str | None = _text()
+    origin: str | None = _text()  # the file it came from
+    imported_at: datetime | None = _dt(nullable=False)
+    reported_at: datetime | None = _dt()  # when a sync last said how the registry moved since
 
 
 class HealthState(SQLModel, table=True):

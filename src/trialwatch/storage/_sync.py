@@ -533,6 +533,18 @@ class SyncWritesMixin(StoreBase):
                     }
                 )
                 routes_of_row.append(o.routes[index] if index < len(o.routes) else ())
+        return self._insert_events(s, run, page, rows, routes_of_row, now)
+
+    def _insert_events(
+        self,
+        s: Session,
+        run: RunRef,
+        page: int,
+        rows: list[dict[str, Any]],
+        routes_of_row: list[tuple[Any, ...]],
+        now: datetime,
+    ) -> int:
+        """Change events, and the held notifications their routes owe (one per recipient)."""
         if not rows:
             return 0
         event_ids = [

@@ -1,0 +1,257 @@
+"""Query watches and printed baselines: what ``[[queries]]`` returned, what a paper printed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from trialwatch.models import FieldChange, Route, StudySummary
+from trialwatch.storage._schema import PrintedEntry, QueryMatch, QueryState, Watch
+from trialwatch.storage._sync import RunRef, SyncWritesMixin
+
+_QM = QueryMatch.__table__  # type: ignore[attr-defined]
+_QS = QueryState.__table__  # type: ignore[attr-defined]
+_P = PrintedEntry.__table__  # type: ignore[attr-defined]
+_W = Watch.__table__  # type: ignore[attr-defined]
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+class DiscoveryMixin(SyncWritesMixin):
+    # -- query watches --------------------------------------------------------------------
+
+    def query_baseline(self, name: str, params_hash: str) -> dict[str, bool] | None:
+        """nct_id -> present in the last answer; None when the query has no baseline for this
+        search yet (new, or its search was edited)."""
+        with self.session() as s:
+            state = s.execute(select(_QS.c.params_hash).where(_QS.c.query_name == name)).first()
+            if state is None or state[0] != params_hash:
+                return None
+            rows = s.execute(
+                select(_QM.c.nct_id, _QM.c.present).where(_QM.c.query_name == name)
+            ).all()
+        return {r.nct_id: bool(r.present) for r in rows}
+
+    def write_query(
+        self,
+        run: RunRef,
+        page: int,
+        *,
+        name: str,
+        params_hash: str,
+        matches: Sequence[StudySummary],
+        changes: Sequence[tuple[str, FieldChange, tuple[Route, ...]]],
+        track: bool,
+        now: datetime,
+        data_timestamp: str | None,
+    ) -> tuple[str, ...]:
+        """Record one query's answer in ONE transaction: its matches, its baseline, its events
+        and the notifications they owe; with ``track`` the watch set follows the matches.
+
+        Returns the ids this call started watching (to be fetched by the same sync).
+        """
+        source = f"query:{name}"
+        present = {m.nct_id for m in matches}
+        with self.session() as s:
+            known = {
+                r.nct_id for r in s.execute(select(_QM.c.nct_id).where(_QM.c.query_name == name))
+            }
+            s.execute(
+                sa.update(_QM)
+                .where(
+                    _QM.c.query_name == name, _QM.c.nct_id.not_in(present) if present else sa.true()
+                )
+                .values(present=False)
+            )
+            fresh, seen = [], []
+            for m in matches:
+                row = {
+                    "brief_title": m.brief_title,
+                    "phases": ",".join(m.phases) or None,
+                    "overall_status": m.overall_status,
+                    "lead_sponsor": m.lead_sponsor,
+                    "first_posted": m.first_posted,
+                }
+                if m.nct_id in known:
+                    seen.append({"b_id": m.nct_id, **row})
+                else:
+                    fresh.append(
+                        {
+                            "query_name": name,
+                            "nct_id": m.nct_id,
+                            "present": True,
+                            "first_seen_at": now,
+                            "last_seen_at": now,
+                            **row,
+                        }
+                    )
+            if fresh:
+                s.execute(sa.insert(_QM), fresh)
+            if seen:
+                s.execute(
+                    sa.update(_QM)
+                    .where(_QM.c.query_name == name, _QM.c.nct_id == sa.bindparam("b_id"))
+                    .values(
+                        present=True,
+                        last_seen_at=now,
+                        brief_title=sa.bindparam("brief_title"),
+                        phases=sa.bindparam("phases"),
+                        overall_status=sa.bindparam("overall_status"),
+                        lead_sponsor=sa.bindparam("lead_sponsor"),
+                        first_posted=sa.bindparam("first_posted"),
+                    ),
+                    seen,
+                )
+            state = s.execute(select(_QS.c.params_hash).where(_QS.c.query_name == name)).first()
+            if state is None:
+                s.execute(
+                    sa.insert(_QS).values(
+                        query_name=name,
+                        params_hash=params_hash,
+                        matched=len(present),
+                        baselined_at=now,
+                        checked_at=now,
+                    )
+                )
+            else:
+                values: dict[str, Any] = {"matched": len(present), "checked_at": now}
+                if state[0] != params_hash:
+                    values.update(params_hash=params_hash, baselined_at=now)
+                s.execute(sa.update(_QS).where(_QS.c.query_name == name).values(**values))
+
+            started: tuple[str, ...] = ()
+            if track:
+                watched_by_me = {
+                    r.nct_id for r in s.execute(select(_W.c.nct_id).where(_W.c.source == source))
+                }
+                gone = sorted(watched_by_me - present)
+                if gone:
+                    s.execute(sa.delete(_W).where(_W.c.source == source, _W.c.nct_id.in_(gone)))
+                new = sorted(present - watched_by_me)
+                if new:
+                    watched_any = {
+                        r.nct_id
+                        for r in s.execute(
+                            select(_W.c.nct_id).where(_W.c.nct_id.in_(new)).distinct()
+                        )
+                    }
+                    s.execute(
+                        sa.insert(_W),
+                        [
+                            {
+                                "nct_id": i,
+                                "source": source,
+                                "label": None,
+                                "table_ref": None,
+                                "reference": None,
+                                "added_at": now,
+                            }
+                            for i in new
+                        ],
+                    )
+                    started = tuple(i for i in new if i not in watched_any)
+                    self._ensure_trial_rows(s, started, now)
+
+            rows = [
+                {
+                    "run_id": run.pk,
+                    "nct_id": nct_id,
+                    "detected_at": now,
+                    "data_timestamp": data_timestamp,
+                    "field": change.field,
+                    "category": change.category.value,
+                    "severity": int(change.severity),
+                    "kind": change.kind.value,
+                    "item_key": change.item_key,
+                    "summary": change.summary,
+                    "old_json": _dump(change.old),
+                    "new_json": _dump(change.new),
+                    "from_version_id": None,
+                    "to_version_id": None,
+                }
+                for nct_id, change, _ in changes
+            ]
+            self._insert_events(s, run, page, rows, [r for _, _, r in changes], now)
+        return started
+
+    @staticmethod
+    def _ensure_trial_rows(s: Any, ids: Iterable[str], now: datetime) -> None:
+        from trialwatch.storage._schema import Trial
+
+        table = Trial.__table__  # type: ignore[attr-defined]
+        wanted = list(ids)
+        if not wanted:
+            return
+        existing = {
+            r.nct_id for r in s.execute(select(table.c.nct_id).where(table.c.nct_id.in_(wanted)))
+        }
+        rows = [
+            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False}
+            for i in wanted
+            if i not in existing
+        ]
+        if rows:
+            s.execute(sa.insert(table), rows)
+
+    def query_matches(self, name: str) -> list[QueryMatch]:
+        from sqlmodel import col
+        from sqlmodel import select as sm_select
+
+        with self.session() as s:
+            return list(
+                s.exec(
+                    sm_select(QueryMatch)
+                    .where(QueryMatch.query_name == name)
+                    .order_by(col(QueryMatch.nct_id))
+                )
+            )
+
+    # -- what a paper printed -------------------------------------------------------------
+
+    def save_printed(
+        self,
+        entries: Iterable[tuple[str, str | None, str | None, str | None]],
+        *,
+        origin: str,
+        now: datetime,
+    ) -> int:
+        """Store (nct_id, status enum, status as printed, title) as the "as printed" baseline;
+        a later import of the same trial replaces it. Returns how many were stored."""
+        rows = [
+            {"nct_id": n, "status": st, "status_text": text, "title": title}
+            for n, st, text, title in entries
+            if st or text or title
+        ]
+        if not rows:
+            return 0
+        with self.session() as s:
+            ids = [r["nct_id"] for r in rows]
+            s.execute(sa.delete(_P).where(_P.c.nct_id.in_(ids)))
+            s.execute(
+                sa.insert(_P),
+                [{**r, "origin": origin, "imported_at": now, "reported_at": None} for r in rows],
+            )
+        return len(rows)
+
+    def printed_entries(self, *, unreported_only: bool = False) -> list[PrintedEntry]:
+        from sqlmodel import col
+        from sqlmodel import select as sm_select
+
+        with self.session() as s:
+            query = sm_select(PrintedEntry).order_by(col(PrintedEntry.nct_id))
+            if unreported_only:
+                query = query.where(col(PrintedEntry.reported_at).is_(None))
+            return list(s.exec(query))
+
+    def mark_printed_reported(self, ids: Sequence[str], *, now: datetime) -> None:
+        if not ids:
+            return
+        with self.session() as s:
+            s.execute(sa.update(_P).where(_P.c.nct_id.in_(list(ids))).values(reported_at=now))
