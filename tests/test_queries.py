@@ -66,8 +66,8 @@ def test_a_query_baseline_is_silent_then_a_new_trial_is_one_event(
             "NCT07000001",
             [
                 "New trial matching selinexor: Selinexor in Dedifferentiated Liposarcoma, a "
-                "New Study (Phase 2/Phase 3, Recruiting; sponsor Karyopharm Therapeutics Inc; first "
-                "posted 2015-11-17)"
+                "New Study (Phase 2/Phase 3, Recruiting; sponsor Karyopharm Therapeutics Inc; "
+                "first posted 2015-11-17)"
             ],
         )
     ]
