@@ -13,23 +13,26 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
 from trialwatch.config import Settings
-from trialwatch.ctgov import CtGovClient
-from trialwatch.discovery import Drift, Printed, since_print
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
-from trialwatch.export import TrialState
 from trialwatch.health import Health, assess, render_alert
-from trialwatch.locking import DatabaseLock
 from trialwatch.models import Clock, Snapshot, SyncResult, WatchItem
-from trialwatch.notify import SmtpSettings, SmtpTransport, WebhookTransport
-from trialwatch.outbox import FlushResult, Outbox, sender_domain
-from trialwatch.report import build_message, make_message_id, render_test_message
 from trialwatch.routing import SubscriptionRouter, resolve_webhook
 from trialwatch.storage import Store
 from trialwatch.sync import FloodRule, Progress, QuerySpec, run_sync
+
+if TYPE_CHECKING:
+    # The network, mail and rendering edges are imported where they are used: `status` and
+    # `watch list` need none of them, and a command people type should start fast.
+    from trialwatch.ctgov import CtGovClient
+    from trialwatch.discovery import Drift
+    from trialwatch.export import TrialState
+    from trialwatch.notify import SmtpTransport
+    from trialwatch.outbox import FlushResult, Outbox
 
 
 def utc_now() -> datetime:
@@ -55,6 +58,8 @@ class App:
 
     def client(self, *, sleep: Callable[[float], None] | None = None) -> CtGovClient:
         """The CT.gov client; ``sleep`` lets the daemon cut pacing and backoff waits short."""
+        from trialwatch.ctgov import CtGovClient
+
         api = self.settings.api
         return CtGovClient(
             base_url=api.base_url,
@@ -82,6 +87,8 @@ class App:
 
         Raises LockHeldError when another process keeps syncing for longer than ``wait_s``.
         """
+        from trialwatch.locking import DatabaseLock
+
         run_id = uuid.uuid4().hex
         # Every log line of this sync (client retries and deliveries included) carries run_id.
         lock = DatabaseLock(self.store, "sync")
@@ -150,6 +157,8 @@ class App:
     # -- delivery -------------------------------------------------------------------------
 
     def smtp(self) -> SmtpTransport:
+        from trialwatch.notify import SmtpSettings, SmtpTransport
+
         email = self.settings.email
         return SmtpTransport(
             SmtpSettings(
@@ -163,6 +172,9 @@ class App:
         )
 
     def outbox(self) -> Outbox:
+        from trialwatch.notify import WebhookTransport
+        from trialwatch.outbox import Outbox
+
         email = self.settings.email
         return Outbox(
             self.store,
@@ -189,6 +201,9 @@ class App:
 
     def send_test_message(self) -> list[str]:
         """Send a test email now (not through the outbox); raises DeliveryError saying why."""
+        from trialwatch.outbox import sender_domain
+        from trialwatch.report import build_message, make_message_id, render_test_message
+
         email = self.settings.email
         recipients = list(email.to) or [a for sub in self.settings.subscriptions for a in sub.to]
         if not recipients:
@@ -236,6 +251,8 @@ class App:
 
     def trial_states(self) -> Iterator[TrialState]:
         """Watched trials by id, each with its current snapshot (loaded lazily)."""
+        from trialwatch.export import TrialState
+
         last = self.store.last_complete_run()
         checked_at = last.finished_at if last else None
         entries = self.store.watch_entries()
@@ -267,6 +284,8 @@ class App:
 
     def since_print(self, *, unreported_only: bool = False) -> list[Drift]:
         """How the registry moved since a paper printed its table (``watch import``)."""
+        from trialwatch.discovery import Printed, since_print
+
         entries = self.store.printed_entries(unreported_only=unreported_only)
         snapshots: dict[str, Snapshot | None] = {}
         for entry in entries:

@@ -55,5 +55,5 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     # Chatty libraries stay at WARNING whatever our level.
-    for name in ("httpx", "httpcore", "apscheduler", "mail.log", "asyncio"):
+    for name in ("httpx", "httpcore", "apscheduler", "mail.log", "asyncio", "alembic"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))

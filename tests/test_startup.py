@@ -1,0 +1,59 @@
+"""The command starts fast because it imports only what the command needs (issue 12).
+
+Timings are measured by benchmarks/bench_startup.py, never asserted here; what the tests hold
+is the import graph that makes them: --version and --help load no database, HTTP or template
+library, and `status` loads no HTTP, mail or template library.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("sqlalchemy", "sqlmodel", "httpx", "jinja2", "pydantic", "alembic", "smtplib", "rich")
+
+
+def _modules_after(argv: list[str], cwd: Path) -> set[str]:
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from trialwatch.cli import main
+        sys.argv = ["trialwatch", *{argv!r}]
+        try:
+            main()
+        except SystemExit:
+            pass
+        sys.stderr.write("MODULES" + json.dumps(sorted(sys.modules)) + "\\n")
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    line = next(x for x in run.stderr.splitlines() if x.startswith("MODULES"))
+    return {m.split(".")[0] for m in json.loads(line[len("MODULES") :])}
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["sync", "--help"]])
+def test_version_and_help_import_no_heavy_library(argv: list[str], tmp_path: Path) -> None:
+    loaded = _modules_after(argv, tmp_path)
+    heavy = set(HEAVY)
+    if argv[0] != "--version" and argv != ["--help"]:
+        heavy.discard("pydantic")  # typer's own help of a command's options imports it
+    assert not loaded & heavy, sorted(loaded & heavy)
+
+
+def test_status_imports_no_network_mail_or_template_library(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "trialwatch.toml").write_text(
+        '[[watchlist]]\nnct_id = "NCT02606461"\n', encoding="utf-8"
+    )
+    loaded = _modules_after(["status"], tmp_path)
+    assert "sqlalchemy" in loaded  # it does read the database
+    assert not loaded & {"httpx", "jinja2", "smtplib", "alembic"}, sorted(
+        loaded & {"httpx", "jinja2", "smtplib", "alembic"}
+    )
