@@ -45,7 +45,8 @@ def test_the_thirteen_trials_baseline_change_and_idle_poll(api: FakeCtGov, db: P
     assert "Synced 13 trials" in first.out
     assert "13 new" in first.out
     assert api.count("/version") == 1
-    assert api.count("/studies") == 1  # 13 ids, one request (pageSize >= 13)
+    assert api.count_lookups() == 1  # 13 ids, one request (pageSize >= 13)
+    assert api.count_searches() == 1  # the shipped [[queries]] for Selinexor (its baseline)
     studies_call = next(r for r in api.requests if r.path.endswith("/studies"))
     assert len(studies_call.params["filter.ids"].split(",")) == 13
 
@@ -53,7 +54,7 @@ def test_the_thirteen_trials_baseline_change_and_idle_poll(api: FakeCtGov, db: P
     api.clear_requests()
     second = _run(api, db, "sync")
     assert second.code == 0, second.err
-    assert len(api.requests) == 2
+    assert len(api.requests) == 3  # /version, the 13 ids, the Selinexor search
     assert "1 changed" in second.out
     assert "Overall status: Active, not recruiting → Completed" in second.out
 
@@ -170,7 +171,8 @@ def test_transient_faults_are_retried(api: FakeCtGov, db: Path) -> None:
     run = _run(api, db, "sync")
     assert run.code == 0, run.err
     assert "Synced 13 trials" in run.out
-    assert api.count("/studies") == 4
+    assert api.count_lookups() == 4  # three faults, then the answer
+    assert api.count_searches() == 1
 
 
 def test_api_down_is_a_clear_error_and_changes_nothing(api: FakeCtGov, db: Path) -> None:

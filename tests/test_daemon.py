@@ -122,7 +122,7 @@ def test_interval_seconds_wins_over_cron_and_the_first_sync_runs_at_start(make_a
     scheduler.start(paused=True)  # pending jobs get the job defaults when the scheduler starts
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {"sync", "flush", "daily-digest", "weekly-digest"}
+        assert set(jobs) == {"sync", "flush", "daily-digest", "weekly-digest", "full-sweep"}
         sync = jobs["sync"]
         assert isinstance(sync.trigger, IntervalTrigger)
         assert sync.trigger.interval == timedelta(seconds=7)

@@ -271,7 +271,8 @@ def test_a_change_while_running_is_emailed_once_within_ten_seconds(
     # The logs: one sync.done per fetching sync with counts, duration and run_id; changes
     # carry the trial's nct_id and the same run_id.
     [done] = daemon.matching("sync.done", changed=1)
-    assert done["changes"] >= 1 and done["checked"] == 13 and done["requests"] == 2
+    # /version, the 13 ids, the shipped Selinexor search.
+    assert done["changes"] >= 1 and done["checked"] == 13 and done["requests"] == 3
     assert isinstance(done["duration_s"], int | float)
     [change] = daemon.matching("trial.change", nct_id=SEAL, field="overall_status")
     assert change["run_id"] == done["run_id"]
@@ -290,15 +291,15 @@ def test_idle_ticks_cost_one_version_request_each(
     code, _ = daemon.terminate()
     assert code == 0, daemon.output()
 
-    # Counted after exit, so no tick is half-counted: the baseline took /version + /studies,
-    # every other tick exactly one /version.
+    # Counted after exit, so no tick is half-counted: the baseline took /version, the ids and
+    # the Selinexor search; every other tick exactly one /version.
     ticks = daemon.count(*TICKS)
     idle = daemon.count("sync.idle")
     assert idle >= 3
     assert ticks == idle + 1  # the baseline, then idle ticks only
-    assert api.count("/studies") == 1
+    assert api.count_lookups() == 1 and api.count_searches() == 1
     assert api.count("/version") == ticks
-    assert len(api.requests) == ticks + 1
+    assert len(api.requests) == ticks + 2
     assert smtp.messages == []
 
 

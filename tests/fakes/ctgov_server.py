@@ -449,6 +449,22 @@ class FakeCtGov:
         with self._lock:
             return sum(1 for r in self._requests if r.path.endswith(path_suffix))
 
+    def count_lookups(self) -> int:
+        """How many ``/studies`` requests asked for ids (``filter.ids``): the watch set's."""
+        with self._lock:
+            return sum(
+                1 for r in self._requests if r.path.endswith("/studies") and "filter.ids" in r.params
+            )
+
+    def count_searches(self) -> int:
+        """How many ``/studies`` requests were searches (``query.*``): the ``[[queries]]``'."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._requests
+                if r.path.endswith("/studies") and any(k.startswith("query.") for k in r.params)
+            )
+
     # -- faults ----------------------------------------------------------------------------------
 
     def inject(self, kind: str, *, times: int = 1, path: str | None = None, **opts: Any) -> None:

@@ -1,0 +1,125 @@
+"""Issue 9's bar, as a user meets it: the shipped config with its Selinexor query, a new trial
+appearing at CT.gov, and the review's own text imported to see what changed since print."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import DATA, SELINEXOR
+from tests.e2e import Run, trialwatch, user_env
+from tests.fakes.ctgov_server import FakeCtGov
+from tests.fakes.smtp_server import FakeSmtp
+
+pytestmark = pytest.mark.e2e
+NEW = "NCT07123456"
+CLINICIAN = "clinician@example.org"
+
+
+@pytest.fixture
+def api() -> Iterator[FakeCtGov]:
+    with FakeCtGov.load_dir(SELINEXOR) as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp() -> Iterator[FakeSmtp]:
+    with FakeSmtp() as server:
+        yield server
+
+
+def _env(tmp_path: Path, api: FakeCtGov, smtp: FakeSmtp) -> dict[str, str]:
+    return user_env(
+        api.base_url,
+        tmp_path / "data" / "trialwatch.db",
+        TRIALWATCH_EMAIL__ENABLED="true",
+        TRIALWATCH_EMAIL__SMTP_HOST="127.0.0.1",
+        TRIALWATCH_EMAIL__SMTP_PORT=str(smtp.port),
+        TRIALWATCH_EMAIL__SECURITY="none",
+        TRIALWATCH_EMAIL__SENDER="trialwatch@example.org",
+        TRIALWATCH_EMAIL__TO=json.dumps([CLINICIAN]),
+        TRIALWATCH_HEALTH__MAX_DATA_AGE_HOURS="1000000",
+    )
+
+
+def _run(env: dict[str, str], tmp_path: Path, *args: str) -> Run:
+    run = trialwatch(*args, env=env, cwd=tmp_path)
+    assert "Traceback" not in run.err, run.err
+    assert run.code == 0, run.err
+    return run
+
+
+def _new_selinexor_trial(api: FakeCtGov) -> dict[str, Any]:
+    record = copy.deepcopy(api.study("NCT04595994"))
+    ident = record["protocolSection"]["identificationModule"]
+    ident["nctId"] = NEW
+    ident["briefTitle"] = "Selinexor With Trabectedin in Advanced Soft Tissue Sarcoma"
+    ident.pop("acronym", None)
+    ident.pop("orgStudyIdInfo", None)
+    record["protocolSection"]["statusModule"]["overallStatus"] = "NOT_YET_RECRUITING"
+    record["protocolSection"]["statusModule"]["studyFirstPostDateStruct"] = {
+        "date": "2026-11-26",
+        "type": "ACTUAL",
+    }
+    return record
+
+
+def test_a_new_selinexor_trial_is_one_email_and_a_forced_resync_sends_nothing_more(
+    api: FakeCtGov, smtp: FakeSmtp, tmp_path: Path
+) -> None:
+    env = _env(tmp_path, api, smtp)
+    baseline = _run(env, tmp_path, "sync")
+    assert "13 new" in baseline.out
+    assert smtp.messages == []  # the baseline, the query's too, notifies nobody
+
+    api.put_study(_new_selinexor_trial(api))
+    api.set_data_timestamp("2026-11-26T09:00:06")
+    found = _run(env, tmp_path, "sync")
+    assert "New trial matching selinexor: Selinexor With Trabectedin" in found.out
+    [received] = smtp.wait_for(1)
+    message = received.message
+    assert NEW in message["Subject"] and "New trial matching selinexor" in message["Subject"]
+    body = message.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "Selinexor With Trabectedin in Advanced Soft Tissue Sarcoma" in text
+    assert f"https://clinicaltrials.gov/study/{NEW}" in text
+    for other in api.nct_ids:  # nothing about the unchanged ones
+        if other != NEW:
+            assert other not in text
+
+    assert "0 changed (0 changes)" in _run(env, tmp_path, "sync", "--force").out
+    assert len(smtp.messages) == 1
+
+
+def test_importing_the_review_finds_its_13_trials_and_what_moved_since_print(
+    api: FakeCtGov, smtp: FakeSmtp, tmp_path: Path
+) -> None:
+    env = _env(tmp_path, api, smtp)
+    review = DATA / "import" / "review_pipes.txt"
+    dry = _run(env, tmp_path, "watch", "import", str(review), "--dry-run")
+    assert "13 NCT number(s) found" in dry.out
+    assert "NCT03042819  (printed: ACTIVE, NOT RECRUITING)" in dry.out
+
+    imported = _run(env, tmp_path, "watch", "import", str(review))
+    assert "13 NCT number(s) found" in imported.out
+    assert "Read what the text printed (status, title) for" in imported.out
+
+    synced = _run(env, tmp_path, "sync")
+    since = synced.out.split("Since print", 1)[1]
+    moved = [line.strip() for line in since.splitlines()[1:] if "as printed →" in line]
+    registry = {i: api.study(i)["protocolSection"]["statusModule"]["overallStatus"]
+                for i in api.nct_ids}
+    # Each trial whose registry status differs from Table 2's printed one, named once.
+    assert any(line.startswith("NCT04811196") and "Recruiting as printed →" in line
+               for line in moved) == (registry["NCT04811196"] != "RECRUITING")
+    named = [line.split()[0] for line in moved]
+    assert len(named) == len(set(named))
+    assert "NCT03042819" in named or registry["NCT03042819"] == "ACTIVE_NOT_RECRUITING"
+    # Said once: the next sync does not repeat it.
+    assert "Since print" not in _run(env, tmp_path, "sync", "--force").out
