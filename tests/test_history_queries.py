@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
+from trialwatch.cli import _report
+from trialwatch.exceptions import UserError
 from trialwatch.history import Period, TrialHistory, period_report, render_period_report
 from trialwatch.models import WatchItem
 from trialwatch.storage import Store
@@ -211,3 +213,57 @@ def test_changes_of_a_trial_no_longer_watched_are_left_out_of_the_stream(
 
     assert SEAL not in {e.nct_id for e, _ in store.iter_changes()}
     assert store.trial_history(SEAL) is not None  # its history is kept and still readable
+
+
+# --- what the commands read (trialwatch.cli._report), and their limits --------------------------
+
+
+def test_a_report_reads_the_changed_trials_and_lists_the_others_while_few(
+    store: Store, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    period = Period(DAY[2])  # the slip and the enrollment change
+
+    histories = _report.report_histories(store, period, picture=False)
+
+    assert [h.nct_id for h in histories] == [SLIP, GROW, SEAL, QUIET]
+    assert all(len(h.changes) == (h.nct_id in (SLIP, GROW)) for h in histories)
+    text = _text_report(store, histories, period)
+    assert "2 changes in 2 of 4 watched trials." in text
+    assert "No recorded changes:\n  SEAL (NCT02606461)" in text
+
+    monkeypatch.setattr(_report, "QUIET_LISTED_MAX", 1)
+    few = _report.report_histories(store, period, picture=False)
+
+    assert [h.nct_id for h in few] == [SLIP, GROW]
+    text = _text_report(store, few, period)
+    assert "2 changes in 2 of 4 watched trials." in text
+    assert "No recorded changes:" not in text
+    assert "No recorded changes in the 2 other watched trials." in text
+
+
+def test_a_picture_reads_whole_histories_up_to_its_limit(
+    store: Store, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    period = Period(DAY[2])
+    whole = {h.nct_id: h for h in _report.report_histories(store, period, picture=True)}
+    assert "overall_status" in _fields(whole[SEAL])  # before the period: its status span
+    assert len(whole[SEAL].versions) == 2
+    assert _report.timeline_ids(store) == sorted(IDS)
+
+    monkeypatch.setattr(_report, "PICTURE_MAX_TRIALS", 1)
+    with pytest.raises(UserError, match="2 trials changed in since 2026-11-25; an HTML report"):
+        _report.report_histories(store, period, picture=True)
+    assert len(_report.report_histories(store, period, picture=False)) == 4
+    with pytest.raises(UserError, match="the watch set has 4 trials; a timeline draws at most 1"):
+        _report.timeline_ids(store)
+
+
+def _text_report(store: Store, histories: list[TrialHistory], period: Period) -> str:
+    report = period_report(
+        histories,
+        period,
+        generated_at=datetime(2026, 11, 27, tzinfo=UTC),
+        data_timestamp=None,
+        watched=store.watched_count(),
+    )
+    return render_period_report(report, "text")

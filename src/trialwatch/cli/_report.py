@@ -10,7 +10,7 @@ current version of each); the watch set's other trials are listed only while the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,6 +28,51 @@ QUIET_LISTED_MAX = 100
 
 PICTURE_MAX_TRIALS = 1000
 """Trials one timeline page draws at most (a few KB of SVG each)."""
+
+if TYPE_CHECKING:
+    from trialwatch.history import Period, TrialHistory
+    from trialwatch.storage import Store
+
+
+def report_histories(store: Store, period: Period, *, picture: bool) -> list[TrialHistory]:
+    """What a report of ``period`` reads: the watched trials with changes in it, then the
+    others while there are at most :data:`QUIET_LISTED_MAX` (the caller counts the rest with
+    ``store.watched_count()``). A ``picture`` (HTML) needs each trial's whole history; words
+    need only the period's changes and the ends of each record.
+
+    Raises :class:`UserError` when a picture would draw more than :data:`PICTURE_MAX_TRIALS`.
+    """
+    from trialwatch.exceptions import UserError
+
+    changed = store.changed_trial_ids(period)
+    if picture and len(changed) > PICTURE_MAX_TRIALS:
+        raise UserError(
+            f"{len(changed)} trials changed in {period.label}; an HTML report draws at most "
+            f"{PICTURE_MAX_TRIALS}: choose a shorter period, or --format text, markdown or json"
+        )
+    changes_in = None if picture else period
+    histories = list(store.histories(changed, changes_in=changes_in, all_versions=picture))
+    if store.watched_count() - len(changed) <= QUIET_LISTED_MAX:
+        seen = set(changed)
+        quiet = [i for ids in store.iter_watched_ids() for i in ids if i not in seen]
+        histories += store.histories(quiet, changes_in=changes_in, all_versions=picture)
+    return histories
+
+
+def timeline_ids(store: Store) -> list[str]:
+    """Every watched trial, by id: what ``timeline`` draws when no trial is named. Raises
+    :class:`UserError` beyond :data:`PICTURE_MAX_TRIALS`, saying what to do instead."""
+    from trialwatch.exceptions import UserError
+
+    count = store.watched_count()
+    if count > PICTURE_MAX_TRIALS:
+        raise UserError(
+            f"the watch set has {count} trials; a timeline draws at most {PICTURE_MAX_TRIALS}: "
+            "name the trials to draw (trialwatch timeline SEAL NCT…), or see those that "
+            "changed with trialwatch report --since DATE"
+        )
+    return [i for chunk in store.iter_watched_ids() for i in chunk]
+
 
 _OUTPUT_OPTION = typer.Option(
     "--output", "-o", metavar="FILE", help="Write to FILE (replaced at once) instead of stdout."
@@ -67,33 +112,20 @@ def report(
     except ValueError as exc:
         fail(str(exc), EXIT_CONFIG)
     check_format(fmt, REPORT_FORMATS, "report")
+    from trialwatch.exceptions import UserError
     from trialwatch.history import period_report, render_period_report
 
-    picture = fmt == "html"
     with open_app() as app:
-        store = app.store
-        changed = store.changed_trial_ids(period)
-        if picture and len(changed) > PICTURE_MAX_TRIALS:
-            fail(
-                f"{len(changed)} trials changed in {period.label}; an HTML report draws at most "
-                f"{PICTURE_MAX_TRIALS}: choose a shorter period, or --format text, markdown "
-                "or json",
-                EXIT_CONFIG,
-            )
-        watched = store.watched_count()
-        # The picture draws each trial's whole record; words need only the period's changes.
-        changes_in = None if picture else period
-        histories = list(store.histories(changed, changes_in=changes_in, all_versions=picture))
-        if watched - len(changed) <= QUIET_LISTED_MAX:
-            seen = set(changed)
-            quiet = [i for ids in store.iter_watched_ids() for i in ids if i not in seen]
-            histories += store.histories(quiet, changes_in=changes_in, all_versions=picture)
+        try:
+            histories = report_histories(app.store, period, picture=fmt == "html")
+        except UserError as exc:
+            fail(str(exc), EXIT_CONFIG)
         result = period_report(
             histories,
             period,
             generated_at=app.clock(),
             data_timestamp=data_timestamp(app),
-            watched=watched,
+            watched=app.store.watched_count(),
         )
     text = render_period_report(result, fmt)
     write_output(output, lambda out: out.write(text))
@@ -123,23 +155,18 @@ def timeline(
 
     Example: trialwatch timeline --output timeline.html   (or: trialwatch timeline SEAL BOSTON)
     """
+    from trialwatch.exceptions import UserError
     from trialwatch.timeline import render_timeline_page
 
     with open_app() as app:
-        store = app.store
         if trials:
             ids = list(dict.fromkeys(resolve_one(app, key) for key in trials))
         else:
-            count = store.watched_count()
-            if count > PICTURE_MAX_TRIALS:
-                fail(
-                    f"the watch set has {count} trials; a timeline draws at most "
-                    f"{PICTURE_MAX_TRIALS}: name the trials to draw (trialwatch timeline SEAL "
-                    "NCT…), or see those that changed with trialwatch report --since DATE",
-                    EXIT_CONFIG,
-                )
-            ids = [i for chunk in store.iter_watched_ids() for i in chunk]
-        histories = list(store.histories(ids))
+            try:
+                ids = timeline_ids(app.store)
+            except UserError as exc:
+                fail(str(exc), EXIT_CONFIG)
+        histories = list(app.store.histories(ids))
         page = render_timeline_page(
             histories, generated_at=app.clock(), data_timestamp=data_timestamp(app)
         )
