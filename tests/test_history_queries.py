@@ -251,7 +251,9 @@ def test_a_picture_reads_whole_histories_up_to_its_limit(
     assert _report.timeline_ids(store) == sorted(IDS)
 
     monkeypatch.setattr(_report, "PICTURE_MAX_TRIALS", 1)
-    with pytest.raises(UserError, match="2 trials changed in since 2026-11-25; an HTML report"):
+    with pytest.raises(
+        UserError, match=r"2 trials changed in the period \(since 2026-11-25\); an HTML report"
+    ):
         _report.report_histories(store, period, picture=True)
     assert len(_report.report_histories(store, period, picture=False)) == 4
     with pytest.raises(UserError, match="the watch set has 4 trials; a timeline draws at most 1"):

@@ -27,7 +27,7 @@ _CHANGE_FORMATS = ("jsonl", "atom")
 _TRIAL_ARGUMENT = typer.Argument(
     help="The trial: an NCT id or a label, e.g. SEAL.", metavar="TRIAL"
 )
-_OUTPUT_OPTION = typer.Option(
+OUTPUT_OPTION = typer.Option(
     "--output", "-o", metavar="FILE", help="Write to FILE (replaced at once) instead of stdout."
 )
 
@@ -209,7 +209,7 @@ def export(
         bool,
         typer.Option("--bom", help="Start a CSV with a UTF-8 byte order mark (for Excel)."),
     ] = False,
-    output: Annotated[Path | None, _OUTPUT_OPTION] = None,
+    output: Annotated[Path | None, OUTPUT_OPTION] = None,
 ) -> None:
     """Export every watched trial's current state, or the recorded changes, stamped with the
     CT.gov data timestamp they reflect (formats: docs/export-formats.md; the JSON document's

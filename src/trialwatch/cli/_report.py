@@ -16,6 +16,7 @@ import typer
 
 from trialwatch.cli._common import EXIT_CONFIG, cli, echo_err, fail, open_app
 from trialwatch.cli._data import (
+    OUTPUT_OPTION,
     check_format,
     data_timestamp,
     read_day,
@@ -45,14 +46,17 @@ def report_histories(store: Store, period: Period, *, picture: bool) -> list[Tri
     from trialwatch.exceptions import UserError
 
     changed = store.changed_trial_ids(period)
-    if picture and len(changed) > PICTURE_MAX_TRIALS:
+    quiet_count = store.watched_count() - len(changed)
+    listed = quiet_count <= QUIET_LISTED_MAX
+    if picture and len(changed) + (quiet_count if listed else 0) > PICTURE_MAX_TRIALS:
         raise UserError(
-            f"{len(changed)} trials changed in {period.label}; an HTML report draws at most "
-            f"{PICTURE_MAX_TRIALS}: choose a shorter period, or --format text, markdown or json"
+            f"{len(changed)} trials changed in the period ({period.label}); an HTML report "
+            f"draws at most {PICTURE_MAX_TRIALS}: choose a shorter period, or --format text, "
+            "markdown or json"
         )
     changes_in = None if picture else period
     histories = list(store.histories(changed, changes_in=changes_in, all_versions=picture))
-    if store.watched_count() - len(changed) <= QUIET_LISTED_MAX:
+    if listed:
         seen = set(changed)
         quiet = [i for ids in store.iter_watched_ids() for i in ids if i not in seen]
         histories += store.histories(quiet, changes_in=changes_in, all_versions=picture)
@@ -74,11 +78,6 @@ def timeline_ids(store: Store) -> list[str]:
     return [i for chunk in store.iter_watched_ids() for i in chunk]
 
 
-_OUTPUT_OPTION = typer.Option(
-    "--output", "-o", metavar="FILE", help="Write to FILE (replaced at once) instead of stdout."
-)
-
-
 @cli.command()
 def report(
     since: Annotated[
@@ -91,7 +90,7 @@ def report(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="text, markdown, json or html.")
     ] = "text",
-    output: Annotated[Path | None, _OUTPUT_OPTION] = None,
+    output: Annotated[Path | None, OUTPUT_OPTION] = None,
 ) -> None:
     """Every change recorded across the watch set in a period, grouped by trial, most severe
     first, each trial summed up in one line ("Completion slipped 14 months ..."). HTML adds a
@@ -146,7 +145,7 @@ def timeline(
             metavar="TRIAL", help="Only these trials (ids or labels); default: all watched."
         ),
     ] = None,
-    output: Annotated[Path | None, _OUTPUT_OPTION] = None,
+    output: Annotated[Path | None, OUTPUT_OPTION] = None,
 ) -> None:
     """Draw each watched trial's start, primary completion and completion dates on one time
     axis (actual filled, estimated hollow), each recorded slip as an arrow from the old date to
