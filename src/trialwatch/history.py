@@ -699,7 +699,10 @@ class TrialPeriod:
 @dataclass(frozen=True, slots=True)
 class PeriodReport:
     """Every recorded change of the watch set in ``period``: ``trials`` with changes, most
-    severe first, and ``quiet`` trials with none (in the order given)."""
+    severe first, and ``quiet`` trials with none (in the order given).
+
+    ``watched_count`` is the size of the watch set when it is larger than the trials given (a
+    large watch set's quiet trials are counted, not listed); ``None``: the trials given."""
 
     period: Period
     generated_at: datetime
@@ -707,10 +710,21 @@ class PeriodReport:
     trials: tuple[TrialPeriod, ...]
     quiet: tuple[TrialPeriod, ...]
     histories: tuple[TrialHistory, ...] = field(default=())
+    watched_count: int | None = None
 
     @property
     def change_count(self) -> int:
         return sum(len(t.changes) for t in self.trials)
+
+    @property
+    def watched(self) -> int:
+        listed = len(self.trials) + len(self.quiet)
+        return listed if self.watched_count is None else max(self.watched_count, listed)
+
+    @property
+    def unlisted(self) -> int:
+        """Watched trials without changes in the period that are counted but not listed."""
+        return self.watched - len(self.trials) - len(self.quiet)
 
 
 def period_report(
@@ -719,9 +733,13 @@ def period_report(
     *,
     generated_at: datetime,
     data_timestamp: str | None,
+    watched: int | None = None,
 ) -> PeriodReport:
     """Gather the changes of each trial detected in ``period``, summarize each trial in a line,
-    and order trials by their most severe change (then by name). Does not filter by severity."""
+    and order trials by their most severe change (then by name). Does not filter by severity.
+
+    ``watched``: the size of the watch set, when ``histories`` leave out some of its trials
+    without changes (they are then counted in words, not listed)."""
     changed: list[TrialPeriod] = []
     quiet: list[TrialPeriod] = []
     for history in histories:
@@ -742,6 +760,7 @@ def period_report(
         trials=tuple(changed),
         quiet=tuple(quiet),
         histories=tuple(histories),
+        watched_count=watched,
     )
 
 
@@ -761,13 +780,20 @@ def render_period_report(report: PeriodReport, fmt: str) -> str:
 
 
 def _intro(report: PeriodReport) -> str:
-    watched = len(report.trials) + len(report.quiet)
+    watched = report.watched
     if not report.trials:
         return f"No recorded changes in {_plural(watched, 'watched trial')}."
     return (
         f"{_plural(report.change_count, 'change')} in {len(report.trials)} of "
         f"{_plural(watched, 'watched trial')}."
     )
+
+
+def _unlisted(report: PeriodReport) -> str | None:
+    if not report.unlisted:
+        return None
+    other = "other " if report.trials or report.quiet else ""
+    return f"No recorded changes in the {_plural(report.unlisted, other + 'watched trial')}."
 
 
 def _stamp(report: PeriodReport) -> str:
@@ -801,6 +827,9 @@ def _period_text(report: PeriodReport) -> str:
             lines.append(f"  {trial.name}")
             if trial.before_history:
                 lines.append(f"    Note: {trial.before_history}: {history_url(trial.nct_id)}")
+    unlisted = _unlisted(report)
+    if unlisted:
+        lines += ["", unlisted]
     return "\n".join(lines) + "\n"
 
 
@@ -834,6 +863,9 @@ def _period_markdown(report: PeriodReport) -> str:
             note = f" — {_markdown(trial.before_history)}: <{url}>" if trial.before_history else ""
             lines.append(f"- [{_markdown(trial.name)}]({study_url(trial.nct_id)}){note}")
         lines.append("")
+    unlisted = _unlisted(report)
+    if unlisted:
+        lines += [unlisted, ""]
     return "\n".join(lines)
 
 
@@ -856,14 +888,16 @@ def _trial_json(trial: TrialPeriod) -> dict[str, JSONValue]:
 
 
 def period_json(report: PeriodReport) -> dict[str, JSONValue]:
-    """``report --format json``: the period, the stamp, then trials with changes (most severe
-    first, each change as in ``export --format jsonl``) and the quiet ones."""
+    """``report --format json``: the period, the stamp, the size of the watch set, then trials
+    with changes (most severe first, each change as in ``export --format jsonl``) and the quiet
+    ones listed (all of them unless the watch set is large)."""
     return {
         "since": report.period.since.isoformat(),
         "until": report.period.until.isoformat() if report.period.until else None,
         "generated_at": iso(report.generated_at),
         "data_timestamp": report.data_timestamp,
         "change_count": report.change_count,
+        "watched_count": report.watched,
         "trials": [_trial_json(t) for t in report.trials],
         "quiet": [_trial_json(t) for t in report.quiet],
     }
@@ -906,6 +940,7 @@ def _period_html(report: PeriodReport) -> str:
             }
             for t in report.quiet
         ],
+        "unlisted": _unlisted(report),
         "timeline": timeline_context(report.histories, today=today),
     }
     return page_environment().get_template("period_report.html.j2").render(context)

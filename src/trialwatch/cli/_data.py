@@ -1,21 +1,39 @@
-"""``history`` and ``export``: reading what trialwatch recorded."""
+"""``history``, ``diff`` and ``export``: reading what trialwatch recorded.
+
+Shared with ``_report``: :func:`resolve_one` (an id or a label -> one NCT id), :func:`read_day`
+(a ``YYYY-MM-DD`` option) and :func:`write_output` (stdout, or a file replaced atomically).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, fail, open_app, when
+from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, echo_err, fail, open_app
 
-
-def resolve_one(app: object, key: str) -> str:
-    """An NCT id or a label -> the one NCT id it names (exit 2 when none or several)."""
+if TYPE_CHECKING:
     from trialwatch.app import App
+    from trialwatch.history import RecordedChange
 
-    assert isinstance(app, App)
+EXPORT_FORMATS = ("json", "csv", "jsonl", "atom")
+_CHANGE_FORMATS = ("jsonl", "atom")
+
+_TRIAL_ARGUMENT = typer.Argument(
+    help="The trial: an NCT id or a label, e.g. SEAL.", metavar="TRIAL"
+)
+OUTPUT_OPTION = typer.Option(
+    "--output", "-o", metavar="FILE", help="Write to FILE (replaced at once) instead of stdout."
+)
+
+
+def resolve_one(app: App, key: str) -> str:
+    """An NCT id or a label -> the one NCT id it names (exit 2 when none or several)."""
     found = app.store.resolve_trial(key)
     if not found:
         fail(
@@ -28,75 +46,248 @@ def resolve_one(app: object, key: str) -> str:
     return found[0]
 
 
+def read_day(option: str, text: str | None) -> date | None:
+    """A ``YYYY-MM-DD`` option's value (``None`` when not given); exit 2 in one line if bad."""
+    if text is None:
+        return None
+    from trialwatch.history import parse_day
+
+    try:
+        return parse_day(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}", EXIT_CONFIG)
+
+
+def check_format(fmt: str, choices: tuple[str, ...], what: str) -> None:
+    if fmt not in choices:
+        fail(f"unknown {what} format {fmt!r} (choose from {', '.join(choices)})", EXIT_CONFIG)
+
+
+def write_output(
+    output: Path | None, write: Callable[[IO[str]], object], *, newline: str | None = None
+) -> None:
+    """Call ``write`` with stdout, or with a temporary file beside ``output`` that then replaces
+    it in one step: a reader (a feed reader, a spreadsheet) never sees half a file, and a failed
+    export leaves the previous file as it was. UTF-8 either way, whatever the locale says."""
+    if output is None:
+        import io
+
+        sys.stdout.flush()
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline=newline)
+        try:
+            write(stream)
+            stream.flush()
+        finally:
+            stream.detach()  # stdout stays open for whatever is printed after
+        return
+    tmp = output.with_name(f"{output.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline=newline) as fh:
+            write(fh)
+        tmp.replace(output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_FAILURE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def data_timestamp(app: App) -> str | None:
+    """CT.gov's dataTimestamp of the last complete sync: what the current state reflects."""
+    last = app.store.last_complete_run()
+    return last.data_timestamp if last else None
+
+
 @cli.command()
 def history(
-    trial: Annotated[str, typer.Argument(help="The trial: an NCT id or a label, e.g. SEAL.")],
+    trial: Annotated[str, _TRIAL_ARGUMENT],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="DATE", help="Only what was recorded from this UTC day on."
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
 ) -> None:
-    """Show the timeline of changes of one trial.
+    """Show every recorded version and change of one trial, newest first, with links to its
+    study page and CT.gov's history tab (which has what came before trialwatch watched it).
 
-    Example: trialwatch history NCT02606461   (or: trialwatch history SEAL)
+    Example: trialwatch history SEAL --since 2026-01-01   (or: trialwatch history NCT02606461)
     """
-    from trialwatch.models import Severity
-    from trialwatch.vocabulary import history_url, study_url
+    day = read_day("--since", since)
+    check_format(fmt, ("text", "json"), "history")
+    from trialwatch.history import history_json, render_history_text
 
     with open_app() as app:
-        nct_id = resolve_one(app, trial)
-        row = app.store.trial(nct_id)
-        assert row is not None
-        label = app.store.trial_titles([nct_id]).get(nct_id, (None, None))[0] or ""
-        typer.echo(f"{row.nct_id}  {label}  {row.brief_title or ''}".rstrip())
-        typer.echo(f"{study_url(nct_id)}  (registry history: {history_url(nct_id)})")
-        events = app.store.history(nct_id)
-        versions = app.store.versions(nct_id)
-        if versions:
-            typer.echo(f"{when(versions[0].first_seen_at)}  first recorded (baseline)")
-        for event, run in events:
-            typer.echo(
-                f"{when(event.detected_at)}  [{event.category}/"
-                f"{Severity(event.severity).label}] {event.summary}"
-                f"  (data {run.data_timestamp})"
-            )
-        if not events:
-            typer.echo("No changes recorded since the baseline.")
+        found = app.store.trial_history(resolve_one(app, trial))
+    if found is None:  # resolved, then gone: a concurrent `watch remove` cannot do that
+        fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
+    if fmt == "json":
+        import json
+
+        text = json.dumps(history_json(found, since=day), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = render_history_text(found, since=day)
+    write_output(None, lambda out: out.write(text))
+
+
+@cli.command("diff")
+def diff_versions(
+    trial: Annotated[str, _TRIAL_ARGUMENT],
+    from_day: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="DATE",
+            help="Compare from the version recorded as of the start of this UTC day.",
+        ),
+    ] = None,
+    to_day: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="DATE",
+            help="Compare to the version recorded as of the end of this day.",
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+) -> None:
+    """Show what changed between two recorded versions of a trial, in the emails' words.
+
+    Without dates: the last two versions. A day before trialwatch first recorded the trial
+    starts at its first version, and the output says so and links CT.gov's history tab.
+
+    Example: trialwatch diff SEAL --from 2026-01-01 --to 2026-06-30
+    """
+    older_day = read_day("--from", from_day)
+    newer_day = read_day("--to", to_day)
+    if older_day and newer_day and newer_day < older_day:
+        fail(f"--to {newer_day} is before --from {older_day}", EXIT_CONFIG)
+    check_format(fmt, ("text", "json"), "diff")
+    from trialwatch.history import render_version_diff_text, version_diff, version_diff_json
+
+    with open_app() as app:
+        found = app.store.trial_history(resolve_one(app, trial))
+    if found is None:
+        fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
+    try:
+        result = version_diff(found, from_day=older_day, to_day=newer_day)
+    except ValueError as exc:  # nothing recorded yet
+        fail(str(exc), EXIT_CONFIG)
+    if fmt == "json":
+        import json
+
+        text = json.dumps(version_diff_json(result), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = render_version_diff_text(result)
+    write_output(None, lambda out: out.write(text))
 
 
 @cli.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: json.")] = "json",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="json or csv (one trial each), jsonl --changes (one change event per line), "
+            "atom (a feed of changes).",
+        ),
+    ] = "json",
+    changes: Annotated[
+        bool,
+        typer.Option("--changes", help="Export change events, not trials (jsonl; atom always)."),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="DATE", help="Changes detected from this UTC day on (jsonl, atom)."
+        ),
     ] = None,
+    bom: Annotated[
+        bool,
+        typer.Option("--bom", help="Start a CSV with a UTF-8 byte order mark (for Excel)."),
+    ] = False,
+    output: Annotated[Path | None, OUTPUT_OPTION] = None,
 ) -> None:
-    """Export the current status of every watched trial (schema: docs/export.schema.json).
+    """Export every watched trial's current state, or the recorded changes, stamped with the
+    CT.gov data timestamp they reflect (formats: docs/export-formats.md; the JSON document's
+    schema: docs/export.schema.json).
 
-    Example: trialwatch export --format json --output statuses.json
+    Example: trialwatch export --format csv --bom --output trials.csv
     """
-    from trialwatch.export import write_json_export
+    check_format(fmt, EXPORT_FORMATS, "export")
+    if fmt == "jsonl" and not changes:
+        fail("--format jsonl exports change events: add --changes", EXIT_CONFIG)
+    if changes and fmt not in _CHANGE_FORMATS:
+        fail("change events export as --format jsonl or --format atom", EXIT_CONFIG)
+    if since is not None and fmt not in _CHANGE_FORMATS:
+        fail("--since applies to change exports (--format jsonl --changes, atom)", EXIT_CONFIG)
+    if bom and fmt != "csv":
+        fail("--bom applies to --format csv", EXIT_CONFIG)
+    day = read_day("--since", since)
 
-    if fmt != "json":
-        fail(f"unknown export format {fmt!r} (supported: json)", EXIT_CONFIG)
     with open_app() as app:
-        last = app.store.last_complete_run()
-        data_timestamp = last.data_timestamp if last else None
-        if output is None:
-            write_json_export(
-                sys.stdout,
-                app.trial_states(),
-                generated_at=app.clock(),
-                data_timestamp=data_timestamp,
+        if fmt in _CHANGE_FORMATS:
+            count = _export_changes(app, fmt, day, output)
+            what = "change" if count == 1 else "changes"
+        else:
+            count = _export_trials(app, fmt, bom, output)
+            what = "trial" if count == 1 else "trials"
+    if output is not None:
+        echo_err(f"Wrote {count} {what} to {output}")
+
+
+def _export_trials(app: App, fmt: str, bom: bool, output: Path | None) -> int:
+    from trialwatch.export import write_csv_export, write_json_export
+
+    generated_at, stamp = app.clock(), data_timestamp(app)
+    written = 0
+
+    def write(out: IO[str]) -> None:
+        nonlocal written
+        states = app.trial_states()
+        if fmt == "csv":
+            written = write_csv_export(
+                out, states, generated_at=generated_at, data_timestamp=stamp, bom=bom
             )
+        else:
+            written = write_json_export(
+                out, states, generated_at=generated_at, data_timestamp=stamp
+            )
+
+    write_output(output, write, newline="" if fmt == "csv" else None)
+    return written
+
+
+def _export_changes(app: App, fmt: str, since: date | None, output: Path | None) -> int:
+    from trialwatch.history import Period
+
+    start = Period(since).start if since is not None else None
+    written = 0
+
+    def write(out: IO[str]) -> None:
+        nonlocal written
+        if fmt == "jsonl":
+            from trialwatch.export import write_jsonl_changes
+
+            # One event at a time, as they stream from the database: memory stays flat.
+            for event, label in app.store.iter_changes(since=start):
+                written += write_jsonl_changes(out, [event], labels={event.nct_id: label})
             return
-        tmp = output.with_name(output.name + ".tmp")
-        try:
-            with tmp.open("w", encoding="utf-8") as fh:
-                count = write_json_export(
-                    fh,
-                    app.trial_states(),
-                    generated_at=app.clock(),
-                    data_timestamp=data_timestamp,
-                )
-            tmp.replace(output)  # atomic: a reader never sees half a file
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            fail(f"cannot write {output}: {exc.strerror}", EXIT_FAILURE)
-        typer.echo(f"Wrote {count} trials to {output}", err=True)
+        from trialwatch.feeds import render_atom_feed
+
+        labels: dict[str, str | None] = {}
+        events: list[RecordedChange] = []
+        for event, label in app.store.iter_changes(since=start):
+            labels[event.nct_id] = label
+            events.append(event)
+        written = len(events)
+        feed = render_atom_feed(
+            events, generated_at=app.clock(), data_timestamp=data_timestamp(app), labels=labels
+        )
+        out.write(feed.decode("utf-8"))
+
+    write_output(output, write, newline="")
+    return written

@@ -1,19 +1,92 @@
-"""Read queries for the commands that show things: status, history, export, watch list."""
+"""Read queries for the commands that show things: status, history, export, watch list.
+
+The history reads fill :mod:`trialwatch.history`'s value types, one query per type (trials,
+their versions, their change events) for a batch of trials at a time, so a report or an export
+over a large watch set holds one batch of rows in the database driver at a time, never the
+whole set: callers that keep every history (a report must sort them) decide how many they load.
+Each batch is its own short transaction: on SQLite a transaction holds the write lock (see
+``_engine``), and a long read would keep a sync waiting.
+"""
 
 from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from trialwatch.exceptions import StorageError
+from trialwatch.history import (
+    Period,
+    RecordedChange,
+    RecordedVersion,
+    TrialHistory,
+    assemble_histories,
+)
 from trialwatch.models import Snapshot
 from trialwatch.storage._engine import StoreBase
 from trialwatch.storage._schema import ChangeEvent, RecordVersion, SyncRun, Trial, Watch
+
+HISTORY_BATCH = 500
+"""Trials per batch of history reads: each batch is three queries with this many ids bound."""
+
+CHANGES_BATCH = 1000
+"""Change events per query when streaming them (``export --format jsonl|atom``)."""
+
+# Whose label names a trial when several sources give one (as ``WatchEntry`` decides).
+_SOURCE_RANK = sa.case(
+    (col(Watch.source) == "config", 0),
+    (col(Watch.source) == "cli", 1),
+    (col(Watch.source) == "import", 2),
+    else_=3,
+)
+
+
+def _label_of(nct_id: Any, acronym: Any) -> Any:
+    """The name a trial goes by, as a SQL expression correlated on its ``nct_id`` column: the
+    label of its best source (config, cli, import, then queries), else its ``acronym``."""
+    best = (
+        select(Watch.label)
+        .where(
+            col(Watch.nct_id) == nct_id,
+            col(Watch.label).is_not(None),
+            col(Watch.label) != "",
+        )
+        .order_by(_SOURCE_RANK, col(Watch.source))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(best, acronym)
+
+
+def _is_watched(nct_id: Any) -> Any:
+    # EXISTS is one index probe per row on both engines; ``IN (SELECT ... FROM watch)`` would
+    # read the whole watch set again for every batch on SQLite.
+    return sa.exists().where(col(Watch.nct_id) == nct_id)
+
+
+def _recorded_change(event: ChangeEvent) -> RecordedChange:
+    assert event.id is not None and event.detected_at is not None
+    return RecordedChange(
+        id=event.id,
+        nct_id=event.nct_id,
+        detected_at=event.detected_at,
+        data_timestamp=event.data_timestamp,
+        change=event.to_change(),
+        from_version_id=event.from_version_id,
+        to_version_id=event.to_version_id,
+    )
+
+
+def _in_period(column: Any, period: Period) -> list[Any]:
+    clauses = [column >= period.start]
+    if period.end is not None:
+        clauses.append(column < period.end)
+    return clauses
 
 
 class QueriesMixin(StoreBase):
@@ -108,6 +181,137 @@ class QueriesMixin(StoreBase):
                     .order_by(col(RecordVersion.id))
                 )
             )
+
+    # --- history: trials, their versions and their changes -----------------------------------
+
+    def trial_history(self, nct_id: str) -> TrialHistory | None:
+        """Everything recorded of one trial (``trialwatch history``, ``diff``): every version
+        and every change event. ``None`` when the trial is not known at all."""
+        return next(self.histories([nct_id]), None)
+
+    def histories(
+        self,
+        ids: Iterable[str],
+        *,
+        changes_in: Period | None = None,
+        all_versions: bool = True,
+        batch: int = HISTORY_BATCH,
+    ) -> Iterator[TrialHistory]:
+        """The recorded history of each known trial of ``ids``, in that order (unknown ids are
+        skipped), ``batch`` trials at a time: three queries per batch.
+
+        ``changes_in`` keeps only the change events detected in that period (a text report
+        needs no others). ``all_versions=False`` loads only the first and the current version
+        of each trial: when its record starts and what it says now, which is all a text report
+        shows; the timeline picture needs them all (its status spans)."""
+        pending: list[str] = []
+        for nct_id in ids:
+            pending.append(nct_id.strip().upper())
+            if len(pending) >= batch:
+                yield from self._history_batch(pending, changes_in, all_versions)
+                pending = []
+        if pending:
+            yield from self._history_batch(pending, changes_in, all_versions)
+
+    def _history_batch(
+        self, ids: Sequence[str], changes_in: Period | None, all_versions: bool
+    ) -> list[TrialHistory]:
+        wanted = list(dict.fromkeys(ids))
+        with self.session() as s:
+            trials = {
+                nct_id: (nct_id, label, added_at)
+                for nct_id, label, added_at in s.execute(
+                    sa.select(
+                        col(Trial.nct_id),
+                        _label_of(col(Trial.nct_id), col(Trial.acronym)),
+                        col(Trial.added_at),
+                    ).where(col(Trial.nct_id).in_(wanted))
+                )
+            }
+            versions = self._version_rows(s, wanted, all_versions)
+            changes = self._change_rows(s, wanted, changes_in)
+        ordered = [trials[i] for i in wanted if i in trials]
+        return assemble_histories(ordered, versions, changes)
+
+    @staticmethod
+    def _version_rows(s: Session, ids: list[str], all_versions: bool) -> list[RecordedVersion]:
+        # Not raw_zlib: the registry's whole record is large, and no history view reads it.
+        query = sa.select(
+            col(RecordVersion.id),
+            col(RecordVersion.nct_id),
+            col(RecordVersion.first_seen_at),
+            col(RecordVersion.data_timestamp),
+            col(RecordVersion.snapshot_json),
+        ).where(col(RecordVersion.nct_id).in_(ids))
+        if not all_versions:
+            first = (
+                sa.select(sa.func.min(col(RecordVersion.id)))
+                .where(col(RecordVersion.nct_id).in_(ids))
+                .group_by(col(RecordVersion.nct_id))
+            )
+            current = sa.select(col(Trial.current_version_id)).where(
+                col(Trial.nct_id).in_(ids), col(Trial.current_version_id).is_not(None)
+            )
+            query = query.where(
+                sa.or_(col(RecordVersion.id).in_(first), col(RecordVersion.id).in_(current))
+            )
+        return [
+            RecordedVersion(
+                version_id=row.id,
+                nct_id=row.nct_id,
+                first_seen_at=row.first_seen_at,
+                data_timestamp=row.data_timestamp,
+                snapshot=Snapshot.from_dict(json.loads(row.snapshot_json)),
+            )
+            for row in s.execute(query)
+        ]
+
+    @staticmethod
+    def _change_rows(s: Session, ids: list[str], period: Period | None) -> list[RecordedChange]:
+        query = select(ChangeEvent).where(col(ChangeEvent.nct_id).in_(ids))
+        if period is not None:
+            query = query.where(*_in_period(col(ChangeEvent.detected_at), period))
+        return [_recorded_change(e) for e in s.exec(query)]
+
+    def changed_trial_ids(self, period: Period) -> list[str]:
+        """The watched trials with at least one change event detected in ``period``, by id:
+        the trials a period report is about (ids only, so a large watch set costs little)."""
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(ChangeEvent.nct_id)
+                    .where(
+                        *_in_period(col(ChangeEvent.detected_at), period),
+                        _is_watched(col(ChangeEvent.nct_id)),
+                    )
+                    .distinct()
+                    .order_by(col(ChangeEvent.nct_id))
+                )
+            )
+
+    def iter_changes(
+        self, *, since: datetime | None = None, batch: int = CHANGES_BATCH
+    ) -> Iterator[tuple[RecordedChange, str | None]]:
+        """Every change event of the watched trials detected at or after ``since`` (all when
+        ``None``), oldest first by id, each with the name its trial goes by (its label, else
+        its acronym). Read ``batch`` events per query (keyset paging: memory flat)."""
+        after = 0
+        while True:
+            query = (
+                select(ChangeEvent, _label_of(col(ChangeEvent.nct_id), col(Trial.acronym)))
+                .join(Trial, col(Trial.nct_id) == col(ChangeEvent.nct_id), isouter=True)
+                .where(col(ChangeEvent.id) > after, _is_watched(col(ChangeEvent.nct_id)))
+                .order_by(col(ChangeEvent.id))
+                .limit(batch)
+            )
+            if since is not None:
+                query = query.where(col(ChangeEvent.detected_at) >= since)
+            with self.session() as s:
+                rows = [(_recorded_change(event), label) for event, label in s.exec(query)]
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1][0].id
 
     def count(self, model: type[SQLModel]) -> int:
         with self.session() as s:

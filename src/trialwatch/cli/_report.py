@@ -1,0 +1,175 @@
+"""``report`` and ``timeline``: the watch set over a period, in words and as a picture.
+
+Limits, so a watch set of 100,000 trials stays answerable: a report loads only the trials with
+changes in the period (and, for text, markdown and JSON, only those changes and the first and
+current version of each); the watch set's other trials are listed only while there are at most
+:data:`QUIET_LISTED_MAX` of them, else counted. The picture draws at most
+:data:`PICTURE_MAX_TRIALS` trials (one SVG each): more is refused with what to do instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from trialwatch.cli._common import EXIT_CONFIG, cli, echo_err, fail, open_app
+from trialwatch.cli._data import (
+    OUTPUT_OPTION,
+    check_format,
+    data_timestamp,
+    read_day,
+    resolve_one,
+    write_output,
+)
+
+QUIET_LISTED_MAX = 100
+"""Trials without changes in a report's period are listed (with their notes) up to this many."""
+
+PICTURE_MAX_TRIALS = 1000
+"""Trials one timeline page draws at most (a few KB of SVG each)."""
+
+if TYPE_CHECKING:
+    from trialwatch.history import Period, TrialHistory
+    from trialwatch.storage import Store
+
+
+def report_histories(store: Store, period: Period, *, picture: bool) -> list[TrialHistory]:
+    """What a report of ``period`` reads: the watched trials with changes in it, then the
+    others while there are at most :data:`QUIET_LISTED_MAX` (the caller counts the rest with
+    ``store.watched_count()``). A ``picture`` (HTML) needs each trial's whole history; words
+    need only the period's changes and the ends of each record.
+
+    Raises :class:`UserError` when a picture would draw more than :data:`PICTURE_MAX_TRIALS`.
+    """
+    from trialwatch.exceptions import UserError
+
+    changed = store.changed_trial_ids(period)
+    quiet_count = store.watched_count() - len(changed)
+    listed = quiet_count <= QUIET_LISTED_MAX
+    if picture and len(changed) + (quiet_count if listed else 0) > PICTURE_MAX_TRIALS:
+        raise UserError(
+            f"{len(changed)} trials changed in the period ({period.label}); an HTML report "
+            f"draws at most {PICTURE_MAX_TRIALS}: choose a shorter period, or --format text, "
+            "markdown or json"
+        )
+    changes_in = None if picture else period
+    histories = list(store.histories(changed, changes_in=changes_in, all_versions=picture))
+    if listed:
+        seen = set(changed)
+        quiet = [i for ids in store.iter_watched_ids() for i in ids if i not in seen]
+        histories += store.histories(quiet, changes_in=changes_in, all_versions=picture)
+    return histories
+
+
+def timeline_ids(store: Store) -> list[str]:
+    """Every watched trial, by id: what ``timeline`` draws when no trial is named. Raises
+    :class:`UserError` beyond :data:`PICTURE_MAX_TRIALS`, saying what to do instead."""
+    from trialwatch.exceptions import UserError
+
+    count = store.watched_count()
+    if count > PICTURE_MAX_TRIALS:
+        raise UserError(
+            f"the watch set has {count} trials; a timeline draws at most {PICTURE_MAX_TRIALS}: "
+            "name the trials to draw (trialwatch timeline SEAL NCT…), or see those that "
+            "changed with trialwatch report --since DATE"
+        )
+    return [i for chunk in store.iter_watched_ids() for i in chunk]
+
+
+@cli.command()
+def report(
+    since: Annotated[
+        str, typer.Option("--since", metavar="DATE", help="First UTC day of the period.")
+    ],
+    until: Annotated[
+        str | None,
+        typer.Option("--until", metavar="DATE", help="Last UTC day of the period (default: none)."),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="text, markdown, json or html.")
+    ] = "text",
+    output: Annotated[Path | None, OUTPUT_OPTION] = None,
+) -> None:
+    """Every change recorded across the watch set in a period, grouped by trial, most severe
+    first, each trial summed up in one line ("Completion slipped 14 months ..."). HTML adds a
+    timeline picture of each trial's dates, slips and statuses.
+
+    The period is whole UTC days, both included. Where it reaches before trialwatch first
+    recorded a trial, the report says so and links CT.gov's history tab.
+
+    Example: trialwatch report --since 2026-01-01 --format html --output report.html
+    """
+    from trialwatch.history import REPORT_FORMATS, Period
+
+    first = read_day("--since", since)
+    last = read_day("--until", until)
+    assert first is not None
+    try:
+        period = Period(first, last)
+    except ValueError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    check_format(fmt, REPORT_FORMATS, "report")
+    from trialwatch.exceptions import UserError
+    from trialwatch.history import period_report, render_period_report
+
+    with open_app() as app:
+        try:
+            histories = report_histories(app.store, period, picture=fmt == "html")
+        except UserError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        result = period_report(
+            histories,
+            period,
+            generated_at=app.clock(),
+            data_timestamp=data_timestamp(app),
+            watched=app.store.watched_count(),
+        )
+    text = render_period_report(result, fmt)
+    write_output(output, lambda out: out.write(text))
+    if output is not None:
+        changes = "change" if result.change_count == 1 else "changes"
+        trials = "trial" if len(result.trials) == 1 else "trials"
+        echo_err(
+            f"Wrote the report ({result.change_count} {changes} in {len(result.trials)} "
+            f"{trials}) to {output}"
+        )
+
+
+@cli.command()
+def timeline(
+    trials: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="TRIAL", help="Only these trials (ids or labels); default: all watched."
+        ),
+    ] = None,
+    output: Annotated[Path | None, OUTPUT_OPTION] = None,
+) -> None:
+    """Draw each watched trial's start, primary completion and completion dates on one time
+    axis (actual filled, estimated hollow), each recorded slip as an arrow from the old date to
+    the new, and the status history as colored spans: an HTML page of SVG, no script, readable
+    on a phone, prints on A4.
+
+    Example: trialwatch timeline --output timeline.html   (or: trialwatch timeline SEAL BOSTON)
+    """
+    from trialwatch.exceptions import UserError
+    from trialwatch.timeline import render_timeline_page
+
+    with open_app() as app:
+        if trials:
+            ids = list(dict.fromkeys(resolve_one(app, key) for key in trials))
+        else:
+            try:
+                ids = timeline_ids(app.store)
+            except UserError as exc:
+                fail(str(exc), EXIT_CONFIG)
+        histories = list(app.store.histories(ids))
+        page = render_timeline_page(
+            histories, generated_at=app.clock(), data_timestamp=data_timestamp(app)
+        )
+    write_output(output, lambda out: out.write(page))
+    if output is not None:
+        drawn = "trial" if len(histories) == 1 else "trials"
+        echo_err(f"Wrote the timeline of {len(histories)} {drawn} to {output}")
