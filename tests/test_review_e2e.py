@@ -113,13 +113,23 @@ def test_importing_the_review_finds_its_13_trials_and_what_moved_since_print(
     synced = _run(env, tmp_path, "sync")
     since = synced.out.split("Since print", 1)[1]
     moved = [line.strip() for line in since.splitlines()[1:] if "as printed →" in line]
-    registry = {i: api.study(i)["protocolSection"]["statusModule"]["overallStatus"]
-                for i in api.nct_ids}
+    registry = {
+        i: api.study(i)["protocolSection"]["statusModule"]["overallStatus"] for i in api.nct_ids
+    }
     # Each trial whose registry status differs from Table 2's printed one, named once.
-    assert any(line.startswith("NCT04811196") and "Recruiting as printed →" in line
-               for line in moved) == (registry["NCT04811196"] != "RECRUITING")
+    assert any(
+        line.startswith("NCT04811196") and "Recruiting as printed →" in line for line in moved
+    ) == (registry["NCT04811196"] != "RECRUITING")
     named = [line.split()[0] for line in moved]
     assert len(named) == len(set(named))
     assert "NCT03042819" in named or registry["NCT03042819"] == "ACTIVE_NOT_RECRUITING"
-    # Said once: the next sync does not repeat it.
+    # Said once: the next sync does not repeat it ...
     assert "Since print" not in _run(env, tmp_path, "sync", "--force").out
+    # ... and `report --since-print` says it whenever asked, each drift once.
+    report = _run(env, tmp_path, "report", "--since-print")
+    assert report.out.startswith("Since print:")
+    assert sorted(
+        line.split()[0] for line in report.out.splitlines() if "as printed →" in line
+    ) == sorted(named)
+    doc = json.loads(_run(env, tmp_path, "report", "--since-print", "--format", "json").out)
+    assert doc["printed"] == 13

@@ -453,7 +453,9 @@ class FakeCtGov:
         """How many ``/studies`` requests asked for ids (``filter.ids``): the watch set's."""
         with self._lock:
             return sum(
-                1 for r in self._requests if r.path.endswith("/studies") and "filter.ids" in r.params
+                1
+                for r in self._requests
+                if r.path.endswith("/studies") and "filter.ids" in r.params
             )
 
     def count_searches(self) -> int:

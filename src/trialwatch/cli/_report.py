@@ -63,6 +63,47 @@ def report_histories(store: Store, period: Period, *, picture: bool) -> list[Tri
     return histories
 
 
+def _report_since_print(fmt: str, output: Path | None) -> None:
+    import json as json_lib
+
+    check_format(fmt, ("text", "json"), "report --since-print")
+    with open_app() as app:
+        printed = app.store.printed_entries()
+        drifts = app.since_print()
+        stamp = data_timestamp(app)
+    if not printed:
+        fail("nothing imported yet: `trialwatch watch import FILE` reads a paper's table", 2)
+    if fmt == "json":
+        doc = {
+            "data_timestamp": stamp,
+            "printed": len(printed),
+            "drifts": [
+                {
+                    "nct_id": d.nct_id,
+                    "text": d.line,
+                    "status_moved": d.status_moved,
+                    "unknown_to_registry": d.unknown,
+                    "title_note": d.title_note,
+                }
+                for d in drifts
+            ],
+        }
+        text = json_lib.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    else:
+        moved = [d for d in drifts if d.status_moved]
+        lines = [
+            f"Since print: {len(moved)} of {len(printed)} printed trials have another status "
+            f"in the registry now (CT.gov data as of {stamp or 'not synced yet'}).",
+            "",
+        ]
+        for drift in drifts:
+            lines.append(drift.line)
+            if drift.title_note and drift.status_moved:
+                lines.append(f"  note: {drift.title_note}")
+        text = "\n".join(lines) + "\n"
+    write_output(output, lambda out: out.write(text))
+
+
 def timeline_ids(store: Store) -> list[str]:
     """Every watched trial, by id: what ``timeline`` draws when no trial is named. Raises
     :class:`UserError` beyond :data:`PICTURE_MAX_TRIALS`, saying what to do instead."""
@@ -81,8 +122,16 @@ def timeline_ids(store: Store) -> list[str]:
 @cli.command()
 def report(
     since: Annotated[
-        str, typer.Option("--since", metavar="DATE", help="First UTC day of the period.")
-    ],
+        str | None, typer.Option("--since", metavar="DATE", help="First UTC day of the period.")
+    ] = None,
+    since_print: Annotated[
+        bool,
+        typer.Option(
+            "--since-print",
+            help="Instead of a period: every trial whose registry status differs from what an "
+            "imported paper printed (`trialwatch watch import`), and trials it does not know.",
+        ),
+    ] = False,
     until: Annotated[
         str | None,
         typer.Option("--until", metavar="DATE", help="Last UTC day of the period (default: none)."),
@@ -100,9 +149,17 @@ def report(
     recorded a trial, the report says so and links CT.gov's history tab.
 
     Example: trialwatch report --since 2026-01-01 --format html --output report.html
+             trialwatch report --since-print
     """
     from trialwatch.history import REPORT_FORMATS, Period
 
+    if since_print:
+        if since is not None or until is not None:
+            fail("--since-print compares with the paper, not a period: drop --since/--until", 2)
+        _report_since_print(fmt, output)
+        return
+    if since is None:
+        fail("say which period: --since DATE (or --since-print)", EXIT_CONFIG)
     first = read_day("--since", since)
     last = read_day("--until", until)
     assert first is not None
