@@ -46,7 +46,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from trialwatch import __version__
+from trialwatch import __version__, vocabulary
 from trialwatch.exceptions import (
     ApiRequestError,
     ApiUnavailableError,
@@ -96,24 +96,7 @@ UPDATED_FIELDS: Final = "NCTId,NCTIdAlias"
 SEARCH_PARAMS: Final = frozenset(
     {"query.term", "query.intr", "query.cond", "query.spons", "filter.overallStatus"}
 )
-OVERALL_STATUSES: Final = frozenset(
-    {
-        "ACTIVE_NOT_RECRUITING",
-        "COMPLETED",
-        "ENROLLING_BY_INVITATION",
-        "NOT_YET_RECRUITING",
-        "RECRUITING",
-        "SUSPENDED",
-        "TERMINATED",
-        "WITHDRAWN",
-        "AVAILABLE",
-        "NO_LONGER_AVAILABLE",
-        "TEMPORARILY_NOT_AVAILABLE",
-        "APPROVED_FOR_MARKETING",
-        "WITHHELD",
-        "UNKNOWN",
-    }
-)
+OVERALL_STATUSES: Final = vocabulary.OVERALL_STATUSES
 # No listing of CT.gov (~600,000 studies) needs more pages than this at 1000 a page; it only
 # stops a server that keeps inventing tokens before its totalCount bounds the paging.
 _MAX_LISTING_PAGES: Final = 100_000

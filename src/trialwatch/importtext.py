@@ -34,7 +34,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from trialwatch.vocabulary import OVERALL_STATUS_LABELS
+from trialwatch.vocabulary import EXPANDED_ACCESS_STATUSES, OVERALL_STATUS_LABELS, OVERALL_STATUSES
 
 __all__ = ["ImportResult", "ImportedTrial", "Skipped", "parse_status", "read_import"]
 
@@ -108,19 +108,7 @@ _STATUSES.update(
 )
 # A cell that is not under a "Status" header is taken as a status only if it names one of these
 # (the expanded-access statuses, "Available" and the like, read as other things in a table).
-_STUDY_STATUSES = frozenset(
-    {
-        "ACTIVE_NOT_RECRUITING",
-        "COMPLETED",
-        "ENROLLING_BY_INVITATION",
-        "NOT_YET_RECRUITING",
-        "RECRUITING",
-        "SUSPENDED",
-        "TERMINATED",
-        "WITHDRAWN",
-        "UNKNOWN",
-    }
-)
+_STUDY_STATUSES = OVERALL_STATUSES - EXPANDED_ACCESS_STATUSES
 
 
 def parse_status(text: str) -> str | None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, TypeVar
+
+import orjson
 
 from trialwatch.exceptions import RecordError
 from trialwatch.models import (
@@ -250,14 +251,29 @@ _SCOPES: tuple[tuple[str, tuple[str, ...], bool], ...] = tuple(
 )
 
 
+def canonical_bytes(snapshot: Snapshot) -> bytes:
+    """The canonical text of a snapshot, UTF-8: ``to_dict()`` as compact JSON, keys sorted.
+
+    Made by orjson, byte for byte what ``json.dumps(..., sort_keys=True, separators=(",",
+    ":"), ensure_ascii=False)`` makes (a test holds it: the stored hashes depend on it), about
+    ten times faster — it is made for every record a sync reads.
+    """
+    return orjson.dumps(snapshot.to_dict(), option=orjson.OPT_SORT_KEYS)
+
+
 def canonical_json(snapshot: Snapshot) -> str:
-    """The canonical text of a snapshot: ``to_dict()`` as compact JSON with sorted keys."""
-    return json.dumps(snapshot.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """:func:`canonical_bytes` as text."""
+    return canonical_bytes(snapshot).decode("utf-8")
+
+
+def hash_of(canonical: bytes) -> str:
+    """SHA-256 hex digest of a snapshot's :func:`canonical_bytes`."""
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def content_hash(snapshot: Snapshot) -> str:
     """SHA-256 hex digest of :func:`canonical_json`; equal snapshots have equal hashes."""
-    return hashlib.sha256(canonical_json(snapshot).encode("utf-8")).hexdigest()
+    return hash_of(canonical_bytes(snapshot))
 
 
 class _Unreadable(Exception):  # internal: never escapes this module

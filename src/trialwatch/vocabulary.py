@@ -22,6 +22,14 @@ OVERALL_STATUS_LABELS: dict[str, str] = {
     "UNKNOWN": "Unknown status",
 }
 
+OVERALL_STATUSES = frozenset(OVERALL_STATUS_LABELS)
+"""Every overallStatus the API knows (the spec's enum)."""
+
+EXPANDED_ACCESS_STATUSES = frozenset(
+    {"AVAILABLE", "NO_LONGER_AVAILABLE", "TEMPORARILY_NOT_AVAILABLE", "APPROVED_FOR_MARKETING"}
+)
+"""Statuses of expanded-access records, not of studies (a paper's "Available" is not one)."""
+
 # Statuses whose arrival a clinician must hear about first.
 CRITICAL_STATUSES = frozenset({"TERMINATED", "SUSPENDED", "WITHDRAWN", "COMPLETED"})
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from trialwatch.models import FieldChange, Route, StudySummary
 from trialwatch.storage._schema import PrintedEntry, QueryMatch, QueryState, Watch
-from trialwatch.storage._sync import RunRef, SyncWritesMixin
+from trialwatch.storage._sync import RunRef, SyncWritesMixin, ensure_trial_rows
 
 _QM = QueryMatch.__table__  # type: ignore[attr-defined]
 _QS = QueryState.__table__  # type: ignore[attr-defined]
@@ -157,7 +157,7 @@ class DiscoveryMixin(SyncWritesMixin):
                         ],
                     )
                     started = tuple(i for i in new if i not in watched_any)
-                    self._ensure_trial_rows(s, started, now)
+                    ensure_trial_rows(s, started, now)
 
             rows = [
                 {
@@ -180,25 +180,6 @@ class DiscoveryMixin(SyncWritesMixin):
             ]
             self._insert_events(s, run, page, rows, [r for _, _, r in changes], now)
         return started
-
-    @staticmethod
-    def _ensure_trial_rows(s: Any, ids: Iterable[str], now: datetime) -> None:
-        from trialwatch.storage._schema import Trial
-
-        table = Trial.__table__  # type: ignore[attr-defined]
-        wanted = list(ids)
-        if not wanted:
-            return
-        existing = {
-            r.nct_id for r in s.execute(select(table.c.nct_id).where(table.c.nct_id.in_(wanted)))
-        }
-        rows = [
-            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False}
-            for i in wanted
-            if i not in existing
-        ]
-        if rows:
-            s.execute(sa.insert(table), rows)
 
     def query_matches(self, name: str) -> list[QueryMatch]:
         from sqlmodel import col

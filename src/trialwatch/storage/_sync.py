@@ -81,6 +81,24 @@ def summary_line(changes: Sequence[FieldChange]) -> str:
     return top.summary if more == 0 else f"{top.summary} (+{more} more)"
 
 
+def ensure_trial_rows(s: Session, ids: Iterable[str], now: datetime) -> None:
+    """A trial row for each id that has none yet (newly watched, or seen for the first time)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return
+    existing: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        existing.update(r[0] for r in s.execute(select(_T.c.nct_id).where(_T.c.nct_id.in_(chunk))))
+    rows = [
+        {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False}
+        for i in wanted
+        if i not in existing
+    ]
+    if rows:
+        s.execute(sa.insert(_T), rows)
+
+
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from trialwatch.models import WatchItem
 from trialwatch.storage._engine import StoreBase
 from trialwatch.storage._schema import Trial, Watch
+from trialwatch.storage._sync import ensure_trial_rows
 
 CONFIG = "config"
 
@@ -100,7 +101,7 @@ class WatchMixin(StoreBase):
                         col(Watch.source) == CONFIG, col(Watch.nct_id).in_(removed)
                     )
                 )
-            self._ensure_trials(s, added, now)
+            ensure_trial_rows(s, added, now)
         return WatchChange(added=tuple(added), removed=tuple(removed))
 
     def add_watches(
@@ -151,7 +152,7 @@ class WatchMixin(StoreBase):
                         .values(label=label)
                     )
             added = [i for i in unique if i not in watched]
-            self._ensure_trials(s, added, now)
+            ensure_trial_rows(s, added, now)
         return WatchChange(added=tuple(added), already=tuple(i for i in unique if i in watched))
 
     def remove_watches(
@@ -274,22 +275,6 @@ class WatchMixin(StoreBase):
             if nct_id not in best or rank < best[nct_id][0]:
                 best[nct_id] = (rank, label)
         return {nct_id: label for nct_id, (_, label) in best.items()}
-
-    @staticmethod
-    def _ensure_trials(s: Session, ids: Sequence[str], now: datetime) -> None:
-        """A trial row for each newly watched id (it may exist already, from earlier watches)."""
-        if not ids:
-            return
-        existing: set[str] = set()
-        for chunk in _chunks(list(ids), 500):
-            existing.update(s.exec(select(Trial.nct_id).where(col(Trial.nct_id).in_(chunk))))
-        rows = [
-            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False}
-            for i in ids
-            if i not in existing
-        ]
-        if rows:
-            s.execute(sa.insert(Trial), rows)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
