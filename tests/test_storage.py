@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -267,3 +269,38 @@ def test_alert_transitions_queue_one_message_each(store: Store, clock: FakeClock
     assert store.transition_alert(unhealthy=False, now=clock.now, **args) == "recovery"
     assert store.transition_alert(unhealthy=False, now=clock.now, **args) is None
     assert sorted(n.kind for n in store.notifications()) == ["alert", "recovery"]
+
+
+def test_a_new_sqlite_database_is_private(tmp_path: Path) -> None:
+    """It holds who gets which alert: created 0600, in a folder created 0700."""
+    path = tmp_path / "fresh" / "data" / "trialwatch.db"
+    Store.open(f"sqlite:///{path}").close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    # An existing folder keeps the mode its owner gave it.
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    Store.open(f"sqlite:///{shared / 'tw.db'}").close()
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: permissions cannot fail")
+def test_a_read_only_folder_names_the_path(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o500)
+    try:
+        with pytest.raises(DatabaseUnavailableError, match=rf"{folder} is not writable"):
+            Store.open(f"sqlite:///{folder / 'tw.db'}")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_an_unusable_folder_is_named_not_unable_to_open_database_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(
+        DatabaseUnavailableError,
+        match=rf"cannot create the database folder "
+        rf"{blocker / 'db'}",
+    ):
+        Store.open(f"sqlite:///{blocker / 'db' / 'tw.db'}")
