@@ -57,3 +57,30 @@ def test_status_imports_no_network_mail_or_template_library(tmp_path: Path) -> N
     assert not loaded & {"httpx", "jinja2", "smtplib", "alembic"}, sorted(
         loaded & {"httpx", "jinja2", "smtplib", "alembic"}
     )
+
+
+PURE_CORE = (
+    "trialwatch.normalize",
+    "trialwatch.diff",
+    "trialwatch.routing",
+    "trialwatch.report",
+    "trialwatch.export",
+    "trialwatch.health",
+    "trialwatch.history",
+    "trialwatch.discovery",
+    "trialwatch.importtext",
+    "trialwatch.timeline",
+    "trialwatch.feeds",
+    "trialwatch.sync",
+)
+
+
+@pytest.mark.parametrize("module", PURE_CORE)
+def test_the_pure_core_imports_no_database_http_or_mail_library(module: str) -> None:
+    code = (
+        f"import sys, json; import {module}; "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(run.stdout))
+    assert not loaded & {"sqlalchemy", "sqlmodel", "httpx", "smtplib", "alembic"}, module

@@ -1,4 +1,5 @@
-"""The ClinicalTrials.gov Data API v2 client — the only module that speaks HTTP.
+"""The ClinicalTrials.gov Data API v2 client — the only module that speaks to CT.gov
+(webhook delivery, the other HTTP, is :mod:`trialwatch.notify`'s).
 
 :class:`CtGovClient` asks ``GET /version`` and ``GET /studies`` (by ids, by search, by last
 update) and turns the answers into the value types of :mod:`trialwatch.models`. It knows the

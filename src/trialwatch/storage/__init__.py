@@ -13,7 +13,8 @@
 
 :class:`Store` composes the parts; callers depend on the small Protocol they need (see
 ``sync.SyncStore``, ``outbox.OutboxStore``), not on this class. Add new methods to the part
-whose job they are. Only this package imports SQLAlchemy.
+whose job they are. Only this package (and :mod:`trialwatch.locking`, which holds its locks
+on the store's engine) imports SQLAlchemy.
 """
 
 from __future__ import annotations
