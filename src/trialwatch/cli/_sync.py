@@ -130,7 +130,7 @@ def _progress(mode: str) -> Iterator[Callable[[Progress], None] | None]:
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
-                console=Console(file=sys.stderr),
+                console=Console(file=sys.stderr, force_terminal=True if mode == "always" else None),
                 transient=True,
             )
             bar.start()
