@@ -23,7 +23,7 @@ import random
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ REAL_RECORDS = ROOT / "tests" / "data" / "records"
 STAND_IN_RECORDS = ROOT / "tests" / "data" / "selinexor"
 REAL_WEIGHT = 8
 FIRST_ID = 90_000_000
-DATA_TIMESTAMP = "2026-11-20T09:00:06"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 MAX_SHIFT_DAYS = 400
 
@@ -69,6 +68,12 @@ _NEXT_STATUS = {
     "NOT_YET_RECRUITING": "RECRUITING",
 }
 _TITLE_TAILS = ("", "", " (Extension Cohort)", " - Long-term Follow-up", " in Adults")
+
+
+def default_data_timestamp() -> str:
+    """9 a.m. three days ago: the scenarios' two refreshes (a day each) end by today, so a
+    trialwatch that compares CT.gov's dates with its clock sees nothing from the future."""
+    return (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT09:00:06")
 
 
 def nct_id(index: int) -> str:
@@ -273,19 +278,25 @@ class Registry:
     """
 
     def __init__(
-        self, watched: int, extra: int = 0, *, seed: int = 1, data_timestamp: str = DATA_TIMESTAMP
+        self,
+        watched: int,
+        extra: int = 0,
+        *,
+        seed: int = 1,
+        data_timestamp: str | None = None,
     ) -> None:
         templates = load_templates()
         self.shapes = build_shapes(templates)
         self.fields = Fields(templates)
         self.watched = watched
         self.total = watched + extra
-        self.data_timestamp = data_timestamp
+        self.data_timestamp = data_timestamp or default_data_timestamp()
         self.api_version = "2.0.5"
         self._rng = random.Random(seed)
         order = list(range(len(templates)))
         self._rng.shuffle(order)
-        last_day = (datetime.strptime(data_timestamp, TIMESTAMP_FORMAT) - timedelta(days=1)).date()
+        first = datetime.strptime(self.data_timestamp, TIMESTAMP_FORMAT)
+        last_day = (first - timedelta(days=1)).date()
         self.shape_of: list[int] = []
         self.values: list[list[bytes]] = []
         self.last_update: list[str] = []  # per study, for filter.advanced
