@@ -76,13 +76,15 @@ class BenchError(Exception):
 class Measured:
     code: int
     wall_s: float
+    cpu_s: float
     peak_rss_kib: int
     stdout: str
     stderr: str
 
 
 def measure(cmd: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float) -> Measured:
-    """Run ``cmd``; its wall time and peak RSS (``os.wait4``: that process, not its children)."""
+    """Run ``cmd``: its wall time, and from ``os.wait4`` its CPU time and peak RSS (its own, or
+    the largest of a child it waited for)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -101,6 +103,7 @@ def measure(cmd: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: floa
         return Measured(
             code=proc.returncode,
             wall_s=wall,
+            cpu_s=usage.ru_utime + usage.ru_stime,
             peak_rss_kib=usage.ru_maxrss,
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
@@ -421,6 +424,7 @@ class Bench:
         return Row(
             name=name,
             wall_s=ran.wall_s,
+            cpu_s=ran.cpu_s,
             studies_per_s=self.n / ran.wall_s,
             requests=int(stats["requests"]),
             by_route=dict(stats["by_route"]),
@@ -443,6 +447,7 @@ class Bench:
 class Row:
     name: str
     wall_s: float | None = None
+    cpu_s: float | None = None
     studies_per_s: float | None = None
     requests: int | None = None
     by_route: dict[str, int] | None = None
@@ -474,7 +479,7 @@ class Row:
 
     def as_json(self) -> dict[str, Any]:
         out = {k: v for k, v in vars(self).items() if v is not None}
-        for key in ("wall_s", "studies_per_s", "standin_cpu_s"):
+        for key in ("wall_s", "cpu_s", "studies_per_s", "standin_cpu_s"):
             if key in out:
                 out[key] = round(out[key], 3 if key != "studies_per_s" else 1)
         if self.peak_rss_bytes is not None:
@@ -764,6 +769,7 @@ def print_report(report: dict[str, Any]) -> None:
     headers = [
         "scenario",
         "wall s",
+        "CPU s",
         "logged s",
         "studies/s",
         "requests",
@@ -776,12 +782,13 @@ def print_report(report: dict[str, Any]) -> None:
     table = []
     for name, row in report["scenarios"].items():
         if "na" in row:
-            table.append([name, "n/a", "", "", "", "", "", "", "", row["na"]])
+            table.append([name, "n/a", *[""] * (len(headers) - 3), row["na"]])
             continue
         table.append(
             [
                 name,
                 f"{row['wall_s']:.2f}",
+                f"{row['cpu_s']:.2f}",
                 f"{row['logged_s']:.2f}" if "logged_s" in row else "-",
                 "-" if name == "idle poll" else f"{row['studies_per_s']:,.0f}",
                 f"{row['requests']:,}",
