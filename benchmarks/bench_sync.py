@@ -33,6 +33,7 @@ import os
 import platform
 import re
 import secrets
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -94,6 +95,10 @@ def measure(cmd: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: floa
         killer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # interrupted: leave no command running behind us
+            proc.kill()
+            os.waitpid(proc.pid, 0)
+            raise
         finally:
             killer.cancel()
         wall = time.perf_counter() - started
@@ -894,6 +899,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (and SIGINT, which a shell ignores in background jobs) unwind like an error, so
+    # the stand-in, the PostgreSQL schema and the work directory are cleaned up.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupted)
     try:
         report = run(args)
     except BenchError as exc:
@@ -901,6 +910,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print_report(report)
     return 0
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
