@@ -88,13 +88,13 @@ def index_of(nct: str) -> int | None:
     return number if number >= 0 else None
 
 
-def load_templates() -> list[dict[str, Any]]:
-    """The real records, each ``REAL_WEIGHT`` times, then the stand-ins once each."""
+def load_templates() -> tuple[list[dict[str, Any]], list[int]]:
+    """The real records and the stand-ins, and how often each is drawn (its weight)."""
     real = _load(REAL_RECORDS)
     stand_ins = _load(STAND_IN_RECORDS)
     if not real:
         raise FileNotFoundError(f"no NCT*.json records in {REAL_RECORDS}")
-    return real * REAL_WEIGHT + stand_ins
+    return real + stand_ins, [REAL_WEIGHT] * len(real) + [1] * len(stand_ins)
 
 
 def _load(folder: Path) -> list[dict[str, Any]]:
@@ -134,10 +134,11 @@ class Fields:
     """Resolves ``fields`` (area, piece, field or dotted names) to paths in a record.
 
     Names are taken from the records themselves: ``NCTId``; sections (``ProtocolSection``,
-    ``HasResults``); modules (``StatusModule``); and the keys of modules with ``Struct``
-    dropped (``OverallStatus``, ``LastUpdatePostDate``), protocolSection's winning a clash;
-    or a dotted path (``protocolSection.statusModule.overallStatus``). Case does not matter
-    except in dotted paths. Keys inside lists are not pieces here.
+    ``HasResults``); modules (``StatusModule``); the keys of modules with ``Struct`` dropped
+    (``OverallStatus``, ``LastUpdatePostDate``), lists' also in the singular (``Phase``,
+    ``NCTIdAlias``), protocolSection's winning a clash; a module key's own keys run together
+    (``LeadSponsorName``); or a dotted path (``protocolSection.statusModule.overallStatus``).
+    Case does not matter except in dotted paths. Keys inside lists are not pieces here.
     """
 
     def __init__(self, records: Iterable[dict[str, Any]]) -> None:
@@ -152,10 +153,14 @@ class Fields:
                     continue
                 for module, content in body.items():
                     names.setdefault(module.lower(), (section, module))
-                    if isinstance(content, dict):
-                        for key in content:
-                            piece = key.removesuffix("Struct") or key
-                            names.setdefault(piece.lower(), (section, module, key))
+                    if not isinstance(content, dict):
+                        continue
+                    for key, value in content.items():
+                        for piece in _piece_names(key):
+                            names.setdefault(piece, (section, module, key))
+                        if isinstance(value, dict):  # leadSponsor.name: LeadSponsorName
+                            for sub in value:
+                                names.setdefault(f"{key}{sub}".lower(), (section, module, key, sub))
         self._names = names
         self._sections = {path[0] for path in names.values()}
         self._cache: dict[str, tuple[tuple[tuple[str, ...], ...], Trie] | None] = {}
@@ -182,6 +187,18 @@ class Fields:
         resolved = (key, _trie(key))
         self._cache[value] = resolved
         return resolved
+
+
+def _piece_names(key: str) -> list[str]:
+    """``lastUpdatePostDateStruct`` is piece ``LastUpdatePostDate``; a list's piece is singular
+    (``phases``: ``Phase``, ``nctIdAliases``: ``NCTIdAlias``)."""
+    name = (key.removesuffix("Struct") or key).lower()
+    names = [name]
+    if name.endswith("es"):
+        names.append(name[:-2])
+    if name.endswith("s"):
+        names.append(name[:-1])
+    return names
 
 
 def _trie(paths: Sequence[tuple[str, ...]]) -> Trie:
@@ -287,7 +304,7 @@ class Registry:
         seed: int = 1,
         data_timestamp: str | None = None,
     ) -> None:
-        templates = load_templates()
+        templates, weights = load_templates()
         self.shapes = build_shapes(templates)
         self.fields = Fields(templates)
         self.watched = watched
@@ -295,7 +312,7 @@ class Registry:
         self.data_timestamp = data_timestamp or default_data_timestamp()
         self.api_version = "2.0.5"
         self._rng = random.Random(seed)
-        order = list(range(len(templates)))
+        order = [template for template, weight in enumerate(weights) for _ in range(weight)]
         self._rng.shuffle(order)
         first = datetime.strptime(self.data_timestamp, TIMESTAMP_FORMAT)
         last_day = (first - timedelta(days=1)).date()
