@@ -565,8 +565,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if imported is not None:
             report["watch_set"].update(
                 wall_s=round(imported.wall_s, 3),
+                cpu_s=round(imported.cpu_s, 3),
                 peak_rss_mib=round(imported.peak_rss_kib / 1024, 1),
             )
+        if not args.no_audit:  # what the import wrote is not the first sync's
+            report["watch_set"]["writes"] = db.writes()
         unsupported = incremental_unsupported(tw)
         # Full sweeps stay full sweeps when the incremental mode exists: its threshold above N.
         full = {} if unsupported else {INCREMENTAL_SETTING: str(n + 1)}
@@ -731,7 +734,9 @@ def trialwatch_source(tw: Trialwatch) -> dict[str, Any]:
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:
         dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "."], capture_output=True, text=True
+            [*git, "--no-optional-locks", "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         out["git"] = head.stdout.strip() + (" (uncommitted changes)" if dirty else "")
     return out
@@ -769,7 +774,13 @@ def print_report(report: dict[str, Any]) -> None:
         f"{standin['min_bytes'] / 1000:.1f}-{standin['max_bytes'] / 1000:.1f}); "
         f"a {standin['page_studies']:,}-study page in {standin['page_ms']} ms"
     )
-    print(f"  watch set: {report['watch_set']['how']}")
+    watch = report["watch_set"]
+    took = (
+        f" ({watch['wall_s']:.2f} s, peak RSS {watch['peak_rss_mib']} MiB)"
+        if "wall_s" in watch
+        else ""
+    )
+    print(f"  watch set: {watch['how']}{took}")
     print()
     headers = [
         "scenario",
