@@ -79,6 +79,8 @@ class Measured:
     wall_s: float
     cpu_s: float
     peak_rss_kib: int
+    # Involuntary: taken off the CPU for another process, a sign of a busy machine.
+    context_switches: dict[str, int]
     stdout: str
     stderr: str
 
@@ -110,6 +112,7 @@ def measure(cmd: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: floa
             wall_s=wall,
             cpu_s=usage.ru_utime + usage.ru_stime,
             peak_rss_kib=usage.ru_maxrss,
+            context_switches={"voluntary": usage.ru_nvcsw, "involuntary": usage.ru_nivcsw},
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
         )
@@ -426,10 +429,11 @@ class Bench:
             for k, v in expect.items()
             if counts.get(k) != v
         ]
-        return Row(
+        row = Row(
             name=name,
             wall_s=ran.wall_s,
             cpu_s=ran.cpu_s,
+            context_switches=ran.context_switches,
             studies_per_s=self.n / ran.wall_s,
             requests=int(stats["requests"]),
             by_route=dict(stats["by_route"]),
@@ -446,6 +450,15 @@ class Bench:
             summary=summary,
             logged_s=_logged_duration(ran.stderr),
         )
+        # A long run shows each scenario as it ends (and keeps it if stopped later on).
+        print(
+            f"bench_sync: {name}: {row.wall_s:.1f} s, {row.cpu_s:.1f} s CPU, "
+            f"{row.studies_per_s:,.0f} studies/s, {row.requests:,} requests, "
+            f"peak RSS {ran.peak_rss_kib / 1024:,.0f} MiB; {row.check}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return row
 
 
 @dataclass
@@ -453,6 +466,7 @@ class Row:
     name: str
     wall_s: float | None = None
     cpu_s: float | None = None
+    context_switches: dict[str, int] | None = None
     studies_per_s: float | None = None
     requests: int | None = None
     by_route: dict[str, int] | None = None
