@@ -453,8 +453,7 @@ class Bench:
         # A long run shows each scenario as it ends (and keeps it if stopped later on).
         print(
             f"bench_sync: {name}: {row.wall_s:.1f} s, {row.cpu_s:.1f} s CPU, "
-            f"{row.studies_per_s:,.0f} studies/s, {row.requests:,} requests, "
-            f"peak RSS {ran.peak_rss_kib / 1024:,.0f} MiB; {row.check}",
+            f"{row.requests:,} requests, peak RSS {ran.peak_rss_kib / 1024:,.0f} MiB; {row.check}",
             file=sys.stderr,
             flush=True,
         )
@@ -563,6 +562,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             extra=extra,
         )
         naive_args = ["--sqlite-defaults", "--always-deepdiff"] if args.naive_strict else []
+        if args.naive:
+            report["naive_args"] = naive_args
         report["trialwatch"] = source = trialwatch_source(tw)
         fields = source["fields"]
         bench = Bench(n=n, tw=tw, api=api, db=db, audit=not args.no_audit, naive_args=naive_args)
