@@ -492,11 +492,6 @@ class StandIn:
         if self._proc.stdout is not None:
             self._proc.stdout.close()
 
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
-
     def _call(self, method: str, action: str, **params: Any) -> Any:
         url = f"{self.control_url}{action}" + (f"?{urlencode(params)}" if params else "")
         request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
