@@ -434,6 +434,48 @@ def test_a_sync_overtaken_by_another_writes_nothing(store: Store, clock: FakeClo
     ]
 
 
+def test_a_sync_whose_run_was_taken_for_dead_writes_no_further_page(
+    store: Store, clock: FakeClock
+) -> None:
+    """The sync lock is lost mid-run (its PostgreSQL session killed, its lock file deleted):
+    another sync takes this run for dead, closes it and releases what its committed pages owe.
+    A page this sync wrote after that would owe its notifications to a closed run, held
+    forever: recorded, never sent. It must write nothing more, and the changes it did not
+    write are found by the other sync — each owed exactly once."""
+    source = _source()
+    router = _to_clinician
+    _sync(store, source, clock, batch_size=2, router=router)
+    for nct_id in IDS:
+        _publish_status(source, nct_id, "WITHDRAWN")
+
+    class LockLostAfterFirstPage:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
+            if page == 1:
+                store.recover_interrupted(now=clock())  # the other sync starts
+            return store.write_page(run, page, outcomes, **kw)
+
+    with pytest.raises(ConcurrentUpdateError, match="run the sync again"):
+        run_sync(
+            source=source,
+            store=LockLostAfterFirstPage(),  # type: ignore[arg-type]
+            watchlist=_watch(),
+            clock=clock,
+            batch_size=2,
+            router=router,
+        )
+    result = _sync(store, source, clock, batch_size=2, router=router)  # the other sync goes on
+    assert result.change_count == 4
+    notes = store.notifications()
+    assert {n.status for n in notes} == {"pending"}  # nothing held by a closed run
+    owed = sorted(i for n in notes for i in n.change_ids)
+    with store.session() as s:
+        events = sorted(e for e in s.exec(select(ChangeEvent.id)))
+    assert owed == events[-6:]  # every change of this refresh owed exactly once
+
+
 def test_a_short_read_is_fetched_again_at_the_next_poll(store: Store, clock: FakeClock) -> None:
     """CT.gov leaves a trial off a page in the very refresh in which it changed: the next poll
     (same dataTimestamp) fetches that trial again instead of saying "Nothing to do"."""
