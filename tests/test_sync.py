@@ -11,7 +11,7 @@ from sqlmodel import select
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
 from trialwatch.exceptions import ConcurrentUpdateError, TransientFetchError
-from trialwatch.models import Category, FieldChange, Route, Severity, WatchItem
+from trialwatch.models import Category, FieldChange, Route, RunStart, Severity, WatchItem
 from trialwatch.storage import (
     ChangeEvent,
     Notification,
@@ -474,6 +474,28 @@ def test_a_sync_whose_run_was_taken_for_dead_writes_no_further_page(
     with store.session() as s:
         events = sorted(e for e in s.exec(select(ChangeEvent.id)))
     assert owed == events[-6:]  # every change of this refresh owed exactly once
+
+
+def test_a_query_answer_is_not_written_for_a_run_taken_for_dead(
+    store: Store, clock: FakeClock
+) -> None:
+    """A query's answer owes notifications under its run too: once another sync closed the
+    run, it is refused like a page, and the next sync's query finds what entered or left."""
+    run = store.begin_run(RunStart("a" * 32, clock(), False, "full", "2.0.5", None))
+    store.recover_interrupted(now=clock())  # another sync took it for dead
+    with pytest.raises(ConcurrentUpdateError, match="run the sync again"):
+        store.write_query(
+            run,
+            -1,
+            name="selinexor",
+            params_hash="h",
+            matches=[],
+            changes=[],
+            track=False,
+            now=clock(),
+            data_timestamp=None,
+        )
+    assert store.query_baseline("selinexor", "h") is None
 
 
 def test_a_short_read_is_fetched_again_at_the_next_poll(store: Store, clock: FakeClock) -> None:
