@@ -16,7 +16,8 @@ every published change:
 
 An event recorded twice for one version, an event for a trial that did not change, or an email
 line that reports no change published in the cycle counts as doubled too. The table of points
-is printed; the test asserts 0 lost and 0 doubled, on SQLite and on PostgreSQL.
+is printed at the end of the session; the test asserts 0 lost and 0 doubled, on SQLite and on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ STATUSES = (
 # sent; after the message's final "." and before the 250 (the documented window).
 SMTP_MAIL = "smtp:at-mail-from"
 SMTP_WINDOW = "smtp:after-dot-before-250"
+TABLE_PROPERTY = "crash_loop_table"
 
 # (what the process was doing, the failpoints of the killed runs in order). Each killed run
 # must die by SIGKILL; a second entry kills the run that would have recovered the first.
@@ -386,7 +388,7 @@ def test_no_change_is_lost_or_doubled_whenever_the_process_dies(
     tmp_path: Path,
     api: FakeCtGov,
     smtp: FakeSmtp,
-    capsys: pytest.CaptureFixture[str],
+    record_property: Any,
 ) -> None:
     started = time.monotonic()
     db_url = (
@@ -400,8 +402,7 @@ def test_no_change_is_lost_or_doubled_whenever_the_process_dies(
     finally:
         user.engine.dispose()
     report = table(database, tallies, time.monotonic() - started)
-    with capsys.disabled():
-        print("\n" + report)
+    record_property(TABLE_PROPERTY, report)  # printed at the end of the session (conftest.py)
     assert sum(t.lost for t in tallies) == 0, report
     assert sum(t.doubled for t in tallies) == 0, report
     assert all(not t.notes for t in tallies), report
