@@ -85,3 +85,16 @@ def store(db_url: str) -> Iterator[Store]:
     s = Store.open(db_url)
     yield s
     s.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the crash-point loop's tables (tests/test_crash_loop.py) after the run, whatever
+    its outcome: a test's own output would be lost when it runs on an xdist worker."""
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "crash_loop_table":
+                    terminalreporter.write_line("")
+                    terminalreporter.write_line(str(value))

@@ -54,6 +54,19 @@ def trialwatch(*args: str, env: Mapping[str, str], cwd: Path, timeout: float = 6
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
+def spawn(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """Start the command and return at once, so the test has its pid (to kill it at an instant
+    of its choosing). Read its output and exit code with ``communicate()``."""
+    return subprocess.Popen(
+        [str(TRIALWATCH), *args],
+        env=dict(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def sqlite_dump(db_path: Path) -> str:
     """Every row of the database as SQL text: equal dumps mean nothing was written."""
     conn = sqlite3.connect(db_path)

@@ -11,7 +11,7 @@ from sqlmodel import select
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
 from trialwatch.exceptions import ConcurrentUpdateError, TransientFetchError
-from trialwatch.models import Category, FieldChange, Route, Severity, WatchItem
+from trialwatch.models import Category, FieldChange, Route, RunStart, Severity, WatchItem
 from trialwatch.storage import (
     ChangeEvent,
     Notification,
@@ -432,6 +432,70 @@ def test_a_sync_overtaken_by_another_writes_nothing(store: Store, clock: FakeClo
     assert [e.summary for e, _ in store.history("NCT05915845")] == [
         "Overall status: Unknown status → Completed"
     ]
+
+
+def test_a_sync_whose_run_was_taken_for_dead_writes_no_further_page(
+    store: Store, clock: FakeClock
+) -> None:
+    """The sync lock is lost mid-run (its PostgreSQL session killed, its lock file deleted):
+    another sync takes this run for dead, closes it and releases what its committed pages owe.
+    A page this sync wrote after that would owe its notifications to a closed run, held
+    forever: recorded, never sent. It must write nothing more, and the changes it did not
+    write are found by the other sync — each owed exactly once."""
+    source = _source()
+    router = _to_clinician
+    _sync(store, source, clock, batch_size=2, router=router)
+    for nct_id in IDS:
+        _publish_status(source, nct_id, "WITHDRAWN")
+
+    class LockLostAfterFirstPage:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
+            if page == 1:
+                store.recover_interrupted(now=clock())  # the other sync starts
+            return store.write_page(run, page, outcomes, **kw)
+
+    with pytest.raises(ConcurrentUpdateError, match="run the sync again"):
+        run_sync(
+            source=source,
+            store=LockLostAfterFirstPage(),  # type: ignore[arg-type]
+            watchlist=_watch(),
+            clock=clock,
+            batch_size=2,
+            router=router,
+        )
+    result = _sync(store, source, clock, batch_size=2, router=router)  # the other sync goes on
+    assert result.change_count == 4
+    notes = store.notifications()
+    assert {n.status for n in notes} == {"pending"}  # nothing held by a closed run
+    owed = sorted(i for n in notes for i in n.change_ids)
+    with store.session() as s:
+        events = sorted(e for e in s.exec(select(ChangeEvent.id)))
+    assert owed == events[-6:]  # every change of this refresh owed exactly once
+
+
+def test_a_query_answer_is_not_written_for_a_run_taken_for_dead(
+    store: Store, clock: FakeClock
+) -> None:
+    """A query's answer owes notifications under its run too: once another sync closed the
+    run, it is refused like a page, and the next sync's query finds what entered or left."""
+    run = store.begin_run(RunStart("a" * 32, clock(), False, "full", "2.0.5", None))
+    store.recover_interrupted(now=clock())  # another sync took it for dead
+    with pytest.raises(ConcurrentUpdateError, match="run the sync again"):
+        store.write_query(
+            run,
+            -1,
+            name="selinexor",
+            params_hash="h",
+            matches=[],
+            changes=[],
+            track=False,
+            now=clock(),
+            data_timestamp=None,
+        )
+    assert store.query_baseline("selinexor", "h") is None
 
 
 def test_a_short_read_is_fetched_again_at_the_next_poll(store: Store, clock: FakeClock) -> None:

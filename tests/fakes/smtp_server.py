@@ -4,7 +4,9 @@
 again on the same port ("SMTP down, then back"). It records every accepted message, can be told
 to answer MAIL/RCPT/DATA with an error for a while, can require a username and password (AUTH
 PLAIN/LOGIN over plain TCP, which is fine on loopback) and can speak implicit TLS or STARTTLS
-with a certificate the test provides.
+with a certificate the test provides. :meth:`FakeSmtp.before_reply` runs a test's callback
+before the server answers MAIL, RCPT or DATA (after the message's final "."), e.g. to kill the
+sender at that instant.
 
     with FakeSmtp() as smtp:
         ...send to smtp.host, smtp.port...
@@ -19,6 +21,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.parser import BytesParser
 from types import TracebackType
@@ -83,6 +86,7 @@ class FakeSmtp:
         self._messages: list[ReceivedMessage] = []
         self._replies: dict[Stage, _Reply] = {}
         self._refused_recipients: dict[str, str] = {}
+        self._before_reply: dict[Stage, Callable[[], None]] = {}
         self._controller: Controller | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -172,6 +176,21 @@ class FakeSmtp:
             self._replies.clear()
             self._refused_recipients.clear()
 
+    def before_reply(self, callback: Callable[[], None] | None, *, at: Stage = "DATA") -> None:
+        """Call ``callback`` before answering ``at``; ``None`` removes it.
+
+        At DATA it runs once the message's final "." has been read and the message recorded
+        (the server has it), before the 250 goes out: a test that kills the sender there opens
+        the one window in which a sent message is not known to be sent. At MAIL it runs before
+        the sender has sent any of the message (RCPT: once per accepted recipient). It runs on the
+        server's thread; the reply waits.
+        """
+        with self._lock:
+            if callback is None:
+                self._before_reply.pop(at, None)
+            else:
+                self._before_reply[at] = callback
+
     # --- called from the server's thread ------------------------------------------------------
 
     def _reply_for(self, stage: Stage, address: str | None = None) -> str | None:
@@ -205,6 +224,12 @@ class FakeSmtp:
         with self._lock:
             self._messages.append(received)
             self._lock.notify_all()
+
+    def _run_before_reply(self, stage: Stage) -> None:
+        with self._lock:
+            callback = self._before_reply.get(stage)
+        if callback is not None:
+            callback()
 
     def _authenticate(
         self,
@@ -244,6 +269,7 @@ class _Handler:
             return reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        self._fake._run_before_reply("MAIL")
         return "250 OK"
 
     async def handle_RCPT(
@@ -259,6 +285,7 @@ class _Handler:
             return reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
+        self._fake._run_before_reply("RCPT")
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -266,4 +293,5 @@ class _Handler:
         if reply is not None:
             return reply
         self._fake._record(envelope)
+        self._fake._run_before_reply("DATA")
         return ACCEPTED

@@ -55,11 +55,13 @@ class DiscoveryMixin(SyncWritesMixin):
         """Record one query's answer in ONE transaction: its matches, its baseline, its events
         and the notifications they owe; with ``track`` the watch set follows the matches.
 
-        Returns the ids this call started watching (to be fetched by the same sync).
+        Returns the ids this call started watching (to be fetched by the same sync). Raises
+        ConcurrentUpdateError (writing nothing) when another process closed the run.
         """
         source = f"query:{name}"
         present = {m.nct_id for m in matches}
         with self.session() as s:
+            self._fence_run(s, run)
             known = {
                 r.nct_id for r in s.execute(select(_QM.c.nct_id).where(_QM.c.query_name == name))
             }

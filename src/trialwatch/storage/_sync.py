@@ -5,7 +5,8 @@ The transaction shape (README "Guarantees", docs/reliability.md):
 - :meth:`begin_run` commits a ``running`` run row;
 - :meth:`write_page` commits one page: for each trial its new version, its change events and
   the notifications they owe (``held``: not sendable yet) — together or not at all, fenced
-  against another sync that committed the same trials meanwhile;
+  against another sync that committed the same trials meanwhile, and against one that took
+  this run for dead and closed it;
 - :meth:`finish_run` merges the run's held notifications into one message per recipient and
   records how the run ended, in one transaction. Only a ``complete`` run lets the next poll
   skip fetching.
@@ -219,8 +220,12 @@ class SyncWritesMixin(StoreBase):
         self.finish_run(self.begin_run(start), totals)
 
     def finish_run(self, run: RunRef, totals: RunTotals) -> None:
-        """Release what the run owes (one notification per recipient) and record its end."""
+        """Release what the run owes (one notification per recipient) and record its end.
+
+        Raises ConcurrentUpdateError (writing nothing) when another process closed the run.
+        """
         with self.session() as s:
+            self._fence_run(s, run)
             status = "complete" if totals.complete else "failed"
             self._release(s, run, totals.finished_at, summary_only=totals.summary_only)
             result = s.execute(
@@ -245,6 +250,24 @@ class SyncWritesMixin(StoreBase):
                     "this sync's run was closed by another process (it took it for dead); "
                     "run the sync again"
                 )
+
+    @staticmethod
+    def _fence_run(s: Session, run: RunRef) -> None:
+        """Lock the run's row for this transaction; refuse to go on if it is no longer running.
+
+        A sync whose lock was lost (its PostgreSQL session killed, its lock file deleted) may
+        still be writing when another sync takes its run for dead (:meth:`recover_interrupted`,
+        which locks the same row). Whichever commits first, the other sees it: a page written
+        after the run was closed would owe its notifications to a run nobody closes again.
+        """
+        status = s.execute(
+            select(_R.c.status).where(_R.c.id == run.pk).with_for_update()
+        ).scalar_one_or_none()
+        if status != "running":
+            raise ConcurrentUpdateError(
+                "this sync's run was closed by another process (it took it for dead); "
+                "nothing more was written: run the sync again"
+            )
 
     def recover_interrupted(self, *, now: datetime) -> int:
         """Close runs whose process died mid-way (call under the sync lock): what their
@@ -317,7 +340,7 @@ class SyncWritesMixin(StoreBase):
         """Write one page's outcomes in ONE transaction; returns the change events written.
 
         Raises ConcurrentUpdateError (writing nothing) when another sync committed one of these
-        trials after this one read it.
+        trials after this one read it, or closed this run.
         """
         writing = [o for o in outcomes if o.kind != "unchanged"]
         if not writing:
@@ -334,6 +357,7 @@ class SyncWritesMixin(StoreBase):
         now: datetime,
         data_timestamp: str | None,
     ) -> int:
+        self._fence_run(s, run)
         ids = [o.nct_id for o in outcomes]
         # Locked until commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes), so
         # the fencing check sees what a concurrent sync may have committed.
