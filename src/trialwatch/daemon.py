@@ -18,8 +18,10 @@
   becomes a standby that tries to take the lock again.
 - SIGTERM/SIGINT: stop taking work, let a database write finish, exit 0 within seconds. Network
   waits (retry backoff, pacing) are cut short; a job stuck in a network call is abandoned after
-  ``SHUTDOWN_GRACE_S``. Nothing half-written is ever left, because the sync writes in one
-  transaction after all fetching is done. The signal handler only sets a flag (see
+  ``SHUTDOWN_GRACE_S``. Nothing half-written is ever left: a sync writes each page in one
+  transaction (a page's versions, changes and owed notifications together), and a run cut short
+  is closed by the next sync, which releases what its committed pages owe. The signal handler
+  only sets a flag (see
   ``_on_signal``): the main thread does the logging and the stopping.
 """
 
@@ -362,9 +364,9 @@ class Daemon:
         finally:
             self.lock.release()
         if abandoned:
-            # A job is stuck in a network call. Nothing is half-written: a sync writes in one
-            # transaction after fetching, and a killed transaction rolls back. Exit now rather
-            # than let the interpreter wait for the worker thread.
+            # A job is stuck in a network call. Nothing is half-written: each page of a sync is
+            # one transaction, a killed one rolls back, and the next sync closes a run cut
+            # short. Exit now rather than let the interpreter wait for the worker thread.
             log.warning("daemon.stopped", abandoned_jobs=abandoned)
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
