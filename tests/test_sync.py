@@ -617,3 +617,39 @@ def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
     again = _sync(store, source, clock, force=True, router=_to_clinician)
     assert (again.rebaselined, again.change_count) == (0, 0)
     assert len(store.notifications()) == 1
+
+
+def test_what_a_killed_run_owes_is_released_even_while_ctgov_is_down(
+    store: Store, clock: FakeClock
+) -> None:
+    source = _source()
+    _sync(store, source, clock, router=_to_clinician, batch_size=2)
+    for nct_id in IDS:
+        _publish_status(source, nct_id, "WITHDRAWN")
+
+    class Killed(BaseException):
+        pass
+
+    class DiesAfterFirstPage(_CrashingStore):
+        def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
+            if page == 1:
+                raise Killed
+            return self.store.write_page(run, page, outcomes, **kw)
+
+        def finish_run(self, run: Any, totals: Any) -> None:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_sync(
+            source=source,
+            store=DiesAfterFirstPage(store, 1),  # type: ignore[arg-type]
+            watchlist=_watch(),
+            clock=clock,
+            batch_size=2,
+            router=_to_clinician,
+        )
+    source.fail_with = TransientFetchError("CT.gov answered 503 after 5 attempts")
+    with pytest.raises(TransientFetchError):
+        _sync(store, source, clock, router=_to_clinician)
+    [note] = store.notifications()
+    assert note.status == "pending" and len(note.change_ids) == 2  # sendable now

@@ -313,6 +313,9 @@ def run_sync(
     if watchlist is not None:
         store.sync_config_watchlist(watchlist, now=started)
 
+    # A run whose process died mid-way is closed first, releasing what its committed pages owe,
+    # even if CT.gov cannot be reached now (the caller holds the sync lock: nobody else runs).
+    store.recover_interrupted(now=started)
     version: ApiVersion | None = None
     try:
         version = source.version()
@@ -325,7 +328,6 @@ def run_sync(
         )
         raise
 
-    store.recover_interrupted(now=started)
     last = store.last_complete_run()
     same_data = last is not None and last.data_timestamp == version.data_timestamp
     kind = "full"
