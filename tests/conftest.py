@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.fakes.ctgov_server import FakeCtGov
+from tests.fakes.smtp_server import FakeSmtp
 from trialwatch.storage import Store
 
 DATA = Path(__file__).parent / "data"
@@ -78,6 +80,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'trialwatch.db'}"
     return str(request.getfixturevalue("pg_schema_url"))
+
+
+@pytest.fixture
+def api() -> Iterator[FakeCtGov]:
+    """The CT.gov stand-in on loopback, serving the review's 13 trials (modules may override)."""
+    with FakeCtGov.load_dir(SELINEXOR) as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp() -> Iterator[FakeSmtp]:
+    """A real SMTP server on loopback."""
+    with FakeSmtp() as server:
+        yield server
 
 
 @pytest.fixture

@@ -7,25 +7,17 @@ from __future__ import annotations
 
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import SELINEXOR
 from tests.e2e import Run, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 
 pytestmark = pytest.mark.e2e
 SEAL = "NCT02606461"
 HOOK = "https://hooks.example.org/services/T000/B000/VERYSECRETTOKEN"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeCtGov]:
-    with FakeCtGov.load_dir(SELINEXOR) as fake:
-        yield fake
 
 
 def _run(env: dict[str, str], cwd: Path, *args: str) -> Run:

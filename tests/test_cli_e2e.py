@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from tests.conftest import SELINEXOR
 from tests.e2e import REPO, Run, sqlite_dump, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 
 pytestmark = pytest.mark.e2e
 SEAL = "NCT02606461"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeCtGov]:
-    with FakeCtGov.load_dir(SELINEXOR) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -39,7 +38,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import SELINEXOR
 from tests.e2e import Run, spawn, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 from tests.fakes.smtp_server import FakeSmtp, ReceivedMessage, Stage
@@ -364,18 +362,6 @@ def table(database: str, tallies: list[Tally], seconds: float) -> str:
     rows.append(f"{'total':<{width}}  {changes:>7}  {total_lost:>4}  {total_doubled:>7}")
     rows.append("resent: messages received again, with the same Message-ID")
     return "\n".join(rows)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeCtGov]:
-    with FakeCtGov.load_dir(SELINEXOR) as fake:
-        yield fake
-
-
-@pytest.fixture
-def smtp() -> Iterator[FakeSmtp]:
-    with FakeSmtp() as server:
-        yield server
 
 
 @pytest.mark.timeout(600)  # ~25 runs of the command per database

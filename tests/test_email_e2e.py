@@ -11,14 +11,12 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import SELINEXOR
 from tests.e2e import SHIPPED_CONFIG, TRIALWATCH, Run, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 from tests.fakes.smtp_server import FakeSmtp
@@ -28,18 +26,6 @@ pytestmark = pytest.mark.e2e
 SEAL = "NCT02606461"
 CLINICIAN = "clinician@example.org"
 SUBJECT = "SEAL (NCT02606461): Active, not recruiting → Completed"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeCtGov]:
-    with FakeCtGov.load_dir(SELINEXOR) as fake:
-        yield fake
-
-
-@pytest.fixture
-def smtp() -> Iterator[FakeSmtp]:
-    with FakeSmtp() as server:
-        yield server
 
 
 class User:

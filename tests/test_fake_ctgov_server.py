@@ -488,6 +488,7 @@ def test_runnable_by_hand() -> None:
         [sys.executable, "-m", "tests.fakes.ctgov_server", "--port", "0"],
         cwd=REPO,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -498,9 +499,14 @@ def test_runnable_by_hand() -> None:
         assert httpx.get(f"{base_url}/version", timeout=5).json()["apiVersion"] == "2.0.5"
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-        assert process.stdout is not None
-        process.stdout.close()
+        try:
+            # Drain both pipes while it stops: a child blocked on a full pipe never exits.
+            _, err = process.communicate(timeout=60)  # a loaded machine is slow, not stuck
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+            raise AssertionError(f"the stand-in did not stop on Ctrl-C; it said: {err}") from None
+        assert process.returncode == 0, err
 
 
 # -- the real client against the fake ------------------------------------------------------------

@@ -8,7 +8,6 @@ import socket
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -60,12 +59,6 @@ def message(*recipients: str) -> EmailMessage:
         message_id=make_message_id("run-1.alice", "example.org"),
         date=datetime(2026, 11, 21, 14, 5, tzinfo=UTC),
     )
-
-
-@pytest.fixture
-def smtp() -> Iterator[FakeSmtp]:
-    with FakeSmtp() as server:
-        yield server
 
 
 # --- SMTP: success ----------------------------------------------------------------------------

@@ -5,12 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import FakeClock, load_record
 from tests.fakes.smtp_server import FakeSmtp
@@ -25,12 +23,6 @@ from trialwatch.sync import run_sync
 
 IDS = ["NCT01213277", "NCT02967393", "NCT05915845"]
 CLINICIAN = "clinician@example.org"
-
-
-@pytest.fixture
-def smtp() -> Iterator[FakeSmtp]:
-    with FakeSmtp() as server:
-        yield server
 
 
 def _email(smtp: FakeSmtp) -> EmailSettings:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import DATA, SELINEXOR
+from tests.conftest import DATA
 from tests.e2e import Run, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 from tests.fakes.smtp_server import FakeSmtp
@@ -19,18 +18,6 @@ from tests.fakes.smtp_server import FakeSmtp
 pytestmark = pytest.mark.e2e
 NEW = "NCT07123456"
 CLINICIAN = "clinician@example.org"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeCtGov]:
-    with FakeCtGov.load_dir(SELINEXOR) as fake:
-        yield fake
-
-
-@pytest.fixture
-def smtp() -> Iterator[FakeSmtp]:
-    with FakeSmtp() as server:
-        yield server
 
 
 def _env(tmp_path: Path, api: FakeCtGov, smtp: FakeSmtp) -> dict[str, str]:

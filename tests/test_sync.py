@@ -302,6 +302,22 @@ def test_a_crash_inside_a_page_write_leaves_that_page_as_it_was(
     assert store.count(ChangeEvent) == before["ChangeEvent"] + 6
 
 
+class _Killed(BaseException):
+    """Stands for kill -9: no cleanup runs after it."""
+
+
+class _DiesAfterFirstPage(_CrashingStore):
+    """The process dies once page 0 committed: page 1 never writes, the run never ends."""
+
+    def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
+        if page == 1:
+            raise _Killed
+        return self.store.write_page(run, page, outcomes, **kw)
+
+    def finish_run(self, run: Any, totals: Any) -> None:
+        raise _Killed
+
+
 def test_a_process_killed_mid_run_owes_what_it_committed(store: Store, clock: FakeClock) -> None:
     """kill -9 after a page committed: the run stays 'running'; the next sync closes it and
     releases the notifications its committed page owes — once."""
@@ -311,22 +327,10 @@ def test_a_process_killed_mid_run_owes_what_it_committed(store: Store, clock: Fa
     for nct_id in IDS:
         _publish_status(source, nct_id, "WITHDRAWN")
 
-    class Killed(BaseException):
-        pass
-
-    class DiesAfterFirstPage(_CrashingStore):
-        def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
-            if page == 1:
-                raise Killed  # no cleanup runs after a SIGKILL: model it by skipping finish
-            return self.store.write_page(run, page, outcomes, **kw)
-
-        def finish_run(self, run: Any, totals: Any) -> None:
-            raise Killed
-
-    with pytest.raises(Killed):
+    with pytest.raises(_Killed):
         run_sync(
             source=source,
-            store=DiesAfterFirstPage(store, 1),  # type: ignore[arg-type]
+            store=_DiesAfterFirstPage(store, 1),  # type: ignore[arg-type]
             watchlist=_watch(),
             clock=clock,
             batch_size=2,
@@ -627,22 +631,10 @@ def test_what_a_killed_run_owes_is_released_even_while_ctgov_is_down(
     for nct_id in IDS:
         _publish_status(source, nct_id, "WITHDRAWN")
 
-    class Killed(BaseException):
-        pass
-
-    class DiesAfterFirstPage(_CrashingStore):
-        def write_page(self, run: Any, page: int, outcomes: Any, **kw: Any) -> int:
-            if page == 1:
-                raise Killed
-            return self.store.write_page(run, page, outcomes, **kw)
-
-        def finish_run(self, run: Any, totals: Any) -> None:
-            raise Killed
-
-    with pytest.raises(Killed):
+    with pytest.raises(_Killed):
         run_sync(
             source=source,
-            store=DiesAfterFirstPage(store, 1),  # type: ignore[arg-type]
+            store=_DiesAfterFirstPage(store, 1),  # type: ignore[arg-type]
             watchlist=_watch(),
             clock=clock,
             batch_size=2,

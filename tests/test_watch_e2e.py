@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import DATA, SELINEXOR
+from tests.conftest import DATA
 from tests.e2e import Run, sqlite_dump, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 
 pytestmark = pytest.mark.e2e
 SEAL = "NCT02606461"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeCtGov]:
-    with FakeCtGov.load_dir(SELINEXOR) as fake:
-        yield fake
 
 
 def _user(tmp_path: Path, api: FakeCtGov, **extra: str) -> dict[str, str]:
