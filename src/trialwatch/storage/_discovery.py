@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -12,16 +11,12 @@ from sqlalchemy import select
 
 from trialwatch.models import FieldChange, Route, StudySummary
 from trialwatch.storage._schema import PrintedEntry, QueryMatch, QueryState, Watch
-from trialwatch.storage._sync import RunRef, SyncWritesMixin, ensure_trial_rows
+from trialwatch.storage._sync import RunRef, SyncWritesMixin, ensure_trial_rows, event_row
 
 _QM = QueryMatch.__table__  # type: ignore[attr-defined]
 _QS = QueryState.__table__  # type: ignore[attr-defined]
 _P = PrintedEntry.__table__  # type: ignore[attr-defined]
 _W = Watch.__table__  # type: ignore[attr-defined]
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True)
 
 
 class DiscoveryMixin(SyncWritesMixin):
@@ -162,22 +157,7 @@ class DiscoveryMixin(SyncWritesMixin):
                     ensure_trial_rows(s, started, now)
 
             rows = [
-                {
-                    "run_id": run.pk,
-                    "nct_id": nct_id,
-                    "detected_at": now,
-                    "data_timestamp": data_timestamp,
-                    "field": change.field,
-                    "category": change.category.value,
-                    "severity": int(change.severity),
-                    "kind": change.kind.value,
-                    "item_key": change.item_key,
-                    "summary": change.summary,
-                    "old_json": _dump(change.old),
-                    "new_json": _dump(change.new),
-                    "from_version_id": None,
-                    "to_version_id": None,
-                }
+                event_row(run, nct_id, change, now=now, data_timestamp=data_timestamp)
                 for nct_id, change, _ in changes
             ]
             self._insert_events(s, run, page, rows, [r for _, _, r in changes], now)

@@ -104,6 +104,35 @@ def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 
 
+def event_row(
+    run: RunRef,
+    nct_id: str,
+    change: FieldChange,
+    *,
+    now: datetime,
+    data_timestamp: str | None,
+    from_version_id: int | None = None,
+    to_version_id: int | None = None,
+) -> dict[str, Any]:
+    """The ``change_event`` row of one change (a trial's, or a query's)."""
+    return {
+        "run_id": run.pk,
+        "nct_id": nct_id,
+        "detected_at": now,
+        "data_timestamp": data_timestamp,
+        "field": change.field,
+        "category": change.category.value,
+        "severity": int(change.severity),
+        "kind": change.kind.value,
+        "item_key": change.item_key,
+        "summary": change.summary,
+        "old_json": _dump(change.old),
+        "new_json": _dump(change.new),
+        "from_version_id": from_version_id,
+        "to_version_id": to_version_id,
+    }
+
+
 class SyncWritesMixin(StoreBase):
     # -- what a page is decided against ---------------------------------------------------
 
@@ -557,22 +586,15 @@ class SyncWritesMixin(StoreBase):
             )
             for index, change in enumerate(o.changes):
                 rows.append(
-                    {
-                        "run_id": run.pk,
-                        "nct_id": o.nct_id,
-                        "detected_at": now,
-                        "data_timestamp": data_timestamp,
-                        "field": change.field,
-                        "category": change.category.value,
-                        "severity": int(change.severity),
-                        "kind": change.kind.value,
-                        "item_key": change.item_key,
-                        "summary": change.summary,
-                        "old_json": _dump(change.old),
-                        "new_json": _dump(change.new),
-                        "from_version_id": from_version or o.from_version_id,
-                        "to_version_id": to_version,
-                    }
+                    event_row(
+                        run,
+                        o.nct_id,
+                        change,
+                        now=now,
+                        data_timestamp=data_timestamp,
+                        from_version_id=from_version or o.from_version_id,
+                        to_version_id=to_version,
+                    )
                 )
                 routes_of_row.append(o.routes[index] if index < len(o.routes) else ())
         return self._insert_events(s, run, page, rows, routes_of_row, now)
