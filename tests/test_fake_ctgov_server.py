@@ -491,6 +491,9 @@ def test_runnable_by_hand() -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
+        # Ctrl-C as a terminal delivers it, whatever the worker running this test ignores
+        # (an ignored SIGINT is inherited, and Python then never raises KeyboardInterrupt).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stdout is not None
