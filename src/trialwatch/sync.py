@@ -96,11 +96,6 @@ class LastRun(Protocol):
     finished_at: Any
 
 
-class RunHandle(Protocol):
-    pk: int
-    run_id: str
-
-
 class SyncStore(Protocol):
     """What the sync needs from storage."""
 
@@ -194,12 +189,6 @@ class Progress:
 
 def no_routes(nct_id: str, label: str | None, change: FieldChange) -> Sequence[Route]:
     return ()
-
-
-def _fingerprint_of(found: FoundStudy) -> str | None:
-    """The source's fingerprint of the record as served (None: it computed none, so the record
-    is always normalized and compared)."""
-    return found.fingerprint
 
 
 @dataclass
@@ -652,7 +641,9 @@ def decide_page(
         order.append(nct_id)
         state = states.get(nct_id)
         canonical = result.nct_id if result.nct_id != nct_id else None
-        fingerprint = _fingerprint_of(result)
+        # The source's fingerprint of the record as served (None: it gave none, so the record
+        # is always normalized and compared).
+        fingerprint = result.fingerprint
         if (
             fingerprint is not None
             and state is not None

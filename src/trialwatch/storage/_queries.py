@@ -29,7 +29,15 @@ from trialwatch.history import (
 )
 from trialwatch.models import Snapshot
 from trialwatch.storage._engine import StoreBase
-from trialwatch.storage._schema import ChangeEvent, RecordVersion, SyncRun, Trial, Watch
+from trialwatch.storage._schema import (
+    SOURCE_ORDER,
+    ChangeEvent,
+    RecordVersion,
+    SyncRun,
+    Trial,
+    Watch,
+    best_labels,
+)
 
 HISTORY_BATCH = 500
 """Trials per batch of history reads: each batch is three queries with this many ids bound."""
@@ -39,10 +47,8 @@ CHANGES_BATCH = 1000
 
 # Whose label names a trial when several sources give one (as ``WatchEntry`` decides).
 _SOURCE_RANK = sa.case(
-    (col(Watch.source) == "config", 0),
-    (col(Watch.source) == "cli", 1),
-    (col(Watch.source) == "import", 2),
-    else_=3,
+    *((col(Watch.source) == source, rank) for rank, source in enumerate(SOURCE_ORDER)),
+    else_=len(SOURCE_ORDER),
 )
 
 
@@ -136,17 +142,39 @@ class QueriesMixin(StoreBase):
             trials = {
                 t.nct_id: t for t in s.exec(select(Trial).where(col(Trial.nct_id).in_(wanted)))
             }
-            watches = list(s.exec(select(Watch).where(col(Watch.nct_id).in_(wanted))))
-        labels: dict[str, str] = {}
-        for w in sorted(watches, key=lambda w: (w.source != "config", w.source)):
-            if w.label and w.nct_id not in labels:
-                labels[w.nct_id] = w.label
+            labels = best_labels(
+                s.exec(
+                    select(Watch.nct_id, Watch.source, Watch.label).where(
+                        col(Watch.nct_id).in_(wanted)
+                    )
+                )
+            )
         out: dict[str, tuple[str | None, str | None]] = {}
         for nct_id in wanted:
             trial = trials.get(nct_id)
             label = labels.get(nct_id) or (trial.acronym if trial else None)
             out[nct_id] = (label, trial.brief_title if trial else None)
         return out
+
+    def trial_rows(self, ids: Sequence[str]) -> dict[str, Trial]:
+        """The trial rows of ``ids`` (those that have one), in one query."""
+        if not ids:
+            return {}
+        with self.session() as s:
+            rows = s.exec(select(Trial).where(col(Trial.nct_id).in_(list(ids))))
+            return {t.nct_id: t for t in rows}
+
+    def current_snapshots(self, ids: Sequence[str]) -> dict[str, Snapshot]:
+        """Each trial's current snapshot, for those of ``ids`` that have one: one query."""
+        if not ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(
+                select(Trial.nct_id, RecordVersion.snapshot_json)
+                .join(RecordVersion, col(RecordVersion.id) == col(Trial.current_version_id))
+                .where(col(Trial.nct_id).in_(list(ids)))
+            ).all()
+        return {nct_id: Snapshot.from_dict(json.loads(text)) for nct_id, text in rows}
 
     def snapshot(self, version_id: int) -> Snapshot:
         with self.session() as s:

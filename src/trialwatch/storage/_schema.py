@@ -7,6 +7,7 @@ that upgrading a 0.1.0 database step by step gives exactly these tables.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +89,27 @@ class Watch(SQLModel, table=True):
     table_ref: str | None = Field(default=None, max_length=200)
     reference: str | None = _text()
     added_at: datetime | None = _dt(nullable=False)
+
+
+SOURCE_ORDER = ("config", "cli", "import")
+"""Whose label names a trial when several sources give one: the config file, then ``watch
+add``, then an import, then queries (by name)."""
+
+
+def source_rank(source: str) -> tuple[int, str]:
+    return (SOURCE_ORDER.index(source) if source in SOURCE_ORDER else len(SOURCE_ORDER), source)
+
+
+def best_labels(rows: Iterable[tuple[str, str, str | None]]) -> dict[str, str]:
+    """(nct_id, source, label) rows -> each trial's label from its best source that has one."""
+    best: dict[str, tuple[tuple[int, str], str]] = {}
+    for nct_id, source, label in rows:
+        if not label:
+            continue
+        rank = source_rank(source)
+        if nct_id not in best or rank < best[nct_id][0]:
+            best[nct_id] = (rank, label)
+    return {nct_id: label for nct_id, (_, label) in best.items()}
 
 
 class RecordVersion(SQLModel, table=True):

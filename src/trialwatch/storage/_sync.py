@@ -50,6 +50,7 @@ from trialwatch.storage._schema import (
     SyncRun,
     Trial,
     Watch,
+    best_labels,
 )
 
 _T = Trial.__table__  # type: ignore[attr-defined]
@@ -153,12 +154,12 @@ class SyncWritesMixin(StoreBase):
                     _T.c.last_error,
                 ).where(_T.c.nct_id.in_(list(ids)))
             ).all()
-            labels: dict[str, str | None] = {}
-            for nct_id, source, label in s.execute(
-                select(_W.c.nct_id, _W.c.source, _W.c.label).where(_W.c.nct_id.in_(list(ids)))
-            ):
-                if label and (nct_id not in labels or source == "config"):
-                    labels[nct_id] = label
+            labels = best_labels(
+                (r.nct_id, r.source, r.label)
+                for r in s.execute(
+                    select(_W.c.nct_id, _W.c.source, _W.c.label).where(_W.c.nct_id.in_(list(ids)))
+                )
+            )
         return {
             r.nct_id: StoredState(
                 nct_id=r.nct_id,

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from trialwatch.models import WatchItem
 from trialwatch.storage._engine import StoreBase
-from trialwatch.storage._schema import Trial, Watch
+from trialwatch.storage._schema import Trial, Watch, source_rank
 from trialwatch.storage._sync import ensure_trial_rows
 
 CONFIG = "config"
@@ -52,12 +52,6 @@ def _short(title: str | None, width: int = 60) -> str | None:
     if not title:
         return None
     return title if len(title) <= width else title[: width - 1] + "…"
-
-
-def _source_rank(source: str) -> tuple[int, str]:
-    """Whose label wins when several sources give one: the config, then cli, import, queries."""
-    order = {CONFIG: 0, "cli": 1, "import": 2}
-    return (order.get(source, 3), source)
 
 
 class WatchMixin(StoreBase):
@@ -207,7 +201,7 @@ class WatchMixin(StoreBase):
                 grouped.setdefault(watch.nct_id, []).append((watch, trial))
         entries = []
         for nct_id, pairs in grouped.items():
-            watches = sorted((w for w, _ in pairs), key=lambda w: _source_rank(w.source))
+            watches = sorted((w for w, _ in pairs), key=lambda w: source_rank(w.source))
             row = pairs[0][1]
             entries.append(
                 WatchEntry(
@@ -256,25 +250,6 @@ class WatchMixin(StoreBase):
                     s.exec(select(Watch.nct_id).where(col(Watch.nct_id).in_(chunk)).distinct())
                 )
         return sorted(found)
-
-    def watch_labels(self, ids: Sequence[str]) -> dict[str, str | None]:
-        """The label each id is known by (its best source's label, else None)."""
-        if not ids:
-            return {}
-        with self.session() as s:
-            rows = list(
-                s.exec(
-                    select(Watch.nct_id, Watch.source, Watch.label).where(
-                        col(Watch.nct_id).in_(list(ids))
-                    )
-                )
-            )
-        best: dict[str, tuple[tuple[int, str], str | None]] = {}
-        for nct_id, source, label in rows:
-            rank = _source_rank(source) if label else (9, source)
-            if nct_id not in best or rank < best[nct_id][0]:
-                best[nct_id] = (rank, label)
-        return {nct_id: label for nct_id, (_, label) in best.items()}
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
