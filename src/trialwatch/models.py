@@ -441,10 +441,6 @@ class TrialOutcome:
     # missing: the trial had been returned before, so its absence is news to check again.
     recheck: bool = False
 
-    @property
-    def content_hash(self) -> str | None:
-        return self.version.content_hash if self.version else None
-
 
 @dataclass(frozen=True, slots=True)
 class RunStart:
