@@ -32,6 +32,7 @@ from trialwatch.exceptions import (
     ApiRequestError,
     ApiUnavailableError,
     ApiUnreachableError,
+    RecordError,
     ShortReadError,
     TransientFetchError,
 )
@@ -471,6 +472,68 @@ def test_studies_without_usable_nct_id_or_not_requested_are_skipped(
             nct_id(records[0]), nct_id(records[0]), records[0], record_fingerprint(records[0])
         )
     ]
+
+
+def test_a_study_is_handed_over_as_served_and_parsed_only_when_read(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    record = real_records()[0]
+    study = json.dumps(record, indent=1, ensure_ascii=True).encode()  # spacing CT.gov may use
+    body = b'{ "totalCount": 1,\n "studies": [ ' + study + b" ] }"
+    router.get("/studies").mock(return_value=httpx.Response(200, content=body))
+
+    (found,) = make_client().iter_studies([nct_id(record)])
+
+    assert isinstance(found, FoundStudy)
+    assert found.body == study  # byte for byte, cut out of the page
+    assert found.fingerprint == record_fingerprint(study)
+    assert found.fingerprint != record_fingerprint(record)  # spacing moves it; nothing else does
+    assert found.record == record
+
+
+def test_a_study_whose_identification_is_not_an_object_is_skipped(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    junk = [
+        {"protocolSection": {"identificationModule": ["NCT00000001"]}},
+        {"protocolSection": "NCT00000001"},
+        [nct_id(records[0])],
+    ]
+    router.get("/studies").mock(return_value=page([*junk, records[0]]))
+
+    assert found(list(make_client().iter_studies([nct_id(records[0])]))) == {
+        nct_id(records[0]): nct_id(records[0])
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"studies": {}}', "unexpected JSON"),
+        (b'{"studies": [], "totalCount": -1}', "unexpected JSON"),
+        (b'{"studies": [], "totalCount": true}', "unexpected JSON"),
+        (b'{"studies": [], "nextPageToken": 5}', "unexpected JSON"),
+        (b'[{"studies": []}]', "unexpected JSON"),
+        (b'{"studies": [{"protocolSection": }]}', "not valid JSON"),
+        (b'{"studies": [NaN]}', "not valid JSON"),
+    ],
+)
+def test_a_garbled_page_is_retried_then_reported(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], body: bytes, reason: str
+) -> None:
+    route = router.get("/studies").mock(return_value=httpx.Response(200, content=body))
+    with pytest.raises(ApiUnavailableError) as caught:
+        list(make_client(max_attempts=2).iter_studies([CANONICAL]))
+    assert route.call_count == 2
+    assert reason in (caught.value.detail or "")
+
+
+def test_a_found_study_that_cannot_be_read_says_so_when_read() -> None:
+    for body, why in [(b"[1, 2]", "expected a JSON object"), (b"{", "not readable as JSON")]:
+        study = FoundStudy(CANONICAL, CANONICAL, body=body)
+        with pytest.raises(RecordError, match=why):
+            _ = study.record
 
 
 def test_a_repeated_page_token_does_not_loop_forever(

@@ -8,11 +8,16 @@ through plain JSON (``to_dict`` / ``from_dict``) so storage can keep it as text.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, TypeAlias
+
+import orjson
+
+from trialwatch.exceptions import RecordError
 
 JSONValue: TypeAlias = Any
 """A value made only of ``None``, ``bool``, ``int``, ``float``, ``str``, ``list`` and ``dict``."""
@@ -260,9 +265,14 @@ class ApiVersion:
     data_timestamp: str
 
 
-@dataclass(frozen=True, slots=True)
 class FoundStudy:
     """A study the API returned for ``requested_id`` (``nct_id`` differs when it was an alias).
+
+    ``body`` is the record's JSON exactly as served, and ``record`` its parsed form: a source
+    hands over either (the CT.gov client hands over the body, cut out of its page without
+    parsing it), and the other is made on first use, so a study whose fingerprint shows it
+    unchanged is never parsed. ``record`` raises :class:`~trialwatch.exceptions.RecordError`
+    when the body cannot be read as a JSON object.
 
     ``fingerprint`` identifies the record exactly as served (see
     :func:`trialwatch.ctgov.record_fingerprint`): equal fingerprints mean equal records, so an
@@ -271,10 +281,75 @@ class FoundStudy:
     none: then the record must be normalized.
     """
 
-    requested_id: str
-    nct_id: str
-    record: Mapping[str, Any]
-    fingerprint: str | None = None
+    __slots__ = ("_body", "_record", "fingerprint", "nct_id", "requested_id")
+
+    def __init__(
+        self,
+        requested_id: str,
+        nct_id: str,
+        record: Mapping[str, Any] | None = None,
+        fingerprint: str | None = None,
+        *,
+        body: bytes | None = None,
+    ) -> None:
+        if record is None and body is None:
+            raise TypeError("a FoundStudy needs its record or its body as served")
+        self.requested_id = requested_id
+        self.nct_id = nct_id
+        self.fingerprint = fingerprint
+        self._record = record
+        self._body = body
+
+    @property
+    def record(self) -> Mapping[str, Any]:
+        if self._record is None:
+            assert self._body is not None
+            self._record = _parse_record(self._body)
+        return self._record
+
+    @property
+    def body(self) -> bytes:
+        if self._body is None:
+            assert self._record is not None
+            self._body = compact_json(self._record)
+        return self._body
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FoundStudy):
+            return NotImplemented
+        return (self.requested_id, self.nct_id, self.fingerprint, self.record) == (
+            other.requested_id,
+            other.nct_id,
+            other.fingerprint,
+            other.record,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # it holds a mutable mapping
+
+    def __repr__(self) -> str:
+        return (
+            f"FoundStudy(requested_id={self.requested_id!r}, nct_id={self.nct_id!r}, "
+            f"fingerprint={self.fingerprint!r})"
+        )
+
+
+def compact_json(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON, in its own key order (orjson; ``json`` for what orjson
+    cannot write, such as an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _parse_record(body: bytes) -> Mapping[str, Any]:
+    try:
+        record = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"record: not readable as JSON ({exc})") from exc
+    if not isinstance(record, dict):
+        raise RecordError(f"record: expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 @dataclass(frozen=True, slots=True)

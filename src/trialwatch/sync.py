@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-import orjson
 import structlog
 
 from trialwatch.diff import diff
@@ -57,6 +56,7 @@ from trialwatch.models import (
     TrialOutcome,
     TrialUpdate,
     WatchItem,
+    compact_json,
 )
 from trialwatch.normalize import NORMALIZER_VERSION, canonical_bytes, hash_of, normalize
 
@@ -533,9 +533,7 @@ def _run_queries(
         if left:  # their current status often says why they left
             for result in source.iter_studies(left):
                 if isinstance(result, FoundStudy):
-                    module = result.record.get("protocolSection", {}).get("statusModule", {})
-                    status = module.get("overallStatus")
-                    left_status[result.requested_id] = status if isinstance(status, str) else None
+                    left_status[result.requested_id] = _overall_status(result)
         outcome = decide_query(query.name, previous, matches, left_status)
         changes = [
             (nct_id, change, tuple(router(nct_id, None, change)))
@@ -707,11 +705,20 @@ def decide_page(
     return [outcomes[i] for i in order]
 
 
-def _new_version(canonical: bytes, digest: str, record: Mapping[str, Any]) -> NewVersion:
-    """A version to store: its canonical snapshot, and the record as served, compressed now
-    (a page holds ~3 KB per trial, not ~10 KB). zlib level 1: 3x faster than level 6 for 7 %
-    more bytes — it runs for every changed record of a sync."""
-    raw = zlib.compress(orjson.dumps(record), 1)
+def _overall_status(found: FoundStudy) -> str | None:
+    try:
+        module = found.record.get("protocolSection", {}).get("statusModule", {})
+    except RecordError:
+        return None
+    status = module.get("overallStatus") if isinstance(module, dict) else None
+    return status if isinstance(status, str) else None
+
+
+def _new_version(canonical: bytes, digest: str, body: bytes) -> NewVersion:
+    """A version to store: its canonical snapshot, and the record as served (``body``, its
+    bytes), compressed now (a page holds ~3 KB per trial, not ~10 KB). zlib level 1: 3x faster
+    than level 6 for 7 % more bytes — it runs for every changed record of a sync."""
+    raw = zlib.compress(body, 1)
     return NewVersion(digest, canonical.decode("utf-8"), raw, NORMALIZER_VERSION)
 
 
@@ -741,7 +748,7 @@ def _decide_changed(
     if state is None or state.content_hash is None or state.version_id is None:
         log.debug("trial.baseline", nct_id=nct_id, status=snapshot.overall_status)
         return TrialOutcome(
-            kind="baseline", version=_new_version(canonical, digest, found.record), **common
+            kind="baseline", version=_new_version(canonical, digest, found.body), **common
         )
 
     rebaseline: NewVersion | None = None
@@ -755,16 +762,18 @@ def _decide_changed(
         if previous is None:
             log.info("trial.rebaseline_unreadable", nct_id=nct_id)
             return TrialOutcome(
-                kind="rebaselined", version=_new_version(canonical, digest, found.record), **common
+                kind="rebaselined", version=_new_version(canonical, digest, found.body), **common
             )
         previous_canonical = canonical_bytes(previous)
         previous_hash = hash_of(previous_canonical)
         if previous_hash == digest:
             return TrialOutcome(
-                kind="rebaselined", version=_new_version(canonical, digest, found.record), **common
+                kind="rebaselined", version=_new_version(canonical, digest, found.body), **common
             )
         if previous_hash != state.content_hash:
-            rebaseline = _new_version(previous_canonical, previous_hash, old_raw[state.version_id])
+            rebaseline = _new_version(
+                previous_canonical, previous_hash, compact_json(old_raw[state.version_id])
+            )
     elif digest == state.content_hash:
         # The served record moved (registry churn), its snapshot did not: keep the fingerprint.
         return TrialOutcome(
@@ -790,7 +799,7 @@ def _decide_changed(
     routes = tuple(tuple(router(nct_id, label, change)) for change in changes)
     return TrialOutcome(
         kind="changed",
-        version=_new_version(canonical, digest, found.record),
+        version=_new_version(canonical, digest, found.body),
         rebaseline=rebaseline,
         changes=changes,
         routes=routes,
