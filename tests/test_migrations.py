@@ -93,8 +93,11 @@ def test_a_010_database_upgrades_with_its_history_outbox_and_dead_letters(old_db
         assert dead.recipient == webhook_reference("https://hooks.example.org/T0/B0/secret")
         assert "secret" not in dead.recipient
         assert store.requeue_dead(NOW) == 1  # and can still be retried
-        # Every 0.1.0 snapshot was made by normalizer 1.
-        assert {v.normalizer_version for v in store.versions("NCT02606461")} == {1}
+        # Every 0.1.0 snapshot was made by normalizer 1, from a record kept as zlib: it reads.
+        versions = store.versions("NCT02606461")
+        assert {v.normalizer_version for v in versions} == {1}
+        raw = store.raw_record(versions[0].id)
+        assert raw["protocolSection"]["identificationModule"]["nctId"] == "NCT02606461"
         assert store.consecutive_failures() == 0
         run = store.last_complete_run()
         assert run is not None and run.data_timestamp == "2026-11-04T09:00:06"

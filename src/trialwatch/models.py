@@ -478,7 +478,7 @@ class NewVersion:
 
     content_hash: str
     snapshot_json: str
-    raw_zlib: bytes
+    raw_record: bytes  # compressed, see trialwatch.rawcodec
     normalizer_version: int
 
 

@@ -11,7 +11,6 @@ Each batch is its own short transaction: on SQLite a transaction holds the write
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
+from trialwatch import rawcodec
 from trialwatch.exceptions import StorageError
 from trialwatch.history import (
     Period,
@@ -188,7 +188,7 @@ class QueriesMixin(StoreBase):
             version = s.get(RecordVersion, version_id)
             if version is None:
                 raise StorageError(f"record version {version_id} is missing")
-            return json.loads(zlib.decompress(version.raw_zlib))  # type: ignore[no-any-return]
+            return json.loads(rawcodec.decompress(version.raw_record))  # type: ignore[no-any-return]
 
     def history(self, nct_id: str) -> list[tuple[ChangeEvent, SyncRun]]:
         with self.session() as s:
@@ -263,7 +263,7 @@ class QueriesMixin(StoreBase):
 
     @staticmethod
     def _version_rows(s: Session, ids: list[str], all_versions: bool) -> list[RecordedVersion]:
-        # Not raw_zlib: the registry's whole record is large, and no history view reads it.
+        # Not raw_record: the registry's whole record is large, and no history view reads it.
         query = sa.select(
             col(RecordVersion.id),
             col(RecordVersion.nct_id),

@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from trialwatch.models import Category, ChangeKind, FieldChange, Severity
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The schema revision this code writes; kept in step with the newest migration (tested)."""
 
 
@@ -122,7 +122,7 @@ class RecordVersion(SQLModel, table=True):
     nct_id: str = Field(max_length=16, index=True)
     content_hash: str = Field(max_length=64)
     snapshot_json: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
-    raw_zlib: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+    raw_record: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
     data_timestamp: str | None = Field(default=None, max_length=32)
     first_seen_at: datetime | None = _dt(nullable=False)
     normalizer_version: int = Field(

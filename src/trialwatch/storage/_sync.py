@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlmodel import Session
 
+from trialwatch import rawcodec
 from trialwatch.exceptions import ConcurrentUpdateError, StorageError
 from trialwatch.failpoints import failpoint
 from trialwatch.models import (
@@ -191,8 +191,8 @@ class SyncWritesMixin(StoreBase):
         if not ids:
             return {}
         with self.session() as s:
-            rows = s.execute(select(_V.c.id, _V.c.raw_zlib).where(_V.c.id.in_(ids))).all()
-        return {r.id: json.loads(zlib.decompress(r.raw_zlib)) for r in rows}
+            rows = s.execute(select(_V.c.id, _V.c.raw_record).where(_V.c.id.in_(ids))).all()
+        return {r.id: json.loads(rawcodec.decompress(r.raw_record)) for r in rows}
 
     def ids_to_recheck(self, limit: int = 10_000) -> list[str]:
         """Watched trials an idle poll must still fetch: never fetched yet (newly watched), or
@@ -450,7 +450,7 @@ class SyncWritesMixin(StoreBase):
                 "nct_id": nct_id,
                 "content_hash": content_hash,
                 "snapshot_json": v.snapshot_json,
-                "raw_zlib": v.raw_zlib,
+                "raw_record": v.raw_record,
                 "data_timestamp": data_timestamp,
                 "first_seen_at": now,
                 "normalizer_version": v.normalizer_version,
