@@ -97,6 +97,11 @@ def load_templates() -> tuple[list[dict[str, Any]], list[int]]:
     return real + stand_ins, [REAL_WEIGHT] * len(real) + [1] * len(stand_ins)
 
 
+def mission_records() -> list[dict[str, Any]]:
+    """The 13 trials of the Selinexor review (``tests/data/selinexor``), as records."""
+    return _load(STAND_IN_RECORDS)
+
+
 def _load(folder: Path) -> list[dict[str, Any]]:
     # Dated variants (NCT05923112.versionHolder-...) are older versions of a study: skipped.
     files = sorted(p for p in folder.glob("NCT*.json") if _RECORD_FILE.fullmatch(p.name))
@@ -303,6 +308,7 @@ class Registry:
         *,
         seed: int = 1,
         data_timestamp: str | None = None,
+        mission: Sequence[dict[str, Any]] = (),
     ) -> None:
         templates, weights = load_templates()
         self.shapes = build_shapes(templates)
@@ -328,9 +334,27 @@ class Registry:
             self.last_update.append(updated)
         self.changed: set[int] = set()
         self._served: dict[Any, list[bytes | None]] = {}  # projection key -> bytes per study
+        # Real records served under their own ids after the synthetic studies (the acceptance
+        # run's 13 trials of the Selinexor review), parsed and edited by hand.
+        self.mission = [json.loads(json.dumps(record)) for record in mission]
+        self.mission_index: dict[str, int] = {}
+        for offset, record in enumerate(self.mission):
+            status = record["protocolSection"]["statusModule"]
+            self.mission_index[record["protocolSection"]["identificationModule"]["nctId"]] = (
+                self.total + offset
+            )
+            self.last_update.append(status.get("lastUpdatePostDateStruct", {}).get("date", ""))
+
+    @property
+    def served_total(self) -> int:
+        """Every study served: the synthetic ones and the mission's."""
+        return self.total + len(self.mission)
 
     def study_bytes(self, index: int, projection: Any) -> bytes:
         """Study ``index`` as JSON, projected (see :meth:`Fields.resolve`; None: whole)."""
+        if index >= self.total:
+            record = self.mission[index - self.total]
+            return encode(record if projection is None else _project(record, projection[1]))
         key = None if projection is None else projection[0]
         cache = self._served.get(key)
         if cache is None:
@@ -350,6 +374,10 @@ class Registry:
         """Indices of the studies ``ids`` names that exist, in order, without repeats."""
         seen: dict[int, None] = {}
         for nct in ids:
+            index = self.mission_index.get(nct)
+            if index is not None:
+                seen[index] = None
+                continue
             index = index_of(nct)
             if index is not None and index < self.total:
                 seen[index] = None
@@ -381,6 +409,20 @@ class Registry:
             for cache in self._served.values():
                 cache[index] = None
         return day
+
+    def edit_mission(self, nct: str, status: str) -> str:
+        """Mission study ``nct`` takes ``status``, dated the day the next :meth:`publish` makes
+        (which also moves ``dataTimestamp``); returns its previous status."""
+        index = self.mission_index.get(nct)
+        if index is None:
+            raise ValueError(f"{nct} is not one of the mission's studies")
+        module = self.mission[index - self.total]["protocolSection"]["statusModule"]
+        before = str(module.get("overallStatus"))
+        day = next_day(self.data_timestamp)[:10]
+        module["overallStatus"] = status
+        module.setdefault("lastUpdatePostDateStruct", {"type": "ACTUAL"})["date"] = day
+        self.last_update[index] = day
+        return before
 
     def pick(self, count: int, *, watched: bool) -> list[int]:
         """``count`` studies not changed yet, watched or not, chosen at random (seeded)."""

@@ -19,7 +19,9 @@ Control, not counted as requests: ``GET /_bench/stats`` (requests by route, byte
 served, the largest ``filter.ids``, ``fields`` seen, CPU seconds used), ``POST /_bench/reset``,
 ``POST /_bench/change?percent=P`` (P % of the watched studies change for real, dated a new day),
 ``POST /_bench/registry-day?updated=U&watched=W`` (U studies change on a new day, W of them
-watched), ``GET /_bench/info?fields=F`` (served sizes).
+watched), ``POST /_bench/mission?nct=NCT...&status=S`` (with ``--mission``: one of the
+Selinexor review's 13 trials takes status S, dated the next published day),
+``GET /_bench/info?fields=F`` (served sizes).
 
 By hand (e.g. for an acceptance run of ``trialwatch`` against 100,000 studies)::
 
@@ -223,7 +225,7 @@ class StandInApi:
             self.fields_seen[params.get("fields", "(all)")] += 1
             projection = self._projection(params)
             registry = self.registry
-            candidates = registry.lookup(ids) if ids is not None else range(registry.total)
+            candidates = registry.lookup(ids) if ids is not None else range(registry.served_total)
             if "filter.advanced" in params:
                 matching = registry.updated_between(candidates, low, high)
             else:
@@ -267,10 +269,14 @@ class StandInApi:
                 return _json({"ok": True})
             if method == "POST" and action == "/change":
                 return _json(self.change(float(params.get("percent", "1"))))
+            if method == "POST" and action == "/mission":
+                with self._lock:
+                    before = self.registry.edit_mission(params["nct"], params["status"])
+                return _json({"nct": params["nct"], "before": before, "status": params["status"]})
             if method == "POST" and action == "/registry-day":
                 updated = int(params.get("updated", "1000"))
                 return _json(self.registry_day(updated, int(params.get("watched", "10"))))
-        except (ValueError, corpus.UnknownField) as exc:
+        except (ValueError, KeyError, corpus.UnknownField) as exc:
             return _text(400, str(exc))
         return _text(404, f"no control {method} {action}")
 
@@ -411,11 +417,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(
-    watched: int, extra: int, seed: int, host: str, port: int, ids_file: Path | None = None
+    watched: int,
+    extra: int,
+    seed: int,
+    host: str,
+    port: int,
+    ids_file: Path | None = None,
+    mission: bool = False,
 ) -> None:
     """Build the registry, bind, print one JSON line (``base_url`` ...), serve until SIGTERM."""
     started = time.perf_counter()
-    registry = corpus.Registry(watched, extra, seed=seed)
+    records = corpus.mission_records() if mission else []
+    registry = corpus.Registry(watched, extra, seed=seed, mission=records)
     if ids_file is not None:
         ids_file.write_text("".join(f"{corpus.nct_id(i)}\n" for i in range(watched)))
     server = _Server((host, port), _Handler)
@@ -444,7 +457,7 @@ class StandIn:
     ``with StandIn(watched=5000, extra=1000) as api: api.base_url ...``
     """
 
-    def __init__(self, *, watched: int, extra: int, seed: int = 1) -> None:
+    def __init__(self, *, watched: int, extra: int, seed: int = 1, mission: bool = False) -> None:
         self._args = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -456,6 +469,7 @@ class StandIn:
             str(seed),
             "--port",
             "0",
+            *(["--mission"] if mission else []),
         ]
         self._proc: subprocess.Popen[bytes] | None = None
         self.base_url = ""
@@ -513,6 +527,10 @@ class StandIn:
     def registry_day(self, updated: int, watched: int) -> dict[str, Any]:
         return dict(self._call("POST", "/registry-day", updated=updated, watched=watched))
 
+    def edit_mission(self, nct: str, status: str) -> dict[str, Any]:
+        """Mission study ``nct`` takes ``status`` at the next published day (:meth:`change`)."""
+        return dict(self._call("POST", "/mission", nct=nct, status=status))
+
     def get(self, path: str, **params: Any) -> bytes:
         """A GET on the API itself (it is counted like any other request)."""
         url = f"{self.base_url}{path}" + (f"?{urlencode(params)}" if params else "")
@@ -532,8 +550,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--write-ids", type=Path, help="write the watched ids to this file")
+    parser.add_argument(
+        "--mission",
+        action="store_true",
+        help="also serve the Selinexor review's 13 trials (tests/data/selinexor) under their ids",
+    )
     args = parser.parse_args(argv)
-    serve(args.watched, args.extra, args.seed, args.host, args.port, args.write_ids)
+    serve(args.watched, args.extra, args.seed, args.host, args.port, args.write_ids, args.mission)
     return 0
 
 
