@@ -88,6 +88,7 @@ class App:
         Raises LockHeldError when another process keeps syncing for longer than ``wait_s``.
         """
         from trialwatch.locking import DatabaseLock
+        from trialwatch.workers import PreparePool
 
         run_id = uuid.uuid4().hex
         # Every log line of this sync (client retries and deliveries included) carries run_id.
@@ -99,21 +100,23 @@ class App:
             own = client is None
             client = client or self.client()
             try:
-                result = run_sync(
-                    source=client,
-                    store=self.store,
-                    watchlist=self.watchlist,
-                    clock=self.clock,
-                    force=force,
-                    router=self.router,
-                    new_run_id=lambda: run_id,
-                    batch_size=self.settings.api.batch_size,
-                    flood=self.flood_rule,
-                    on_progress=on_progress,
-                    incremental_above=self.settings.sync.incremental_above,
-                    full=full,
-                    queries=self.queries,
-                )
+                with PreparePool(self.settings.sync.worker_count()) as prepare:
+                    result = run_sync(
+                        source=client,
+                        store=self.store,
+                        watchlist=self.watchlist,
+                        clock=self.clock,
+                        force=force,
+                        router=self.router,
+                        new_run_id=lambda: run_id,
+                        batch_size=self.settings.api.batch_size,
+                        flood=self.flood_rule,
+                        on_progress=on_progress,
+                        incremental_above=self.settings.sync.incremental_above,
+                        full=full,
+                        queries=self.queries,
+                        prepare=prepare,
+                    )
             finally:
                 if own:
                     client.close()

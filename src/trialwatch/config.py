@@ -377,8 +377,19 @@ class SyncSettings(_Frozen):
     full_sweep_cron: str = "0 6 * * 6"
     # A progress bar on stderr: "auto" only on a terminal (never in JSON logs).
     progress: Literal["auto", "always", "never"] = "auto"
+    # Worker processes that normalize the records of a large page beside the syncing one;
+    # "auto": one per core but one (at most 4), 0: none.
+    workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)] = "auto"
 
     _cron = field_validator("full_sweep_cron")(_check_cron)
+
+    def worker_count(self) -> int:
+        """The worker processes a large sync starts (see :mod:`trialwatch.workers`)."""
+        if self.workers == "auto":
+            from trialwatch.workers import default_workers
+
+            return default_workers()
+        return self.workers
 
     def incremental(self, watched: int) -> bool:
         """Whether a watch set of ``watched`` trials syncs incrementally."""

@@ -304,7 +304,7 @@ class FoundStudy:
     def record(self) -> Mapping[str, Any]:
         if self._record is None:
             assert self._body is not None
-            self._record = _parse_record(self._body)
+            self._record = parse_record(self._body)
         return self._record
 
     @property
@@ -342,7 +342,8 @@ def compact_json(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _parse_record(body: bytes) -> Mapping[str, Any]:
+def parse_record(body: bytes) -> Mapping[str, Any]:
+    """A study record from its JSON bytes; :class:`RecordError` when it is not a JSON object."""
     try:
         record = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
 import structlog
 
 from trialwatch import rawcodec
@@ -57,6 +58,7 @@ from trialwatch.models import (
     TrialUpdate,
     WatchItem,
     compact_json,
+    parse_record,
 )
 from trialwatch.normalize import NORMALIZER_VERSION, canonical_bytes, hash_of, normalize
 
@@ -279,6 +281,7 @@ def run_sync(
     incremental_above: int = 0,
     full: bool = False,
     queries: Sequence[QuerySpec] = (),
+    prepare: Preparer | None = None,
 ) -> SyncResult:
     """Run one sync. Raises FetchError when CT.gov cannot be read (after recording the failure).
 
@@ -393,28 +396,51 @@ def run_sync(
             run = store.begin_run(start)
         return run
 
-    def fetch(chunks: Iterable[list[str]]) -> None:
-        for ids in chunks:
-            results = list(source.iter_studies(ids))
-            failpoint("sync.fetched")
-            states = store.page_state(ids)
-            outcomes = decide_page(
-                results, states, store, route, recheck_run=kind == "recheck", log=bound
+    preparer = prepare or prepare_here
+
+    def write(
+        states: Mapping[str, StoredState],
+        scan: PageScan,
+        answers: Callable[[], list[Prepared | str]],
+    ) -> None:
+        outcomes = decide_scanned(scan, answers(), store, route, log=bound)
+        for outcome in outcomes:
+            tally.count(outcome, states.get(outcome.nct_id))
+        if any(o.kind != "unchanged" for o in outcomes):
+            store.write_page(
+                the_run(),
+                tally.pages,
+                outcomes,
+                now=clock(),
+                data_timestamp=version.data_timestamp,
             )
-            for outcome in outcomes:
-                tally.count(outcome, states.get(outcome.nct_id))
-            if any(o.kind != "unchanged" for o in outcomes):
-                store.write_page(
-                    the_run(),
-                    tally.pages,
-                    outcomes,
-                    now=clock(),
-                    data_timestamp=version.data_timestamp,
-                )
-            tally.pages += 1
-            failpoint("sync.page_committed")
-            if on_progress is not None:
-                on_progress(Progress(tally.pages, tally.checked + len(tally.missing), total))
+        tally.pages += 1
+        failpoint("sync.page_committed")
+        if on_progress is not None:
+            on_progress(Progress(tally.pages, tally.checked + len(tally.missing), total))
+
+    def fetch(chunks: Iterable[list[str]]) -> None:
+        # Pipelined by one page: page k+1 is fetched and its records handed to the preparer
+        # before page k is decided and written, so that workers prepare while this process
+        # writes. Pages hold disjoint trials, so reading k+1's state before k is written is
+        # safe; what was fetched before a failure to fetch is still decided and written.
+        held: tuple[Mapping[str, StoredState], PageScan, Callable[[], Any]] | None = None
+        try:
+            for ids in chunks:
+                results = list(source.iter_studies(ids))
+                failpoint("sync.fetched")
+                states = store.page_state(ids)
+                scan = scan_page(results, states, recheck_run=kind == "recheck", log=bound)
+                answers = preparer(scan.jobs())
+                if held is not None:
+                    write(*held)
+                held = (states, scan, answers)
+        except FetchError:
+            if held is not None:
+                write(*held)
+            raise
+        if held is not None:
+            write(*held)
 
     try:
         fetch(chunks)
@@ -593,35 +619,96 @@ def _incremental_since(
     return date.fromisoformat(stamp[:10])
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A record whose fingerprint moved, made ready to compare and store: parsed, normalized,
+    hashed and (when asked) compressed. Plain data, so that another process can make it (see
+    :mod:`trialwatch.workers`); the snapshot itself is rebuilt from ``canonical`` only for the
+    few records that are diffed."""
+
+    canonical: bytes
+    digest: str
+    raw: bytes | None  # the record as served, compressed; None when not asked for
+    brief_title: str | None
+    acronym: str | None
+    overall_status: str | None
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot.from_dict(orjson.loads(self.canonical))
+
+
+Preparer = Callable[[Sequence[tuple[bytes, bool]]], Callable[[], list["Prepared | str"]]]
+"""Starts preparing records given as (served bytes, compress too?) and returns the function
+that gives the answers, in order: a :class:`Prepared`, or the reason a record cannot be read
+(a :class:`RecordError`'s message). :func:`prepare_here` prepares them when asked, in this
+process; :class:`trialwatch.workers.PreparePool` starts worker processes on them at once."""
+
+
+def prepare_one(body: bytes, compress: bool) -> Prepared | str:
+    """Parse, normalize, hash and optionally compress one served record (pure)."""
+    try:
+        snapshot = normalize(parse_record(body))
+    except RecordError as exc:
+        return str(exc)
+    canonical = canonical_bytes(snapshot)
+    return Prepared(
+        canonical=canonical,
+        digest=hash_of(canonical),
+        raw=rawcodec.compress(body) if compress else None,
+        brief_title=snapshot.brief_title,
+        acronym=snapshot.acronym,
+        overall_status=snapshot.overall_status,
+    )
+
+
+def prepare_all(jobs: Sequence[tuple[bytes, bool]]) -> list[Prepared | str]:
+    """Prepare every record of ``jobs`` now, in this process."""
+    return [prepare_one(body, compress) for body, compress in jobs]
+
+
+def prepare_here(jobs: Sequence[tuple[bytes, bool]]) -> Callable[[], list[Prepared | str]]:
+    """The :data:`Preparer` of this process alone: the work is done when the answer is asked."""
+    return lambda: prepare_all(jobs)
+
+
 class _SnapshotSource(Protocol):
     def snapshots(self, version_ids: Iterable[int]) -> dict[int, Snapshot]: ...
 
     def raw_records(self, version_ids: Iterable[int]) -> dict[int, dict[str, Any]]: ...
 
 
-def decide_page(
+@dataclass(slots=True)
+class PageScan:
+    """A page read against what is stored, before any record is prepared: the outcomes that
+    need no work (missing, unchanged), and the records whose fingerprint moved."""
+
+    order: list[str] = field(default_factory=list)
+    outcomes: dict[str, TrialOutcome] = field(default_factory=dict)
+    todo: list[tuple[FoundStudy, StoredState | None, str | None]] = field(default_factory=list)
+
+    def jobs(self) -> list[tuple[bytes, bool]]:
+        """What to prepare: each moved record's bytes, and whether to compress them too (a new
+        trial's version is certainly stored; a known trial's only if its snapshot moved, which
+        registry churn mostly does not)."""
+        return [
+            (found.body, state is None or state.version_id is None) for found, state, _ in self.todo
+        ]
+
+
+def scan_page(
     results: Sequence[StudyResult],
     states: Mapping[str, StoredState],
-    store: _SnapshotSource,
-    router: Router,
     *,
     recheck_run: bool = False,
     log: Any = log,
-) -> list[TrialOutcome]:
-    """Decide what one page of records means, against what is stored. Writes nothing.
-
-    An unchanged fingerprint (same served record, same normalizer) costs nothing; a changed
-    one is normalized; a changed snapshot is diffed against the stored one (which a newer
-    normalizer first reads again from the stored raw record, silently) and each change is
-    routed.
-    """
-    pending: list[tuple[FoundStudy, StoredState | None, str | None, Snapshot, bytes, str]] = []
-    outcomes: dict[str, TrialOutcome] = {}
-    order: list[str] = []
+) -> PageScan:
+    """The first half of deciding a page: what costs nothing. An unchanged fingerprint (same
+    served record, same normalizer) is an outcome; a moved one is left to prepare."""
+    scan = PageScan()
     for result in results:
         if isinstance(result, MissingStudy):
             nct_id = result.requested_id
-            order.append(nct_id)
+            scan.order.append(nct_id)
             state = states.get(nct_id)
             confirmed = bool(getattr(result, "confirmed", True))
             had = state is not None and state.had_record
@@ -631,14 +718,13 @@ def decide_page(
             reason = MISSING_REASON if confirmed else SHORT_READ_REASON
             if state is None or not state.flagged:
                 log.warning("trial.missing", nct_id=nct_id, reason=reason, recheck=recheck)
-            outcomes[nct_id] = TrialOutcome(
+            scan.outcomes[nct_id] = TrialOutcome(
                 nct_id=nct_id, kind="missing", error=reason, confirmed=confirmed, recheck=recheck
             )
             continue
         nct_id = result.requested_id
-        order.append(nct_id)
+        scan.order.append(nct_id)
         state = states.get(nct_id)
-        canonical = result.nct_id if result.nct_id != nct_id else None
         # The source's fingerprint of the record as served (None: it gave none, so the record
         # is always normalized and compared).
         fingerprint = result.fingerprint
@@ -649,39 +735,55 @@ def decide_page(
             and state.fingerprint == fingerprint
             and state.normalizer_version == NORMALIZER_VERSION
         ):
-            outcomes[nct_id] = TrialOutcome(
+            scan.outcomes[nct_id] = TrialOutcome(
                 nct_id=nct_id,
                 kind="refreshed" if state.flagged else "unchanged",
-                canonical_id=canonical,
+                canonical_id=result.nct_id if result.nct_id != nct_id else None,
                 previous_hash=state.content_hash,
                 fingerprint=fingerprint,
             )
             continue
-        try:
-            snapshot = normalize(result.record)
-        except RecordError as exc:
-            log.warning("trial.failed", nct_id=nct_id, reason=str(exc))
-            outcomes[nct_id] = TrialOutcome(
-                nct_id=nct_id,
+        scan.todo.append((result, state, fingerprint))
+    return scan
+
+
+def decide_scanned(
+    scan: PageScan,
+    prepared: Sequence[Prepared | str],
+    store: _SnapshotSource,
+    router: Router,
+    *,
+    log: Any = log,
+) -> list[TrialOutcome]:
+    """The second half: each moved record, prepared (``prepared``: in the order of
+    :meth:`PageScan.jobs`), is a new baseline, registry churn, or changes — diffed against the
+    stored snapshot (which a newer normalizer first reads again from the stored raw record,
+    silently), each routed. Writes nothing."""
+    outcomes = dict(scan.outcomes)
+    pending: list[tuple[FoundStudy, StoredState | None, str | None, Prepared]] = []
+    for (found, state, fingerprint), ready in zip(scan.todo, prepared, strict=True):
+        if isinstance(ready, str):  # the record could not be read
+            log.warning("trial.failed", nct_id=found.requested_id, reason=ready)
+            outcomes[found.requested_id] = TrialOutcome(
+                nct_id=found.requested_id,
                 kind="failed",
-                canonical_id=canonical,
+                canonical_id=found.nct_id if found.nct_id != found.requested_id else None,
                 previous_hash=state.content_hash if state else None,
-                error=str(exc),
+                error=ready,
             )
             continue
-        text = canonical_bytes(snapshot)
-        pending.append((result, state, fingerprint, snapshot, text, hash_of(text)))
+        pending.append((found, state, fingerprint, ready))
 
     # Only what this page needs: the stored snapshots of its changed trials, and the raw
     # records of those a newer normalizer must read again.
     old_ids = {
         s.version_id
-        for _, s, _, _, _, digest in pending
-        if s is not None and s.version_id is not None and s.content_hash != digest
+        for _, s, _, ready in pending
+        if s is not None and s.version_id is not None and s.content_hash != ready.digest
     }
     stale = {
         s.version_id
-        for _, s, _, _, _, _ in pending
+        for _, s, _, _ in pending
         if s is not None
         and s.version_id is not None
         and (s.normalizer_version or 1) != NORMALIZER_VERSION
@@ -689,20 +791,27 @@ def decide_page(
     old_snapshots = store.snapshots(old_ids - stale)
     old_raw = store.raw_records(stale)
 
-    for found, state, fingerprint, snapshot, text, digest in pending:
+    for found, state, fingerprint, ready in pending:
         outcomes[found.requested_id] = _decide_changed(
-            found,
-            state,
-            fingerprint,
-            snapshot,
-            text,
-            digest,
-            old_snapshots,
-            old_raw,
-            router,
-            log,
+            found, state, fingerprint, ready, old_snapshots, old_raw, router, log
         )
-    return [outcomes[i] for i in order]
+    return [outcomes[i] for i in scan.order]
+
+
+def decide_page(
+    results: Sequence[StudyResult],
+    states: Mapping[str, StoredState],
+    store: _SnapshotSource,
+    router: Router,
+    *,
+    recheck_run: bool = False,
+    log: Any = log,
+    prepare: Preparer = prepare_here,
+) -> list[TrialOutcome]:
+    """Decide what one page of records means, against what is stored, at once (the sync
+    overlaps the two halves, :func:`scan_page` and :func:`decide_scanned`, across pages)."""
+    scan = scan_page(results, states, recheck_run=recheck_run, log=log)
+    return decide_scanned(scan, prepare(scan.jobs())(), store, router, log=log)
 
 
 def _overall_status(found: FoundStudy) -> str | None:
@@ -714,41 +823,42 @@ def _overall_status(found: FoundStudy) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def _new_version(canonical: bytes, digest: str, body: bytes) -> NewVersion:
-    """A version to store: its canonical snapshot, and the record as served (``body``, its
-    bytes), compressed now (a page holds ~4 KB per trial, not ~10 KB; see :mod:`rawcodec`)."""
-    raw = rawcodec.compress(body)
+def _new_version(canonical: bytes, digest: str, raw: bytes) -> NewVersion:
+    """A version to store: its canonical snapshot, and the record as served, compressed (a
+    page holds ~4 KB per trial, not ~10 KB; see :mod:`rawcodec`)."""
     return NewVersion(digest, canonical.decode("utf-8"), raw, NORMALIZER_VERSION)
+
+
+def _version_of(ready: Prepared, found: FoundStudy) -> NewVersion:
+    raw = ready.raw if ready.raw is not None else rawcodec.compress(found.body)
+    return _new_version(ready.canonical, ready.digest, raw)
 
 
 def _decide_changed(
     found: FoundStudy,
     state: StoredState | None,
     fingerprint: str | None,
-    snapshot: Snapshot,
-    canonical: bytes,
-    digest: str,
+    ready: Prepared,
     old_snapshots: Mapping[int, Snapshot],
     old_raw: Mapping[int, Mapping[str, Any]],
     router: Router,
     log: Any,
 ) -> TrialOutcome:
     nct_id = found.requested_id
+    digest = ready.digest
     common: dict[str, Any] = {
         "nct_id": nct_id,
         "canonical_id": found.nct_id if found.nct_id != nct_id else None,
-        "brief_title": snapshot.brief_title,
-        "acronym": snapshot.acronym,
-        "overall_status": snapshot.overall_status,
+        "brief_title": ready.brief_title,
+        "acronym": ready.acronym,
+        "overall_status": ready.overall_status,
         "previous_hash": state.content_hash if state else None,
         "from_version_id": state.version_id if state else None,
         "fingerprint": fingerprint,
     }
     if state is None or state.content_hash is None or state.version_id is None:
-        log.debug("trial.baseline", nct_id=nct_id, status=snapshot.overall_status)
-        return TrialOutcome(
-            kind="baseline", version=_new_version(canonical, digest, found.body), **common
-        )
+        log.debug("trial.baseline", nct_id=nct_id, status=ready.overall_status)
+        return TrialOutcome(kind="baseline", version=_version_of(ready, found), **common)
 
     rebaseline: NewVersion | None = None
     if state.version_id in old_raw:
@@ -760,18 +870,16 @@ def _decide_changed(
             previous = None
         if previous is None:
             log.info("trial.rebaseline_unreadable", nct_id=nct_id)
-            return TrialOutcome(
-                kind="rebaselined", version=_new_version(canonical, digest, found.body), **common
-            )
+            return TrialOutcome(kind="rebaselined", version=_version_of(ready, found), **common)
         previous_canonical = canonical_bytes(previous)
         previous_hash = hash_of(previous_canonical)
         if previous_hash == digest:
-            return TrialOutcome(
-                kind="rebaselined", version=_new_version(canonical, digest, found.body), **common
-            )
+            return TrialOutcome(kind="rebaselined", version=_version_of(ready, found), **common)
         if previous_hash != state.content_hash:
             rebaseline = _new_version(
-                previous_canonical, previous_hash, compact_json(old_raw[state.version_id])
+                previous_canonical,
+                previous_hash,
+                rawcodec.compress(compact_json(old_raw[state.version_id])),
             )
     elif digest == state.content_hash:
         # The served record moved (registry churn), its snapshot did not: keep the fingerprint.
@@ -785,8 +893,8 @@ def _decide_changed(
     else:
         previous = old_snapshots[state.version_id]
 
-    changes = tuple(diff(previous, snapshot))
-    label = state.label or snapshot.acronym
+    changes = tuple(diff(previous, ready.snapshot()))
+    label = state.label or ready.acronym
     for change in changes:
         log.info(
             "trial.change",
@@ -798,7 +906,7 @@ def _decide_changed(
     routes = tuple(tuple(router(nct_id, label, change)) for change in changes)
     return TrialOutcome(
         kind="changed",
-        version=_new_version(canonical, digest, found.body),
+        version=_version_of(ready, found),
         rebaseline=rebaseline,
         changes=changes,
         routes=routes,

@@ -1,0 +1,145 @@
+"""Records prepared on the other cores: a pool of worker processes for a large sync.
+
+Three quarters of a first sync's CPU time is pure work on each record's bytes — parse, normalize,
+hash, compress (:func:`trialwatch.sync.prepare_one`) — which another process does as well as
+this one, while this one fetches pages and writes them. :class:`PreparePool` is a
+:data:`~trialwatch.sync.Preparer`: a page with fewer than ``min_parallel`` records to prepare (a
+13-trial watch set, a quiet day) is prepared here and no process is started; a larger one is
+shared out between the workers and this process (which takes a smaller share: it also fetches
+and writes), and the answers come back in order. The sync hands page k+1 out before it writes
+page k, so the workers prepare while this process writes.
+
+The workers start at the first large page (``spawn``: safe beside the daemon's threads; about a
+third of a second) and stop when the sync ends. Nothing a worker does touches the database or
+the network, so a worker that dies costs time, not correctness: the page is prepared here again
+and the rest of the sync goes on without the pool. A worker whose parent is killed (``kill -9``)
+notices within half a second and exits: no orphans.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+from typing import Final, Self
+
+import structlog
+
+from trialwatch.sync import Prepared, prepare_all
+
+__all__ = ["MIN_PARALLEL", "PreparePool", "default_workers"]
+
+log = structlog.get_logger("trialwatch.workers")
+
+# Below this many records a page is prepared here: starting a process (~0.3 s) or shipping the
+# records to it would cost more than it saves.
+MIN_PARALLEL: Final = 64
+MAX_AUTO_WORKERS: Final = 4
+_PARENT_CHECK_S: Final = 0.5
+
+
+def default_workers() -> int:
+    """Worker processes for ``[sync] workers = "auto"``: one per core but this process's, at
+    most :data:`MAX_AUTO_WORKERS`; 0 on a single core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(MAX_AUTO_WORKERS, cores - 1))
+
+
+class PreparePool:
+    """A :data:`~trialwatch.sync.Preparer` that shares large pages out to worker processes.
+
+    ``with PreparePool(workers=1) as prepare: run_sync(..., prepare=prepare)``. ``workers=0``
+    prepares everything in this process.
+    """
+
+    def __init__(self, workers: int, *, min_parallel: int = MIN_PARALLEL) -> None:
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        self._workers = workers
+        self._min_parallel = max(1, min_parallel)
+        self._executor: ProcessPoolExecutor | None = None
+        self._broken = False
+
+    @property
+    def started(self) -> bool:
+        """Whether worker processes were started (only a large page starts them)."""
+        return self._executor is not None
+
+    def __call__(self, jobs: Sequence[tuple[bytes, bool]]) -> Callable[[], list[Prepared | str]]:
+        """Start preparing ``jobs``; the function returned gives the answers, in order.
+
+        The workers get their shares at once; this process prepares its own (a smaller one: it
+        also fetches and writes) when the answers are asked for, by which time the sync has
+        fetched the next page and handed it out too.
+        """
+        if self._workers == 0 or self._broken or len(jobs) < self._min_parallel:
+            return lambda: prepare_all(jobs)
+        executor = self._executor or self._start()
+        mine = len(jobs) // (2 * self._workers + 2)
+        size = math.ceil((len(jobs) - mine) / self._workers)
+        futures: list[Future[list[Prepared | str]]] = [
+            executor.submit(prepare_all, jobs[start : start + size])
+            for start in range(mine, len(jobs), size)
+        ]
+
+        def answers() -> list[Prepared | str]:
+            prepared = prepare_all(jobs[:mine])
+            try:
+                for future in futures:
+                    prepared.extend(future.result())
+            except BrokenProcessPool as exc:
+                log.warning("workers.broken", error=str(exc) or type(exc).__name__)
+                self._broken = True
+                self.close()
+                return prepare_all(jobs)
+            return prepared
+
+        return answers
+
+    def _start(self) -> ProcessPoolExecutor:
+        self._executor = ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_watch_parent,
+            initargs=(os.getpid(),),
+        )
+        log.debug("workers.started", workers=self._workers)
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the workers (what they were given is dropped); harmless when none started."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker: exit as soon as the process that started it is gone (even by kill -9,
+    which leaves a worker waiting for work forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="trialwatch-parent-watch", daemon=True).start()

@@ -1,0 +1,173 @@
+"""Records prepared by worker processes are the records prepared here, whatever happens to
+the workers: the same answers in the same order, a dead worker costs only time, and a worker
+whose parent is killed does not outlive it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FakeClock
+from tests.fakes.ctgov_server import load_records
+from tests.fakes.source import FakeSource
+from tests.test_incremental import _edit, _events, _records
+from trialwatch.models import WatchItem
+from trialwatch.storage import Store
+from trialwatch.sync import Prepared, prepare_all, prepare_here, run_sync
+from trialwatch.workers import PreparePool, default_workers
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _jobs() -> list[tuple[bytes, bool]]:
+    records = load_records()
+    bodies = [json.dumps(r).encode() for r in records]
+    # One of each kind of unreadable record among them: not JSON, not an object, no status.
+    broken = [b"{not json", b"[1, 2]", json.dumps({"protocolSection": {}}).encode()]
+    mixed = bodies * 6 + broken
+    return [(body, i % 2 == 0) for i, body in enumerate(mixed)]
+
+
+def test_workers_answer_what_this_process_answers_in_order() -> None:
+    jobs = _jobs()
+    with PreparePool(workers=2, min_parallel=1) as pool:
+        answers = pool(jobs)()
+        assert pool.started
+    assert answers == prepare_all(jobs)
+    assert [isinstance(a, str) for a in answers[-3:]] == [True, True, True]
+    first = answers[0]
+    assert isinstance(first, Prepared) and first.raw is not None  # compressed when asked
+    assert isinstance(answers[1], Prepared) and answers[1].raw is None
+
+
+def test_a_small_page_starts_no_process() -> None:
+    jobs = _jobs()[:5]
+    with PreparePool(workers=2) as pool:
+        assert pool(jobs)() == prepare_here(jobs)()
+        assert not pool.started
+
+
+def test_no_workers_means_this_process_only() -> None:
+    jobs = _jobs()
+    with PreparePool(workers=0, min_parallel=1) as pool:
+        assert pool(jobs)() == prepare_all(jobs)
+        assert not pool.started
+    with pytest.raises(ValueError, match="workers"):
+        PreparePool(workers=-1)
+
+
+def test_a_worker_killed_mid_way_costs_time_not_answers() -> None:
+    jobs = _jobs() * 20
+    with PreparePool(workers=1, min_parallel=1) as pool:
+        assert pool(jobs[:10])() == prepare_all(jobs[:10])  # the worker is up
+        executor = pool._executor  # to find the worker to kill
+        assert executor is not None
+        (worker,) = executor._processes
+        answers = pool(jobs)
+        os.kill(worker, signal.SIGKILL)
+        assert answers() == prepare_all(jobs)
+        assert not pool.started  # the pool is given up: the rest is prepared here
+        assert pool(jobs[:10])() == prepare_all(jobs[:10])
+
+
+def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import json, os, signal, sys
+        from tests.fakes.ctgov_server import load_records
+        from trialwatch.workers import PreparePool
+
+        pool = PreparePool(workers=2, min_parallel=1)
+        jobs = [(json.dumps(r).encode(), True) for r in load_records()] * 4
+        pool(jobs)()
+        print(json.dumps(sorted(pool._executor._processes)), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    workers = json.loads(run.stdout.splitlines()[-1])  # after any log line
+    assert workers
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def test_auto_leaves_a_core_to_this_process() -> None:
+    workers = default_workers()
+    assert 0 <= workers <= 4
+    assert workers == max(0, min(4, len(os.sched_getaffinity(0)) - 1))
+
+
+def test_a_sync_with_workers_records_what_a_sync_without_records(tmp_path: Path) -> None:
+    """Across pages (pipelined by one): baselines, changes and an unreadable record alike."""
+
+    def run(pool: PreparePool | None, name: str) -> tuple[list[Any], list[Any]]:
+        records = _records(40)
+        source = FakeSource(records)
+        store = Store.open(f"sqlite:///{tmp_path / name}.db")
+        clock = FakeClock()
+        watch = [WatchItem(nct_id=_id(r)) for r in records]
+        results = []
+        try:
+            for day in ("2026-11-20", "2026-11-21"):
+                if day == "2026-11-21":  # a day of edits, and one record gone bad
+                    for i, nct in enumerate(sorted(source.records)[::3]):
+                        _edit(source, nct, "COMPLETED" if i % 2 else "SUSPENDED", day)
+                    broken = sorted(source.records)[1]
+                    source.records[broken]["protocolSection"]["statusModule"] = "garbled"
+                source.data_timestamp = f"{day}T09:00:06"
+                result = run_sync(
+                    source=source,
+                    store=store,
+                    clock=clock,
+                    watchlist=watch,
+                    batch_size=7,
+                    prepare=pool,
+                )
+                results.append((result.checked, result.changed, result.baselined, result.failed))
+                clock.advance(days=1)
+            return results, _events(store)
+        finally:
+            store.close()
+
+    with PreparePool(workers=1, min_parallel=2) as pool:
+        with_workers = run(pool, "pool")
+        assert pool.started
+    assert with_workers == run(None, "here")
+    (first, second), events = with_workers
+    assert first[2] == 40 and second[1] > 0 and len(second[3]) == 1 and events
+
+
+def _id(record: dict[str, Any]) -> str:
+    return str(record["protocolSection"]["identificationModule"]["nctId"])
