@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import operator
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -93,10 +94,11 @@ def normalize_text(value: str) -> str | None:
     """
     # Fast path for the common case (printable ASCII, nothing to unescape or collapse): every
     # record has hundreds of text values and the regex chain below dominates a large sync.
-    if value.isascii() and value.isprintable() and "\\" not in value and "  " not in value:
+    is_ascii = value.isascii()
+    if is_ascii and value.isprintable() and "\\" not in value and "  " not in value:
         return value.strip() or None
-    text = _SURROGATE.sub("\ufffd", value)
-    text = unicodedata.normalize("NFC", text)
+    # ASCII has no surrogates and is NFC already (multi-line descriptions mostly are ASCII).
+    text = value if is_ascii else unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", value))
     text = _MARKDOWN_HARD_BREAK.sub(" ", text)
     text = _MARKDOWN_ESCAPE.sub(r"\1", text)
     text = _CONTROL.sub("", text)
@@ -113,14 +115,16 @@ def sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
     if isinstance(item, str):
         return ((True, item),)
     cls = type(item)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(item))
-    values = (getattr(item, name) for name in names)
-    return tuple((value is not None, value if value is not None else "") for value in values)
+    values_of = _FIELD_VALUES.get(cls)
+    if values_of is None:
+        names = tuple(f.name for f in dataclasses.fields(item))
+        # attrgetter reads every field in C; with one name it gives the value, not a tuple.
+        getter = operator.attrgetter(*names)
+        values_of = _FIELD_VALUES[cls] = getter if len(names) > 1 else lambda i: (getter(i),)
+    return tuple([(value is not None, "" if value is None else value) for value in values_of(item)])
 
 
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+_FIELD_VALUES: dict[type[Any], Callable[[Any], tuple[Any, ...]]] = {}
 
 
 def normalize(record: Mapping[str, Any]) -> Snapshot:
@@ -307,18 +311,21 @@ class _Reader:
     def module(self, protocol: _Node, key: str) -> _Node | None:
         return self.opt(protocol.obj, key)
 
-    def elements(self, node: _Node | None, key: str) -> list[tuple[Any, str]]:
-        empty: list[tuple[Any, str]] = []
-        return self.part(node.items, key, empty) if node else empty
+    def elements(self, node: _Node | None, key: str) -> list[Any]:
+        empty: list[Any] = []
+        return self.part(node.elements, key, empty) if node else empty
 
     def texts(self, node: _Node | None, key: str) -> list[str]:
         """The readable strings of a list, normalized; empty strings are dropped."""
         texts = []
-        for item, path in self.elements(node, key):
-            try:
-                text = _text(item, path)
-            except _Unreadable as exc:
-                self.unreadable.append(exc.path)
+        for index, item in enumerate(self.elements(node, key)):
+            if item.__class__ is str:
+                text = normalize_text(item)
+            elif item is None:
+                continue
+            else:
+                assert node is not None
+                self.unreadable.append(node.item_path(key, index))
                 continue
             if text is not None:
                 texts.append(text)
@@ -327,33 +334,54 @@ class _Reader:
     def items(self, node: _Node | None, key: str, build: Callable[[_Node], _T]) -> tuple[_T, ...]:
         """The readable items of a list of objects, in :func:`sort_key` order."""
         built = []
-        for item, path in self.elements(node, key):
+        for index, item in enumerate(self.elements(node, key)):
+            assert node is not None
             try:
                 if not isinstance(item, Mapping):
-                    raise _wrong(path, "a JSON object", item)
-                built.append(build(_Node(item, path)))
+                    raise _wrong(node.item_path(key, index), "a JSON object", item)
+                built.append(build(_Node(item, node, (key, index))))
             except _Unreadable as exc:
                 self.unreadable.append(exc.path)
         return _sorted(built)
 
 
 class _Node:
-    """One JSON object of the record being read, with its path for error messages."""
+    """One JSON object of the record being read. Its path (for error messages) is made only
+    when an error needs it: a record has hundreds of values and almost never an error."""
 
-    __slots__ = ("_data", "path")
+    __slots__ = ("_data", "_key", "_parent")
 
-    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        parent: _Node | None = None,
+        key: str | tuple[str, int] = "",
+    ) -> None:
         self._data = data
-        self.path = path
+        self._parent = parent
+        self._key = key  # under its parent: a key, or (a list's key, the index in it)
 
     @classmethod
     def root(cls, record: object) -> _Node:
         if not isinstance(record, Mapping):
             raise RecordError(f"record: expected a JSON object, got {_describe(record)}")
-        return cls(record, "")
+        return cls(record)
+
+    @property
+    def path(self) -> str:
+        parent, key = self._parent, self._key
+        if parent is None:
+            return ""
+        if isinstance(key, tuple):
+            return parent.item_path(*key)
+        return parent.at(key)
 
     def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        path = self.path
+        return f"{path}.{key}" if path else key
+
+    def item_path(self, key: str, index: int) -> str:
+        return f"{self.at(key)}[{index}]"
 
     def get(self, key: str) -> Any:
         return self._data.get(key)
@@ -364,19 +392,24 @@ class _Node:
             return None
         if not isinstance(value, Mapping):
             raise _wrong(self.at(key), "a JSON object", value)
-        return _Node(value, self.at(key))
+        return _Node(value, self, key)
 
-    def items(self, key: str) -> list[tuple[Any, str]]:
-        """The elements of a list with their paths; missing or null -> empty."""
+    def elements(self, key: str) -> list[Any]:
+        """The elements of a list; missing or null -> empty."""
         value = self._data.get(key)
         if value is None:
             return []
         if not isinstance(value, list | tuple):
             raise _wrong(self.at(key), "a list", value)
-        return [(item, f"{self.at(key)}[{i}]") for i, item in enumerate(value)]
+        return list(value)
 
     def text(self, key: str) -> str | None:
-        return _text(self._data.get(key), self.at(key))
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if value.__class__ is str:
+            return normalize_text(value)
+        raise _wrong(self.at(key), "a string", value)
 
     def required_text(self, key: str) -> str:
         text = self.text(key)
@@ -386,7 +419,10 @@ class _Node:
 
     def texts(self, key: str) -> list[str]:
         """A list of strings, normalized; empty strings are dropped."""
-        texts = (_text(item, path) for item, path in self.items(key))
+        texts = (
+            _text(item, "") if item.__class__ is str else _text(item, self.item_path(key, i))
+            for i, item in enumerate(self.elements(key))
+        )
         return [text for text in texts if text is not None]
 
     def boolean(self, key: str) -> bool:
