@@ -10,13 +10,15 @@ A sync:
    — usually none: one request, nothing written — unless forced;
 2. otherwise walks the watch set in batches: each batch is one ``filter.ids`` request, its
    records are decided (an unchanged fingerprint skips normalizing; a changed record is
-   normalized, hashed and diffed; who hears about each change is decided by the router) and
-   the page is written in one transaction: versions, change events and the notifications they
-   owe, together;
+   prepared — normalized, hashed — by the ``prepare`` it is given, perhaps in worker
+   processes, then diffed; who hears about each change is decided by the router) and the page
+   is written in one transaction: versions, change events and the notifications they owe,
+   together. Pages are pipelined by one: page k+1 is fetched and handed out to be prepared
+   before page k is decided and written;
 3. ends the run: its notifications are merged into one message per recipient (one summary
    when too many trials changed at once), and only then does the run count as complete.
 
-Memory is bounded by one batch, whatever the size of the watch set. One malformed record
+Memory is bounded by two batches, whatever the size of the watch set. One malformed record
 fails that trial only. A fetch failure ends the run as failed; the pages written before it
 stay (their changes are real and are delivered), and the next poll fetches everything again.
 """
