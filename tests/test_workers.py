@@ -79,6 +79,22 @@ def test_a_worker_killed_mid_way_costs_time_not_answers() -> None:
         assert pool(jobs[:10])() == prepare_all(jobs[:10])
 
 
+def test_ctrl_c_is_left_to_the_syncing_process() -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the workers leave it to the sync
+    (which stops them), rather than die mid-page with a traceback."""
+    jobs = _jobs()
+    with PreparePool(workers=1, min_parallel=1) as pool:
+        assert pool(jobs)() == prepare_all(jobs)
+        executor = pool._executor
+        assert executor is not None
+        (worker,) = executor._processes
+        os.kill(worker, signal.SIGINT)
+        time.sleep(0.2)
+        assert pool(jobs)() == prepare_all(jobs)
+        assert pool.started  # the same worker answered: not broken, not replaced
+        assert list(executor._processes) == [worker]
+
+
 def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -109,7 +110,7 @@ class PreparePool:
         self._executor = ProcessPoolExecutor(
             max_workers=self._workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_watch_parent,
+            initializer=_worker_init,
             initargs=(os.getpid(),),
         )
         log.debug("workers.started", workers=self._workers)
@@ -133,9 +134,12 @@ class PreparePool:
         self.close()
 
 
-def _watch_parent(parent: int) -> None:
-    """In a worker: exit as soon as the process that started it is gone (even by kill -9,
-    which leaves a worker waiting for work forever)."""
+def _worker_init(parent: int) -> None:
+    """In a worker: leave Ctrl-C to the syncing process (a terminal sends it to the whole
+    process group; the sync stops the pool itself, and a worker would print a traceback), and
+    exit as soon as that process is gone (even by kill -9, which leaves a worker waiting for
+    work forever)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:
