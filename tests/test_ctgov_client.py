@@ -517,6 +517,7 @@ def test_a_study_whose_identification_is_not_an_object_is_skipped(
         (b'[{"studies": []}]', "unexpected JSON"),
         (b'{"studies": [{"protocolSection": }]}', "not valid JSON"),
         (b'{"studies": [NaN]}', "not valid JSON"),
+        (b'{"studies": [], "nextPageToken": "\xff"}', "not valid JSON"),  # not UTF-8
     ],
 )
 def test_a_garbled_page_is_retried_then_reported(
@@ -527,6 +528,46 @@ def test_a_garbled_page_is_retried_then_reported(
         list(make_client(max_attempts=2).iter_studies([CANONICAL]))
     assert route.call_count == 2
     assert reason in (caught.value.detail or "")
+
+
+def test_a_listing_with_bytes_that_are_not_utf8_is_retried_then_reported(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    study = b'{"protocolSection": {"identificationModule": {"nctId": "NCT0000000\xff"}}}'
+    body = b'{"totalCount": 1, "studies": [' + study + b"]}"
+    route = router.get("/studies").mock(return_value=httpx.Response(200, content=body))
+    with pytest.raises(ApiUnavailableError) as caught:
+        make_client(max_attempts=2).updated_since(date(2026, 11, 1))
+    assert route.call_count == 2
+    assert "not valid JSON" in (caught.value.detail or "")
+
+
+def test_a_study_whose_id_is_not_utf8_or_whose_aliases_are_odd_is_handled(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    records = real_records()
+    odd = json.loads(json.dumps(records[0]))
+    odd["protocolSection"]["identificationModule"]["nctIdAliases"] = 5
+    bad_id = b'{"protocolSection": {"identificationModule": {"nctId": "NCT0\xff"}}}'
+    body = b'{"studies": [' + bad_id + b"," + json.dumps(odd).encode() + b"]}"
+    router.get("/studies").mock(return_value=httpx.Response(200, content=body))
+
+    results = list(make_client().iter_studies([nct_id(records[0]), ABSENT]))
+
+    assert found(results) == {nct_id(records[0]): nct_id(records[0])}
+    assert missing(results) == [ABSENT]
+
+
+def test_found_studies_compare_without_raising() -> None:
+    unreadable = FoundStudy(CANONICAL, CANONICAL, body=b"[1]")
+    assert unreadable != FoundStudy(ABSENT, ABSENT, body=b"{}")
+    assert unreadable == FoundStudy(CANONICAL, CANONICAL, body=b"[1]")
+    assert unreadable != FoundStudy(CANONICAL, CANONICAL, body=b"[2]")
+    record = real_records()[0]
+    as_dict = FoundStudy(CANONICAL, CANONICAL, record, "f")
+    assert as_dict == FoundStudy(
+        CANONICAL, CANONICAL, fingerprint="f", body=json.dumps(record).encode()
+    )
 
 
 def test_a_found_study_that_cannot_be_read_says_so_when_read() -> None:

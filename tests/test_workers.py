@@ -79,6 +79,25 @@ def test_a_worker_killed_mid_way_costs_time_not_answers() -> None:
         assert pool(jobs[:10])() == prepare_all(jobs[:10])
 
 
+def test_a_worker_dead_between_two_pages_costs_time_not_the_sync() -> None:
+    """In the order the pipelined sync uses: page k+1 is handed out before page k's answers
+    are read, so a worker that died in between fails the hand-out, not only the answers."""
+    jobs = _jobs() * 5
+    with PreparePool(workers=1, min_parallel=1) as pool:
+        first = pool(jobs)
+        executor = pool._executor
+        assert executor is not None
+        (worker,) = executor._processes
+        assert first() == prepare_all(jobs)
+        os.kill(worker, signal.SIGKILL)
+        time.sleep(0.5)  # the pool notices
+        second = pool(jobs)
+        third = pool(jobs[:7])
+        assert second() == prepare_all(jobs)
+        assert third() == prepare_all(jobs[:7])
+        assert not pool.started
+
+
 def test_ctrl_c_is_left_to_the_syncing_process() -> None:
     """A terminal's Ctrl-C reaches the whole process group: the workers leave it to the sync
     (which stops them), rather than die mid-page with a traceback."""

@@ -823,7 +823,8 @@ def _head_ident(body: bytes) -> _Ident | None:
     None when the study is not an object or has no readable module."""
     try:
         head = _HEAD_DECODER.decode(body)
-    except msgspec.ValidationError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # Not an object, a module of another shape, or bytes that are not UTF-8 in the id.
         return None
     return head.protocolSection.identificationModule if head.protocolSection else None
 
@@ -837,7 +838,8 @@ def _attribute(
 ) -> Iterator[FoundStudy]:
     """Yield a FoundStudy per pending id the study answers (own id, aliases); unmark them."""
     raw_aliases = ident.nctIdAliases
-    aliases = [a.strip().upper() for a in raw_aliases or () if isinstance(a, str)]
+    listed = raw_aliases if isinstance(raw_aliases, list) else []
+    aliases = [a.strip().upper() for a in listed if isinstance(a, str)]
     answered = [i for i in dict.fromkeys([nct_id, *aliases]) if i in pending]
     if not answered:
         log.debug("ignoring %s: not requested, or already returned", nct_id)
@@ -884,8 +886,9 @@ def _checked_page(decoder: msgspec.json.Decoder[_P], content: bytes) -> _P:
     try:
         page = decoder.decode(content)
     except msgspec.ValidationError as exc:  # JSON, in another shape: "... - at `$.studies`"
-        raise _BadShape(f"a page must be an object with a 'studies' list ({exc})") from exc
-    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _BadShape(str(exc)) from exc
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # UnicodeDecodeError: bytes that are not UTF-8 in a string msgspec had to read.
         raise _NotJson(str(exc)) from exc
     if page.totalCount is not None and page.totalCount < 0:
         raise _BadShape(f"totalCount must be a count, got {page.totalCount}")

@@ -84,13 +84,18 @@ class PreparePool:
         """
         if self._workers == 0 or self._broken or len(jobs) < self._min_parallel:
             return lambda: prepare_all(jobs)
-        executor = self._executor or self._start()
         mine = len(jobs) // (2 * self._workers + 2)
         size = math.ceil((len(jobs) - mine) / self._workers)
-        futures: list[Future[list[Prepared | str]]] = [
-            executor.submit(prepare_all, jobs[start : start + size])
-            for start in range(mine, len(jobs), size)
-        ]
+        try:
+            executor = self._executor or self._start()
+            futures: list[Future[list[Prepared | str]]] = [
+                executor.submit(prepare_all, jobs[start : start + size])
+                for start in range(mine, len(jobs), size)
+            ]
+        except (BrokenProcessPool, RuntimeError, OSError) as exc:
+            # A worker died since the last page (the OOM killer?), or none could start.
+            self._give_up(exc)
+            return lambda: prepare_all(jobs)
 
         def answers() -> list[Prepared | str]:
             prepared = prepare_all(jobs[:mine])
@@ -98,9 +103,7 @@ class PreparePool:
                 for future in futures:
                     prepared.extend(future.result())
             except BrokenProcessPool as exc:
-                log.warning("workers.broken", error=str(exc) or type(exc).__name__)
-                self._broken = True
-                self.close()
+                self._give_up(exc)
                 return prepare_all(jobs)
             return prepared
 
@@ -115,6 +118,12 @@ class PreparePool:
         )
         log.debug("workers.started", workers=self._workers)
         return self._executor
+
+    def _give_up(self, exc: BaseException) -> None:
+        """No more workers for this sync: the rest is prepared here (slower, not wrong)."""
+        log.warning("workers.broken", error=str(exc) or type(exc).__name__)
+        self._broken = True
+        self.close()
 
     def close(self) -> None:
         """Stop the workers (what they were given is dropped); harmless when none started."""
