@@ -116,7 +116,7 @@ class PreparePool:
             initializer=_worker_init,
             initargs=(os.getpid(),),
         )
-        log.debug("workers.started", workers=self._workers)
+        log.info("workers.started", workers=self._workers)
         return self._executor
 
     def _give_up(self, exc: BaseException) -> None:
