@@ -760,7 +760,7 @@ def decide_scanned(
     """The second half: each moved record, prepared (``prepared``: in the order of
     :meth:`PageScan.jobs`), is a new baseline, registry churn, or changes — diffed against the
     stored snapshot (which a newer normalizer first reads again from the stored raw record,
-    silently), each routed. Writes nothing."""
+    silently), each routed. Writes nothing. The sync overlaps the two halves across pages."""
     outcomes = dict(scan.outcomes)
     pending: list[tuple[FoundStudy, StoredState | None, str | None, Prepared]] = []
     for (found, state, fingerprint), ready in zip(scan.todo, prepared, strict=True):
@@ -798,22 +798,6 @@ def decide_scanned(
             found, state, fingerprint, ready, old_snapshots, old_raw, router, log
         )
     return [outcomes[i] for i in scan.order]
-
-
-def decide_page(
-    results: Sequence[StudyResult],
-    states: Mapping[str, StoredState],
-    store: _SnapshotSource,
-    router: Router,
-    *,
-    recheck_run: bool = False,
-    log: Any = log,
-    prepare: Preparer = prepare_here,
-) -> list[TrialOutcome]:
-    """Decide what one page of records means, against what is stored, at once (the sync
-    overlaps the two halves, :func:`scan_page` and :func:`decide_scanned`, across pages)."""
-    scan = scan_page(results, states, recheck_run=recheck_run, log=log)
-    return decide_scanned(scan, prepare(scan.jobs())(), store, router, log=log)
 
 
 def _overall_status(found: FoundStudy) -> str | None:
