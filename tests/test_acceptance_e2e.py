@@ -8,12 +8,12 @@ from __future__ import annotations
 import sqlite3
 import stat
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.e2e import Run, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
+from tests.records import complete
 
 pytestmark = pytest.mark.e2e
 SEAL = "NCT02606461"
@@ -24,10 +24,6 @@ def _run(env: dict[str, str], cwd: Path, *args: str) -> Run:
     run = trialwatch(*args, env=env, cwd=cwd)
     assert "Traceback" not in run.err, run.err
     return run
-
-
-def _complete(record: dict[str, Any]) -> None:
-    record["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
 
 
 def test_a_short_read_and_a_forced_recovery_as_a_user_sees_them(
@@ -42,7 +38,7 @@ def test_a_short_read_and_a_forced_recovery_as_a_user_sees_them(
     assert _run(env, tmp_path, "status", "--check").code == 0
 
     # Item 2: CT.gov leaves SEAL off its page in the very refresh in which SEAL changed.
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     api.inject("short", nct_id=SEAL, path="/studies")
     first = _run(env, tmp_path, "sync")
     assert first.code == 0, first.err
@@ -78,7 +74,7 @@ def test_secrets_are_not_at_rest_and_config_goes_anywhere(api: FakeCtGov, tmp_pa
     del env["TRIALWATCH_CONFIG"]
     # --config after the command (issue 12), and before it.
     assert _run(env, tmp_path, "sync", "--config", str(config)).code == 0
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     run = _run(env, tmp_path, "--config", str(config), "sync")
     assert "Active, not recruiting → Completed" in run.out
     # Item 6: the webhook could not be delivered (no such host); what is stored is a

@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e import REPO, Run, sqlite_dump, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
+from tests.records import complete
 
 pytestmark = pytest.mark.e2e
 SEAL = "NCT02606461"
@@ -23,10 +24,6 @@ def db(tmp_path: Path) -> Path:
 
 def _run(api: FakeCtGov, db: Path, *args: str, **env: str) -> Run:
     return trialwatch(*args, env=user_env(api.base_url, db, **env), cwd=db.parent.parent)
-
-
-def _complete(record: dict[str, Any]) -> None:
-    record["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
 
 
 def test_the_thirteen_trials_baseline_change_and_idle_poll(api: FakeCtGov, db: Path) -> None:
@@ -42,7 +39,7 @@ def test_the_thirteen_trials_baseline_change_and_idle_poll(api: FakeCtGov, db: P
     studies_call = next(r for r in api.requests if r.path.endswith("/studies"))
     assert len(studies_call.params["filter.ids"].split(",")) == 13
 
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     api.clear_requests()
     second = _run(api, db, "sync")
     assert second.code == 0, second.err
@@ -169,7 +166,7 @@ def test_transient_faults_are_retried(api: FakeCtGov, db: Path) -> None:
 
 def test_api_down_is_a_clear_error_and_changes_nothing(api: FakeCtGov, db: Path) -> None:
     assert _run(api, db, "sync").code == 0
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     before = sqlite_dump(db)
     api.fail_all("status", path="/studies", status=503)
     run = _run(api, db, "sync", TRIALWATCH_API__MAX_ATTEMPTS="2")
@@ -222,7 +219,7 @@ def test_the_same_commands_on_postgresql(api: FakeCtGov, db: Path, pg_schema_url
     first = _run(api, db, "sync", **env)
     assert first.code == 0, first.err
     assert "13 new" in first.out
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     second = _run(api, db, "sync", **env)
     assert second.code == 0, second.err
     assert "Overall status: Active, not recruiting → Completed" in second.out

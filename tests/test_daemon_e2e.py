@@ -25,6 +25,7 @@ from tests.conftest import SELINEXOR
 from tests.e2e import TRIALWATCH, sqlite_dump, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 from tests.fakes.smtp_server import FakeSmtp
+from tests.records import complete
 from trialwatch.locking import DatabaseLock
 from trialwatch.storage import Store
 
@@ -42,10 +43,6 @@ EXIT_DEADLINE_S = 5.0  # the issue: SIGTERM ends the daemon in under 5 seconds
 def _recent_timestamp() -> str:
     """CT.gov refreshed two hours ago: the data is fresh whatever day the tests run."""
     return (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _complete(record: dict[str, Any]) -> None:
-    record["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
 
 
 def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -248,7 +245,7 @@ def test_a_change_while_running_is_emailed_once_within_ten_seconds(
     assert smtp.messages == []  # a baseline is not news
 
     changed_at = time.monotonic()
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     [received] = smtp.wait_for(1, timeout=EMAIL_DEADLINE_S)
     latency = time.monotonic() - changed_at
     assert latency < EMAIL_DEADLINE_S
@@ -395,7 +392,7 @@ def test_a_second_daemon_on_the_same_database_stands_by_then_takes_over(
         second.wait_for("daemon.standby")
 
         for fake in (api, api2):
-            fake.update_study(SEAL, _complete)
+            fake.update_study(SEAL, complete)
         [received] = smtp.wait_for(1, timeout=EMAIL_DEADLINE_S)
         assert received.rcpt_tos == (CLINICIAN,)
         first.wait_ticks(1)

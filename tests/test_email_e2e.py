@@ -21,6 +21,7 @@ from tests.e2e import SHIPPED_CONFIG, TRIALWATCH, Run, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 from tests.fakes.smtp_server import FakeSmtp
 from tests.fakes.stalling_smtp import StallingSmtp
+from tests.records import complete
 
 pytestmark = pytest.mark.e2e
 SEAL = "NCT02606461"
@@ -66,10 +67,6 @@ class User:
         )
 
 
-def _complete(record: dict[str, Any]) -> None:
-    record["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
-
-
 def _parts(message: EmailMessage) -> dict[str, str]:
     return {
         part.get_content_type(): str(part.get_content())
@@ -80,7 +77,7 @@ def _parts(message: EmailMessage) -> dict[str, str]:
 
 def _baseline_then_seal_completes(user: User, api: FakeCtGov) -> Run:
     assert user.run("sync").code == 0
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     return user.run("sync")
 
 
@@ -91,7 +88,7 @@ def test_seal_completing_sends_exactly_one_email(
     assert user.run("sync").code == 0
     assert smtp.messages == []  # the baseline notifies nobody
 
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     assert user.run("sync").code == 0
     [received] = smtp.wait_for(1)
     assert list(received.rcpt_tos) == [CLINICIAN]
@@ -193,7 +190,7 @@ def _kill_while_sending(
     user: User, api: FakeCtGov, port: int, stall: str
 ) -> tuple[StallingSmtp, subprocess.Popen[str]]:
     assert user.run("sync").code == 0
-    api.update_study(SEAL, _complete)
+    api.update_study(SEAL, complete)
     stalling = StallingSmtp(port, stall)  # type: ignore[arg-type]
     proc = user.popen("sync")
     waited = stalling.connected if stall == "greeting" else stalling.data_received

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests import records
 from tests.conftest import SELINEXOR
 from tests.e2e import Run, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
@@ -35,22 +35,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 _TRIAL_SVG = re.compile(
     r'<svg xmlns="http://www.w3.org/2000/svg" class="trial-timeline".*?</svg>', re.S
 )
-
-
-def _status(record: dict[str, Any]) -> dict[str, Any]:
-    return record["protocolSection"]["statusModule"]  # type: ignore[no-any-return]
-
-
-def _complete(record: dict[str, Any]) -> None:
-    _status(record)["overallStatus"] = "COMPLETED"
-
-
-def _slip(record: dict[str, Any]) -> None:
-    _status(record)["primaryCompletionDateStruct"] = {"date": "2028-08-31", "type": "ESTIMATED"}
-
-
-def _grow(record: dict[str, Any]) -> None:
-    record["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": 80, "type": "ESTIMATED"}
 
 
 def _ok(run: Run) -> str:
@@ -135,7 +119,11 @@ def test_three_refreshes_read_back_by_every_command(tmp_path: Path) -> None:
     with FakeCtGov.load_dir(SELINEXOR) as api:
         env = user_env(api.base_url, db)
         assert "13 new" in _ok(trialwatch("sync", env=env, cwd=tmp_path))
-        for nct_id, mutate in ((SEAL, _complete), (SLIP, _slip), (GROW, _grow)):
+        for nct_id, mutate in (
+            (SEAL, records.complete),
+            (SLIP, records.slip),
+            (GROW, records.grow),
+        ):
             api.update_study(nct_id, mutate)
             stamps[nct_id] = api.data_timestamp
             assert "1 changed" in _ok(trialwatch("sync", env=env, cwd=tmp_path))

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
+from tests.records import complete, grow, slip, status_module
 from trialwatch.cli import _report
 from trialwatch.exceptions import UserError
 from trialwatch.history import Period, TrialHistory, period_report, render_period_report
@@ -26,22 +27,6 @@ QUIET = "NCT03110562"  # nothing changes
 IDS = [SEAL, SLIP, GROW, QUIET]
 LABELS = {SEAL: "SEAL", SLIP: None, GROW: "METSSAR", QUIET: "BOSTON"}
 DAY = [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25), date(2026, 11, 26)]
-
-
-def _status(record: dict[str, Any]) -> dict[str, Any]:
-    return record["protocolSection"]["statusModule"]  # type: ignore[no-any-return]
-
-
-def _complete(record: dict[str, Any]) -> None:
-    _status(record)["overallStatus"] = "COMPLETED"
-
-
-def _slip(record: dict[str, Any]) -> None:
-    _status(record)["primaryCompletionDateStruct"] = {"date": "2028-08-31", "type": "ESTIMATED"}
-
-
-def _grow(record: dict[str, Any]) -> None:
-    record["protocolSection"]["designModule"]["enrollmentInfo"] = {"count": 80, "type": "ESTIMATED"}
 
 
 class Registry:
@@ -75,9 +60,9 @@ class Registry:
 @pytest.fixture
 def registry(store: Store) -> Registry:
     reg = Registry(store)
-    reg.refresh(SEAL, _complete)
-    reg.refresh(SLIP, _slip)
-    reg.refresh(GROW, _grow)
+    reg.refresh(SEAL, complete)
+    reg.refresh(SLIP, slip)
+    reg.refresh(GROW, grow)
     return reg
 
 
@@ -155,7 +140,7 @@ def test_the_trials_changed_in_a_period_are_the_watched_ones_with_events_in_it(
 def test_a_text_report_loads_only_the_period_s_changes_and_the_ends_of_the_record(
     store: Store, registry: Registry
 ) -> None:
-    registry.refresh(SEAL, lambda r: _status(r).update(whyStopped="Sponsor decision"))
+    registry.refresh(SEAL, lambda r: status_module(r).update(whyStopped="Sponsor decision"))
     period = Period(DAY[2])
 
     light = {

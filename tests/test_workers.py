@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import FakeClock
 from tests.fakes.ctgov_server import load_records
 from tests.fakes.source import FakeSource
-from tests.test_incremental import _edit, _events, _records
+from tests.records import change_events, distinct_records, edit_status
 from trialwatch.models import WatchItem
 from trialwatch.storage import Store
 from trialwatch.sync import Prepared, prepare_all, prepare_here, run_sync
@@ -168,7 +168,7 @@ def test_a_sync_with_workers_records_what_a_sync_without_records(tmp_path: Path)
     """Across pages (pipelined by one): baselines, changes and an unreadable record alike."""
 
     def run(pool: PreparePool | None, name: str) -> tuple[list[Any], list[Any]]:
-        records = _records(40)
+        records = distinct_records(40)
         source = FakeSource(records)
         store = Store.open(f"sqlite:///{tmp_path / name}.db")
         clock = FakeClock()
@@ -178,7 +178,7 @@ def test_a_sync_with_workers_records_what_a_sync_without_records(tmp_path: Path)
             for day in ("2026-11-20", "2026-11-21"):
                 if day == "2026-11-21":  # a day of edits, and one record gone bad
                     for i, nct in enumerate(sorted(source.records)[::3]):
-                        _edit(source, nct, "COMPLETED" if i % 2 else "SUSPENDED", day)
+                        edit_status(source, nct, "COMPLETED" if i % 2 else "SUSPENDED", day)
                     broken = sorted(source.records)[1]
                     source.records[broken]["protocolSection"]["statusModule"] = "garbled"
                 source.data_timestamp = f"{day}T09:00:06"
@@ -192,7 +192,7 @@ def test_a_sync_with_workers_records_what_a_sync_without_records(tmp_path: Path)
                 )
                 results.append((result.checked, result.changed, result.baselined, result.failed))
                 clock.advance(days=1)
-            return results, _events(store)
+            return results, change_events(store)
         finally:
             store.close()
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e import Run, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov, clone_record, load_records
+from tests.records import complete
 
 pytestmark = pytest.mark.e2e
 N = 300
@@ -33,10 +34,6 @@ def _run(env: dict[str, str], cwd: Path, *args: str, **extra: str) -> Run:
     run = trialwatch(*args, env={**env, **extra}, cwd=cwd, timeout=120)
     assert "Traceback" not in run.err, run.err
     return run
-
-
-def _complete(record: dict[str, Any]) -> None:
-    record["protocolSection"]["statusModule"]["overallStatus"] = "COMPLETED"
 
 
 def test_kill_9_mid_sync_with_a_worker_loses_and_doubles_nothing(tmp_path: Path) -> None:
@@ -74,7 +71,7 @@ def test_kill_9_mid_sync_with_a_worker_loses_and_doubles_nothing(tmp_path: Path)
         # sync dies right after fetching its 3rd page: the 1st is written, the 2nd was held.
         changed = [nct for i, nct in enumerate(_ids()) if i % 10 < 7]
         for nct in changed:
-            api.update_study(nct, _complete)
+            api.update_study(nct, complete)
         killed = _run(env, tmp_path, "sync", TRIALWATCH_FAILPOINTS="sync.fetched:3")
         assert killed.code == -signal.SIGKILL
         written = _rows(db, "SELECT count(*) FROM change_event WHERE field = 'overall_status'")
