@@ -241,3 +241,35 @@ def test_no_config_found_is_a_clear_error_not_an_empty_sync(api: FakeCtGov, tmp_
     assert "trialwatch init" in run.err
     assert api.requests == []
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("database", ["none", "empty file"])
+def test_nothing_to_watch_is_said_plainly(api: FakeCtGov, db: Path, database: str) -> None:
+    config = db.parent.parent / "empty.toml"
+    config.write_text("# nothing watched yet\n")
+    if database == "empty file":  # a database file with no tables yet (touched, or restored)
+        db.parent.mkdir(parents=True)
+        db.touch()
+    run = _run(api, db, "sync", TRIALWATCH_CONFIG=str(config))
+    assert run.code == 2, run.err
+    assert "nothing to watch" in run.err
+    assert "Traceback" not in run.err
+    assert api.count("/version") == 0
+
+
+def test_a_config_with_only_a_query_watch_syncs(api: FakeCtGov, db: Path) -> None:
+    config = db.parent.parent / "query-only.toml"
+    config.write_text(
+        '[[queries]]\nname = "selinexor"\nintervention = "selinexor OR KPT-330"\ntrack = true\n'
+    )
+    run = _run(api, db, "sync", TRIALWATCH_CONFIG=str(config))
+    assert run.code == 0, run.err
+    assert api.count_searches() == 1
+    # The 13 trials it matched are tracked, fetched as silent baselines.
+    assert "Synced 13 trials" in run.out and "13 new" in run.out
+
+
+def test_a_dead_letter_id_beyond_any_row_is_refused_in_words(api: FakeCtGov, db: Path) -> None:
+    run = _run(api, db, "notify", "retry", "99999999999999999999")
+    assert run.code == 2
+    assert "Invalid value for 'ids'" in run.err and "Traceback" not in run.err

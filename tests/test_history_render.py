@@ -408,6 +408,13 @@ def test_diff_between_days_picks_the_versions_in_force() -> None:
     assert list(result.changes) == diff(SEAL_V1, SEAL_V3)
 
 
+def test_the_last_day_a_date_can_name_is_a_day_like_any_other() -> None:
+    forever = Period(date(2026, 1, 1), date.max)
+    assert forever.contains(datetime(9999, 12, 31, 23, 59, tzinfo=UTC))
+    result = version_diff(seal(), from_day=date(2026, 3, 2), to_day=date.max)
+    assert (result.older.snapshot, result.newer.snapshot) == (SEAL_V1, SEAL_V4)
+
+
 def test_diff_from_a_day_before_the_first_sync_starts_at_the_baseline_and_says_so() -> None:
     result = version_diff(seal(), from_day=date(2025, 1, 1))
 

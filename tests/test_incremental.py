@@ -159,3 +159,17 @@ def test_incremental_and_full_record_the_same_changes(
         full.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_data_timestamp_that_is_no_date_makes_a_full_sync_not_a_crash(
+    store: Store, clock: FakeClock
+) -> None:
+    source = FakeSource(distinct_records(30), data_timestamp="soon")
+    watch = [WatchItem(i) for i in sorted(source.records)]
+    run_sync(source=source, store=store, clock=clock, watchlist=watch, incremental_above=10)
+    source.data_timestamp = "later"  # a refresh, with no day to ask CT.gov for updates since
+    clock.advance(days=1)
+    result = run_sync(
+        source=source, store=store, clock=clock, watchlist=watch, incremental_above=10
+    )
+    assert result.kind == "full" and result.checked == 30

@@ -7,8 +7,11 @@ webhook, a waiting daily digest and an open health alert.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from tests.conftest import DATA
-from trialwatch.exceptions import SchemaOutdatedError
+from trialwatch.exceptions import SchemaOutdatedError, StorageError
 from trialwatch.routing import webhook_reference
 from trialwatch.storage import HEAD_REVISION, Store
 from trialwatch.storage._schema import metadata
@@ -131,6 +134,20 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(SchemaOutdatedError, match="newer than this trialwatch"):
         Store.open(url)
+    with pytest.raises(StorageError, match="9999, newer than this trialwatch"):
+        upgrade(url, now=NOW)
+    # `db current` says so too, instead of advising the upgrade that would refuse.
+    env = {**os.environ, "TRIALWATCH_DATABASE__URL": url, "TRIALWATCH_CONFIG": str(tmp_path / "c")}
+    (tmp_path / "c").write_text("#\n")
+    shown = subprocess.run(
+        [sys.executable, "-m", "trialwatch", "db", "current"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "9999; newer than this trialwatch knows" in shown.stdout
+    assert "db upgrade" not in shown.stdout
 
 
 def test_the_migration_keeps_the_routers_webhook_reference() -> None:

@@ -6,8 +6,11 @@ import json
 import threading
 import zlib
 
+import pytest
+
 from tests.fakes.ctgov_server import load_records
 from trialwatch import rawcodec
+from trialwatch.exceptions import RecordError
 
 
 def test_a_record_comes_back_byte_for_byte_smaller_than_a_half() -> None:
@@ -38,3 +41,9 @@ def test_threads_do_not_share_a_compressor() -> None:
     for t in threads:
         t.join()
     assert results == [True] * 4
+
+
+def test_a_damaged_blob_is_a_record_error_not_a_codec_traceback() -> None:
+    for blob in (b"\x28\xb5\x2f\xfd garbage", b"\x78\x9c garbage", b""):
+        with pytest.raises(RecordError, match="cannot be decompressed"):
+            rawcodec.decompress(blob)

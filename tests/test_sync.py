@@ -623,6 +623,27 @@ def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
     assert len(store.notifications()) == 1
 
 
+def test_a_damaged_stored_record_is_rebaselined_not_a_crash(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newer normalizer re-reads each stored record; one whose bytes were damaged (a bad
+    disk, a hand edit) cannot be, so its trial takes the new reading silently, like one the
+    new normalizer cannot read."""
+    import trialwatch.sync as sync_module
+    from trialwatch.storage._schema import RecordVersion
+
+    source = _source()
+    _sync(store, source, clock, router=_to_clinician)
+    with store.session() as s:
+        damaged = s.exec(select(RecordVersion).where(RecordVersion.nct_id == IDS[0])).one()
+        damaged.raw_record = b"\x28\xb5\x2f\xfd not zstd after all"
+        s.add(damaged)
+    monkeypatch.setattr(sync_module, "NORMALIZER_VERSION", sync_module.NORMALIZER_VERSION + 1)
+    result = _sync(store, source, clock, force=True, router=_to_clinician)
+    assert result.rebaselined == len(IDS) and result.change_count == 0
+    assert store.notifications() == []
+
+
 def test_what_a_killed_run_owes_is_released_even_while_ctgov_is_down(
     store: Store, clock: FakeClock
 ) -> None:

@@ -210,6 +210,11 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
+def _day_end(day: date) -> datetime:
+    """The first moment after ``day`` (the last day a date can name ends at datetime.max)."""
+    return datetime.max.replace(tzinfo=UTC) if day == date.max else _day_start(day + timedelta(1))
+
+
 @dataclass(frozen=True, slots=True)
 class Period:
     """Whole UTC days from ``since`` through ``until`` (both included); open-ended without
@@ -229,7 +234,7 @@ class Period:
     @property
     def end(self) -> datetime | None:
         """The first moment after the period, or ``None`` when it has no end."""
-        return None if self.until is None else _day_start(self.until + timedelta(days=1))
+        return None if self.until is None else _day_end(self.until)
 
     def contains(self, moment: datetime) -> bool:
         end = self.end
@@ -583,7 +588,7 @@ def version_diff(
     notes: list[str] = []
     first = versions[0]
     if to_day is not None:
-        newer = _version_at(versions, _day_start(to_day + timedelta(days=1)))
+        newer = _version_at(versions, _day_end(to_day))
         if newer is None:
             newer = first
             notes.append(

@@ -16,6 +16,8 @@ from typing import Final
 
 import zstandard
 
+from trialwatch.exceptions import RecordError
+
 __all__ = ["compress", "decompress"]
 
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
@@ -34,10 +36,14 @@ def compress(body: bytes) -> bytes:
 
 
 def decompress(blob: bytes) -> bytes:
-    """The bytes :func:`compress` was given, or those of a zlib stream written by 0.1."""
-    if blob[:4] == _ZSTD_MAGIC:
-        decompressor = getattr(_local, "decompressor", None)
-        if decompressor is None:
-            decompressor = _local.decompressor = zstandard.ZstdDecompressor()
-        return decompressor.decompress(blob)
-    return zlib.decompress(blob)
+    """The bytes :func:`compress` was given, or those of a zlib stream written by 0.1;
+    :class:`RecordError` when ``blob`` is neither (a damaged row)."""
+    try:
+        if blob[:4] == _ZSTD_MAGIC:
+            decompressor = getattr(_local, "decompressor", None)
+            if decompressor is None:
+                decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+            return decompressor.decompress(blob)
+        return zlib.decompress(blob)
+    except (zstandard.ZstdError, zlib.error) as exc:
+        raise RecordError(f"a stored record cannot be decompressed ({exc})") from exc

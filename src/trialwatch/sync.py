@@ -59,7 +59,6 @@ from trialwatch.models import (
     TrialOutcome,
     TrialUpdate,
     WatchItem,
-    compact_json,
     parse_record,
 )
 from trialwatch.normalize import NORMALIZER_VERSION, canonical_bytes, hash_of, normalize
@@ -123,7 +122,7 @@ class SyncStore(Protocol):
 
     def snapshots(self, version_ids: Iterable[int]) -> dict[int, Snapshot]: ...
 
-    def raw_records(self, version_ids: Iterable[int]) -> dict[int, dict[str, Any]]: ...
+    def raw_records(self, version_ids: Iterable[int]) -> dict[int, bytes]: ...
 
     def begin_run(self, start: RunStart) -> Any: ...
 
@@ -618,7 +617,11 @@ def _incremental_since(
         return None
     # The data day of the last complete sync, inclusive: what CT.gov posted that day and later.
     # Studies re-read from that day cost a fingerprint check each.
-    return date.fromisoformat(stamp[:10])
+    try:
+        return date.fromisoformat(stamp[:10])
+    except ValueError:  # CT.gov's dataTimestamp is not a date: nothing to count days from
+        log.warning("sync.no_data_day", data_timestamp=stamp, action="full sync")
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -676,7 +679,7 @@ def prepare_here(jobs: Sequence[tuple[bytes, bool]]) -> Callable[[], list[Prepar
 class _SnapshotSource(Protocol):
     def snapshots(self, version_ids: Iterable[int]) -> dict[int, Snapshot]: ...
 
-    def raw_records(self, version_ids: Iterable[int]) -> dict[int, dict[str, Any]]: ...
+    def raw_records(self, version_ids: Iterable[int]) -> dict[int, bytes]: ...
 
 
 @dataclass(slots=True)
@@ -689,12 +692,23 @@ class PageScan:
     todo: list[tuple[FoundStudy, StoredState | None, str | None]] = field(default_factory=list)
 
     def jobs(self) -> list[tuple[bytes, bool]]:
-        """What to prepare: each moved record's bytes, and whether to compress them too (a new
-        trial's version is certainly stored; a known trial's only if its snapshot moved, which
-        registry churn mostly does not)."""
+        """What to prepare: each moved record's bytes, and whether to compress them too: a new
+        trial's version is certainly stored, and so is one read by an older normalizer (it is
+        re-baselined or changed); a known trial's only if its snapshot moved, which registry
+        churn mostly does not (compressed later, in this process, when it did)."""
         return [
-            (found.body, state is None or state.version_id is None) for found, state, _ in self.todo
+            (
+                found.body,
+                state is None or state.version_id is None or _read_by_older_normalizer(state),
+            )
+            for found, state, _ in self.todo
         ]
+
+
+def _read_by_older_normalizer(state: StoredState) -> bool:
+    """Whether the trial's stored snapshot was made by another normalizer than this one
+    (stored before versions said which: by the first)."""
+    return (state.normalizer_version or 1) != NORMALIZER_VERSION
 
 
 def scan_page(
@@ -735,7 +749,7 @@ def scan_page(
             and state is not None
             and state.content_hash is not None
             and state.fingerprint == fingerprint
-            and state.normalizer_version == NORMALIZER_VERSION
+            and not _read_by_older_normalizer(state)
         ):
             scan.outcomes[nct_id] = TrialOutcome(
                 nct_id=nct_id,
@@ -786,9 +800,7 @@ def decide_scanned(
     stale = {
         s.version_id
         for _, s, _, _ in pending
-        if s is not None
-        and s.version_id is not None
-        and (s.normalizer_version or 1) != NORMALIZER_VERSION
+        if s is not None and s.version_id is not None and _read_by_older_normalizer(s)
     }
     old_snapshots = store.snapshots(old_ids - stale)
     old_raw = store.raw_records(stale)
@@ -826,7 +838,7 @@ def _decide_changed(
     fingerprint: str | None,
     ready: Prepared,
     old_snapshots: Mapping[int, Snapshot],
-    old_raw: Mapping[int, Mapping[str, Any]],
+    old_raw: Mapping[int, bytes],
     router: Router,
     log: Any,
 ) -> TrialOutcome:
@@ -850,9 +862,10 @@ def _decide_changed(
     if state.version_id in old_raw:
         # A newer normalizer: read the stored record again, silently, and compare with that,
         # so a new tracked field is a new baseline, not a change to tell everyone about.
+        stored_raw = old_raw[state.version_id]
         try:
-            previous = normalize(old_raw[state.version_id])
-        except RecordError:
+            previous = normalize(parse_record(rawcodec.decompress(stored_raw)))
+        except RecordError:  # damaged, or no longer a record this normalizer can read
             previous = None
         if previous is None:
             log.info("trial.rebaseline_unreadable", nct_id=nct_id)
@@ -862,11 +875,7 @@ def _decide_changed(
         if previous_hash == digest:
             return TrialOutcome(kind="rebaselined", version=_version_of(ready, found), **common)
         if previous_hash != state.content_hash:
-            rebaseline = _new_version(
-                previous_canonical,
-                previous_hash,
-                rawcodec.compress(compact_json(old_raw[state.version_id])),
-            )
+            rebaseline = _new_version(previous_canonical, previous_hash, stored_raw)
     elif digest == state.content_hash:
         # The served record moved (registry churn), its snapshot did not: keep the fingerprint.
         return TrialOutcome(

@@ -102,7 +102,12 @@ def load(*, need_watchlist: bool = False) -> Settings:
         settings = load_settings(state.config, os.environ)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
-    if need_watchlist and not settings.watchlist and not _has_other_watches(settings):
+    if (
+        need_watchlist
+        and not settings.watchlist
+        and not settings.queries  # a query watch finds (and may track) trials by itself
+        and not _has_other_watches(settings)
+    ):
         path = config_path(state.config, os.environ)
         where = f"the watchlist in {path} is empty" if path.exists() else f"no {path} here"
         fail(
@@ -129,6 +134,8 @@ def _has_other_watches(settings: Settings) -> bool:
         return True  # let the command itself say what is wrong with the database
     try:
         return store.watched_count() > 0
+    except TrialwatchError:
+        return False  # an empty database (no tables yet) watches nothing
     finally:
         store.close()
 

@@ -35,6 +35,8 @@ def db_current() -> None:
         typer.echo(f"empty database (no tables yet); this trialwatch needs {HEAD_REVISION}")
     elif revision == HEAD_REVISION:
         typer.echo(f"{revision} (up to date)")
+    elif revision > HEAD_REVISION:
+        typer.echo(f"{revision}; newer than this trialwatch knows ({HEAD_REVISION}): upgrade it")
     else:
         typer.echo(
             f"{revision}; this trialwatch needs {HEAD_REVISION}: run `trialwatch db upgrade`"

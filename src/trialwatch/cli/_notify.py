@@ -46,7 +46,8 @@ def notify_flush() -> None:
 @notify_cli.command("retry")
 def notify_retry(
     ids: Annotated[
-        list[int] | None, typer.Argument(help="Dead letters to retry (default: all).")
+        list[int] | None,
+        typer.Argument(help="Dead letters to retry (default: all).", min=1, max=2**63 - 1),
     ] = None,
 ) -> None:
     """Re-queue dead letters (after fixing what made them fail) and deliver them.

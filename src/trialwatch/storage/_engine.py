@@ -154,6 +154,13 @@ def outdated_message(revision: str, where: str) -> str:
     )
 
 
+def newer_message(revision: str, where: str) -> str:
+    return (
+        f"the database {where} has schema revision {revision}, newer than this trialwatch "
+        f"knows ({HEAD_REVISION}): upgrade trialwatch"
+    )
+
+
 class StoreBase:
     """Connection and sessions: what every part of the store shares."""
 
@@ -205,10 +212,7 @@ def open_engine(url: str, *, create: bool = True, check: bool = True) -> Engine:
         if check and revision is not None and revision != HEAD_REVISION:
             where = engine.url.render_as_string(hide_password=True)
             if revision > HEAD_REVISION:
-                raise SchemaOutdatedError(
-                    f"the database {where} has schema revision {revision}, newer than this "
-                    f"trialwatch knows ({HEAD_REVISION}): upgrade trialwatch"
-                )
+                raise SchemaOutdatedError(newer_message(revision, where))
             raise SchemaOutdatedError(outdated_message(revision, where))
     except (OperationalError, DBAPIError) as exc:
         engine.dispose()

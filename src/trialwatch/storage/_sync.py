@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlmodel import Session
 
-from trialwatch import rawcodec
 from trialwatch.exceptions import ConcurrentUpdateError, StorageError
 from trialwatch.failpoints import failpoint
 from trialwatch.models import (
@@ -185,14 +184,15 @@ class SyncWritesMixin(StoreBase):
             raise StorageError(f"record versions missing: {sorted(set(ids) - set(found))}")
         return found
 
-    def raw_records(self, version_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """The records as served, for re-reading them with a newer normalizer."""
+    def raw_records(self, version_ids: Iterable[int]) -> dict[int, bytes]:
+        """The records as served, as stored (compressed: :mod:`trialwatch.rawcodec`), for
+        re-reading them with a newer normalizer."""
         ids = sorted(set(version_ids))
         if not ids:
             return {}
         with self.session() as s:
             rows = s.execute(select(_V.c.id, _V.c.raw_record).where(_V.c.id.in_(ids))).all()
-        return {r.id: json.loads(rawcodec.decompress(r.raw_record)) for r in rows}
+        return {r.id: r.raw_record for r in rows}
 
     def ids_to_recheck(self, limit: int = 10_000) -> list[str]:
         """Watched trials an idle poll must still fetch: never fetched yet (newly watched), or

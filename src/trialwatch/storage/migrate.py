@@ -22,6 +22,7 @@ from trialwatch.storage._engine import (
     V010_REVISION,
     first_line,
     make_engine,
+    newer_message,
     schema_revision,
     sqlite_path,
 )
@@ -88,10 +89,7 @@ def upgrade(url: str, *, now: datetime, backup: bool = True) -> UpgradeResult:
         if before == HEAD_REVISION:
             return UpgradeResult(before, HEAD_REVISION, None)
         if before is not None and before > HEAD_REVISION:
-            raise StorageError(
-                f"the database has schema revision {before}, newer than this trialwatch "
-                f"knows ({HEAD_REVISION}): upgrade trialwatch instead"
-            )
+            raise StorageError(newer_message(before, engine.url.render_as_string()))
         copy = None
         path = sqlite_path(str(engine.url))
         if backup and before is not None and path is not None and path.exists():
