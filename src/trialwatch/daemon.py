@@ -324,11 +324,19 @@ class Daemon:
                 if schedule.interval_seconds
                 else f"{schedule.cron} ({schedule.timezone})"
             ),
-            trials=len(self.app.settings.watchlist),
+            trials=self._watched(),
         )
         # Built only now: a standby's start-up run is due when it takes over, not before.
         self.scheduler = self._build_scheduler(self.tenure)
         self.scheduler.start()
+
+    def _watched(self) -> int | None:
+        """The watch set's size (config, cli, imports, queries), for the log; None when the
+        database does not answer now (the jobs will say so)."""
+        try:
+            return self.app.store.watched_count()
+        except StorageError:
+            return None
 
     def _end_tenure(self) -> int:
         """Stop the scheduler and wait a little for running jobs; returns how many still run."""

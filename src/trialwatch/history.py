@@ -66,18 +66,8 @@ __all__ = [
 REPORT_FORMATS = ("text", "markdown", "json", "html")
 DATE_FIELDS = ("start_date", "primary_completion_date", "completion_date")
 
-# List fields: one change per item, summarized as counts rather than as old -> new.
-_ITEM_FIELDS = frozenset(
-    {
-        "arms",
-        "interventions",
-        "primary_outcomes",
-        "secondary_outcomes",
-        "locations",
-        "references",
-        "conditions",
-    }
-)
+# List fields (one change per item, summarized as counts rather than as old -> new), and
+# what one item and several are called.
 _ITEM_NOUNS = {
     "arms": ("arm", "arms"),
     "interventions": ("intervention", "interventions"),
@@ -374,11 +364,11 @@ def _field_summary(nct_id: str, name: str, group: Sequence[RecordedChange]) -> s
         path = [group[0].change.old, *(e.change.new for e in group)]
         steps = [p for i, p in enumerate(path) if i == 0 or p != path[i - 1]]
         return " → ".join(status_label(s if isinstance(s, str) else None) for s in steps)
-    if name in _ITEM_FIELDS:
+    if name in _ITEM_NOUNS:
         counts: dict[str, int] = defaultdict(int)
         for event in group:
             counts[event.change.kind.value] += 1
-        noun = _ITEM_NOUNS.get(name, (name, name))[1]
+        noun = _ITEM_NOUNS[name][1]
         said = ", ".join(f"{counts[k]} {k}" for k in ("added", "removed", "changed") if counts[k])
         return f"{noun[:1].upper()}{noun[1:]}: {said}"
     net = _net_change(nct_id, name, group[0].change.old, group[-1].change.new)

@@ -475,7 +475,6 @@ class StoredState:
     fingerprint: str | None
     normalizer_version: int | None
     label: str | None = None
-    had_record: bool = False  # a version is stored (it was returned at least once)
     flagged: bool = False  # missing, to recheck, or in error: seeing it again clears that
 
 
@@ -518,8 +517,6 @@ class TrialOutcome:
     # routes[i] are the routes of changes[i], decided before the write by the router.
     routes: tuple[tuple[Route, ...], ...] = ()
     error: str | None = None
-    # missing: the registry confirmed it has no such study (its count matched what it sent).
-    confirmed: bool = True
     # missing: the trial had been returned before, so its absence is news to check again.
     recheck: bool = False
 

@@ -726,8 +726,8 @@ def scan_page(
             nct_id = result.requested_id
             scan.order.append(nct_id)
             state = states.get(nct_id)
-            confirmed = bool(getattr(result, "confirmed", True))
-            had = state is not None and state.had_record
+            confirmed = result.confirmed
+            had = state is not None and state.version_id is not None  # returned before
             # Absent although returned before, or left out of a short answer: fetch it again
             # at the next poll — once: a recheck that finds it absent again lets it rest.
             recheck = (had or not confirmed) and not recheck_run
@@ -735,7 +735,7 @@ def scan_page(
             if state is None or not state.flagged:
                 log.warning("trial.missing", nct_id=nct_id, reason=reason, recheck=recheck)
             scan.outcomes[nct_id] = TrialOutcome(
-                nct_id=nct_id, kind="missing", error=reason, confirmed=confirmed, recheck=recheck
+                nct_id=nct_id, kind="missing", error=reason, recheck=recheck
             )
             continue
         nct_id = result.requested_id

@@ -8,7 +8,6 @@ imports what it needs when it runs.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -144,7 +143,7 @@ def _has_other_watches(settings: Settings) -> bool:
 def open_app(*, need_watchlist: bool = False, may_upgrade: bool = False) -> Iterator[App]:
     """Settings -> app, mapping every expected failure to a message and an exit code."""
     from trialwatch.app import build_app
-    from trialwatch.exceptions import ConfigError, TrialwatchError, UserError
+    from trialwatch.exceptions import ConfigError, SchemaOutdatedError, TrialwatchError
 
     settings = load(need_watchlist=need_watchlist)
     try:
@@ -153,16 +152,12 @@ def open_app(*, need_watchlist: bool = False, may_upgrade: bool = False) -> Iter
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except TrialwatchError as exc:
-        from trialwatch.exceptions import SchemaOutdatedError
-
         fail(describe(exc), EXIT_CONFIG if isinstance(exc, SchemaOutdatedError) else EXIT_FAILURE)
     try:
         yield app
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
-    except UserError as exc:
-        fail(describe(exc), EXIT_FAILURE)
-    except TrialwatchError as exc:
+    except TrialwatchError as exc:  # UserError among them: its own words, exit 1
         fail(describe(exc), EXIT_FAILURE)
     finally:
         app.close()
@@ -211,7 +206,3 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def echo_err(message: str) -> None:
     typer.echo(message, err=True)
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

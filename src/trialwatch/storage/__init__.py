@@ -52,12 +52,12 @@ class Store(
     """The database behind trialwatch: open it with :meth:`open`, close it with :meth:`close`."""
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True, check: bool = True) -> Store:
+    def open(cls, url: str, *, create: bool = True) -> Store:
         """Connect and check the schema (a new database gets the newest one).
 
         Raises DatabaseUnavailableError, or SchemaOutdatedError naming the upgrade command.
         """
-        return cls(open_engine(url, create=create, check=check))
+        return cls(open_engine(url, create=create))
 
 
 __all__ = [

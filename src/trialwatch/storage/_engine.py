@@ -171,10 +171,6 @@ class StoreBase:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    @property
-    def where(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
-
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session whose transaction commits on success and rolls back on any error."""
@@ -190,17 +186,13 @@ class StoreBase:
     def close(self) -> None:
         self.engine.dispose()
 
-    def revision(self) -> str | None:
-        with self.engine.connect() as conn:
-            return schema_revision(conn)
 
-
-def open_engine(url: str, *, create: bool = True, check: bool = True) -> Engine:
+def open_engine(url: str, *, create: bool = True) -> Engine:
     """Connect, check that the database answers and that its schema is this code's.
 
     A new database gets the newest schema (``create``). A database on an older schema raises
-    :class:`SchemaOutdatedError` naming the command that upgrades it (unless ``check`` is
-    false: the ``db`` commands open it to upgrade it).
+    :class:`SchemaOutdatedError` naming the command that upgrades it (the ``db`` commands use
+    :func:`trialwatch.storage.migrate.make_engine` instead, to read and upgrade it).
     """
     engine = make_engine(url)
     try:
@@ -209,7 +201,7 @@ def open_engine(url: str, *, create: bool = True, check: bool = True) -> Engine:
             if revision is None and create:
                 create_schema(conn)
                 revision = HEAD_REVISION
-        if check and revision is not None and revision != HEAD_REVISION:
+        if revision is not None and revision != HEAD_REVISION:
             where = engine.url.render_as_string(hide_password=True)
             if revision > HEAD_REVISION:
                 raise SchemaOutdatedError(newer_message(revision, where))

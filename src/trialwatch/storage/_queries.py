@@ -100,13 +100,11 @@ class QueriesMixin(StoreBase):
         with self.session() as s:
             return s.get(Trial, nct_id)
 
-    def trials(self, *, watched_only: bool = True) -> list[Trial]:
-        """Known trials by id (only the watched ones unless ``watched_only`` is false)."""
+    def trials(self) -> list[Trial]:
+        """The watched trials, by id."""
         with self.session() as s:
-            query = select(Trial).order_by(Trial.nct_id)
-            if watched_only:
-                watched = select(Watch.nct_id).distinct()
-                query = query.where(col(Trial.nct_id).in_(watched))
+            watched = select(Watch.nct_id).distinct()
+            query = select(Trial).where(col(Trial.nct_id).in_(watched)).order_by(Trial.nct_id)
             return list(s.exec(query))
 
     def is_watched(self, nct_id: str) -> bool:

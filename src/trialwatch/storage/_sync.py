@@ -167,7 +167,6 @@ class SyncWritesMixin(StoreBase):
                 fingerprint=r.fingerprint,
                 normalizer_version=r.normalizer_version,
                 label=labels.get(r.nct_id),
-                had_record=r.current_version_id is not None,
                 flagged=bool(r.consecutive_misses or r.recheck or r.last_error),
             )
             for r in rows
