@@ -24,7 +24,7 @@ from trialwatch.models import (
     Snapshot,
     StudySummary,
 )
-from trialwatch.vocabulary import phases_label, status_label
+from trialwatch.vocabulary import phases_label, status_label, truncate
 
 QUERY_FIELD = "query_match"
 SURGE_MIN = 20
@@ -155,10 +155,6 @@ class Drift:
     title_note: str | None = None
 
 
-def _short(text: str, width: int = 40) -> str:
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
-
-
 def _date_note(snapshot: Snapshot) -> str:
     status = snapshot.overall_status
     date = snapshot.completion_date
@@ -233,7 +229,7 @@ def since_print(
     drifts = []
     for entry in printed:
         snapshot = snapshots.get(entry.nct_id)
-        label = _short(entry.title) if entry.title else None
+        label = truncate(entry.title, 40) if entry.title else None
         name = f"{entry.nct_id} ({label})" if label else entry.nct_id
         if snapshot is None:
             drifts.append(

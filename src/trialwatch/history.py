@@ -18,7 +18,6 @@ markup characters; HTML is autoescaped by the template.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from trialwatch.diff import FIELD_ORDER, diff
 from trialwatch.models import FieldChange, JSONValue, Severity, Snapshot
-from trialwatch.vocabulary import history_url, status_label, study_url
+from trialwatch.vocabulary import history_url, one_line, plural, status_label, study_url, truncate
 
 if TYPE_CHECKING:
     import jinja2
@@ -81,7 +80,6 @@ _FIELD_INDEX = {name: i for i, name in enumerate(FIELD_ORDER)}
 _SUMMARY_PARTS = 3  # a trial's one-line summary names at most this many things, then "and N more"
 _SUMMARY_PART_CHARS = 120  # ... each cut to this length (a quoted reason can be long)
 
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # What XML 1.0 cannot carry at all, escaped or not (Char production of the XML spec).
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -241,26 +239,10 @@ class Period:
 # --- text helpers ------------------------------------------------------------------------------
 
 
-def one_line(text: str) -> str:
-    """Control characters, line breaks and bidi overrides become spaces; runs of spaces one.
-
-    Registry text reaches terminals and files: an ESC character could otherwise repaint a
-    terminal, a CR hide what came before it."""
-    cleaned = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
-        for ch in text
-    )
-    return " ".join(cleaned.split())
-
-
 def xml_text(text: str) -> str:
     """:func:`one_line`, minus the characters XML 1.0 forbids (U+FFFE, U+FFFF, surrogates), which
     ElementTree would write unescaped into a document no parser accepts."""
     return _XML_INVALID.sub("", one_line(text))
-
-
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def iso(moment: datetime) -> str:
@@ -274,10 +256,6 @@ def _when(moment: datetime) -> str:
 
 def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")
-
-
-def _plural(count: int, noun: str, plural: str | None = None) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
 def _markdown(text: str) -> str:
@@ -352,10 +330,10 @@ def summarize_changes(nct_id: str, events: Sequence[RecordedChange]) -> str:
         order = _FIELD_INDEX.get(name, len(_FIELD_INDEX))
         parts.append((severity, order, _field_summary(nct_id, name, group)))
     parts.sort(key=lambda p: (-p[0], p[1]))
-    words = [_truncate(one_line(text), _SUMMARY_PART_CHARS) for _, _, text in parts]
+    words = [truncate(one_line(text), _SUMMARY_PART_CHARS) for _, _, text in parts]
     if len(words) > _SUMMARY_PARTS:
         rest = len(words) - _SUMMARY_PARTS
-        words = [*words[:_SUMMARY_PARTS], f"and {_plural(rest, 'more field')} changed"]
+        words = [*words[:_SUMMARY_PARTS], f"and {plural(rest, 'more field')} changed"]
     return one_line("; ".join(words))
 
 
@@ -376,9 +354,9 @@ def _field_summary(nct_id: str, name: str, group: Sequence[RecordedChange]) -> s
         # Moved and moved back, or a field diff does not know: say the last change.
         net = group[-1].change.summary
         if len(group) > 1:
-            return f"{net} (after {_plural(len(group), 'change')})"
+            return f"{net} (after {plural(len(group), 'change')})"
         return net
-    return f"{net}, in {_plural(len(group), 'change')}" if len(group) > 1 else net
+    return f"{net}, in {plural(len(group), 'change')}" if len(group) > 1 else net
 
 
 def _net_change(nct_id: str, name: str, old: JSONValue, new: JSONValue) -> str | None:
@@ -493,7 +471,7 @@ def render_history_text(history: TrialHistory, *, since: date | None = None) -> 
         if entry.baseline:
             lines.append(f"{_when(entry.at)}  first recorded (baseline){data}")
         elif entry.changes:
-            lines.append(f"{_when(entry.at)}  {_plural(len(entry.changes), 'change')}{data}")
+            lines.append(f"{_when(entry.at)}  {plural(len(entry.changes), 'change')}{data}")
         else:
             lines.append(f"{_when(entry.at)}  new version, no change in tracked fields{data}")
         for event in entry.changes:
@@ -777,10 +755,10 @@ def render_period_report(report: PeriodReport, fmt: str) -> str:
 def _intro(report: PeriodReport) -> str:
     watched = report.watched
     if not report.trials:
-        return f"No recorded changes in {_plural(watched, 'watched trial')}."
+        return f"No recorded changes in {plural(watched, 'watched trial')}."
     return (
-        f"{_plural(report.change_count, 'change')} in {len(report.trials)} of "
-        f"{_plural(watched, 'watched trial')}."
+        f"{plural(report.change_count, 'change')} in {len(report.trials)} of "
+        f"{plural(watched, 'watched trial')}."
     )
 
 
@@ -788,7 +766,7 @@ def _unlisted(report: PeriodReport) -> str | None:
     if not report.unlisted:
         return None
     other = "other " if report.trials or report.quiet else ""
-    return f"No recorded changes in the {_plural(report.unlisted, other + 'watched trial')}."
+    return f"No recorded changes in the {plural(report.unlisted, other + 'watched trial')}."
 
 
 def _stamp(report: PeriodReport) -> str:

@@ -28,6 +28,7 @@ import jinja2
 
 from trialwatch import vocabulary
 from trialwatch.models import FieldChange, Severity
+from trialwatch.vocabulary import one_line, plural, truncate
 
 SUBJECT_MAX_CHARS = 120
 """Subjects are cut to this length (with "…"); inbox lists show far less anyway."""
@@ -40,7 +41,6 @@ _WEBHOOK_TEXT_TRIALS = 10  # chat messages stay short: the structured part has e
 # Characters that must never reach a single-line field: C0/C1 controls (CR, LF, TAB, NUL, NEL,
 # ...), the Unicode line/paragraph separators and the bidi overrides that can make a title read
 # differently from what it is.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _MESSAGE_ID_RE = re.compile(r"<[^<>@\s]+@[^<>@\s]+>")
 _HEADER_NAME_RE = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 ftext: printable, no colon
 _UNSAFE_KEY_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -150,14 +150,14 @@ def render_change_report(report: ChangeReport, *, max_changes: int = 50) -> Rend
     context: dict[str, Any] = {
         "subject": subject,
         "intro": _intro(len(trials), total),
-        "period": _one_line(report.period) if report.period else None,
+        "period": one_line(report.period) if report.period else None,
         "trials": views,
         "total_changes": total,
         "shown_changes": shown_count,
         "omitted_changes": total - shown_count,
-        "data_timestamp": _one_line(report.data_timestamp) if report.data_timestamp else None,
+        "data_timestamp": one_line(report.data_timestamp) if report.data_timestamp else None,
         "generated_at": _format_time(report.generated_at),
-        "run_id": _one_line(report.run_id) if report.run_id else None,
+        "run_id": one_line(report.run_id) if report.run_id else None,
         "config_hint": CONFIG_HINT,
     }
     return _render("change_report", subject, context)
@@ -191,7 +191,7 @@ def render_flood_summary(
         period=period,
     )
     rendered = render_change_report(reduced, max_changes=max_changes)
-    subject = _truncate(
+    subject = truncate(
         f"Summary: {len(trials)} trials changed at once ({counts})", SUBJECT_MAX_CHARS
     )
     return RenderedEmail(subject, rendered.text, rendered.html)
@@ -292,15 +292,15 @@ def webhook_payload(report: ChangeReport, rendered: RenderedEmail) -> dict[str, 
     for trial in trials[:_WEBHOOK_TEXT_TRIALS]:
         top = trial.changes[0]
         more = len(trial.changes) - 1
-        extra = f" (+{_plural(more, 'more change')})" if more else ""
+        extra = f" (+{plural(more, 'more change')})" if more else ""
         lines.append(
-            f"• {_trial_name(trial)}: [{top.severity.label}] {_one_line(top.summary)}{extra} "
+            f"• {_trial_name(trial)}: [{top.severity.label}] {one_line(top.summary)}{extra} "
             f"{vocabulary.study_url(trial.nct_id)}"
         )
     if len(trials) > _WEBHOOK_TEXT_TRIALS:
-        lines.append(f"and {_plural(len(trials) - _WEBHOOK_TEXT_TRIALS, 'more trial')}")
+        lines.append(f"and {plural(len(trials) - _WEBHOOK_TEXT_TRIALS, 'more trial')}")
     if report.data_timestamp:
-        lines.append(f"CT.gov data as of {_one_line(report.data_timestamp)}")
+        lines.append(f"CT.gov data as of {one_line(report.data_timestamp)}")
     text = "\n".join(_slack_escape(line) for line in lines)
     return {
         "text": text,
@@ -377,9 +377,9 @@ def _select_shown(trials: Sequence[TrialChanges], max_changes: int) -> list[list
 
 def _trial_view(trial: TrialChanges, shown: Sequence[FieldChange]) -> _TrialView:
     return _TrialView(
-        nct_id=_one_line(trial.nct_id),
-        label=_one_line(trial.label) if trial.label else None,
-        brief_title=_one_line(trial.brief_title) if trial.brief_title else None,
+        nct_id=one_line(trial.nct_id),
+        label=one_line(trial.label) if trial.label else None,
+        brief_title=one_line(trial.brief_title) if trial.brief_title else None,
         url=vocabulary.study_url(trial.nct_id),
         history_url=vocabulary.history_url(trial.nct_id),
         severity=_top_severity(trial).label,
@@ -387,7 +387,7 @@ def _trial_view(trial: TrialChanges, shown: Sequence[FieldChange]) -> _TrialView
         omitted=len(trial.changes) - len(shown),
         changes=tuple(
             _ChangeView(
-                severity=c.severity.label, category=c.category.value, summary=_one_line(c.summary)
+                severity=c.severity.label, category=c.category.value, summary=one_line(c.summary)
             )
             for c in shown
         ),
@@ -401,21 +401,21 @@ def _subject(trials: Sequence[TrialChanges], total: int, period: str | None) -> 
     """One line, at most :data:`SUBJECT_MAX_CHARS`; the most important change first."""
     prefix = f"{_digest_name(period)}: " if period else ""
     if not trials:
-        return _truncate(f"{prefix}No changes in watched trials", SUBJECT_MAX_CHARS)
+        return truncate(f"{prefix}No changes in watched trials", SUBJECT_MAX_CHARS)
     top_trial = trials[0]
     top = top_trial.changes[0]
     name = _trial_name(top_trial, label_max=_NAME_MAX_CHARS)
     if len(trials) == 1:
         more = len(top_trial.changes) - 1
-        suffix = f" and {_plural(more, 'more change')}" if more else ""
+        suffix = f" and {plural(more, 'more change')}" if more else ""
     else:
-        count = f"{_plural(total, 'change')} in {len(trials)} watched trials"
+        count = f"{plural(total, 'change')} in {len(trials)} watched trials"
         if top.severity < Severity.CRITICAL:
-            return _truncate(f"{prefix}{count}", SUBJECT_MAX_CHARS)
+            return truncate(f"{prefix}{count}", SUBJECT_MAX_CHARS)
         suffix = f" — {count}"
     head = f"{prefix}{name}: "
     room = max(SUBJECT_MAX_CHARS - len(head) - len(suffix), 12)
-    return _truncate(f"{head}{_truncate(_headline(top), room)}{suffix}", SUBJECT_MAX_CHARS)
+    return truncate(f"{head}{truncate(_headline(top), room)}{suffix}", SUBJECT_MAX_CHARS)
 
 
 def _headline(change: FieldChange) -> str:
@@ -427,12 +427,12 @@ def _headline(change: FieldChange) -> str:
         and isinstance(new, str | None)
     ):
         return f"{vocabulary.status_label(old)} → {vocabulary.status_label(new)}"
-    return _one_line(change.summary)
+    return one_line(change.summary)
 
 
 def _digest_name(period: str) -> str:
     """``"daily digest, 2026-11-20 to 2026-11-21"`` -> ``"Daily digest"``; otherwise "Digest"."""
-    head = _one_line(period.split(",", 1)[0])
+    head = one_line(period.split(",", 1)[0])
     if "digest" not in head.lower() or len(head) > 30:
         return "Digest"
     return head[:1].upper() + head[1:]
@@ -440,41 +440,22 @@ def _digest_name(period: str) -> str:
 
 def _trial_name(trial: TrialChanges, *, label_max: int | None = None) -> str:
     """``"SEAL (NCT02606461)"``, or the NCT id alone; only the label is ever shortened."""
-    nct_id = _one_line(trial.nct_id)
-    label = _one_line(trial.label) if trial.label else ""
+    nct_id = one_line(trial.nct_id)
+    label = one_line(trial.label) if trial.label else ""
     if not label:
         return nct_id
     if label_max is not None:
-        label = _truncate(label, label_max)
+        label = truncate(label, label_max)
     return f"{label} ({nct_id})"
 
 
 def _intro(trial_count: int, total: int) -> str:
     if trial_count == 0:
         return "No changes in your watched trials."
-    return f"{_plural(total, 'change')} in {_plural(trial_count, 'watched trial')}"
+    return f"{plural(total, 'change')} in {plural(trial_count, 'watched trial')}"
 
 
 # --- text helpers ------------------------------------------------------------------------------
-
-
-def _one_line(text: str) -> str:
-    """Control characters, line breaks and bidi overrides become spaces; runs of spaces one."""
-    cleaned = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
-        for ch in text
-    )
-    return " ".join(cleaned.split())
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rstrip() + "…"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _slack_escape(text: str) -> str:
@@ -517,7 +498,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["plural"] = _plural
+    env.filters["plural"] = plural
     return env
 
 

@@ -1,6 +1,9 @@
-"""How ClinicalTrials.gov words its enums for people, and links to its pages. Pure."""
+"""How ClinicalTrials.gov words its enums for people, links to its pages, and the few rules
+for text shown to people that every renderer shares. Pure."""
 
 from __future__ import annotations
+
+import unicodedata
 
 SITE_URL = "https://clinicaltrials.gov"
 
@@ -84,3 +87,30 @@ def study_url(nct_id: str) -> str:
 
 def history_url(nct_id: str) -> str:
     return f"{SITE_URL}/study/{nct_id}?tab=history"
+
+
+# --- text shown to people ------------------------------------------------------------------------
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def one_line(text: str) -> str:
+    """Control characters, line breaks and bidi overrides become spaces; runs of spaces one.
+
+    Registry text reaches terminals, files and emails: an ESC character could otherwise repaint
+    a terminal, a CR hide what came before it, a bidi override reverse what follows."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS else ch
+        for ch in text
+    )
+    return " ".join(cleaned.split())
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``"1 trial"``, ``"3 trials"`` (``many``: an irregular plural)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
