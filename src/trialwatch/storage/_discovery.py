@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from trialwatch.models import FieldChange, Route, StudySummary
 from trialwatch.storage._schema import PrintedEntry, QueryMatch, QueryState, Watch
-from trialwatch.storage._sync import RunRef, SyncWritesMixin, ensure_trial_rows, event_row
+from trialwatch.storage._sync import RunRef, SyncWritesMixin, event_row
+from trialwatch.storage._watch import add_watch_rows
 
 _QM = QueryMatch.__table__  # type: ignore[attr-defined]
 _QS = QueryState.__table__  # type: ignore[attr-defined]
@@ -133,28 +134,7 @@ class DiscoveryMixin(SyncWritesMixin):
                     s.execute(sa.delete(_W).where(_W.c.source == source, _W.c.nct_id.in_(gone)))
                 new = sorted(present - watched_by_me)
                 if new:
-                    watched_any = {
-                        r.nct_id
-                        for r in s.execute(
-                            select(_W.c.nct_id).where(_W.c.nct_id.in_(new)).distinct()
-                        )
-                    }
-                    s.execute(
-                        sa.insert(_W),
-                        [
-                            {
-                                "nct_id": i,
-                                "source": source,
-                                "label": None,
-                                "table_ref": None,
-                                "reference": None,
-                                "added_at": now,
-                            }
-                            for i in new
-                        ],
-                    )
-                    started = tuple(i for i in new if i not in watched_any)
-                    ensure_trial_rows(s, started, now)
+                    started = add_watch_rows(s, new, source=source, now=now).added
 
             rows = [
                 event_row(run, nct_id, change, now=now, data_timestamp=data_timestamp)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from trialwatch.models import WatchItem
 from trialwatch.storage._engine import StoreBase
@@ -107,47 +107,8 @@ class WatchMixin(StoreBase):
         labels: dict[str, str] | None = None,
     ) -> WatchChange:
         """Watch ``ids`` on behalf of ``source``; ids any source already watches are reported."""
-        labels = labels or {}
-        unique = list(dict.fromkeys(ids))
         with self.session() as s:
-            watched: set[str] = set()
-            for chunk in _chunks(unique, 500):
-                watched.update(
-                    s.exec(select(Watch.nct_id).where(col(Watch.nct_id).in_(chunk)).distinct())
-                )
-            mine: set[str] = set()
-            for chunk in _chunks(unique, 500):
-                mine.update(
-                    s.exec(
-                        select(Watch.nct_id).where(
-                            col(Watch.nct_id).in_(chunk), Watch.source == source
-                        )
-                    )
-                )
-            new_rows = [
-                {
-                    "nct_id": i,
-                    "source": source,
-                    "label": labels.get(i),
-                    "table_ref": None,
-                    "reference": None,
-                    "added_at": now,
-                }
-                for i in unique
-                if i not in mine
-            ]
-            if new_rows:
-                s.execute(sa.insert(Watch), new_rows)
-            for nct_id, label in labels.items():
-                if nct_id in mine and label:
-                    s.execute(
-                        sa.update(Watch)
-                        .where(col(Watch.nct_id) == nct_id, col(Watch.source) == source)
-                        .values(label=label)
-                    )
-            added = [i for i in unique if i not in watched]
-            ensure_trial_rows(s, added, now)
-        return WatchChange(added=tuple(added), already=tuple(i for i in unique if i in watched))
+            return add_watch_rows(s, ids, source=source, now=now, labels=labels)
 
     def remove_watches(
         self, ids: Sequence[str], *, sources: Iterable[str] | None = None
@@ -255,3 +216,51 @@ class WatchMixin(StoreBase):
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+def add_watch_rows(
+    s: Session,
+    ids: Sequence[str],
+    *,
+    source: str,
+    now: datetime,
+    labels: dict[str, str] | None = None,
+) -> WatchChange:
+    """In ``s``'s transaction: watch ``ids`` on behalf of ``source`` (a label given for an id
+    it already watches replaces the old one); ``added``: the ids nobody watched before, whose
+    trial rows are made now."""
+    labels = labels or {}
+    unique = list(dict.fromkeys(ids))
+    watched: set[str] = set()
+    mine: set[str] = set()
+    for chunk in _chunks(unique, 500):
+        for nct_id, by in s.execute(
+            select(Watch.nct_id, Watch.source).where(col(Watch.nct_id).in_(chunk))
+        ):
+            watched.add(nct_id)
+            if by == source:
+                mine.add(nct_id)
+    new_rows = [
+        {
+            "nct_id": i,
+            "source": source,
+            "label": labels.get(i),
+            "table_ref": None,
+            "reference": None,
+            "added_at": now,
+        }
+        for i in unique
+        if i not in mine
+    ]
+    if new_rows:
+        s.execute(sa.insert(Watch), new_rows)
+    for nct_id, label in labels.items():
+        if nct_id in mine and label:
+            s.execute(
+                sa.update(Watch)
+                .where(col(Watch.nct_id) == nct_id, col(Watch.source) == source)
+                .values(label=label)
+            )
+    added = [i for i in unique if i not in watched]
+    ensure_trial_rows(s, added, now)
+    return WatchChange(added=tuple(added), already=tuple(i for i in unique if i in watched))
