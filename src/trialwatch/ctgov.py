@@ -372,8 +372,8 @@ class CtGovClient:
             ids.add(nct_id)
             aliases = _get_path(study, "protocolSection", "identificationModule", "nctIdAliases")
             for alias in aliases if isinstance(aliases, list) else ():
-                if isinstance(alias, str) and _NCT_ID.fullmatch(alias.strip().upper()):
-                    ids.add(alias.strip().upper())
+                if (valid := _valid_id(alias)) is not None:
+                    ids.add(valid)
         return frozenset(ids)
 
     # -- internals -------------------------------------------------------------------------------

@@ -368,7 +368,7 @@ def run_sync(
         total = len(pending)
     else:
         watched = store.watched_count()
-        since = _incremental_since(store, clock(), watched, incremental_above, full)
+        since = _incremental_since(store, last, clock(), watched, incremental_above, full)
         if since is not None:
             kind = "incremental"
             updated = source.updated_since(since)
@@ -601,7 +601,7 @@ def _run_queries(
 
 
 def _incremental_since(
-    store: SyncStore, now: datetime, watched: int, above: int, full: bool
+    store: SyncStore, last: LastRun | None, now: datetime, watched: int, above: int, full: bool
 ) -> date | None:
     """The day to ask CT.gov for updates since, or None for a full sync."""
     if full or not (0 < above < watched):
@@ -611,7 +611,6 @@ def _incremental_since(
         return None  # never swept: the first sync of a large watch set is a full one
     if now - last_full.finished_at > FULL_SWEEP_MAX_AGE:
         return None
-    last = store.last_complete_run()
     stamp = last.data_timestamp if last is not None else None
     if not stamp:
         return None
