@@ -561,7 +561,11 @@ def test_password_file(tmp_path: Path) -> None:
     secret = tmp_path / "smtp-password"
     secret.write_text("s3cret\n")
     path = _write(tmp_path, f'[email]\npassword_file = "{secret}"\n')
-    assert load_settings(path, env={}).email.resolved_password() == "s3cret"
+    settings = load_settings(path, env={})
+    assert settings.email.resolved_password() == "s3cret"
+    secret.unlink()  # gone since the settings loaded: a config problem, said as one
+    with pytest.raises(ConfigError, match="cannot read \\[email\\] password_file"):
+        settings.email.resolved_password()
 
 
 def test_subscriptions(tmp_path: Path) -> None:
@@ -644,3 +648,22 @@ def test_settings_that_would_only_fail_later_fail_at_load(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(env={variable: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("auto", "auto"), ("AUTO", "auto"), ("0", 0), ("3", 3), ("64", 64)]
+)
+def test_sync_workers_are_auto_or_a_count(tmp_path: Path, value: str, expected: object) -> None:
+    path = _write(tmp_path, "# defaults\n")
+    settings = load_settings(path, env={"TRIALWATCH_SYNC__WORKERS": value})
+    assert settings.sync.workers == expected
+
+
+@pytest.mark.parametrize("value", ["many", "-1", "65", "1.5", ""])
+def test_a_bad_sync_workers_value_is_one_plain_problem(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path, f'[sync]\nworkers = "{value}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    message = str(caught.value)
+    assert "(1 problem)" in message
+    assert 'expected "auto" or a number of processes from 0 to 64' in message

@@ -316,7 +316,10 @@ class EmailSettings(_Frozen):
             try:
                 return self.password_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ValueError(f"cannot read {self.password_file}: {exc.strerror}") from exc
+                # Read when a message is sent: the file may have gone since the settings loaded.
+                raise ConfigError(
+                    [f"cannot read [email] password_file {self.password_file}: {exc.strerror}"]
+                ) from exc
         return None
 
 
@@ -368,6 +371,18 @@ class ScheduleSettings(_Frozen):
     _cron = field_validator("cron", "daily_digest_cron", "weekly_digest_cron")(_check_cron)
 
 
+def _workers(value: object) -> object:
+    """``"auto"`` or a count of processes from 0 to 64, as one plain error otherwise."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    count = value
+    if isinstance(value, str) and value.strip().isdigit():
+        count = int(value.strip())
+    if type(count) is not int or not 0 <= count <= 64:
+        raise ValueError(f'expected "auto" or a number of processes from 0 to 64, got {value!r}')
+    return count
+
+
 class SyncSettings(_Frozen):
     # Watch sets larger than this ask CT.gov only for what it updated since the last complete
     # sync; 0 disables incremental mode (every sync fetches every watched trial).
@@ -379,7 +394,7 @@ class SyncSettings(_Frozen):
     progress: Literal["auto", "always", "never"] = "auto"
     # Worker processes that normalize the records of a large page beside the syncing one;
     # "auto": one per core but one (at most 4), 0: none.
-    workers: Literal["auto"] | Annotated[int, Field(ge=0, le=64)] = "auto"
+    workers: Annotated[Literal["auto"] | int, BeforeValidator(_workers)] = "auto"
 
     _cron = field_validator("full_sweep_cron")(_check_cron)
 
