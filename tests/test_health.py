@@ -11,7 +11,7 @@ from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
 from trialwatch.config import HealthSettings
 from trialwatch.exceptions import TransientFetchError
-from trialwatch.health import Health, assess
+from trialwatch.health import Health, assess, render_flood_alert
 from trialwatch.models import WatchItem
 from trialwatch.storage import Store
 from trialwatch.sync import run_sync
@@ -81,3 +81,17 @@ def test_a_success_after_many_failures_is_a_recovery(
     # An idle poll afterwards keeps it so, and writes nothing.
     assert run_sync(source=source, store=store, watchlist=watch, clock=clock).skipped
     assert store.consecutive_failures() == 0
+
+
+def test_the_flood_note_says_why_in_one_safe_subject_and_escaped_html() -> None:
+    payload = render_flood_alert(
+        finished_at=datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
+        data_timestamp="2026-11-26T09:00:06<script>",
+        flooded_trials=1200,
+        max_trials=50,
+        max_fraction=0.2,
+    )
+    assert payload["subject"] == "trialwatch: 1200 trials changed at once; summaries sent"
+    assert "flood_max_trials = 50 or flood_max_fraction = 0.2" in payload["text"]
+    assert "<script>" not in payload["html"] and "&lt;script&gt;" in payload["html"]
+    assert payload["html"].count("<p>") == 2

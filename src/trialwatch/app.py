@@ -6,7 +6,6 @@ one method. Nothing here decides anything: it builds, calls, and closes.
 
 from __future__ import annotations
 
-import html as html_lib
 import json
 import time
 import uuid
@@ -19,7 +18,7 @@ import structlog
 
 from trialwatch.config import Settings
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
-from trialwatch.health import Health, assess, render_alert
+from trialwatch.health import Health, assess, render_alert, render_flood_alert
 from trialwatch.models import Clock, Snapshot, SyncResult, WatchItem
 from trialwatch.routing import SubscriptionRouter, resolve_webhook
 from trialwatch.storage import Store
@@ -129,22 +128,18 @@ class App:
         if admin is None:
             return
         outbox = self.settings.outbox
-        text = (
-            f"The sync of {result.finished_at:%Y-%m-%d %H:%M} UTC (CT.gov data as of "
-            f"{result.data_timestamp}) found changes that notify people in "
-            f"{result.flooded_trials} trials at once: more than [outbox] flood_max_trials = "
-            f"{outbox.flood_max_trials} or flood_max_fraction = {outbox.flood_max_fraction:g} "
-            "of the watch set.\n\nSo each recipient got one summary instead of a long report. "
-            "A registry-wide edit, a new trialwatch release or a broad query usually explains "
-            "it. Every change is recorded: `trialwatch report --since DATE` lists them.\n"
+        payload = render_flood_alert(
+            finished_at=result.finished_at,
+            data_timestamp=result.data_timestamp,
+            flooded_trials=result.flooded_trials,
+            max_trials=outbox.flood_max_trials,
+            max_fraction=outbox.flood_max_fraction,
         )
-        subject = f"trialwatch: {result.flooded_trials} trials changed at once; summaries sent"
-        html = "".join(f"<p>{html_lib.escape(p)}</p>" for p in text.split("\n") if p)
         self.store.queue_notice(
             key=f"flood-{result.run_id[:24]}",
             kind="alert",
             recipient=admin,
-            payload={"subject": subject, "text": text, "html": f"<html><body>{html}</body></html>"},
+            payload=payload,
             now=self.clock(),
         )
 

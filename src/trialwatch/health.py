@@ -115,6 +115,33 @@ def render_alert(health: Health, unhealthy: bool, episode: str) -> dict[str, str
         f"Queued notifications: {health.queued}; dead letters: {health.dead}",
         f"(alert episode {episode})",
     ]
+    return _payload(subject, lines)
+
+
+def render_flood_alert(
+    *,
+    finished_at: datetime,
+    data_timestamp: str | None,
+    flooded_trials: int,
+    max_trials: int,
+    max_fraction: float,
+) -> dict[str, str]:
+    """Subject, text and HTML of the note telling the admin why a run sent only summaries."""
+    subject = f"trialwatch: {flooded_trials} trials changed at once; summaries sent"
+    lines = [
+        f"The sync of {finished_at:%Y-%m-%d %H:%M} UTC (CT.gov data as of {data_timestamp}) "
+        f"found changes that notify people in {flooded_trials} trials at once: more than "
+        f"[outbox] flood_max_trials = {max_trials} or flood_max_fraction = {max_fraction:g} "
+        "of the watch set.",
+        "",
+        "So each recipient got one summary instead of a long report. A registry-wide edit, a "
+        "new trialwatch release or a broad query usually explains it. Every change is "
+        "recorded: `trialwatch report --since DATE` lists them.",
+    ]
+    return _payload(subject, lines)
+
+
+def _payload(subject: str, lines: list[str]) -> dict[str, str]:
     text = "\n".join(lines) + "\n"
     # One line only: a problem text can never add a header.
     subject = " ".join(subject.split())[:200]
