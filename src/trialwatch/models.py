@@ -256,6 +256,19 @@ class FieldChange:
     new: JSONValue = None
     item_key: str | None = None
 
+    def to_json(self) -> dict[str, JSONValue]:
+        """The change as plain JSON, as exports, webhooks and ``diff --format json`` show it."""
+        return {
+            "field": self.field,
+            "category": self.category.value,
+            "severity": self.severity.label,
+            "kind": self.kind.value,
+            "item_key": self.item_key,
+            "summary": self.summary,
+            "old": self.old,
+            "new": self.new,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ApiVersion:

@@ -318,19 +318,7 @@ def webhook_payload(report: ChangeReport, rendered: RenderedEmail) -> dict[str, 
                     "brief_title": trial.brief_title,
                     "url": vocabulary.study_url(trial.nct_id),
                     "history_url": vocabulary.history_url(trial.nct_id),
-                    "changes": [
-                        {
-                            "field": change.field,
-                            "category": change.category.value,
-                            "severity": change.severity.label,
-                            "kind": change.kind.value,
-                            "summary": change.summary,
-                            "old": change.old,
-                            "new": change.new,
-                            "item_key": change.item_key,
-                        }
-                        for change in trial.changes
-                    ],
+                    "changes": [change.to_json() for change in trial.changes],
                 }
                 for trial in trials
             ],
