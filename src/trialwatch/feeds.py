@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from trialwatch import __version__
-from trialwatch.history import RecordedChange, iso, xml_text
+from trialwatch.history import RecordedChange, data_as_of, iso, xml_text
 from trialwatch.vocabulary import history_url, study_url
 
 __all__ = [
@@ -117,10 +117,7 @@ def render_atom_feed(
     feed = ET.Element("feed", {"xmlns": ATOM_NS})
     _sub(feed, "id", feed_id(authority))
     _sub(feed, "title", title)
-    stamp = (
-        f"CT.gov data as of {data_timestamp}" if data_timestamp else "CT.gov data timestamp unknown"
-    )
-    _sub(feed, "subtitle", stamp)
+    _sub(feed, "subtitle", data_as_of(data_timestamp))
     _sub(feed, "updated", iso(ordered[0].detected_at if ordered else generated_at))
     author = _sub(feed, "author")
     _sub(author, "name", "trialwatch")

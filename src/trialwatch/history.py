@@ -750,13 +750,20 @@ def _unlisted(report: PeriodReport) -> str | None:
     return f"No recorded changes in the {plural(report.unlisted, other + 'watched trial')}."
 
 
+def data_as_of(data_timestamp: str | None) -> str:
+    """``"CT.gov data as of …"``: what registry data a document reflects, in one safe line."""
+    if data_timestamp:
+        return f"CT.gov data as of {one_line(data_timestamp)}"
+    return "CT.gov data timestamp unknown"
+
+
+def stamp(data_timestamp: str | None, generated_at: datetime) -> str:
+    """The line under a document's title: its data, and when it was made."""
+    return f"{data_as_of(data_timestamp)}; generated {_when(generated_at)}."
+
+
 def _stamp(report: PeriodReport) -> str:
-    data = (
-        f"CT.gov data as of {one_line(report.data_timestamp)}"
-        if report.data_timestamp
-        else "CT.gov data timestamp unknown"
-    )
-    return f"{data}; generated {_when(report.generated_at)}."
+    return stamp(report.data_timestamp, report.generated_at)
 
 
 def _period_text(report: PeriodReport) -> str:

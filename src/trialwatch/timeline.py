@@ -527,16 +527,11 @@ def render_timeline_page(
 ) -> str:
     """``trialwatch timeline``: a standalone HTML page of the picture (no script, prints on A4);
     ``today`` on the axis is ``generated_at``'s UTC day."""
-    from trialwatch.history import page_environment
+    from trialwatch.history import page_environment, stamp
 
-    stamp = (
-        f"CT.gov data as of {one_line(data_timestamp)}"
-        if data_timestamp
-        else "CT.gov data timestamp unknown"
-    )
     context = {
         "title": "Timeline of watched trials",
-        "stamp": f"{stamp}; generated {generated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
+        "stamp": stamp(data_timestamp, generated_at),
         "timeline": timeline_context(histories, today=_utc_day(generated_at)),
     }
     return page_environment().get_template("timeline.html.j2").render(context)
