@@ -91,12 +91,15 @@ def ensure_trial_rows(s: Session, ids: Iterable[str], now: datetime) -> None:
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         existing.update(r[0] for r in s.execute(select(_T.c.nct_id).where(_T.c.nct_id.in_(chunk))))
-    rows = [
-        {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False}
-        for i in wanted
-        if i not in existing
-    ]
-    if rows:
+    insert_trial_rows(s, [i for i in wanted if i not in existing], now)
+
+
+def insert_trial_rows(s: Session, ids: Sequence[str], now: datetime) -> None:
+    """New trial rows for ``ids``, which have none (the caller knows)."""
+    if ids:
+        rows = [
+            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False} for i in ids
+        ]
         s.execute(sa.insert(_T), rows)
 
 
@@ -404,13 +407,7 @@ class SyncWritesMixin(StoreBase):
                     f"{o.nct_id} changed in the database while this sync ran (another "
                     "sync?); this page was not written: run the sync again"
                 )
-        new_trials = [
-            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False}
-            for i in ids
-            if i not in current
-        ]
-        if new_trials:
-            s.execute(sa.insert(_T), new_trials)
+        insert_trial_rows(s, [i for i in ids if i not in current], now)
 
         version_ids = self._store_versions(s, outcomes, now, data_timestamp)
         self._update_trials(s, outcomes, version_ids, now)
