@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from itertools import count
 
 from trialwatch.diff import diff
-from trialwatch.history import RecordedChange, RecordedVersion, TrialHistory
 from trialwatch.models import Enrollment, PartialDate, Snapshot
+from trialwatch.records import RecordedChange, RecordedVersion, TrialHistory
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 DATA_TS = "2026-11-22T09:00:05"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.history_samples import DATA_TS, NOW, at, watch_set
 from trialwatch.feeds import ATOM_NS, entry_id, feed_id, render_atom_feed
-from trialwatch.history import RecordedChange
+from trialwatch.records import RecordedChange
 from trialwatch.vocabulary import history_url, study_url
 
 A = "{" + ATOM_NS + "}"

@@ -15,8 +15,9 @@ from tests.fakes.source import FakeSource
 from tests.records import complete, grow, slip, status_module
 from trialwatch.cli import _report
 from trialwatch.exceptions import UserError
-from trialwatch.history import Period, TrialHistory, period_report, render_period_report
 from trialwatch.models import WatchItem
+from trialwatch.period import period_report, render_period_report
+from trialwatch.records import Period, TrialHistory
 from trialwatch.storage import Store
 from trialwatch.sync import run_sync
 

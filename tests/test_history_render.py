@@ -29,27 +29,19 @@ from tests.history_samples import (
 from tests.test_core_properties import STUDY_RECORDS, normalize_or_record_error
 from trialwatch.diff import FIELD_ORDER, diff
 from trialwatch.history import (
-    REPORT_FORMATS,
-    Period,
-    RecordedChange,
-    TrialHistory,
-    assemble_histories,
     change_event_json,
     history_entries,
     history_json,
-    one_line,
-    parse_day,
-    period_json,
-    period_report,
     render_history_text,
-    render_period_report,
     render_version_diff_text,
     summarize_changes,
     version_diff,
     version_diff_json,
 )
 from trialwatch.models import FieldChange, Severity, Snapshot
-from trialwatch.vocabulary import history_url, status_label, study_url
+from trialwatch.period import REPORT_FORMATS, period_json, period_report, render_period_report
+from trialwatch.records import Period, RecordedChange, TrialHistory, assemble_histories, parse_day
+from trialwatch.vocabulary import history_url, one_line, status_label, study_url
 
 SINCE_NEW_YEAR = Period(date(2026, 1, 1))
 

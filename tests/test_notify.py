@@ -17,8 +17,8 @@ import pytest
 
 from tests.fakes.smtp_server import FakeSmtp, free_port
 from trialwatch.exceptions import PermanentDeliveryError, TemporaryDeliveryError
+from trialwatch.messages import RenderedEmail, build_message, make_message_id
 from trialwatch.notify import SmtpSettings, SmtpTransport, WebhookTransport
-from trialwatch.report import RenderedEmail, build_message, make_message_id
 
 SENDER = "trialwatch@example.org"
 PASSWORD = "s3cret-Passw0rd"

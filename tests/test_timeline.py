@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.history_samples import NOW, SEAL_V1, actual, at, est, record, seal, watch_set
-from trialwatch.history import TrialHistory
+from trialwatch.records import TrialHistory
 from trialwatch.timeline import (
     MIN_SPAN_WIDTH,
     PLOT_LEFT,

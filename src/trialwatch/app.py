@@ -199,8 +199,8 @@ class App:
 
     def send_test_message(self) -> list[str]:
         """Send a test email now (not through the outbox); raises DeliveryError saying why."""
+        from trialwatch.messages import build_message, make_message_id, render_test_message
         from trialwatch.outbox import sender_domain
-        from trialwatch.report import build_message, make_message_id, render_test_message
 
         email = self.settings.email
         recipients = list(email.to) or [a for sub in self.settings.subscriptions for a in sub.to]

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from trialwatch.history import RecordedChange, change_event_json
+from trialwatch.history import change_event_json
 from trialwatch.models import PartialDate, Snapshot
+from trialwatch.records import RecordedChange
 from trialwatch.vocabulary import history_url, study_url
 
 SCHEMA_ID = "https://trialwatch.example/schemas/export-v1.json"

@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from trialwatch import __version__
-from trialwatch.history import RecordedChange, data_as_of, iso, xml_text
+from trialwatch.history import data_as_of, iso, xml_text
+from trialwatch.records import RecordedChange
 from trialwatch.vocabulary import history_url, study_url
 
 __all__ = [

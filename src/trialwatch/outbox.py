@@ -36,8 +36,7 @@ from trialwatch.exceptions import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
-from trialwatch.models import Clock
-from trialwatch.report import (
+from trialwatch.messages import (
     ChangeReport,
     RenderedEmail,
     TrialChanges,
@@ -47,6 +46,7 @@ from trialwatch.report import (
     render_flood_summary,
     webhook_payload,
 )
+from trialwatch.models import Clock
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from trialwatch.history import DATE_FIELDS, RecordedChange, TrialHistory, one_line, xml_text
+from trialwatch.history import stamp, xml_text
 from trialwatch.models import PartialDate
-from trialwatch.vocabulary import date_label, status_label
+from trialwatch.pages import environment
+from trialwatch.records import DATE_FIELDS, RecordedChange, TrialHistory
+from trialwatch.vocabulary import date_label, one_line, status_label
 
 __all__ = [
     "DATE_ROW_LABELS",
@@ -527,11 +529,9 @@ def render_timeline_page(
 ) -> str:
     """``trialwatch timeline``: a standalone HTML page of the picture (no script, prints on A4);
     ``today`` on the axis is ``generated_at``'s UTC day."""
-    from trialwatch.history import page_environment, stamp
-
     context = {
         "title": "Timeline of watched trials",
         "stamp": stamp(data_timestamp, generated_at),
         "timeline": timeline_context(histories, today=_utc_day(generated_at)),
     }
-    return page_environment().get_template("timeline.html.j2").render(context)
+    return environment().get_template("timeline.html.j2").render(context)

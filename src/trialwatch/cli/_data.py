@@ -19,7 +19,7 @@ from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, echo_err, fai
 
 if TYPE_CHECKING:
     from trialwatch.app import App
-    from trialwatch.history import RecordedChange
+    from trialwatch.records import RecordedChange
 
 EXPORT_FORMATS = ("json", "csv", "jsonl", "atom")
 _CHANGE_FORMATS = ("jsonl", "atom")
@@ -50,7 +50,7 @@ def read_day(option: str, text: str | None) -> date | None:
     """A ``YYYY-MM-DD`` option's value (``None`` when not given); exit 2 in one line if bad."""
     if text is None:
         return None
-    from trialwatch.history import parse_day
+    from trialwatch.records import parse_day
 
     try:
         return parse_day(text)
@@ -262,7 +262,7 @@ def _export_trials(app: App, fmt: str, bom: bool, output: Path | None) -> int:
 
 
 def _export_changes(app: App, fmt: str, since: date | None, output: Path | None) -> int:
-    from trialwatch.history import Period
+    from trialwatch.records import Period
 
     start = Period(since).start if since is not None else None
     written = 0

@@ -31,7 +31,7 @@ PICTURE_MAX_TRIALS = 1000
 """Trials one timeline page draws at most (a few KB of SVG each)."""
 
 if TYPE_CHECKING:
-    from trialwatch.history import Period, TrialHistory
+    from trialwatch.records import Period, TrialHistory
     from trialwatch.storage import Store
 
 
@@ -151,7 +151,8 @@ def report(
     Example: trialwatch report --since 2026-01-01 --format html --output report.html
              trialwatch report --since-print
     """
-    from trialwatch.history import REPORT_FORMATS, Period
+    from trialwatch.period import REPORT_FORMATS
+    from trialwatch.records import Period
 
     if since_print:
         if since is not None or until is not None:
@@ -169,7 +170,7 @@ def report(
         fail(str(exc), EXIT_CONFIG)
     check_format(fmt, REPORT_FORMATS, "report")
     from trialwatch.exceptions import UserError
-    from trialwatch.history import period_report, render_period_report
+    from trialwatch.period import period_report, render_period_report
 
     with open_app() as app:
         try:

@@ -1,6 +1,6 @@
 """Read queries for the commands that show things: status, history, export, watch list.
 
-The history reads fill :mod:`trialwatch.history`'s value types, one query per type (trials,
+The history reads fill :mod:`trialwatch.records`' value types, one query per type (trials,
 their versions, their change events) for a batch of trials at a time, so a report or an export
 over a large watch set holds one batch of rows in the database driver at a time, never the
 whole set: callers that keep every history (a report must sort them) decide how many they load.
@@ -20,14 +20,14 @@ from sqlmodel import Session, SQLModel, col, select
 
 from trialwatch import rawcodec
 from trialwatch.exceptions import StorageError
-from trialwatch.history import (
+from trialwatch.models import Snapshot
+from trialwatch.records import (
     Period,
     RecordedChange,
     RecordedVersion,
     TrialHistory,
     assemble_histories,
 )
-from trialwatch.models import Snapshot
 from trialwatch.storage._engine import StoreBase
 from trialwatch.storage._schema import (
     SOURCE_ORDER,

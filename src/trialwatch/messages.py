@@ -20,14 +20,12 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-import jinja2
-
 from trialwatch import vocabulary
 from trialwatch.models import FieldChange, Severity
+from trialwatch.pages import environment
 from trialwatch.vocabulary import one_line, plural, truncate
 
 SUBJECT_MAX_CHARS = 120
@@ -468,30 +466,8 @@ def _check_header_value(name: str, value: str) -> None:
 # --- templates ---------------------------------------------------------------------------------
 
 
-@cache
-def _environment() -> jinja2.Environment:
-    """The one template environment: built on first use, then shared (it caches templates)."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("trialwatch", "templates"),
-        # Only the plain-text templates are unescaped; anything else, including a future
-        # template with an unexpected name, is escaped.
-        autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html.j2", "html"),
-            disabled_extensions=("txt.j2",),
-            default_for_string=True,
-            default=True,
-        ),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["plural"] = plural
-    return env
-
-
 def _render(name: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
-    env = _environment()
+    env = environment()
     text = env.get_template(f"{name}.txt.j2").render(context)
     html = env.get_template(f"{name}.html.j2").render(context)
     return RenderedEmail(subject=subject, text=text, html=html)

@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trialwatch.models import Category, ChangeKind, FieldChange, Severity
-from trialwatch.report import (
+from trialwatch.messages import (
     SUBJECT_MAX_CHARS,
     ChangeReport,
     RenderedEmail,
@@ -26,6 +25,7 @@ from trialwatch.report import (
     render_test_message,
     webhook_payload,
 )
+from trialwatch.models import Category, ChangeKind, FieldChange, Severity
 
 NOW = datetime(2026, 11, 21, 14, 5, tzinfo=UTC)
 DATA_TS = "2026-11-20T09:00:05"

@@ -1,0 +1,305 @@
+"""The report over a period: every recorded change of the watch set between two days. Pure.
+
+``trialwatch report``: each trial with changes in the period, most severe first, summarized in
+a line, then its changes; quiet trials are listed (or, for a large watch set, counted). Rendered
+as text, markdown, JSON or an HTML page (with the timeline picture). "Now" and the CT.gov data
+timestamp are passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from trialwatch.history import (
+    before_history_note,
+    change_event_json,
+    iso,
+    markdown_line,
+    stamp,
+    summarize_changes,
+    utc_day_text,
+)
+from trialwatch.models import JSONValue, Severity
+from trialwatch.pages import environment
+from trialwatch.records import Period, RecordedChange, TrialHistory
+from trialwatch.timeline import timeline_context
+from trialwatch.vocabulary import history_url, one_line, plural, study_url
+
+__all__ = [
+    "REPORT_FORMATS",
+    "PeriodReport",
+    "TrialPeriod",
+    "period_json",
+    "period_report",
+    "render_period_report",
+]
+
+REPORT_FORMATS = ("text", "markdown", "json", "html")
+
+
+@dataclass(frozen=True, slots=True)
+class TrialPeriod:
+    """One trial in a period report: its changes in the period (oldest first) and their gist."""
+
+    history: TrialHistory
+    changes: tuple[RecordedChange, ...]
+    summary: str
+    severity: Severity | None
+    before_history: str | None  # the note when the period reaches before the first record
+
+    @property
+    def nct_id(self) -> str:
+        return self.history.nct_id
+
+    @property
+    def name(self) -> str:
+        return self.history.name
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodReport:
+    """Every recorded change of the watch set in ``period``: ``trials`` with changes, most
+    severe first, and ``quiet`` trials with none (in the order given).
+
+    ``watched_count`` is the size of the watch set when it is larger than the trials given (a
+    large watch set's quiet trials are counted, not listed); ``None``: the trials given."""
+
+    period: Period
+    generated_at: datetime
+    data_timestamp: str | None
+    trials: tuple[TrialPeriod, ...]
+    quiet: tuple[TrialPeriod, ...]
+    histories: tuple[TrialHistory, ...] = field(default=())
+    watched_count: int | None = None
+
+    @property
+    def change_count(self) -> int:
+        return sum(len(t.changes) for t in self.trials)
+
+    @property
+    def watched(self) -> int:
+        listed = len(self.trials) + len(self.quiet)
+        return listed if self.watched_count is None else max(self.watched_count, listed)
+
+    @property
+    def unlisted(self) -> int:
+        """Watched trials without changes in the period that are counted but not listed."""
+        return self.watched - len(self.trials) - len(self.quiet)
+
+
+def period_report(
+    histories: Sequence[TrialHistory],
+    period: Period,
+    *,
+    generated_at: datetime,
+    data_timestamp: str | None,
+    watched: int | None = None,
+) -> PeriodReport:
+    """Gather the changes of each trial detected in ``period``, summarize each trial in a line,
+    and order trials by their most severe change (then by name). Does not filter by severity.
+
+    ``watched``: the size of the watch set, when ``histories`` leave out some of its trials
+    without changes (they are then counted in words, not listed)."""
+    changed: list[TrialPeriod] = []
+    quiet: list[TrialPeriod] = []
+    for history in histories:
+        events = tuple(e for e in history.changes if period.contains(e.detected_at))
+        item = TrialPeriod(
+            history=history,
+            changes=events,
+            summary=summarize_changes(history.nct_id, events),
+            severity=max((e.change.severity for e in events), default=None),
+            before_history=before_history_note(history, period.start),
+        )
+        (changed if events else quiet).append(item)
+    changed.sort(key=lambda t: (-(t.severity or 0), t.name.casefold()))
+    return PeriodReport(
+        period=period,
+        generated_at=generated_at,
+        data_timestamp=data_timestamp,
+        trials=tuple(changed),
+        quiet=tuple(quiet),
+        histories=tuple(histories),
+        watched_count=watched,
+    )
+
+
+def render_period_report(report: PeriodReport, fmt: str) -> str:
+    """``trialwatch report --format FMT``: one of :data:`REPORT_FORMATS`, else ``ValueError``."""
+    if fmt == "text":
+        return _period_text(report)
+    if fmt == "markdown":
+        return _periodmarkdown_line(report)
+    if fmt == "json":
+        return json.dumps(period_json(report), ensure_ascii=False, indent=2) + "\n"
+    if fmt == "html":
+        return _period_html(report)
+    raise ValueError(f"unknown report format {fmt!r} (choose from {', '.join(REPORT_FORMATS)})")
+
+
+def _intro(report: PeriodReport) -> str:
+    watched = report.watched
+    if not report.trials:
+        return f"No recorded changes in {plural(watched, 'watched trial')}."
+    return (
+        f"{plural(report.change_count, 'change')} in {len(report.trials)} of "
+        f"{plural(watched, 'watched trial')}."
+    )
+
+
+def _unlisted(report: PeriodReport) -> str | None:
+    if not report.unlisted:
+        return None
+    other = "other " if report.trials or report.quiet else ""
+    return f"No recorded changes in the {plural(report.unlisted, other + 'watched trial')}."
+
+
+def _stamp(report: PeriodReport) -> str:
+    return stamp(report.data_timestamp, report.generated_at)
+
+
+def _period_text(report: PeriodReport) -> str:
+    lines = [f"Changes in watched trials, {report.period.label} (UTC days)", _intro(report)]
+    lines.append(_stamp(report))
+    for trial in report.trials:
+        severity = trial.severity.label if trial.severity is not None else ""
+        lines += ["", f"== {trial.name} — {severity} =="]
+        if trial.history.brief_title:
+            lines.append(one_line(trial.history.brief_title))
+        lines.append(f"In short: {trial.summary}")
+        for event in trial.changes:
+            tag = f"[{event.change.severity.label}]"
+            lines.append(
+                f"  {utc_day_text(event.detected_at)}  {tag:<10} {one_line(event.change.summary)}"
+            )
+        if trial.before_history:
+            lines.append(f"Note: {trial.before_history}: {history_url(trial.nct_id)}")
+        lines.append(f"Study:   {study_url(trial.nct_id)}")
+        lines.append(f"History: {history_url(trial.nct_id)}")
+    if report.quiet:
+        lines += ["", "No recorded changes:"]
+        for trial in report.quiet:
+            lines.append(f"  {trial.name}")
+            if trial.before_history:
+                lines.append(f"    Note: {trial.before_history}: {history_url(trial.nct_id)}")
+    unlisted = _unlisted(report)
+    if unlisted:
+        lines += ["", unlisted]
+    return "\n".join(lines) + "\n"
+
+
+def _periodmarkdown_line(report: PeriodReport) -> str:
+    lines = [f"# Changes in watched trials, {report.period.label}", ""]
+    lines += [f"{_intro(report)} {markdown_line(_stamp(report))}", ""]
+    for trial in report.trials:
+        severity = trial.severity.label if trial.severity is not None else ""
+        lines += [f"## {markdown_line(trial.name)} — {severity}", ""]
+        if trial.history.brief_title:
+            lines += [f"*{markdown_line(trial.history.brief_title)}*", ""]
+        lines += [f"**{markdown_line(trial.summary)}**", ""]
+        for event in trial.changes:
+            lines.append(
+                f"- {utc_day_text(event.detected_at)} · **{event.change.severity.label}** · "
+                f"{markdown_line(event.change.summary)}"
+            )
+        lines.append("")
+        if trial.before_history:
+            url = history_url(trial.nct_id)
+            lines += [f"> {markdown_line(trial.before_history)}: <{url}>", ""]
+        lines += [
+            f"[Study page]({study_url(trial.nct_id)}) · "
+            f"[Record history on ClinicalTrials.gov]({history_url(trial.nct_id)})",
+            "",
+        ]
+    if report.quiet:
+        lines += ["## No recorded changes", ""]
+        for trial in report.quiet:
+            url = history_url(trial.nct_id)
+            note = (
+                f" — {markdown_line(trial.before_history)}: <{url}>" if trial.before_history else ""
+            )
+            lines.append(f"- [{markdown_line(trial.name)}]({study_url(trial.nct_id)}){note}")
+        lines.append("")
+    unlisted = _unlisted(report)
+    if unlisted:
+        lines += [unlisted, ""]
+    return "\n".join(lines)
+
+
+def _trial_json(trial: TrialPeriod) -> dict[str, JSONValue]:
+    history = trial.history
+    return {
+        "nct_id": history.nct_id,
+        "label": history.label,
+        "brief_title": history.brief_title,
+        "severity": trial.severity.label if trial.severity is not None else None,
+        "summary": trial.summary,
+        "first_recorded_at": (
+            iso(history.first_recorded_at) if history.first_recorded_at else None
+        ),
+        "before_history": trial.before_history,
+        "url": study_url(history.nct_id),
+        "history_url": history_url(history.nct_id),
+        "changes": [change_event_json(e, label=history.label) for e in trial.changes],
+    }
+
+
+def period_json(report: PeriodReport) -> dict[str, JSONValue]:
+    """``report --format json``: the period, the stamp, the size of the watch set, then trials
+    with changes (most severe first, each change as in ``export --format jsonl``) and the quiet
+    ones listed (all of them unless the watch set is large)."""
+    return {
+        "since": report.period.since.isoformat(),
+        "until": report.period.until.isoformat() if report.period.until else None,
+        "generated_at": iso(report.generated_at),
+        "data_timestamp": report.data_timestamp,
+        "change_count": report.change_count,
+        "watched_count": report.watched,
+        "trials": [_trial_json(t) for t in report.trials],
+        "quiet": [_trial_json(t) for t in report.quiet],
+    }
+
+
+def _period_html(report: PeriodReport) -> str:
+    today = report.generated_at.astimezone(UTC).date()
+    context: dict[str, Any] = {
+        "title": f"Changes in watched trials, {report.period.label}",
+        "intro": _intro(report),
+        "stamp": _stamp(report),
+        "trials": [
+            {
+                "name": t.name,
+                "title": one_line(t.history.brief_title) if t.history.brief_title else None,
+                "severity": t.severity.label if t.severity is not None else "",
+                "summary": t.summary,
+                "note": t.before_history,
+                "url": study_url(t.nct_id),
+                "history_url": history_url(t.nct_id),
+                "changes": [
+                    {
+                        "day": utc_day_text(e.detected_at),
+                        "severity": e.change.severity.label,
+                        "summary": one_line(e.change.summary),
+                    }
+                    for e in t.changes
+                ],
+            }
+            for t in report.trials
+        ],
+        "quiet": [
+            {
+                "name": t.name,
+                "url": study_url(t.nct_id),
+                "history_url": history_url(t.nct_id),
+                "note": t.before_history,
+            }
+            for t in report.quiet
+        ],
+        "unlisted": _unlisted(report),
+        "timeline": timeline_context(report.histories, today=today),
+    }
+    return environment().get_template("period_report.html.j2").render(context)
