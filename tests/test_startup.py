@@ -75,6 +75,8 @@ PURE_CORE = (
     "trialwatch.timeline",
     "trialwatch.feeds",
     "trialwatch.sync",
+    "trialwatch.decision",
+    "trialwatch.prepare",
 )
 
 

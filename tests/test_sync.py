@@ -594,7 +594,8 @@ def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
     that — while a real change published in the same refresh is reported, once."""
     import dataclasses
 
-    import trialwatch.sync as sync_module
+    import trialwatch.decision as decision_module
+    import trialwatch.prepare as prepare_module
     from trialwatch.normalize import normalize as normalize_v1
 
     source = _source()
@@ -605,9 +606,11 @@ def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
         snapshot = normalize_v1(record)
         return dataclasses.replace(snapshot, brief_title=f"v2: {snapshot.brief_title}")
 
-    monkeypatch.setattr(sync_module, "normalize", normalize_v2)
-    newer = sync_module.NORMALIZER_VERSION + 1
-    monkeypatch.setattr(sync_module, "NORMALIZER_VERSION", newer)
+    # Records are read where they are prepared, and read again where a page is decided.
+    monkeypatch.setattr(prepare_module, "normalize", normalize_v2)
+    monkeypatch.setattr(decision_module, "normalize", normalize_v2)
+    newer = decision_module.NORMALIZER_VERSION + 1
+    monkeypatch.setattr(decision_module, "NORMALIZER_VERSION", newer)
     result = _sync(store, source, clock, router=_to_clinician)
     assert result.rebaselined == len(IDS)
     assert [(u.nct_id, [c.summary for c in u.changes]) for u in result.updates] == [
@@ -629,7 +632,7 @@ def test_a_damaged_stored_record_is_rebaselined_not_a_crash(
     """A newer normalizer re-reads each stored record; one whose bytes were damaged (a bad
     disk, a hand edit) cannot be, so its trial takes the new reading silently, like one the
     new normalizer cannot read."""
-    import trialwatch.sync as sync_module
+    import trialwatch.decision as decision_module
     from trialwatch.storage._schema import RecordVersion
 
     source = _source()
@@ -638,7 +641,8 @@ def test_a_damaged_stored_record_is_rebaselined_not_a_crash(
         damaged = s.exec(select(RecordVersion).where(RecordVersion.nct_id == IDS[0])).one()
         damaged.raw_record = b"\x28\xb5\x2f\xfd not zstd after all"
         s.add(damaged)
-    monkeypatch.setattr(sync_module, "NORMALIZER_VERSION", sync_module.NORMALIZER_VERSION + 1)
+    newer = decision_module.NORMALIZER_VERSION + 1
+    monkeypatch.setattr(decision_module, "NORMALIZER_VERSION", newer)
     result = _sync(store, source, clock, force=True, router=_to_clinician)
     assert result.rebaselined == len(IDS) and result.change_count == 0
     assert store.notifications() == []

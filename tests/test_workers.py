@@ -21,8 +21,9 @@ from tests.fakes.ctgov_server import load_records
 from tests.fakes.source import FakeSource
 from tests.records import change_events, distinct_records, edit_status
 from trialwatch.models import WatchItem
+from trialwatch.prepare import Prepared, prepare_all, prepare_here
 from trialwatch.storage import Store
-from trialwatch.sync import Prepared, prepare_all, prepare_here, run_sync
+from trialwatch.sync import run_sync
 from trialwatch.workers import PreparePool, default_workers
 
 REPO = Path(__file__).resolve().parent.parent

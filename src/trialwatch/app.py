@@ -72,6 +72,16 @@ class App:
             sleep=time.sleep if sleep is None else sleep,
         )
 
+    def worker_count(self) -> int:
+        """The worker processes a large sync starts: ``[sync] workers``, ``"auto"`` resolved
+        here, where the app is wired (see :func:`trialwatch.workers.default_workers`)."""
+        workers = self.settings.sync.workers
+        if workers == "auto":
+            from trialwatch.workers import default_workers
+
+            return default_workers()
+        return workers
+
     def sync(
         self,
         *,
@@ -99,7 +109,7 @@ class App:
             own = client is None
             client = client or self.client()
             try:
-                with PreparePool(self.settings.sync.worker_count()) as prepare:
+                with PreparePool(self.worker_count()) as prepare:
                     result = run_sync(
                         source=client,
                         store=self.store,

@@ -42,6 +42,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from trialwatch.decision import syncs_incrementally
 from trialwatch.exceptions import ConfigError
 from trialwatch.models import Category, Severity
 from trialwatch.vocabulary import OVERALL_STATUS_LABELS
@@ -398,17 +399,9 @@ class SyncSettings(_Frozen):
 
     _cron = field_validator("full_sweep_cron")(_check_cron)
 
-    def worker_count(self) -> int:
-        """The worker processes a large sync starts (see :mod:`trialwatch.workers`)."""
-        if self.workers == "auto":
-            from trialwatch.workers import default_workers
-
-            return default_workers()
-        return self.workers
-
     def incremental(self, watched: int) -> bool:
         """Whether a watch set of ``watched`` trials syncs incrementally."""
-        return 0 < self.incremental_above < watched
+        return syncs_incrementally(watched, self.incremental_above)
 
 
 class OutboxSettings(_Frozen):

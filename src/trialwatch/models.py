@@ -501,17 +501,25 @@ class NewVersion:
     normalizer_version: int
 
 
+class OutcomeKind(StrEnum):
+    """What a sync decided for one trial (a ``str``: storage compares it with plain names)."""
+
+    BASELINE = "baseline"  # its first snapshot
+    CHANGED = "changed"  # changes to store and tell
+    UNCHANGED = "unchanged"  # nothing to write
+    REFRESHED = "refreshed"  # the served record moved, its snapshot did not: the fingerprint
+    REBASELINED = "rebaselined"  # read again by a newer normalizer, silently
+    FAILED = "failed"  # the record could not be read
+    MISSING = "missing"  # CT.gov did not return it
+
+
 @dataclass(frozen=True, slots=True)
 class TrialOutcome:
-    """What one sync decided for one trial; storage acts on it.
-
-    ``kind`` is ``baseline`` (first snapshot), ``changed``, ``unchanged`` (nothing to write),
-    ``refreshed`` (the served record moved but its snapshot did not: only the fingerprint is
-    stored), ``failed`` (the record could not be read) or ``missing`` (CT.gov did not return it).
-    """
+    """What one sync decided for one trial (``kind``, an :class:`OutcomeKind`); storage acts
+    on it."""
 
     nct_id: str
-    kind: str
+    kind: OutcomeKind
     canonical_id: str | None = None
     # Only what storage shows in listings, not the whole Snapshot.
     brief_title: str | None = None

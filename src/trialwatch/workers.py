@@ -1,9 +1,9 @@
 """Records prepared on the other cores: a pool of worker processes for a large sync.
 
 Three quarters of a first sync's CPU time is pure work on each record's bytes — parse, normalize,
-hash, compress (:func:`trialwatch.sync.prepare_one`) — which another process does as well as
+hash, compress (:func:`trialwatch.prepare.prepare_one`) — which another process does as well as
 this one, while this one fetches pages and writes them. :class:`PreparePool` is a
-:data:`~trialwatch.sync.Preparer`: a page with fewer than ``min_parallel`` records to prepare (a
+:data:`~trialwatch.prepare.Preparer`: a page with fewer than ``min_parallel`` records to prepare (a
 13-trial watch set, a quiet day) is prepared here and no process is started; a larger one is
 shared out between the workers and this process (which takes a smaller share: it also fetches
 and writes), and the answers come back in order. The sync hands page k+1 out before it writes
@@ -32,7 +32,7 @@ from typing import Final, Self
 
 import structlog
 
-from trialwatch.sync import Prepared, prepare_all
+from trialwatch.prepare import Prepared, prepare_all
 
 __all__ = ["MIN_PARALLEL", "PreparePool", "default_workers"]
 
@@ -56,7 +56,7 @@ def default_workers() -> int:
 
 
 class PreparePool:
-    """A :data:`~trialwatch.sync.Preparer` that shares large pages out to worker processes.
+    """A :data:`~trialwatch.prepare.Preparer` that shares large pages out to worker processes.
 
     ``with PreparePool(workers=1) as prepare: run_sync(..., prepare=prepare)``. ``workers=0``
     prepares everything in this process.

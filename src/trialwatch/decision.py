@@ -1,0 +1,355 @@
+"""Deciding a page of a sync: what each served record means against what is stored. Pure.
+
+The sync fetches a page and reads the stored state of its trials; :func:`scan_page` settles
+what costs nothing (missing, unchanged fingerprint) and lists the records to prepare
+(:mod:`trialwatch.prepare`); :func:`versions_to_read` names the stored snapshots and raw
+records the rest must be compared with; :func:`decide_page` turns each into an outcome — a new
+baseline, registry churn, a silent re-baseline or changes, each change routed. No store, no
+network, no clock: everything is passed in as values, and the outcomes are handed to storage.
+
+:func:`plan_run` is the one rule for what a run fetches: the trials to recheck, the watched
+trials CT.gov updated since a day (incremental), or the whole watch set (full).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from trialwatch import rawcodec
+from trialwatch.diff import diff
+from trialwatch.exceptions import RecordError
+from trialwatch.models import (
+    FoundStudy,
+    MissingStudy,
+    NewVersion,
+    OutcomeKind,
+    Router,
+    Snapshot,
+    StoredState,
+    StudyResult,
+    TrialOutcome,
+    parse_record,
+)
+from trialwatch.normalize import NORMALIZER_VERSION, canonical_bytes, hash_of, normalize
+from trialwatch.prepare import Prepared
+
+__all__ = [
+    "FULL_SWEEP_MAX_AGE",
+    "MISSING_REASON",
+    "SHORT_READ_REASON",
+    "PageScan",
+    "RunKind",
+    "RunPlan",
+    "decide_page",
+    "plan_run",
+    "read_by_older_normalizer",
+    "scan_page",
+    "syncs_incrementally",
+    "versions_to_read",
+]
+
+log = structlog.get_logger("trialwatch.sync")
+
+MISSING_REASON = "not returned by ClinicalTrials.gov (not public, withdrawn from view, or unknown)"
+SHORT_READ_REASON = "left out of CT.gov's answer although it counted it (a short read)"
+
+FULL_SWEEP_MAX_AGE = timedelta(days=8)
+"""An incremental watch set is swept in full at least this often, whatever the schedule says:
+an edit CT.gov posted without moving LastUpdatePostDate is found within a week."""
+
+
+# --- the plan of a run -------------------------------------------------------------------------
+
+
+class RunKind(StrEnum):
+    """What a run fetches (stored as ``sync_run.kind``)."""
+
+    FULL = "full"  # the whole watch set
+    INCREMENTAL = "incremental"  # the watched trials CT.gov updated since a day
+    RECHECK = "recheck"  # CT.gov's data did not move: only the trials that still need it
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What a run will fetch: its kind, and for an incremental one the day to ask from."""
+
+    kind: RunKind
+    since: date | None = None
+
+
+def syncs_incrementally(watched: int, incremental_above: int) -> bool:
+    """Whether a watch set of ``watched`` trials syncs incrementally (0: never)."""
+    return 0 < incremental_above < watched
+
+
+def plan_run(
+    *,
+    same_data: bool,
+    force: bool,
+    watched: int,
+    incremental_above: int,
+    full: bool,
+    last_full_at: datetime | None,
+    last_data_timestamp: str | None,
+    now: datetime,
+) -> RunPlan:
+    """The one rule: CT.gov's data unchanged since the last complete run (and not forced): a
+    recheck. Otherwise incremental — from the data day of the last complete run, inclusive —
+    when the watch set is large enough, was swept in full within :data:`FULL_SWEEP_MAX_AGE`,
+    and that day is known; else full (``full`` asks for it)."""
+    if same_data and not force:
+        return RunPlan(RunKind.RECHECK)
+    if full or not syncs_incrementally(watched, incremental_above):
+        return RunPlan(RunKind.FULL)
+    if last_full_at is None:
+        return RunPlan(RunKind.FULL)  # never swept: the first sync of a large watch set is full
+    if now - last_full_at > FULL_SWEEP_MAX_AGE:
+        return RunPlan(RunKind.FULL)
+    if not last_data_timestamp:
+        return RunPlan(RunKind.FULL)
+    # What CT.gov posted that day and later; studies re-read from that day cost a fingerprint
+    # check each.
+    try:
+        since = date.fromisoformat(last_data_timestamp[:10])
+    except ValueError:  # CT.gov's dataTimestamp is not a date: nothing to count days from
+        log.warning("sync.no_data_day", data_timestamp=last_data_timestamp, action="full sync")
+        return RunPlan(RunKind.FULL)
+    return RunPlan(RunKind.INCREMENTAL, since)
+
+
+# --- a page --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PageScan:
+    """A page read against what is stored, before any record is prepared: the outcomes that
+    need no work (missing, unchanged), and the records whose fingerprint moved."""
+
+    order: list[str] = field(default_factory=list)
+    outcomes: dict[str, TrialOutcome] = field(default_factory=dict)
+    todo: list[tuple[FoundStudy, StoredState | None, str | None]] = field(default_factory=list)
+
+    def jobs(self) -> list[tuple[bytes, bool]]:
+        """What to prepare: each moved record's bytes, and whether to compress them too: a new
+        trial's version is certainly stored, and so is one read by an older normalizer (it is
+        re-baselined or changed); a known trial's only if its snapshot moved, which registry
+        churn mostly does not (compressed later, in this process, when it did)."""
+        return [
+            (
+                found.body,
+                state is None or state.version_id is None or read_by_older_normalizer(state),
+            )
+            for found, state, _ in self.todo
+        ]
+
+
+def read_by_older_normalizer(state: StoredState) -> bool:
+    """Whether the trial's stored snapshot was made by another normalizer than this one
+    (stored before versions said which: by the first)."""
+    return (state.normalizer_version or 1) != NORMALIZER_VERSION
+
+
+def scan_page(
+    results: Sequence[StudyResult],
+    states: Mapping[str, StoredState],
+    *,
+    recheck_run: bool = False,
+    log: Any = log,
+) -> PageScan:
+    """The first half of deciding a page: what costs nothing. An unchanged fingerprint (same
+    served record, same normalizer) is an outcome; a moved one is left to prepare."""
+    scan = PageScan()
+    for result in results:
+        if isinstance(result, MissingStudy):
+            nct_id = result.requested_id
+            scan.order.append(nct_id)
+            state = states.get(nct_id)
+            confirmed = result.confirmed
+            had = state is not None and state.version_id is not None  # returned before
+            # Absent although returned before, or left out of a short answer: fetch it again
+            # at the next poll — once: a recheck that finds it absent again lets it rest.
+            recheck = (had or not confirmed) and not recheck_run
+            reason = MISSING_REASON if confirmed else SHORT_READ_REASON
+            if state is None or not state.flagged:
+                log.warning("trial.missing", nct_id=nct_id, reason=reason, recheck=recheck)
+            scan.outcomes[nct_id] = TrialOutcome(
+                nct_id=nct_id, kind=OutcomeKind.MISSING, error=reason, recheck=recheck
+            )
+            continue
+        nct_id = result.requested_id
+        scan.order.append(nct_id)
+        state = states.get(nct_id)
+        # The source's fingerprint of the record as served (None: it gave none, so the record
+        # is always normalized and compared).
+        fingerprint = result.fingerprint
+        if (
+            fingerprint is not None
+            and state is not None
+            and state.content_hash is not None
+            and state.fingerprint == fingerprint
+            and not read_by_older_normalizer(state)
+        ):
+            scan.outcomes[nct_id] = TrialOutcome(
+                nct_id=nct_id,
+                kind=OutcomeKind.REFRESHED if state.flagged else OutcomeKind.UNCHANGED,
+                canonical_id=result.nct_id if result.nct_id != nct_id else None,
+                previous_hash=state.content_hash,
+                fingerprint=fingerprint,
+            )
+            continue
+        scan.todo.append((result, state, fingerprint))
+    return scan
+
+
+def _moved(
+    scan: PageScan, prepared: Sequence[Prepared | str]
+) -> list[tuple[FoundStudy, StoredState | None, str | None, Prepared | str]]:
+    return [(f, s, fp, ready) for (f, s, fp), ready in zip(scan.todo, prepared, strict=True)]
+
+
+def versions_to_read(
+    scan: PageScan, prepared: Sequence[Prepared | str]
+) -> tuple[set[int], set[int]]:
+    """Which stored versions :func:`decide_page` needs, as (snapshots, raw records): only what
+    this page needs — the stored snapshots of its changed trials, and the raw records of those
+    a newer normalizer must read again (``prepared``: in the order of :meth:`PageScan.jobs`)."""
+    snapshot_ids: set[int] = set()
+    raw_ids: set[int] = set()
+    for _, state, _, ready in _moved(scan, prepared):
+        if isinstance(ready, str) or state is None or state.version_id is None:
+            continue
+        if read_by_older_normalizer(state):
+            raw_ids.add(state.version_id)
+        elif state.content_hash != ready.digest:
+            snapshot_ids.add(state.version_id)
+    return snapshot_ids, raw_ids
+
+
+def decide_page(
+    scan: PageScan,
+    prepared: Sequence[Prepared | str],
+    old_snapshots: Mapping[int, Snapshot],
+    old_raw: Mapping[int, bytes],
+    router: Router,
+    *,
+    log: Any = log,
+) -> list[TrialOutcome]:
+    """The second half: each moved record, prepared (``prepared``: in the order of
+    :meth:`PageScan.jobs`), is a new baseline, registry churn, or changes — diffed against the
+    stored snapshot in ``old_snapshots`` (which a newer normalizer first reads again from the
+    stored raw record in ``old_raw``, silently), each routed. Returns the page's outcomes in
+    the order it was served; writes nothing. The sync overlaps the two halves across pages."""
+    outcomes = dict(scan.outcomes)
+    for found, state, fingerprint, ready in _moved(scan, prepared):
+        if isinstance(ready, str):  # the record could not be read
+            log.warning("trial.failed", nct_id=found.requested_id, reason=ready)
+            outcomes[found.requested_id] = TrialOutcome(
+                nct_id=found.requested_id,
+                kind=OutcomeKind.FAILED,
+                canonical_id=found.nct_id if found.nct_id != found.requested_id else None,
+                previous_hash=state.content_hash if state else None,
+                error=ready,
+            )
+            continue
+        outcomes[found.requested_id] = _decide_changed(
+            found, state, fingerprint, ready, old_snapshots, old_raw, router, log
+        )
+    return [outcomes[i] for i in scan.order]
+
+
+def _new_version(canonical: bytes, digest: str, raw: bytes) -> NewVersion:
+    """A version to store: its canonical snapshot, and the record as served, compressed (a
+    page holds ~4 KB per trial, not ~10 KB; see :mod:`rawcodec`)."""
+    return NewVersion(digest, canonical.decode("utf-8"), raw, NORMALIZER_VERSION)
+
+
+def _version_of(ready: Prepared, found: FoundStudy) -> NewVersion:
+    raw = ready.raw if ready.raw is not None else rawcodec.compress(found.body)
+    return _new_version(ready.canonical, ready.digest, raw)
+
+
+def _decide_changed(
+    found: FoundStudy,
+    state: StoredState | None,
+    fingerprint: str | None,
+    ready: Prepared,
+    old_snapshots: Mapping[int, Snapshot],
+    old_raw: Mapping[int, bytes],
+    router: Router,
+    log: Any,
+) -> TrialOutcome:
+    nct_id = found.requested_id
+    digest = ready.digest
+    common: dict[str, Any] = {
+        "nct_id": nct_id,
+        "canonical_id": found.nct_id if found.nct_id != nct_id else None,
+        "brief_title": ready.brief_title,
+        "acronym": ready.acronym,
+        "overall_status": ready.overall_status,
+        "previous_hash": state.content_hash if state else None,
+        "from_version_id": state.version_id if state else None,
+        "fingerprint": fingerprint,
+    }
+    if state is None or state.content_hash is None or state.version_id is None:
+        log.debug("trial.baseline", nct_id=nct_id, status=ready.overall_status)
+        return TrialOutcome(kind=OutcomeKind.BASELINE, version=_version_of(ready, found), **common)
+
+    rebaseline: NewVersion | None = None
+    if state.version_id in old_raw:
+        # A newer normalizer: read the stored record again, silently, and compare with that,
+        # so a new tracked field is a new baseline, not a change to tell everyone about.
+        stored_raw = old_raw[state.version_id]
+        try:
+            previous = normalize(parse_record(rawcodec.decompress(stored_raw)))
+        except RecordError:  # damaged, or no longer a record this normalizer can read
+            previous = None
+        if previous is None:
+            log.info("trial.rebaseline_unreadable", nct_id=nct_id)
+            return TrialOutcome(
+                kind=OutcomeKind.REBASELINED, version=_version_of(ready, found), **common
+            )
+        previous_canonical = canonical_bytes(previous)
+        previous_hash = hash_of(previous_canonical)
+        if previous_hash == digest:
+            return TrialOutcome(
+                kind=OutcomeKind.REBASELINED, version=_version_of(ready, found), **common
+            )
+        if previous_hash != state.content_hash:
+            rebaseline = _new_version(previous_canonical, previous_hash, stored_raw)
+    elif digest == state.content_hash:
+        # The served record moved (registry churn), its snapshot did not: keep the fingerprint.
+        return TrialOutcome(
+            kind=OutcomeKind.REFRESHED,
+            previous_hash=state.content_hash,
+            nct_id=nct_id,
+            canonical_id=common["canonical_id"],
+            fingerprint=fingerprint,
+        )
+    else:
+        previous = old_snapshots[state.version_id]
+
+    changes = tuple(diff(previous, ready.snapshot()))
+    label = state.label or ready.acronym
+    for change in changes:
+        log.info(
+            "trial.change",
+            nct_id=nct_id,
+            field=change.field,
+            severity=change.severity.label,
+            summary=change.summary,
+        )
+    routes = tuple(tuple(router(nct_id, label, change)) for change in changes)
+    return TrialOutcome(
+        kind=OutcomeKind.CHANGED,
+        version=_version_of(ready, found),
+        rebaseline=rebaseline,
+        changes=changes,
+        routes=routes,
+        **common,
+    )
