@@ -753,3 +753,26 @@ def test_orjson_and_json_agree_on_any_plain_value(value: Any) -> None:
         assert any(0xD800 <= ord(c) <= 0xDFFF for c in expected)
         return
     assert made == expected.encode("utf-8")
+
+
+# --- Parts no other test read (issue 24) -------------------------------------------------------
+
+
+def test_the_acronym_is_read() -> None:
+    record = minimal()
+    record["protocolSection"]["identificationModule"]["acronym"] = " BOSTON "
+
+    assert normalize(record).acronym == "BOSTON"
+
+
+def test_a_null_inside_the_conditions_list_is_skipped_and_the_rest_kept() -> None:
+    # A null item says nothing; the conditions after it must not read as removed.
+    record = minimal()
+    record["protocolSection"]["conditionsModule"] = {
+        "conditions": ["Multiple Myeloma", None, "Amyloidosis", None, "Plasmacytoma"]
+    }
+
+    s = normalize(record)
+
+    assert s.conditions == ("Amyloidosis", "Multiple Myeloma", "Plasmacytoma")
+    assert s.unreadable == ()

@@ -280,11 +280,17 @@ def _date_shift(before: str, after: str) -> tuple[int, str] | None:
 
 
 def _enrollment(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
-    before, after = old.enrollment, new.enrollment
+    # A type without a count says no number: the registry adding {"type": "ESTIMATED"} alone
+    # changes nothing a reader could see.
+    before, after = _counted_enrollment(old.enrollment), _counted_enrollment(new.enrollment)
     if before == after:
         return []
     summary = f"{rule.label}: {_count_text(before)} → {_count_text(after)}"
     return [rule.change(summary, before, after)]
+
+
+def _counted_enrollment(value: Enrollment | None) -> Enrollment | None:
+    return None if value is None or value.count is None else value
 
 
 def _count_text(value: Enrollment | None) -> str:

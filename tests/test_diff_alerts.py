@@ -1,0 +1,289 @@
+"""Alerts that would be wrong if diff() slipped: one scenario each, as a clinician would meet it.
+
+Each test here pins a behaviour that mutation testing showed no other test held (issue 24):
+which sites are one site respelt and which are a closure and an opening, what an unreadable
+part may hide, and the exact words of sentences that reach an inbox.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tests.test_diff import BASE, change, only
+from trialwatch.diff import diff
+from trialwatch.models import (
+    Arm,
+    ChangeKind,
+    Enrollment,
+    Location,
+    PartialDate,
+    Severity,
+    Snapshot,
+)
+
+SITES = "protocolSection.contactsLocationsModule.locations"
+
+
+def told(changes: list[object]) -> list[tuple[ChangeKind, Severity, str]]:
+    return [(c.kind, c.severity, c.summary) for c in changes]  # type: ignore[attr-defined]
+
+
+def with_sites(*sites: Location, unreadable: tuple[str, ...] = ()) -> Snapshot:
+    return change(locations=sites, unreadable=unreadable)
+
+
+# --- Which sites are one site respelt --------------------------------------------------------
+
+COCHIN = Location("Hôpital Cochin", "Paris", None, "France", "RECRUITING")
+NECKER = Location("Hôpital Necker", "Paris", None, "France", "RECRUITING")
+MAYO_ROCHESTER = Location("Mayo Clinic", "Rochester", "Minnesota", "United States", "RECRUITING")
+MAYO_JACKSONVILLE = dataclasses.replace(MAYO_ROCHESTER, city="Jacksonville", state="Florida")
+MAYO_PHOENIX = Location("Mayo Clinic", "Phoenix", "Arizona", "United States", "RECRUITING")
+MAYO_SCOTTSDALE = dataclasses.replace(MAYO_PHOENIX, city="Scottsdale")
+LEEDS = Location("St James's University Hospital", "Leeds", None, "United Kingdom", "RECRUITING")
+TYPO = Location("Zhejiang Cancer Hospital", "Hanzhou", "Zhejiang", "China", "RECRUITING")
+FIXED = dataclasses.replace(TYPO, city="Hangzhou")
+
+
+def test_a_hospital_replaced_by_another_in_the_same_city_is_a_closure_and_an_opening() -> None:
+    # Two Paris hospitals one word apart in name are two hospitals, not one respelt.
+    changes = diff(with_sites(COCHIN, LEEDS), with_sites(NECKER, LEEDS))
+
+    assert told(changes) == [
+        (ChangeKind.REMOVED, Severity.MAJOR, "Site removed: Hôpital Cochin, Paris, France"),
+        (ChangeKind.ADDED, Severity.MAJOR, "Site added: Hôpital Necker, Paris, France"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("closed", "opened"),
+    [(MAYO_ROCHESTER, MAYO_JACKSONVILLE), (MAYO_PHOENIX, MAYO_SCOTTSDALE)],
+    ids=["another-state", "same-state"],
+)
+def test_a_chain_closing_in_one_city_and_opening_in_another_is_not_a_city_fix(
+    closed: Location, opened: Location
+) -> None:
+    changes = diff(with_sites(closed, LEEDS), with_sites(opened, LEEDS))
+
+    assert sorted(told(changes)) == [
+        (
+            ChangeKind.ADDED,
+            Severity.MAJOR,
+            f"Site added: Mayo Clinic, {opened.city}, {opened.state}, United States",
+        ),
+        (
+            ChangeKind.REMOVED,
+            Severity.MAJOR,
+            f"Site removed: Mayo Clinic, {closed.city}, {closed.state}, United States",
+        ),
+    ]
+
+
+def test_a_closure_in_the_same_update_as_another_sites_typo_fix_is_told() -> None:
+    changes = diff(with_sites(TYPO, MAYO_ROCHESTER, LEEDS), with_sites(FIXED, LEEDS))
+
+    assert told(changes) == [
+        (
+            ChangeKind.REMOVED,
+            Severity.MAJOR,
+            "Site removed: Mayo Clinic, Rochester, Minnesota, United States",
+        ),
+        (
+            ChangeKind.CHANGED,
+            Severity.MINOR,
+            "Site details corrected: Zhejiang Cancer Hospital, Hangzhou, Zhejiang, China "
+            "(city: Hanzhou → Hangzhou)",
+        ),
+    ]
+
+
+def test_two_closures_beside_a_typo_fix_are_both_told() -> None:
+    changes = diff(with_sites(TYPO, MAYO_ROCHESTER, LEEDS, COCHIN), with_sites(FIXED, COCHIN))
+
+    assert [(c.kind, c.item_key) for c in changes] == [
+        (ChangeKind.REMOVED, "Mayo Clinic, Rochester, Minnesota, United States"),
+        (ChangeKind.REMOVED, "St James's University Hospital, Leeds, United Kingdom"),
+        (ChangeKind.CHANGED, "Zhejiang Cancer Hospital, Hangzhou, Zhejiang, China"),
+    ]
+
+
+def test_an_opening_in_the_same_update_as_another_sites_typo_fix_is_told() -> None:
+    changes = diff(with_sites(TYPO, LEEDS), with_sites(FIXED, LEEDS, COCHIN))
+
+    assert [(c.kind, c.severity) for c in changes] == [
+        (ChangeKind.ADDED, Severity.MAJOR),
+        (ChangeKind.CHANGED, Severity.MINOR),
+    ]
+
+
+def test_a_status_change_beside_another_sites_new_map_point_is_told() -> None:
+    located = dataclasses.replace(LEEDS, latitude=53.8076, longitude=-1.5206)
+    closed = dataclasses.replace(MAYO_ROCHESTER, status="COMPLETED")
+
+    c = only(diff(with_sites(MAYO_ROCHESTER, LEEDS), with_sites(closed, located)))
+
+    assert (c.kind, c.severity, c.summary) == (
+        ChangeKind.CHANGED,
+        Severity.MINOR,
+        "Site Mayo Clinic, Rochester, Minnesota, United States: Recruiting → Completed",
+    )
+
+
+def test_towns_70_km_apart_are_two_sites_even_when_spelt_one_letter_apart() -> None:
+    # Stratford-upon-Avon and Stafford: one spelling fix apart, and the registry's map points
+    # put them about 70 km apart, so a site closed in one and another opened in the other.
+    county = Location("County Hospital", "Stratford", None, "United Kingdom", "RECRUITING")
+    stratford = dataclasses.replace(county, latitude=52.1917, longitude=-1.7083)
+    stafford = dataclasses.replace(county, city="Stafford", latitude=52.8073, longitude=-2.1166)
+
+    changes = diff(with_sites(stratford, LEEDS), with_sites(stafford, LEEDS))
+
+    assert [(c.kind, c.severity) for c in changes] == [
+        (ChangeKind.ADDED, Severity.MAJOR),
+        (ChangeKind.REMOVED, Severity.MAJOR),
+    ]
+    # The same fix with points a few hundred metres apart is the one site, respelt.
+    nearby = dataclasses.replace(stafford, latitude=52.1950, longitude=-1.7050)
+    c = only(diff(with_sites(stratford, LEEDS), with_sites(nearby, LEEDS)))
+    assert c.summary.endswith("(city: Stratford → Stafford)")
+
+
+# --- What an unreadable site may and may not hide ---------------------------------------------
+
+
+def test_an_unreadable_old_site_does_not_hide_a_real_removal() -> None:
+    # The unreadable site came back readable (Paris) and Leeds closed: Leeds must be told.
+    old = with_sites(MAYO_ROCHESTER, LEEDS, unreadable=(f"{SITES}[2]",))
+    new = with_sites(MAYO_ROCHESTER, COCHIN)
+
+    changes = diff(old, new)
+
+    assert [(c.field, c.kind, c.severity) for c in changes] == [
+        ("locations", ChangeKind.REMOVED, Severity.MAJOR),
+        ("unreadable", ChangeKind.REMOVED, Severity.MINOR),
+    ]
+    assert changes[0].item_key == "St James's University Hospital, Leeds, United Kingdom"
+
+
+def test_two_unreadable_sites_are_not_two_closures() -> None:
+    old = with_sites(MAYO_ROCHESTER, LEEDS, COCHIN)
+    new = with_sites(MAYO_ROCHESTER, unreadable=(f"{SITES}[1]", f"{SITES}[2]"))
+
+    changes = diff(old, new)
+
+    assert [(c.field, c.kind, c.severity) for c in changes] == [
+        ("unreadable", ChangeKind.ADDED, Severity.MINOR),
+        ("unreadable", ChangeKind.ADDED, Severity.MINOR),
+    ]
+    assert changes[0].summary == (
+        f"Could not read one of the sites; not compared until it can be read ({SITES}[1])"
+    )
+
+
+def test_one_site_readable_again_does_not_hide_two_openings() -> None:
+    old = with_sites(MAYO_ROCHESTER, unreadable=(f"{SITES}[1]",))
+    new = with_sites(MAYO_ROCHESTER, LEEDS, COCHIN)
+
+    changes = diff(old, new)
+
+    assert [(c.field, c.kind) for c in changes] == [
+        ("locations", ChangeKind.ADDED),
+        ("locations", ChangeKind.ADDED),
+        ("unreadable", ChangeKind.REMOVED),
+    ]
+    assert changes[2].summary == f"One of the sites can be read again ({SITES}[1])"
+
+
+def test_one_site_readable_again_explains_one_opening() -> None:
+    old = with_sites(MAYO_ROCHESTER, unreadable=(f"{SITES}[1]",))
+    new = with_sites(MAYO_ROCHESTER, LEEDS)
+
+    assert [c.field for c in diff(old, new)] == ["unreadable"]
+
+
+def test_one_site_unreadable_explains_one_closure_not_two() -> None:
+    old = with_sites(MAYO_ROCHESTER, LEEDS, COCHIN)
+    one_gone = with_sites(MAYO_ROCHESTER, COCHIN, unreadable=(f"{SITES}[2]",))
+    two_gone = with_sites(MAYO_ROCHESTER, unreadable=(f"{SITES}[1]",))
+
+    assert [c.field for c in diff(old, one_gone)] == ["unreadable"]
+    assert [(c.field, c.kind) for c in diff(old, two_gone)] == [
+        ("locations", ChangeKind.REMOVED),
+        ("locations", ChangeKind.REMOVED),
+        ("unreadable", ChangeKind.ADDED),
+    ]
+
+
+# --- The words that reach an inbox -----------------------------------------------------------
+
+
+def test_a_reason_for_stopping_withdrawn_says_what_it_was() -> None:
+    c = only(diff(change(why_stopped="Funding ended"), BASE))
+
+    assert c.summary == "Why stopped removed (was “Funding ended”)"
+    assert (c.old, c.new) == ("Funding ended", None)
+
+
+def test_enrollment_wording() -> None:
+    c = only(diff(change(enrollment=None), change(enrollment=Enrollment(40, None))))
+    assert c.summary == "Enrollment: (none) → 40"
+    assert c.severity is Severity.MAJOR
+
+    c = only(diff(BASE, change(enrollment=None)))
+    assert c.summary == "Enrollment: 120 (est.) → (none)"
+
+
+def test_enrollment_gaining_a_type_without_a_count_says_nothing_false() -> None:
+    # The registry can add {"type": "ESTIMATED"} with no count: no number was said, so nothing
+    # changed that a reader could see (it once sent a MAJOR "Enrollment: (none) → (none)").
+    typed = Enrollment(None, "ESTIMATED")
+
+    assert diff(change(enrollment=None), change(enrollment=typed)) == []
+    assert diff(change(enrollment=typed), change(enrollment=None)) == []
+    assert diff(change(enrollment=typed), change(enrollment=Enrollment(None, "ACTUAL"))) == []
+    c = only(diff(change(enrollment=typed), change(enrollment=Enrollment(60, "ESTIMATED"))))
+    assert (c.summary, c.severity) == ("Enrollment: (none) → 60 (est.)", Severity.MAJOR)
+
+
+def test_results_posted_without_a_date_says_no_date() -> None:
+    c = only(diff(BASE, change(has_results=True)))
+
+    assert c.summary == "Results posted"
+
+
+def test_a_date_moved_a_month_earlier_counts_a_month_not_days() -> None:
+    old = change(start_date=PartialDate("2024-03-15", "ESTIMATED"))
+    new = change(start_date=PartialDate("2024-02-15", "ESTIMATED"))
+
+    c = only(diff(old, new))
+
+    assert c.summary == "Start date moved 1 month earlier (2024-03-15 est. → 2024-02-15 est.)"
+
+
+def test_a_date_moved_earlier_within_its_month_counts_days() -> None:
+    old = change(start_date=PartialDate("2024-03-20", "ESTIMATED"))
+    new = change(start_date=PartialDate("2024-03-05", "ESTIMATED"))
+
+    c = only(diff(old, new))
+
+    assert c.summary == "Start date moved 15 days earlier (2024-03-20 est. → 2024-03-05 est.)"
+
+
+def test_a_date_that_becomes_estimated_again_says_so() -> None:
+    old = change(completion_date=PartialDate("2027-09", "ACTUAL"))
+
+    c = only(diff(old, BASE))
+
+    assert c.summary == "Completion date is now estimated (2027-09)"
+    assert c.severity is Severity.MINOR
+
+
+def test_an_arms_new_description_is_told() -> None:
+    described = Arm("Selinexor 40 mg", "EXPERIMENTAL", "Twice weekly", ("Drug: Selinexor",))
+
+    c = only(diff(BASE, change(arms=(described, BASE.arms[1]))))
+
+    assert c.summary == "Arm changed: Selinexor 40 mg (description: (none) → Twice weekly)"
+    assert (c.kind, c.severity) == (ChangeKind.CHANGED, Severity.MAJOR)
