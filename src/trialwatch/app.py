@@ -20,7 +20,7 @@ from trialwatch.config import Settings
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.health import Health, assess, render_alert, render_flood_alert
 from trialwatch.models import Clock, Snapshot, SyncResult, WatchItem
-from trialwatch.routing import SubscriptionRouter, resolve_webhook
+from trialwatch.routing import SubscriptionRouter, resolve_webhook, webhook_scrubber
 from trialwatch.storage import Store
 from trialwatch.sync import FloodRule, Progress, QuerySpec, run_sync
 
@@ -325,7 +325,7 @@ def build_app(
             raise
         from trialwatch.storage.migrate import upgrade
 
-        result = upgrade(url, now=clock())
+        result = upgrade(url, now=clock(), scrub=webhook_scrubber(settings.subscriptions))
         structlog.get_logger("trialwatch.app").warning(
             "database.upgraded",
             before=result.before,

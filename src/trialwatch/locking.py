@@ -34,13 +34,13 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from trialwatch.exceptions import LockHeldError, StorageError
-from trialwatch.storage import Store
+from trialwatch.storage._engine import StoreBase
 
 
 class DatabaseLock:
     """A named, non-reentrant lock on one database. ``acquire`` never blocks longer than asked."""
 
-    def __init__(self, store: Store, name: str) -> None:
+    def __init__(self, store: StoreBase, name: str) -> None:
         self.store = store
         self.name = name
         self._file: IO[bytes] | None = None

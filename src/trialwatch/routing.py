@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from trialwatch.config import EmailSettings, Subscription
 from trialwatch.models import FieldChange, Route
+from trialwatch.redact import Scrubber
 
 
 def webhook_reference(url: str) -> str:
@@ -20,6 +21,13 @@ def webhook_reference(url: str) -> str:
     :func:`resolve_webhook`); a migration keeps a frozen copy of this function.
     """
     return "webhook:" + hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def webhook_scrubber(subscriptions: Iterable[Subscription]) -> Scrubber:
+    """The scrubber hiding every secret piece of the configured webhook URLs (see redact)."""
+    return Scrubber(
+        sub.webhook_url.get_secret_value() for sub in subscriptions if sub.webhook_url is not None
+    )
 
 
 def resolve_webhook(reference: str, subscriptions: Iterable[Subscription]) -> str | None:

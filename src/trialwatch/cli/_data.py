@@ -1,21 +1,19 @@
 """``history``, ``diff`` and ``export``: reading what trialwatch recorded.
 
 Shared with ``_report``: :func:`resolve_one` (an id or a label -> one NCT id), :func:`read_day`
-(a ``YYYY-MM-DD`` option) and :func:`write_output` (stdout, or a file replaced atomically).
+(a ``YYYY-MM-DD`` option) and :func:`write_output` (from ``_output``: stdout, or a file).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, echo_err, fail, open_app
+from trialwatch.cli._common import EXIT_CONFIG, cli, echo_err, fail, open_app
+from trialwatch.cli._output import write_output
 
 if TYPE_CHECKING:
     from trialwatch.app import App
@@ -28,7 +26,13 @@ _TRIAL_ARGUMENT = typer.Argument(
     help="The trial: an NCT id or a label, e.g. SEAL.", metavar="TRIAL"
 )
 OUTPUT_OPTION = typer.Option(
-    "--output", "-o", metavar="FILE", help="Write to FILE (replaced at once) instead of stdout."
+    "--output",
+    "-o",
+    metavar="FILE",
+    help=(
+        "Write to FILE instead of stdout: a file is replaced at once (keeping its mode); "
+        "a pipe or device is written through."
+    ),
 )
 
 
@@ -61,36 +65,6 @@ def read_day(option: str, text: str | None) -> date | None:
 def check_format(fmt: str, choices: tuple[str, ...], what: str) -> None:
     if fmt not in choices:
         fail(f"unknown {what} format {fmt!r} (choose from {', '.join(choices)})", EXIT_CONFIG)
-
-
-def write_output(
-    output: Path | None, write: Callable[[IO[str]], object], *, newline: str | None = None
-) -> None:
-    """Call ``write`` with stdout, or with a temporary file beside ``output`` that then replaces
-    it in one step: a reader (a feed reader, a spreadsheet) never sees half a file, and a failed
-    export leaves the previous file as it was. UTF-8 either way, whatever the locale says."""
-    if output is None:
-        import io
-
-        sys.stdout.flush()
-        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline=newline)
-        try:
-            write(stream)
-            stream.flush()
-        finally:
-            stream.detach()  # stdout stays open for whatever is printed after
-        return
-    tmp = output.with_name(f"{output.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline=newline) as fh:
-            write(fh)
-        tmp.replace(output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_FAILURE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def data_timestamp(app: App) -> str | None:

@@ -46,24 +46,32 @@ def db_current() -> None:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Upgrade the database to this release's schema, keeping every row (SQLite: backed up
-    beside itself first).
+    beside itself first, without webhook secrets). Two at once take turns.
 
     Example: trialwatch db upgrade
     """
     from datetime import UTC, datetime
 
     from trialwatch.exceptions import TrialwatchError
+    from trialwatch.routing import webhook_scrubber
     from trialwatch.storage.migrate import upgrade
 
     settings = load()
     try:
-        result = upgrade(settings.database.url, now=datetime.now(UTC))
+        result = upgrade(
+            settings.database.url,
+            now=datetime.now(UTC),
+            scrub=webhook_scrubber(settings.subscriptions),
+        )
     except TrialwatchError as exc:
         fail(describe(exc), EXIT_FAILURE)
     if not result.changed:
         typer.echo(f"Already up to date (schema {result.after}).")
         return
     if result.backup is not None:
-        typer.echo(f"Backed up the database to {result.backup}")
+        typer.echo(
+            f"Backed up the database to {result.backup} (webhook URLs and the secrets of the "
+            "configured webhooks removed from the copy)"
+        )
     before = "an empty database" if result.before is None else f"schema {result.before}"
     typer.echo(f"Upgraded {before} to {result.after}.")

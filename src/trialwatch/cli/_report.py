@@ -21,8 +21,8 @@ from trialwatch.cli._data import (
     data_timestamp,
     read_day,
     resolve_one,
-    write_output,
 )
+from trialwatch.cli._output import write_output
 
 QUIET_LISTED_MAX = 100
 """Trials without changes in a report's period are listed (with their notes) up to this many."""
