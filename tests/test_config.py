@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from tests.e2e import SHIPPED_CONFIG
 from trialwatch.config import (
+    ApiSettings,
     ConfigNotFoundError,
     OutboxSettings,
     QueryWatch,
@@ -76,6 +77,60 @@ def test_the_starter_config_loads_and_watches_the_review(tmp_path: Path) -> None
     assert settings.database.url == "sqlite:///data/trialwatch.db"
 
 
+def test_the_shipped_config_is_what_init_writes() -> None:
+    # One text, so that the repository's config and a user's `trialwatch init` never tell two
+    # stories (they once said batch_size 100 "at most 300" while the code said 500 and 650).
+    assert SHIPPED_CONFIG.read_text(encoding="utf-8") == starter_config(), (
+        "config/trialwatch.toml is not what `trialwatch init` writes: regenerate it with "
+        "`rm config/trialwatch.toml && trialwatch init` (the text is src/trialwatch/starter.toml)"
+    )
+
+
+_COMMENTED = re.compile(r"# (\w+) = (.+?)(?: {2,}# (.*))?")
+
+
+def _commented_settings(text: str) -> list[tuple[str, str, str, str]]:
+    """(section, key, value, comment) of every commented-out ``key = value`` line that stands
+    in a ``[section]`` table (not in a commented-out example of a list of tables)."""
+    found = []
+    section = None
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif re.match(r"# ?\[", line):
+            section = None  # "# [[subscriptions]]": an example entry, not defaults
+        elif section and (match := _COMMENTED.fullmatch(line)):
+            key, value, comment = match.groups()
+            found.append((section, key, value, comment or ""))
+    return found
+
+
+def test_every_default_the_starter_shows_is_the_model_s() -> None:
+    text = starter_config()
+    shown = _commented_settings(text)
+    assert len(shown) > 40
+    assert "{" not in text  # every default filled in
+    for section, key, value, comment in shown:
+        model = Settings.model_fields[section].default
+        assert isinstance(model, BaseModel), section
+        default = getattr(model, key)
+        written = tomllib.loads(f"x = {value}")["x"]
+        if default in (None, ()):
+            continue  # no default: the line is an example ("username", "to", ...)
+        parsed = type(model).model_validate({key: written})
+        assert getattr(parsed, key) == default, f"[{section}] {key} = {value}"
+        # A bound told in the comment is the model's too: "(at most 650)".
+        for bound in re.findall(r"at most (\d+)", comment):
+            [le] = [m.le for m in type(model).model_fields[key].metadata if hasattr(m, "le")]
+            assert int(bound) == le, f"[{section}] {key}: {comment}"
+
+
+def test_the_starter_s_defaults_follow_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Filled in from the model, not written twice: another default shows at once.
+    monkeypatch.setattr(Settings.model_fields["api"], "default", ApiSettings(batch_size=250))
+    assert "# batch_size = 250 " in starter_config()
+
+
 def test_the_starter_config_shows_every_setting_with_a_valid_example(tmp_path: Path) -> None:
     # Uncommenting every example line gives a file that loads and sets every setting: the starter
     # documents them all, and none of its examples is wrong.
@@ -84,7 +139,8 @@ def test_the_starter_config_shows_every_setting_with_a_valid_example(tmp_path: P
         line[2:] if example.match(line) else line for line in starter_config().splitlines()
     )
     path = _write(tmp_path, text)
-    load_settings(path, env={})
+    # (enabled shows its default, false; the admin_email example needs email on.)
+    load_settings(path, env={"TRIALWATCH_EMAIL__ENABLED": "true"})
     data = tomllib.loads(text)
     entries: dict[str, type[BaseModel]] = {
         "subscriptions": Subscription,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -391,3 +393,152 @@ def test_any_text_gives_exactly_the_ids_written_into_it(
     result = read_import(text)
     assert result.nct_ids == tuple(expected), text
     assert {s.text for s in result.skipped} <= {"NCT1234567", "NCT123456789"}, text
+
+
+# -- a paper's own layout: one cell per line ------------------------------------------------------
+
+CELLS = "review_cells.txt"
+# What review_cells.txt prints: some as the registry has them now (tests/data/selinexor), some not.
+CELLS_PRINTED = {
+    "NCT01607905": ("COMPLETED", "Completed", "Advanced hematological cancers"),
+    "NCT03110562": (
+        "ACTIVE_NOT_RECRUITING",
+        "Active, not recruiting",
+        "Multiple myeloma after 1–3 prior therapies",
+    ),
+    "NCT02025985": ("COMPLETED", "Completed", "Advanced gynecologic malignancies"),
+    "NCT01607892": ("COMPLETED", "Completed", "Advanced or metastatic solid tumors"),
+    "NCT02606461": ("RECRUITING", "Recruiting", "Dedifferentiated liposarcoma"),
+    "NCT04811196": (
+        "RECRUITING",
+        "Recruiting",
+        "Different dosing schedules of selinexor in soft tissue sarcoma patients (METSSAR)",
+    ),
+    "NCT03193437": (
+        "ACTIVE_NOT_RECRUITING",
+        "Active, not recruiting",
+        "Selinexor in advanced thymic epithelial tumors after primary chemotherapy",
+    ),
+    "NCT04138381": (  # its number hyphenated in its cell, its status wrapped
+        "ACTIVE_NOT_RECRUITING",
+        "Active, not recruiting",
+        "Selinexor and imatinib in advanced gastrointestinal stromal tumor",
+    ),
+    "NCT04595994": (
+        "RECRUITING",
+        "Recruiting",
+        "Selinexor in relapsed or refractory Ewing sarcoma",
+    ),
+    "NCT03042819": (
+        "COMPLETED",
+        "Completed",
+        "Selinexor and doxorubicin in advanced soft tissue sarcomas",
+    ),
+    "NCT02323880": (
+        "RECRUITING",
+        "Recruiting",
+        "Selinexor in younger patients with recurrent or refractory solid tumors or "
+        "high-grade gliomas",
+    ),
+    "NCT01986348": ("COMPLETED", "Completed", "Selinexor in recurrent gliomas"),
+    "NCT01896505": (
+        "RECRUITING",
+        "Recruiting",
+        "Selinexor in advanced rare solid tumors: food and formulation effects on pharmacokinetics",
+    ),
+}
+
+
+def _printed(result: ImportResult) -> dict[str, tuple[str | None, str | None, str | None]]:
+    return {
+        t.nct_id: (t.printed_status, t.printed_status_text, t.printed_title) for t in result.trials
+    }
+
+
+def test_a_table_of_one_cell_per_line_gives_its_ids_statuses_and_titles() -> None:
+    result = read(CELLS)
+    # The abstract names three first; the prose hyphenates one (NCT0202- / 5985).
+    assert result.nct_ids == (
+        "NCT03110562",
+        "NCT01607905",
+        "NCT02606461",
+        "NCT02025985",
+        "NCT01607892",
+        *TABLE_2,
+    )
+    assert result.skipped == ()
+    # Not the prose's "SEAL ... is active, not recruiting", nor the abstract's "which is
+    # recruiting": the table's words, its wrapped titles joined, a wrapped status joined.
+    assert _printed(result) == CELLS_PRINTED
+
+
+def _unindented_header(text: str) -> str:
+    cells = "\tStudy\n\tPhase\n\tPopulation\n\tTreatment\n\tStatus\n\tNCT Number"
+    assert cells in text
+    return text.replace(cells, cells.replace("\t", ""))
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda t: t.replace("\t", "    "), id="indented-by-spaces"),
+        pytest.param(lambda t: t.replace(" \t", "\t"), id="tabs-only"),
+        pytest.param(lambda t: re.sub(r"\n\n+(?=[ \t])", "\n", t), id="no-blank-lines-in-tables"),
+        pytest.param(lambda t: re.sub(r"\n(?=[ \t])", "\n\n", t), id="cells-a-blank-line-apart"),
+        pytest.param(lambda t: t.replace("\n\n", "\n\n\n\n"), id="longer-runs-of-blank-lines"),
+        pytest.param(
+            lambda t: t.replace("in this review.\n", "in this review.\n\n"), id="caption-apart"
+        ),
+        pytest.param(_unindented_header, id="header-cells-not-indented"),
+        pytest.param(lambda t: t.replace("\n", "\r\n"), id="windows-line-ends"),
+    ],
+)
+def test_one_cell_per_line_however_the_converter_spaced_it(variant: Callable[[str], str]) -> None:
+    text = variant((DATA / CELLS).read_text(encoding="utf-8"))
+    assert _printed(read_import(text)) == CELLS_PRINTED
+
+
+def test_one_cell_per_line_rows_without_the_header_s_width_still_give_their_ids() -> None:
+    text = (
+        "Table 2. Registered trials\n"
+        "\tNCT Number\n\tStudy Title\n\tStatus\n\n"
+        "\tNCT04811196\n\tSelinexor dosing schedules\n\n"  # the status cell left out
+        "\tNCT04595994\n\tSelinexor in Ewing sarcoma\n\tRecruiting\n\n"
+        "The trials were chosen by hand.\n"
+        "\tNCT03193437\n\tThymic tumors\n\tCompleted\n"  # not under a header: no table
+    )
+    result = read_import(text)
+    assert result.nct_ids == ("NCT04811196", "NCT04595994", "NCT03193437")
+    assert _printed(result) == {
+        "NCT04811196": (None, None, "Selinexor dosing schedules"),
+        "NCT04595994": ("RECRUITING", "Recruiting", "Selinexor in Ewing sarcoma"),
+        "NCT03193437": (None, None, None),
+    }
+
+
+def test_prose_in_short_lines_is_not_a_header() -> None:
+    text = "We list each NCT number\nwith its status\n\n\tNCT04811196\n\tRecruiting\n"
+    [trial] = read_import(text).trials
+    assert trial.printed_status is None
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        # Quadratic in the run of spaces (minutes, not milliseconds) while a pattern could split
+        # the run between two of its parts.
+        ("NCT" + " " * 50_000 + "x", ()),
+        ("NCT0160" + " " * 50_000 + "x", ()),
+        ("| NCT01607905" + " " * 50_000 + "x |", ("NCT01607905",)),
+        ("a\tNCT " + " \n" * 50_000 + "x", ()),
+        # Long runs of lines that each could begin a table of one cell per line.
+        ("Table 1\n\tNCT Number\n\tStatus\n" + "\tshort\n" * 50_000, ()),
+        ("NCT Number\n\n" * 20_000, ()),
+        ("\tNCT Number\n\tStatus\n\n" + "\tNCT01607905\n\tCompleted\n" * 10_000, ("NCT01607905",)),
+    ],
+)
+def test_text_that_could_make_a_reader_backtrack_is_read_in_one_pass(
+    text: str, found: tuple[str, ...]
+) -> None:
+    # The figures on large files are in benchmarks/bench_import.py.
+    assert read_import(text).nct_ids == found

@@ -485,10 +485,59 @@ def starter_config() -> str:
     """The text of a commented starter settings file, for ``trialwatch init`` to write.
 
     The review's 13 trials as the example watch set, a query for new Selinexor trials, and
-    every other setting commented out at its default. Shipped as package data
-    (``trialwatch/starter.toml``); writing it, and refusing to overwrite, is the caller's.
+    every other setting commented out at its default. The text is package data
+    (``trialwatch/starter.toml``) in which each default is written ``{section.key}`` (and a
+    bound ``{section.key.le}``) and filled in here from :class:`Settings`, so that the starter
+    cannot tell another default than the code. Writing it, and refusing to overwrite, is the
+    caller's.
     """
-    return resources.files("trialwatch").joinpath("starter.toml").read_text(encoding="utf-8")
+    template = resources.files("trialwatch").joinpath("starter.toml").read_text(encoding="utf-8")
+    return "\n".join(_starter_line(line) for line in template.split("\n"))
+
+
+_STARTER_FIELD = re.compile(r"\{(\w+)\.(\w+)(?:\.(le|ge|lt|gt))?\}")
+_STARTER_COMMENT = re.compile(r"(# \w+ = .*?) {2,}(# .*)")
+_STARTER_COMMENT_COLUMN = 30
+
+
+def _starter_line(line: str) -> str:
+    filled = _STARTER_FIELD.sub(_starter_value, line)
+    if filled != line and (aligned := _STARTER_COMMENT.fullmatch(filled)):
+        # A default's own comment starts at one column, however long the default.
+        head, comment = aligned.groups()
+        filled = f"{head.ljust(_STARTER_COMMENT_COLUMN - 2)}  {comment}"
+    return filled
+
+
+def _starter_value(match: re.Match[str]) -> str:
+    section, key, bound = match.groups()
+    model = Settings.model_fields[section].default
+    if not isinstance(model, BaseModel) or key not in type(model).model_fields:
+        raise KeyError(f"starter.toml names {match.group()}, which is no setting")  # a bug
+    if bound is None:
+        return _toml_value(getattr(model, key))
+    field = type(model).model_fields[key]
+    limits = [getattr(m, bound) for m in field.metadata if hasattr(m, bound)]
+    if not limits:
+        raise KeyError(f"starter.toml names {match.group()}, which is no bound")  # a bug
+    return _toml_value(limits[0])
+
+
+def _toml_value(value: object) -> str:
+    """A default as TOML writes it: ``"major"`` for a severity, ``30`` for 30.0."""
+    if isinstance(value, Severity):
+        return json.dumps(value.name.lower())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for the default {value!r}")  # a bug: a new kind of setting
 
 
 def load_settings(

@@ -21,8 +21,20 @@ quotes for CSV). A header row ("NCT number | Study title | Status") says which c
 without one, a cell that reads as a status is the status and the longest cell of words is the
 title. Prose gives neither, however often it repeats an id.
 
+A table may also stand **one cell per line**, as text taken from a journal's web page gives it:
+each cell on its own indented line (a tab, " \t" or spaces), a line without indent going on
+with the cell above (a wrapped title, "bortezo-" / "mib"), rows parted by blank lines, and the
+header's cells ("NCT Number", "Study Title", "Status") each on a line under the caption. Such a
+table is read only under its header, row by row until the prose after it.
+
 Known limits: a table whose cells are centred vertically (the title's first line above the NCT
-number's line) loses the lines above; a header wrapped over two lines is not recognised.
+number's line) loses the lines above; a header wrapped over two lines is not recognised; in a
+table of one cell per line, a row that leaves a cell out (no line for it) is read without its
+header, as a row without one is.
+
+Every pattern here reads a run of spaces with one quantifier, and a table of one cell per line
+is looked for only where an NCT number follows within a few dozen lines, so that reading is
+linear in the text's length, whatever it holds.
 """
 
 from __future__ import annotations
@@ -162,13 +174,17 @@ def _lines(text: str) -> list[_Line]:
 
 _DASHES = "\\-\u00ad\u2010\u2011\u2012\u2013\u2014\u2212"
 # "NCT", then a colon, '#' or a dash and spaces, or a line break, before the first digit.
+# (Each run of spaces is read by one quantifier only: "NCT" before a long run of spaces that
+# ends in no digit costs a pass over the run, not one per way of splitting it.)
 _START = re.compile(
-    rf"(?<![A-Za-z0-9])NCT[ \t]*[:#{_DASHES}]?[ \t]*(?:\n[ \t>]*)?(?=[0-9])", re.IGNORECASE
+    rf"(?<![A-Za-z0-9])NCT[ \t]*(?:[:#{_DASHES}][ \t]*)?(?:\n[ \t>]*)?(?=[0-9])", re.IGNORECASE
 )
 _DIGITS = re.compile(r"[0-9]+")
 # Between two digit groups of one number: one space, a dash (spaced or not), or a line break
 # (after a hyphenation, before an e-mail quote mark). Two spaces part table columns: not a gap.
-_GAP = re.compile(rf"(?:[ \t]?[{_DASHES}][ \t]?|[ \t]|[ \t]*[{_DASHES}]?[ \t]*\n[ \t>]*)(?=[0-9])")
+_GAP = re.compile(
+    rf"(?:[ \t]?[{_DASHES}][ \t]?|[ \t]|[ \t]*(?:[{_DASHES}][ \t]*)?\n[ \t>]*)(?=[0-9])"
+)
 
 
 def _read_number(text: str, pos: int) -> str:
@@ -203,7 +219,8 @@ def _numbers(text: str) -> Iterator[tuple[int, str]]:
 _CHUNK = re.compile(r"[^ \t]+(?: [^ \t]+)*")  # text between runs of 2+ spaces (or tabs)
 _RULE = re.compile(r"[\s|:+=_\-\u2014\u2500-\u257f]*")  # "|----|:---|", "=====", box drawing
 _ID_CELL = re.compile(
-    rf"[\"'(\[*\s]*NCT[ \t]*[:#{_DASHES}]?[ \t]*[0-9][0-9 \t\n>{_DASHES}]*"
+    rf"[\"'(\[*\s]*NCT[ \t]*(?:[:#{_DASHES}][ \t]*)?"
+    rf"[0-9](?:[0-9{_DASHES}]|[ \t\n>]+[0-9{_DASHES}])*"  # spaces only between digits
     r"(?:[ \t]?[a-z*\u2020\u2021\u00a7])?[\"')\].,;:\s]*",
     re.IGNORECASE,
 )  # the number alone, perhaps in quotes or brackets, perhaps with a footnote mark
@@ -271,28 +288,33 @@ class _Header:
     roles: dict[str, int]  # "id", "status", "title" -> column
 
 
+def _roles(cells: tuple[str, ...]) -> dict[str, int] | None:
+    """Which of a header row's cells name the NCT number, the status and the title; None unless
+    there is an NCT-number column and a status or title column."""
+    roles: dict[str, int] = {}
+    for k, cell in enumerate(cells):
+        if "id" not in roles and _ID_HEADER.search(cell):
+            roles["id"] = k
+        elif "status" not in roles and _STATUS_HEADER.search(cell):
+            roles["status"] = k
+    for pattern in _TITLE_HEADERS:
+        found = [
+            k for k, cell in enumerate(cells) if k not in roles.values() and pattern.search(cell)
+        ]
+        if found:
+            roles["title"] = found[0]
+            break
+    return roles if "id" in roles and len(roles) >= 2 else None
+
+
 def _header(text: str) -> _Header | None:
     """The header row of a table that has an NCT-number column and a status or title column."""
     for kind in ("|", "\t", " ", ",", ";"):
         split = _split(text, kind)
         if split is None:
             continue
-        roles: dict[str, int] = {}
-        for k, cell in enumerate(split.cells):
-            if "id" not in roles and _ID_HEADER.search(cell):
-                roles["id"] = k
-            elif "status" not in roles and _STATUS_HEADER.search(cell):
-                roles["status"] = k
-        for pattern in _TITLE_HEADERS:
-            found = [
-                k
-                for k, cell in enumerate(split.cells)
-                if k not in roles.values() and pattern.search(cell)
-            ]
-            if found:
-                roles["title"] = found[0]
-                break
-        if "id" in roles and len(roles) >= 2:
+        roles = _roles(split.cells)
+        if roles is not None:
             return _Header(kind, len(split.cells), split.starts, roles)
     return None
 
@@ -488,16 +510,216 @@ def _printed(row: _Row) -> _Printed:
     return _Printed(status, status_text, title)
 
 
+# --- tables laid out one cell per line -----------------------------------------------------------
+#
+# Text taken from a journal's HTML (or some PDF converters) gives each cell its own line:
+#
+#     Table 2. List of registered clinical trials ...
+#     <tab>NCT Number
+#     <tab>Study Title
+#     <tab>Status
+#
+#
+#     <tab>NCT04811196
+#     <tab>Selinexor dosing schedules in soft
+#     tissue sarcoma (METSSAR)
+#     <tab>Recruiting
+#
+# A run of lines without a blank one is a group (or, where the header's cells stand a blank line
+# apart, a run without two blank lines together). In a group, an indented line starts a cell
+# and a line without indent goes on with the cell above (a wrapped title, "bortezo-" / "mib");
+# in a group with no indented line, each line is a cell. The header is a group of short cells
+# naming an NCT-number column and a status or title column (after the caption, when the caption
+# shares its group). Each group after it that holds an NCT number is a row, or several rows of
+# the header's width, until a group that is neither a row nor a row's width of cells.
+
+_CAPTION = re.compile(
+    r"(?:table|tab\.)\s*[a-z]?\d+[a-z]?\b", re.IGNORECASE
+)  # "Table 2.", "Table S1"
+_HEADER_CELL_CHARS = 60  # a header cell is a few words; prose is longer
+_HEADER_CELL_WORDS = 6
+_GROUP_MAX_LINES = 400  # the lines of a few rows, not the rest of a file without blank lines
+_CELL_ROW_MAX = 24  # cells of one row; more is not a table this reader can place
+_HEADER_MAX_LINES = 3 * _CELL_ROW_MAX  # a caption, a header and the start of a row
+_HEADER_REACH = _HEADER_MAX_LINES + 2 * _CELL_ROW_MAX  # lines from a header to its first NCT
+
+
+@dataclass(frozen=True, slots=True)
+class _Cell:
+    line: int  # index in ``lines`` of its first line
+    fragments: tuple[str, ...]  # its lines, indent removed
+
+
+def _group(lines: list[_Line], i: int, gap: int, limit: int = _GROUP_MAX_LINES) -> int:
+    """The index just after the group that starts at ``i``: non-blank lines with at most ``gap``
+    blank lines together between them (and at most ``limit`` lines)."""
+    end = k = i
+    while k < len(lines) and k - i < limit:
+        if lines[k].text.strip():
+            end = k = k + 1
+        elif k - end < gap:
+            k += 1
+        else:
+            break
+    return end
+
+
+def _cells(lines: list[_Line], start: int, end: int) -> list[_Cell]:
+    """The cells of the group ``lines[start:end]``, blank lines aside."""
+    texts = [(k, lines[k].text) for k in range(start, end) if lines[k].text.strip()]
+    indented = any(text[:1] in " \t" for _, text in texts)
+    cells: list[tuple[int, list[str]]] = []
+    for k, text in texts:
+        if cells and indented and text[:1] not in " \t":
+            cells[-1][1].append(text.strip())
+        else:
+            cells.append((k, [text.strip()]))
+    return [_Cell(line, tuple(fragments)) for line, fragments in cells]
+
+
+def _cell_header(cells: list[_Cell], whole: bool) -> tuple[_Header, int] | None:
+    """The header that the group ``cells`` begins with, and the index of the cell after it: the
+    whole group, or the cells before the first row when no blank line parts them. ``whole``
+    says whether ``cells`` is the whole group or only its beginning."""
+    skip = 1 if cells and _CAPTION.match(cells[0].fragments[0]) else 0
+    texts = [" ".join(cell.fragments) for cell in cells[skip : skip + _CELL_ROW_MAX + 1]]
+    id_header = next((k for k, t in enumerate(texts) if _ID_HEADER.search(t)), None)
+    if id_header is None:
+        return None
+    first_id = next((k for k, t in enumerate(texts) if _START.search(t)), None)
+    # The header alone in its group, or one whose first row's NCT number stands under it.
+    if first_id is None and not whole:
+        return None
+    size = len(cells) - skip if first_id is None else first_id - id_header
+    if not id_header < size <= _CELL_ROW_MAX or not all(map(_header_like, texts[:size])):
+        return None
+    roles = _roles(tuple(texts[:size]))
+    if roles is None or roles["id"] != id_header:
+        return None
+    return _Header("\n", size, (), roles), skip + size
+
+
+def _header_like(text: str) -> bool:
+    """A header cell is a few words, not a line of prose: "NCT Number", "Study Title"."""
+    return (
+        len(text) <= _HEADER_CELL_CHARS
+        and len(text.split()) <= _HEADER_CELL_WORDS
+        and not text[:1].islower()
+        and text[-1:] not in ".,;"
+    )
+
+
+def _table_of_cells(lines: list[_Line], start: int) -> tuple[list[_Row], int] | None:
+    """The rows of the one-cell-per-line table whose header group starts at line ``start``, and
+    the index of the line after the table; None when no such header starts there."""
+    found = None
+    for gap in (0, 1):
+        # The header is read from the group's first lines only: a long group of short lines
+        # (which is no header) costs the same at each of its lines.
+        end = _group(lines, start, gap, _HEADER_MAX_LINES)
+        cells = _cells(lines, start, end)
+        whole = end - start < _HEADER_MAX_LINES
+        found = _cell_header(cells, whole)
+        if found is not None:
+            break
+        one = cells[0].fragments if len(cells) == 1 else ()
+        if gap or not one or not _header_like(" ".join(one)):
+            return None  # (one cell alone: the header's cells may stand a blank line apart)
+    if found is None:
+        return None
+    header, taken = found
+    if not whole:
+        end = _group(lines, start, gap)
+        cells = _cells(lines, start, end)
+    rows = _group_rows(lines, cells[taken:], end, header)
+    i = end
+    while True:
+        while i < len(lines) and not lines[i].text.strip():
+            i += 1
+        if i == len(lines):
+            break
+        end = _group(lines, i, gap)
+        cells = _cells(lines, i, end)
+        found_rows = _group_rows(lines, cells, end, header)
+        if (not found_rows and len(cells) != header.size) or _starts_with_prose(lines, i, end):
+            break  # prose, a caption, the next section: the table is over
+        rows += found_rows
+        i = end
+    # A header with no row of its width under it was a few short lines of something else.
+    return (rows, i) if any(row.header is not None for row in rows) else None
+
+
+def _starts_with_prose(lines: list[_Line], start: int, end: int) -> bool:
+    """A group whose first line has no indent while a later one has: prose or a caption, then
+    (without a blank line) something indented."""
+    first = lines[start].text[:1] not in " \t"
+    return first and any(lines[k].text[:1] in " \t" for k in range(start + 1, end))
+
+
+def _group_rows(lines: list[_Line], cells: list[_Cell], end: int, header: _Header) -> list[_Row]:
+    return [
+        row
+        for chunk in _chunks(cells, header.size)
+        if (row := _cell_row(lines, chunk, end, header)) is not None
+    ]
+
+
+def _chunks(cells: list[_Cell], size: int) -> list[list[_Cell]]:
+    """A group's cells as rows: one row, or several of the header's width when the rows were not
+    parted by blank lines."""
+    if not cells:
+        return []
+    if len(cells) > size and len(cells) % size == 0:
+        return [cells[k : k + size] for k in range(0, len(cells), size)]
+    return [cells] if len(cells) <= _CELL_ROW_MAX else []
+
+
+def _cell_row(lines: list[_Line], cells: list[_Cell], end: int, header: _Header) -> _Row | None:
+    texts = ["\n".join(cell.fragments) for cell in cells]
+    id_cells = [k for k, text in enumerate(texts) if _ID_CELL.fullmatch(text)]
+    if not id_cells:
+        return None
+    line = lines[cells[id_cells[0]].line]
+    number = _START.search(line.text)
+    if number is None:
+        return None  # "NCT" alone on its line, the digits below: read from the text as a whole
+    return _Row(
+        kind="\n",
+        offset=line.offset + number.start(),
+        cells=[list(cell.fragments) for cell in cells],
+        starts=(),
+        borders=(False, False),
+        id_cell=id_cells[0],
+        end=end,
+        header=header if len(cells) == header.size else None,
+    )
+
+
 def _rows(lines: list[_Line]) -> Iterator[_Row]:
     """Every table row of the text, each with the header in effect above it."""
     header: _Header | None = None
     csv_width: int | None = None  # the width of the last CSV row, for the next one's sake
+    # How many lines with text there are from each line to the next that holds an NCT number:
+    # a one-cell-per-line header is looked for only where a row could follow it.
+    ahead = [0] * len(lines)
+    to_next = len(lines)
+    for k in range(len(lines) - 1, -1, -1):
+        text = lines[k].text
+        to_next = 0 if _START.search(text) else to_next + 1 if text.strip() else to_next
+        ahead[k] = to_next
     i = 0
     while i < len(lines):
         text = lines[i].text
         if not text.strip() or _RULE.fullmatch(text):
             i += 1
             continue
+        if (i == 0 or not lines[i - 1].text.strip()) and ahead[i] <= _HEADER_REACH:
+            table = _table_of_cells(lines, i)
+            if table is not None:
+                rows, i = table
+                yield from rows
+                header = None
+                continue
         row = _row(lines, i, header, csv_width)
         if row is None:
             # A new header, or a line that ends the table above (prose, a caption).
