@@ -63,15 +63,8 @@ PURE_CORE_FORBIDDEN = ("sqlalchemy", "sqlmodel", "httpx", "smtplib", "jinja2", "
 KNOWN_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset()
 KNOWN_BACK_ARROWS: frozenset[tuple[str, str]] = frozenset()
 KNOWN_STORAGE_PRESENTATION: frozenset[tuple[str, str]] = frozenset()
-KNOWN_CLI_STORAGE: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("cli._common", "storage"),
-        ("cli._db", "storage"),
-        ("cli._db", "storage.migrate"),
-        ("cli._report", "storage"),
-    }
-)
-KNOWN_CLI_STORE_TEXT = True  # ``store.`` still appears in src/trialwatch/cli/
+KNOWN_CLI_STORAGE: frozenset[tuple[str, str]] = frozenset()
+KNOWN_CLI_STORE_TEXT = False  # ``store.`` appears nowhere in src/trialwatch/cli/
 
 
 def _module_name(path: Path) -> str:

@@ -13,7 +13,9 @@ import pytest
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
 from tests.records import complete, grow, slip, status_module
-from trialwatch.cli import _report
+from trialwatch import app as app_module
+from trialwatch.app import App
+from trialwatch.config import Settings
 from trialwatch.exceptions import UserError
 from trialwatch.models import WatchItem
 from trialwatch.period import period_report, render_period_report
@@ -201,7 +203,7 @@ def test_changes_of_a_trial_no_longer_watched_are_left_out_of_the_stream(
     assert store.trial_history(SEAL) is not None  # its history is kept and still readable
 
 
-# --- what the commands read (trialwatch.cli._report), and their limits --------------------------
+# --- what the commands read (App.report_histories, App.timeline_ids), and their limits ---
 
 
 def test_a_report_reads_the_changed_trials_and_lists_the_others_while_few(
@@ -209,7 +211,7 @@ def test_a_report_reads_the_changed_trials_and_lists_the_others_while_few(
 ) -> None:
     period = Period(DAY[2])  # the slip and the enrollment change
 
-    histories = _report.report_histories(store, period, picture=False)
+    histories = App(Settings(), store).report_histories(period, picture=False)
 
     assert [h.nct_id for h in histories] == [SLIP, GROW, SEAL, QUIET]
     assert all(len(h.changes) == (h.nct_id in (SLIP, GROW)) for h in histories)
@@ -217,8 +219,8 @@ def test_a_report_reads_the_changed_trials_and_lists_the_others_while_few(
     assert "2 changes in 2 of 4 watched trials." in text
     assert "No recorded changes:\n  SEAL (NCT02606461)" in text
 
-    monkeypatch.setattr(_report, "QUIET_LISTED_MAX", 1)
-    few = _report.report_histories(store, period, picture=False)
+    monkeypatch.setattr(app_module, "QUIET_LISTED_MAX", 1)
+    few = App(Settings(), store).report_histories(period, picture=False)
 
     assert [h.nct_id for h in few] == [SLIP, GROW]
     text = _text_report(store, few, period)
@@ -231,19 +233,19 @@ def test_a_picture_reads_whole_histories_up_to_its_limit(
     store: Store, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     period = Period(DAY[2])
-    whole = {h.nct_id: h for h in _report.report_histories(store, period, picture=True)}
+    whole = {h.nct_id: h for h in App(Settings(), store).report_histories(period, picture=True)}
     assert "overall_status" in _fields(whole[SEAL])  # before the period: its status span
     assert len(whole[SEAL].versions) == 2
-    assert _report.timeline_ids(store) == sorted(IDS)
+    assert App(Settings(), store).timeline_ids() == sorted(IDS)
 
-    monkeypatch.setattr(_report, "PICTURE_MAX_TRIALS", 1)
+    monkeypatch.setattr(app_module, "PICTURE_MAX_TRIALS", 1)
     with pytest.raises(
         UserError, match=r"2 trials changed in the period \(since 2026-11-25\); an HTML report"
     ):
-        _report.report_histories(store, period, picture=True)
-    assert len(_report.report_histories(store, period, picture=False)) == 4
+        App(Settings(), store).report_histories(period, picture=True)
+    assert len(App(Settings(), store).report_histories(period, picture=False)) == 4
     with pytest.raises(UserError, match="the watch set has 4 trials; a timeline draws at most 1"):
-        _report.timeline_ids(store)
+        App(Settings(), store).timeline_ids()
 
 
 def _text_report(store: Store, histories: list[TrialHistory], period: Period) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
+from trialwatch.exceptions import StorageError
 from trialwatch.models import WatchItem
 from trialwatch.storage import Store
 from trialwatch.sync import run_sync
@@ -72,3 +75,24 @@ def test_labels_and_titles_for_reports(store: Store, clock: FakeClock) -> None:
     assert store.resolve_trial("alpha") == [A]
     assert store.resolve_trial(A.lower()) == [A]
     assert store.resolve_trial("nothing") == []
+
+
+def test_an_import_is_one_transaction(store: Store, clock: FakeClock) -> None:
+    """``watch import`` watches the trials and keeps what the text printed beside them
+    together: when keeping the printed part fails, no trial is watched either."""
+
+    twice = [(A, "RECRUITING", "Recruiting", None), (A, "COMPLETED", "Completed", None)]
+    with pytest.raises(StorageError):  # the same trial printed twice breaks the printed table
+        store.import_watches([A, B], twice, origin="review.txt", now=clock.now)
+    assert store.watch_entries() == []
+    assert store.printed_entries() == []
+
+    change, printed = store.import_watches(
+        [A, B], [(A, "RECRUITING", "Recruiting", None)], origin="review.txt", now=clock.now
+    )
+    assert change.added == (A, B) and printed == 1
+    assert [(e.nct_id, e.sources) for e in store.watch_entries()] == [
+        (A, ("import",)),
+        (B, ("import",)),
+    ]
+    assert [p.nct_id for p in store.printed_entries()] == [A]

@@ -1,7 +1,9 @@
-"""The one place that wires trialwatch together from Settings.
+"""The one place that wires trialwatch together from Settings, and the door the CLI goes through.
 
 Tests wire the same pieces with fakes; the CLI and the daemon call :func:`build_app` and then
-one method. Nothing here decides anything: it builds, calls, and closes.
+one method of :class:`App` per command: a use case (a sync, a report, an import) or a lookup.
+The CLI never reaches the store itself. Decisions are the pure core's; the methods here read,
+call it, and write what it decided.
 """
 
 from __future__ import annotations
@@ -27,11 +29,24 @@ from trialwatch.sync import FloodRule, Progress, QuerySpec, run_sync
 if TYPE_CHECKING:
     # The network, mail and rendering edges are imported where they are used: `status` and
     # `watch list` need none of them, and a command people type should start fast.
+    from collections.abc import Iterable, Sequence
+
     from trialwatch.ctgov import CtGovClient
     from trialwatch.discovery import Drift
     from trialwatch.export import TrialState
+    from trialwatch.importtext import ImportResult
     from trialwatch.notify import SmtpTransport
     from trialwatch.outbox import FlushResult, Outbox
+    from trialwatch.period import PeriodReport
+    from trialwatch.records import Period, RecordedChange, TrialHistory
+    from trialwatch.storage import Notification, PrintedEntry, Trial, WatchChange, WatchEntry
+    from trialwatch.storage.migrate import UpgradeResult
+
+QUIET_LISTED_MAX = 100
+"""A report lists the watched trials without changes while there are at most this many."""
+
+PICTURE_MAX_TRIALS = 1000
+"""An HTML report or a timeline draws at most this many trials (each is an SVG)."""
 
 
 def utc_now() -> datetime:
@@ -298,8 +313,181 @@ class App:
         printed = [Printed(e.nct_id, e.status, e.status_text, e.title) for e in entries]
         return since_print(printed, snapshots)
 
+    # --- lookups -------------------------------------------------------------------------
+
+    def data_timestamp(self) -> str | None:
+        """CT.gov's dataTimestamp of the last complete sync: what the current state reflects."""
+        last = self.store.last_complete_run()
+        return last.data_timestamp if last else None
+
+    def resolve_trial(self, key: str) -> list[str]:
+        """The NCT ids an id or a label names (none, one, or several)."""
+        return self.store.resolve_trial(key)
+
+    def trial(self, nct_id: str) -> Trial | None:
+        return self.store.trial(nct_id)
+
+    def trial_history(self, nct_id: str) -> TrialHistory | None:
+        return self.store.trial_history(nct_id)
+
+    def histories(self, ids: Sequence[str]) -> list[TrialHistory]:
+        return list(self.store.histories(ids))
+
+    def iter_changes(
+        self, *, since: datetime | None
+    ) -> Iterator[tuple[RecordedChange, str | None]]:
+        """Every recorded change of the watched trials (since a moment), with its label."""
+        return self.store.iter_changes(since=since)
+
+    def watched_count(self) -> int:
+        return self.store.watched_count()
+
+    def watch_entries(self) -> list[WatchEntry]:
+        return self.store.watch_entries()
+
+    def dead_letters(self) -> list[Notification]:
+        return list(self.store.notifications("dead"))
+
+    def printed_entries(self) -> list[PrintedEntry]:
+        return self.store.printed_entries()
+
+    # --- the watch set ---------------------------------------------------------------------
+
+    def add_watches(self, ids: Sequence[str], *, label: str | None = None) -> WatchChange:
+        """``watch add``: watch ``ids`` from the command line (a label for one id)."""
+        labels = {ids[0]: label} if label else None
+        return self.store.add_watches(ids, source="cli", now=self.clock(), labels=labels)
+
+    def remove_watches(self, ids: Sequence[str]) -> WatchChange:
+        return self.store.remove_watches(ids)
+
+    def import_watches(self, found: ImportResult, *, origin: str) -> tuple[WatchChange, int]:
+        """``watch import``: watch the trials a text names and keep what it printed beside
+        them, in one transaction. Returns the change and how many printed entries were kept."""
+        return self.store.import_watches(
+            [t.nct_id for t in found.trials],
+            (
+                (t.nct_id, t.printed_status, t.printed_status_text, t.printed_title)
+                for t in found.trials
+            ),
+            origin=origin,
+            now=self.clock(),
+        )
+
+    def mark_since_print_reported(self, drifts: Iterable[Drift]) -> None:
+        """Said once: the drifts of trials the registry has answered for are not said again.
+        A trial not fetched yet is said again once the registry has answered for it."""
+
+        def answered(nct_id: str) -> bool:
+            row = self.store.trial(nct_id)
+            return row is not None and (
+                row.current_version_id is not None or row.consecutive_misses > 0
+            )
+
+        reported = [d.nct_id for d in drifts if not d.unknown or answered(d.nct_id)]
+        self.store.mark_printed_reported(reported, now=self.clock())
+
+    def requeue_dead(self, ids: Sequence[int] = ()) -> int:
+        """``notify retry``: dead letters (all, or ``ids``) queued again; returns how many."""
+        return self.store.requeue_dead(self.clock(), ids)
+
+    # --- reports ---------------------------------------------------------------------------
+
+    def report_histories(self, period: Period, *, picture: bool) -> list[TrialHistory]:
+        """What a report of ``period`` reads: the watched trials with changes in it, then the
+        others while there are at most :data:`QUIET_LISTED_MAX` (the report counts the rest).
+        A ``picture`` (HTML) needs each trial's whole history; words need only the period's
+        changes and the ends of each record.
+
+        Raises :class:`UserError` when a picture would draw more than
+        :data:`PICTURE_MAX_TRIALS`.
+        """
+        store = self.store
+        changed = store.changed_trial_ids(period)
+        quiet_count = store.watched_count() - len(changed)
+        listed = quiet_count <= QUIET_LISTED_MAX
+        if picture and len(changed) + (quiet_count if listed else 0) > PICTURE_MAX_TRIALS:
+            raise UserError(
+                f"{len(changed)} trials changed in the period ({period.label}); an HTML report "
+                f"draws at most {PICTURE_MAX_TRIALS}: choose a shorter period, or --format "
+                "text, markdown or json"
+            )
+        changes_in = None if picture else period
+        histories = list(store.histories(changed, changes_in=changes_in, all_versions=picture))
+        if listed:
+            seen = set(changed)
+            quiet = [i for ids in store.iter_watched_ids() for i in ids if i not in seen]
+            histories += store.histories(quiet, changes_in=changes_in, all_versions=picture)
+        return histories
+
+    def period_report(self, period: Period, *, picture: bool) -> PeriodReport:
+        """``trialwatch report``: the changes of the watch set in ``period`` (see
+        :meth:`report_histories`), stamped now with CT.gov's data timestamp."""
+        from trialwatch.period import period_report
+
+        return period_report(
+            self.report_histories(period, picture=picture),
+            period,
+            generated_at=self.clock(),
+            data_timestamp=self.data_timestamp(),
+            watched=self.store.watched_count(),
+        )
+
+    def timeline_ids(self) -> list[str]:
+        """Every watched trial, by id: what ``timeline`` draws when no trial is named. Raises
+        :class:`UserError` beyond :data:`PICTURE_MAX_TRIALS`, saying what to do instead."""
+        count = self.store.watched_count()
+        if count > PICTURE_MAX_TRIALS:
+            raise UserError(
+                f"the watch set has {count} trials; a timeline draws at most "
+                f"{PICTURE_MAX_TRIALS}: name the trials to draw (trialwatch timeline SEAL "
+                "NCT…), or see those that changed with trialwatch report --since DATE"
+            )
+        return [i for chunk in self.store.iter_watched_ids() for i in chunk]
+
     def close(self) -> None:
         self.store.close()
+
+
+# --- the database before an app is built --------------------------------------------------------
+
+
+def database_watches_anything(settings: Settings) -> bool:
+    """Whether the database watches trials that the config does not list (cli, imports); a
+    missing SQLite file is not created to find that out."""
+    from trialwatch.exceptions import TrialwatchError
+    from trialwatch.storage import sqlite_path
+
+    path = sqlite_path(settings.database.url)
+    if path is not None and not path.exists():
+        return False  # no database yet: create nothing just to find that out
+    try:
+        store = Store.open(settings.database.url, create=False)
+    except TrialwatchError:
+        return True  # let the command itself say what is wrong with the database
+    try:
+        return store.watched_count() > 0
+    except TrialwatchError:
+        return False  # an empty database (no tables yet) watches nothing
+    finally:
+        store.close()
+
+
+def schema_revisions(settings: Settings) -> tuple[str | None, str]:
+    """``db current``: the database's schema revision (None: no tables yet) and the one this
+    release needs."""
+    from trialwatch.storage import HEAD_REVISION
+    from trialwatch.storage.migrate import current
+
+    return current(settings.database.url), HEAD_REVISION
+
+
+def upgrade_schema(settings: Settings, *, now: datetime) -> UpgradeResult:
+    """``db upgrade``: the database upgraded to this release's schema (SQLite backed up)."""
+    from trialwatch.routing import webhook_scrubber
+    from trialwatch.storage.migrate import upgrade
+
+    return upgrade(settings.database.url, now=now, scrub=webhook_scrubber(settings.subscriptions))
 
 
 def build_app(

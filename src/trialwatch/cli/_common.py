@@ -121,22 +121,9 @@ def load(*, need_watchlist: bool = False) -> Settings:
 
 def _has_other_watches(settings: Settings) -> bool:
     """Whether the database watches trials that the config does not list (cli, imports)."""
-    from trialwatch.exceptions import TrialwatchError
-    from trialwatch.storage import Store, sqlite_path
+    from trialwatch.app import database_watches_anything
 
-    path = sqlite_path(settings.database.url)
-    if path is not None and not path.exists():
-        return False  # no database yet: create nothing just to find that out
-    try:
-        store = Store.open(settings.database.url, create=False)
-    except TrialwatchError:
-        return True  # let the command itself say what is wrong with the database
-    try:
-        return store.watched_count() > 0
-    except TrialwatchError:
-        return False  # an empty database (no tables yet) watches nothing
-    finally:
-        store.close()
+    return database_watches_anything(settings)
 
 
 @contextmanager

@@ -38,7 +38,7 @@ OUTPUT_OPTION = typer.Option(
 
 def resolve_one(app: App, key: str) -> str:
     """An NCT id or a label -> the one NCT id it names (exit 2 when none or several)."""
-    found = app.store.resolve_trial(key)
+    found = app.resolve_trial(key)
     if not found:
         fail(
             f"{key.strip()!r} is not a known trial id or label; `trialwatch watch list` shows "
@@ -69,8 +69,7 @@ def check_format(fmt: str, choices: tuple[str, ...], what: str) -> None:
 
 def data_timestamp(app: App) -> str | None:
     """CT.gov's dataTimestamp of the last complete sync: what the current state reflects."""
-    last = app.store.last_complete_run()
-    return last.data_timestamp if last else None
+    return app.data_timestamp()
 
 
 @cli.command()
@@ -94,7 +93,7 @@ def history(
     from trialwatch.history import history_json, render_history_text
 
     with open_app() as app:
-        found = app.store.trial_history(resolve_one(app, trial))
+        found = app.trial_history(resolve_one(app, trial))
     if found is None:  # resolved, then gone: a concurrent `watch remove` cannot do that
         fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
     if fmt == "json":
@@ -142,7 +141,7 @@ def diff_versions(
     from trialwatch.history import render_version_diff_text, version_diff, version_diff_json
 
     with open_app() as app:
-        found = app.store.trial_history(resolve_one(app, trial))
+        found = app.trial_history(resolve_one(app, trial))
     if found is None:
         fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
     try:
@@ -247,14 +246,14 @@ def _export_changes(app: App, fmt: str, since: date | None, output: Path | None)
             from trialwatch.export import write_jsonl_changes
 
             # One event at a time, as they stream from the database: memory stays flat.
-            for event, label in app.store.iter_changes(since=start):
+            for event, label in app.iter_changes(since=start):
                 written += write_jsonl_changes(out, [event], labels={event.nct_id: label})
             return
         from trialwatch.feeds import render_atom_feed
 
         labels: dict[str, str | None] = {}
         events: list[RecordedChange] = []
-        for event, label in app.store.iter_changes(since=start):
+        for event, label in app.iter_changes(since=start):
             labels[event.nct_id] = label
             events.append(event)
         written = len(events)

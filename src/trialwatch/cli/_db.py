@@ -22,25 +22,22 @@ def db_current() -> None:
 
     Example: trialwatch db current
     """
+    from trialwatch.app import schema_revisions
     from trialwatch.exceptions import TrialwatchError
-    from trialwatch.storage import HEAD_REVISION
-    from trialwatch.storage.migrate import current
 
     settings = load()
     try:
-        revision = current(settings.database.url)
+        revision, head = schema_revisions(settings)
     except TrialwatchError as exc:
         fail(describe(exc), EXIT_FAILURE)
     if revision is None:
-        typer.echo(f"empty database (no tables yet); this trialwatch needs {HEAD_REVISION}")
-    elif revision == HEAD_REVISION:
+        typer.echo(f"empty database (no tables yet); this trialwatch needs {head}")
+    elif revision == head:
         typer.echo(f"{revision} (up to date)")
-    elif revision > HEAD_REVISION:
-        typer.echo(f"{revision}; newer than this trialwatch knows ({HEAD_REVISION}): upgrade it")
+    elif revision > head:
+        typer.echo(f"{revision}; newer than this trialwatch knows ({head}): upgrade it")
     else:
-        typer.echo(
-            f"{revision}; this trialwatch needs {HEAD_REVISION}: run `trialwatch db upgrade`"
-        )
+        typer.echo(f"{revision}; this trialwatch needs {head}: run `trialwatch db upgrade`")
 
 
 @db_cli.command("upgrade")
@@ -52,17 +49,12 @@ def db_upgrade() -> None:
     """
     from datetime import UTC, datetime
 
+    from trialwatch.app import upgrade_schema
     from trialwatch.exceptions import TrialwatchError
-    from trialwatch.routing import webhook_scrubber
-    from trialwatch.storage.migrate import upgrade
 
     settings = load()
     try:
-        result = upgrade(
-            settings.database.url,
-            now=datetime.now(UTC),
-            scrub=webhook_scrubber(settings.subscriptions),
-        )
+        result = upgrade_schema(settings, now=datetime.now(UTC))
     except TrialwatchError as exc:
         fail(describe(exc), EXIT_FAILURE)
     if not result.changed:

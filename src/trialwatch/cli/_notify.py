@@ -55,7 +55,7 @@ def notify_retry(
     Example: trialwatch notify retry
     """
     with open_app() as app:
-        count = app.store.requeue_dead(app.clock(), ids or ())
+        count = app.requeue_dead(ids or ())
         typer.echo(f"Re-queued {count} dead letter(s).")
         if count:
             _print_flush(app.flush(ignore_backoff=True))

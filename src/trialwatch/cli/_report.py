@@ -3,14 +3,15 @@
 Limits, so a watch set of 100,000 trials stays answerable: a report loads only the trials with
 changes in the period (and, for text, markdown and JSON, only those changes and the first and
 current version of each); the watch set's other trials are listed only while there are at most
-:data:`QUIET_LISTED_MAX` of them, else counted. The picture draws at most
-:data:`PICTURE_MAX_TRIALS` trials (one SVG each): more is refused with what to do instead.
+:data:`trialwatch.app.QUIET_LISTED_MAX` of them, else counted. The picture draws at most
+:data:`trialwatch.app.PICTURE_MAX_TRIALS` trials (one SVG each): more is refused with what to
+do instead. The reading is :class:`trialwatch.app.App`'s; this module parses, renders, writes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -24,51 +25,13 @@ from trialwatch.cli._data import (
 )
 from trialwatch.cli._output import write_output
 
-QUIET_LISTED_MAX = 100
-"""Trials without changes in a report's period are listed (with their notes) up to this many."""
-
-PICTURE_MAX_TRIALS = 1000
-"""Trials one timeline page draws at most (a few KB of SVG each)."""
-
-if TYPE_CHECKING:
-    from trialwatch.records import Period, TrialHistory
-    from trialwatch.storage import Store
-
-
-def report_histories(store: Store, period: Period, *, picture: bool) -> list[TrialHistory]:
-    """What a report of ``period`` reads: the watched trials with changes in it, then the
-    others while there are at most :data:`QUIET_LISTED_MAX` (the caller counts the rest with
-    ``store.watched_count()``). A ``picture`` (HTML) needs each trial's whole history; words
-    need only the period's changes and the ends of each record.
-
-    Raises :class:`UserError` when a picture would draw more than :data:`PICTURE_MAX_TRIALS`.
-    """
-    from trialwatch.exceptions import UserError
-
-    changed = store.changed_trial_ids(period)
-    quiet_count = store.watched_count() - len(changed)
-    listed = quiet_count <= QUIET_LISTED_MAX
-    if picture and len(changed) + (quiet_count if listed else 0) > PICTURE_MAX_TRIALS:
-        raise UserError(
-            f"{len(changed)} trials changed in the period ({period.label}); an HTML report "
-            f"draws at most {PICTURE_MAX_TRIALS}: choose a shorter period, or --format text, "
-            "markdown or json"
-        )
-    changes_in = None if picture else period
-    histories = list(store.histories(changed, changes_in=changes_in, all_versions=picture))
-    if listed:
-        seen = set(changed)
-        quiet = [i for ids in store.iter_watched_ids() for i in ids if i not in seen]
-        histories += store.histories(quiet, changes_in=changes_in, all_versions=picture)
-    return histories
-
 
 def _report_since_print(fmt: str, output: Path | None) -> None:
     import json as json_lib
 
     check_format(fmt, ("text", "json"), "report --since-print")
     with open_app() as app:
-        printed = app.store.printed_entries()
+        printed = app.printed_entries()
         drifts = app.since_print()
         stamp = data_timestamp(app)
     if not printed:
@@ -102,21 +65,6 @@ def _report_since_print(fmt: str, output: Path | None) -> None:
                 lines.append(f"  note: {drift.title_note}")
         text = "\n".join(lines) + "\n"
     write_output(output, lambda out: out.write(text))
-
-
-def timeline_ids(store: Store) -> list[str]:
-    """Every watched trial, by id: what ``timeline`` draws when no trial is named. Raises
-    :class:`UserError` beyond :data:`PICTURE_MAX_TRIALS`, saying what to do instead."""
-    from trialwatch.exceptions import UserError
-
-    count = store.watched_count()
-    if count > PICTURE_MAX_TRIALS:
-        raise UserError(
-            f"the watch set has {count} trials; a timeline draws at most {PICTURE_MAX_TRIALS}: "
-            "name the trials to draw (trialwatch timeline SEAL NCT…), or see those that "
-            "changed with trialwatch report --since DATE"
-        )
-    return [i for chunk in store.iter_watched_ids() for i in chunk]
 
 
 @cli.command()
@@ -170,20 +118,13 @@ def report(
         fail(str(exc), EXIT_CONFIG)
     check_format(fmt, REPORT_FORMATS, "report")
     from trialwatch.exceptions import UserError
-    from trialwatch.period import period_report, render_period_report
+    from trialwatch.period import render_period_report
 
     with open_app() as app:
         try:
-            histories = report_histories(app.store, period, picture=fmt == "html")
+            result = app.period_report(period, picture=fmt == "html")
         except UserError as exc:
             fail(str(exc), EXIT_CONFIG)
-        result = period_report(
-            histories,
-            period,
-            generated_at=app.clock(),
-            data_timestamp=data_timestamp(app),
-            watched=app.store.watched_count(),
-        )
     text = render_period_report(result, fmt)
     write_output(output, lambda out: out.write(text))
     if output is not None:
@@ -220,10 +161,10 @@ def timeline(
             ids = list(dict.fromkeys(resolve_one(app, key) for key in trials))
         else:
             try:
-                ids = timeline_ids(app.store)
+                ids = app.timeline_ids()
             except UserError as exc:
                 fail(str(exc), EXIT_CONFIG)
-        histories = list(app.store.histories(ids))
+        histories = app.histories(ids)
         page = render_timeline_page(
             histories, generated_at=app.clock(), data_timestamp=data_timestamp(app)
         )

@@ -87,15 +87,7 @@ def _print_since_print(app: App) -> None:
         if drift.title_note and drift.status_moved:
             typer.echo(f"    note: {drift.title_note}")
 
-    # Said once. A trial not fetched yet is said again once the registry has answered for it.
-    def answered(nct_id: str) -> bool:
-        row = app.store.trial(nct_id)
-        return row is not None and (
-            row.current_version_id is not None or row.consecutive_misses > 0
-        )
-
-    reported = [d.nct_id for d in drifts if not d.unknown or answered(d.nct_id)]
-    app.store.mark_printed_reported(reported, now=app.clock())
+    app.mark_since_print_reported(drifts)
 
 
 @contextmanager
@@ -260,7 +252,7 @@ def status(
                 + (f" (last error: {health.last_error})" if health.last_error else "")
             )
         typer.echo(f"Notifications queued: {health.queued}; dead letters: {health.dead}.")
-        for dead in app.store.notifications("dead"):
+        for dead in app.dead_letters():
             typer.echo(
                 f"  dead #{dead.id} to "
                 f"{_recipient(dead.channel, dead.recipient, dead.subscription)}: "

@@ -59,7 +59,7 @@ def watch_list() -> None:
     from trialwatch.vocabulary import status_label
 
     with open_app() as app:
-        entries = app.store.watch_entries()
+        entries = app.watch_entries()
         rows = [
             [
                 e.nct_id,
@@ -89,8 +89,7 @@ def watch_add(
     if label is not None and len(wanted) != 1:
         fail("--label goes with exactly one id", EXIT_CONFIG)
     with open_app() as app:
-        labels = {wanted[0]: label} if label else None
-        change = app.store.add_watches(wanted, source="cli", now=app.clock(), labels=labels)
+        change = app.add_watches(wanted, label=label)
         for nct_id in change.added:
             typer.echo(f"Watching {nct_id}.")
         for nct_id in change.already:
@@ -109,7 +108,7 @@ def watch_remove(
     """
     wanted = _ids(ids)
     with open_app() as app:
-        change = app.store.remove_watches(wanted)
+        change = app.remove_watches(wanted)
         for nct_id in change.removed:
             typer.echo(f"Stopped watching {nct_id} (its history is kept).")
         for nct_id in change.not_watched:
@@ -156,15 +155,8 @@ def watch_import(
         typer.echo(f"{len(ids)} NCT number(s) found; nothing changed (--dry-run).")
         return
     with open_app() as app:
-        now = app.clock()
-        change = app.store.add_watches(ids, source="import", now=now)
-        printed = app.store.save_printed(
-            (
-                (t.nct_id, t.printed_status, t.printed_status_text, t.printed_title)
-                for t in found.trials
-            ),
-            origin="stdin" if source == "-" else Path(source).name,
-            now=now,
+        change, printed = app.import_watches(
+            found, origin="stdin" if source == "-" else Path(source).name
         )
         for nct_id in change.added:
             typer.echo(f"Watching {nct_id}.")

@@ -8,11 +8,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import select
+from sqlmodel import Session
 
 from trialwatch.models import FieldChange, Route, StudySummary
 from trialwatch.storage._schema import PrintedEntry, QueryMatch, QueryState, Watch
 from trialwatch.storage._sync import RunRef, SyncWritesMixin, event_row
-from trialwatch.storage._watch import add_watch_rows
+from trialwatch.storage._watch import WatchChange, add_watch_rows
 
 _QM = QueryMatch.__table__  # type: ignore[attr-defined]
 _QS = QueryState.__table__  # type: ignore[attr-defined]
@@ -167,21 +168,23 @@ class DiscoveryMixin(SyncWritesMixin):
     ) -> int:
         """Store (nct_id, status enum, status as printed, title) as the "as printed" baseline;
         a later import of the same trial replaces it. Returns how many were stored."""
-        rows = [
-            {"nct_id": n, "status": st, "status_text": text, "title": title}
-            for n, st, text, title in entries
-            if st or text or title
-        ]
-        if not rows:
-            return 0
         with self.session() as s:
-            ids = [r["nct_id"] for r in rows]
-            s.execute(sa.delete(_P).where(_P.c.nct_id.in_(ids)))
-            s.execute(
-                sa.insert(_P),
-                [{**r, "origin": origin, "imported_at": now, "reported_at": None} for r in rows],
-            )
-        return len(rows)
+            return _save_printed_rows(s, entries, origin=origin, now=now)
+
+    def import_watches(
+        self,
+        ids: Sequence[str],
+        printed: Iterable[tuple[str, str | None, str | None, str | None]],
+        *,
+        origin: str,
+        now: datetime,
+    ) -> tuple[WatchChange, int]:
+        """``watch import``: watch ``ids`` (source ``import``) and store what the text printed
+        beside them (see :meth:`save_printed`), in one transaction: an import is all or
+        nothing. Returns the watch change and how many printed entries were stored."""
+        with self.session() as s:
+            change = add_watch_rows(s, ids, source="import", now=now, labels=None)
+            return change, _save_printed_rows(s, printed, origin=origin, now=now)
 
     def printed_entries(self, *, unreported_only: bool = False) -> list[PrintedEntry]:
         from sqlmodel import col
@@ -198,3 +201,26 @@ class DiscoveryMixin(SyncWritesMixin):
             return
         with self.session() as s:
             s.execute(sa.update(_P).where(_P.c.nct_id.in_(list(ids))).values(reported_at=now))
+
+
+def _save_printed_rows(
+    s: Session,
+    entries: Iterable[tuple[str, str | None, str | None, str | None]],
+    *,
+    origin: str,
+    now: datetime,
+) -> int:
+    rows = [
+        {"nct_id": n, "status": st, "status_text": text, "title": title}
+        for n, st, text, title in entries
+        if st or text or title
+    ]
+    if not rows:
+        return 0
+    ids = [r["nct_id"] for r in rows]
+    s.execute(sa.delete(_P).where(_P.c.nct_id.in_(ids)))
+    s.execute(
+        sa.insert(_P),
+        [{**r, "origin": origin, "imported_at": now, "reported_at": None} for r in rows],
+    )
+    return len(rows)
