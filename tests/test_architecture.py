@@ -48,7 +48,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             {"history", "timeline", "report", "pages", "period", "messages", "feeds", "export"}
         ),
     ),
-    ("edges", frozenset({"storage", "storage.*", "locking", "ctgov", "notify"})),
+    ("edges", frozenset({"storage", "storage.*", "ctgov", "notify"})),
     ("use cases", frozenset({"sync", "workers", "outbox"})),
     ("app", frozenset({"app", "daemon"})),
     ("cli", frozenset({"cli", "cli.*", "__main__"})),
@@ -239,3 +239,13 @@ def test_the_cli_names_no_store() -> None:
         if re.search(r"store\.", line)
     ]
     assert bool(hits) == KNOWN_CLI_STORE_TEXT, hits
+
+
+def test_only_storage_imports_the_database_libraries() -> None:
+    """SQLAlchemy, SQLModel and Alembic live in ``storage`` (its locks included)."""
+    found = {
+        name: _external(name) & {"sqlalchemy", "sqlmodel", "alembic"}
+        for name in _modules()
+        if not (name == "storage" or name.startswith("storage."))
+    }
+    assert not {name: libs for name, libs in found.items() if libs}

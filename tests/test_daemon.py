@@ -23,8 +23,8 @@ from trialwatch.config import ScheduleSettings, Settings, load_settings
 from trialwatch.cron import crontab_trigger, crontab_weekdays
 from trialwatch.daemon import Cancelled, Daemon
 from trialwatch.exceptions import ConfigError, StorageError
-from trialwatch.locking import DatabaseLock, _key
 from trialwatch.storage import Store
+from trialwatch.storage._lock import _key
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -225,7 +225,7 @@ def kill_lock_session(url: str, name: str = "daemon") -> None:
 
 def test_a_sqlite_lock_knows_when_its_file_is_gone_or_replaced(db_path: Path) -> None:
     store = Store.open(f"sqlite:///{db_path}")
-    lock, other = DatabaseLock(store, "daemon"), DatabaseLock(store, "daemon")
+    lock, other = store.lock("daemon"), store.lock("daemon")
     path = Path(f"{db_path}.daemon.lock")
     try:
         assert lock.why_lost() == "the lock is not held"
@@ -245,7 +245,7 @@ def test_a_sqlite_lock_knows_when_its_file_is_gone_or_replaced(db_path: Path) ->
 @pytest.mark.postgres
 def test_a_postgresql_lock_knows_when_its_session_is_gone(pg_schema_url: str) -> None:
     store = Store.open(pg_schema_url)
-    lock = DatabaseLock(store, "daemon")
+    lock = store.lock("daemon")
     try:
         assert lock.try_acquire()
         assert lock.why_lost() is None

@@ -26,7 +26,6 @@ from tests.e2e import TRIALWATCH, sqlite_dump, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 from tests.fakes.smtp_server import FakeSmtp
 from tests.records import complete
-from trialwatch.locking import DatabaseLock
 from trialwatch.storage import Store
 
 pytestmark = pytest.mark.e2e
@@ -526,7 +525,7 @@ def test_a_manual_sync_while_the_lock_is_held_exits_1_or_waits(
     env = user_env(api.base_url, db)
     db.parent.mkdir(parents=True)
     store = Store.open(f"sqlite:///{db}")
-    lock = DatabaseLock(store, "sync")
+    lock = store.lock("sync")
     try:
         assert lock.try_acquire()
         before = sqlite_dump(db)

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 
 from tests.conftest import FakeClock
 from trialwatch.exceptions import ConcurrentUpdateError, DatabaseUnavailableError, LockHeldError
-from trialwatch.locking import DatabaseLock
 from trialwatch.outbox import claimer_is_dead, process_space
 from trialwatch.storage import Notification, Store
 
@@ -57,7 +56,7 @@ def test_unreachable_database_is_a_clear_error() -> None:
 
 
 def test_a_lock_is_exclusive_and_reusable(store: Store) -> None:
-    first, second = DatabaseLock(store, "sync"), DatabaseLock(store, "sync")
+    first, second = store.lock("sync"), store.lock("sync")
     assert first.try_acquire()
     assert not second.try_acquire()
     assert not second.acquire(0.3)
@@ -67,7 +66,7 @@ def test_a_lock_is_exclusive_and_reusable(store: Store) -> None:
     with second.hold(0):
         assert second.held
     assert not second.held
-    other_name = DatabaseLock(store, "daemon")
+    other_name = store.lock("daemon")
     assert other_name.try_acquire()  # names are independent
     other_name.release()
 
@@ -81,8 +80,7 @@ def test_a_lock_dies_with_its_holder(store: Store, db_url: str) -> None:
                 f"""
                 import sys, time
                 from trialwatch.storage import Store
-                from trialwatch.locking import DatabaseLock
-                lock = DatabaseLock(Store.open({db_url!r}), "sync")
+                lock = Store.open({db_url!r}).lock("sync")
                 assert lock.try_acquire()
                 print("held", flush=True)
                 time.sleep(60)
@@ -95,7 +93,7 @@ def test_a_lock_dies_with_its_holder(store: Store, db_url: str) -> None:
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "held"
-        lock = DatabaseLock(store, "sync")
+        lock = store.lock("sync")
         assert not lock.try_acquire()
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(10)

@@ -111,12 +111,11 @@ class App:
 
         Raises LockHeldError when another process keeps syncing for longer than ``wait_s``.
         """
-        from trialwatch.locking import DatabaseLock
         from trialwatch.workers import PreparePool
 
         run_id = uuid.uuid4().hex
         # Every log line of this sync (client retries and deliveries included) carries run_id.
-        lock = DatabaseLock(self.store, "sync")
+        lock = self.store.lock("sync")
         with (
             structlog.contextvars.bound_contextvars(run_id=run_id),
             lock.hold(wait_s, what="another trialwatch process"),

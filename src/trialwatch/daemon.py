@@ -11,7 +11,7 @@
   neither syncs nor sends until the first is gone. Every sync also takes the ``sync`` lock, so a
   manual ``trialwatch sync`` never runs alongside.
 - A held lock can be lost (a dropped PostgreSQL connection, a deleted SQLite lock file; see
-  ``locking``), and a standby may then take it. So the active daemon asks whether it still holds
+  ``storage``), and a standby may then take it. So the active daemon asks whether it still holds
   the lock before every job and every step that writes (the sync, the health check, each
   delivery) and on a heartbeat (``HEARTBEAT_S``). When it has lost it, it logs
   ``daemon.lock_lost`` with the reason, stops its jobs (waits are cut short, as on SIGTERM) and
@@ -45,7 +45,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from trialwatch.app import App
 from trialwatch.cron import crontab_trigger
 from trialwatch.exceptions import LockHeldError, StorageError, TrialwatchError
-from trialwatch.locking import DatabaseLock
 
 log = structlog.get_logger("trialwatch.daemon")
 
@@ -100,7 +99,7 @@ class Daemon:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
-        self.lock = DatabaseLock(app.store, "daemon")
+        self.lock = app.store.lock("daemon")
         self.heartbeat_s = heartbeat_s
         self.retry_s = retry_s
         self._monotonic = monotonic

@@ -1,7 +1,8 @@
 """Storage: trialwatch's database, split by job (after lemon24/reader's ``_storage``).
 
     _schema.py    the tables, as of the newest schema revision
-    _engine.py    engine, sessions, error wrapping, the schema check on open
+    _engine.py    engine, sessions, error wrapping, the schema check on open, ``lock(name)``
+    _lock.py      locks the database holds (``sync``, ``daemon``, ``migration``)
     _watch.py     the watch set (which sources watch which trials)
     _sync.py      the sync's writes: a run, its pages, its end (the transaction shape)
     _discovery.py query watches' answers, and what a paper printed (``watch import``)
@@ -13,8 +14,7 @@
 
 :class:`Store` composes the parts; callers depend on the small Protocol they need (see
 ``sync.SyncStore``, ``outbox.OutboxStore``), not on this class. Add new methods to the part
-whose job they are. Only this package (and :mod:`trialwatch.locking`, which holds its locks
-on the store's engine) imports SQLAlchemy.
+whose job they are. Only this package imports SQLAlchemy; it holds the database's locks too.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from trialwatch.exceptions import (
     SchemaOutdatedError,
     StorageError,
 )
+from trialwatch.storage._lock import DatabaseLock
 from trialwatch.storage._schema import HEAD_REVISION, metadata
 
 V010_REVISION = "0001"
@@ -182,6 +183,11 @@ class StoreBase:
             raise StorageError(f"database error: {first_line(exc.orig)}") from exc
         finally:
             session.close()
+
+    def lock(self, name: str) -> DatabaseLock:
+        """A named lock the database holds (``sync``, ``daemon``, ``migration``): released if
+        the holder dies. Not taken yet: see :class:`DatabaseLock`."""
+        return DatabaseLock(self.engine, name)
 
     def close(self) -> None:
         self.engine.dispose()

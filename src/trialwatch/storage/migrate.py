@@ -188,10 +188,9 @@ def upgrade(
     it (PostgreSQL, and SQLite's DDL too). On SQLite, :func:`backup_sqlite` copies the file
     first; ``scrub`` hides the settings' secrets in that copy.
     """
-    from trialwatch.locking import DatabaseLock
 
     engine = make_engine(url)
-    lock = DatabaseLock(StoreBase(engine), "migration")
+    lock = StoreBase(engine).lock("migration")
     try:
         if not lock.acquire(lock_wait_s):
             raise LockHeldError(

@@ -5,8 +5,10 @@
 - PostgreSQL: a session-level advisory lock on a dedicated connection; the server drops it when
   that connection goes away.
 
-Used for "one sync at a time per database" (``sync``) and "one active daemon per database"
-(``daemon``: a second daemon waits as a standby instead of syncing or sending).
+Used for "one sync at a time per database" (``sync``), "one active daemon per database"
+(``daemon``: a second daemon waits as a standby instead of syncing or sending) and one schema
+upgrade at a time (``migration``). Callers take one with ``store.lock(name)``; only storage
+touches SQLAlchemy.
 
 A held lock can be lost without its holder doing anything, so a long holder (the daemon) asks
 :meth:`DatabaseLock.why_lost` before it acts and on a heartbeat:
@@ -32,16 +34,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from trialwatch.exceptions import LockHeldError, StorageError
-from trialwatch.storage._engine import StoreBase
 
 
 class DatabaseLock:
     """A named, non-reentrant lock on one database. ``acquire`` never blocks longer than asked."""
 
-    def __init__(self, store: StoreBase, name: str) -> None:
-        self.store = store
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
         self.name = name
         self._file: IO[bytes] | None = None
         self._conn: Any = None
@@ -55,7 +57,7 @@ class DatabaseLock:
         return self._file is not None or self._conn is not None
 
     def _lock_path(self) -> Path | None:
-        database = self.store.engine.url.database
+        database = self.engine.url.database
         if not database or database == ":memory:":
             return None
         return Path(f"{database}.{self.name}.lock")
@@ -67,7 +69,7 @@ class DatabaseLock:
     def _try_acquire(self) -> bool:
         if self.held:
             raise RuntimeError(f"lock {self.name!r} is already held by this object")
-        if self.store.dialect == "sqlite":
+        if self.engine.dialect.name == "sqlite":
             path = self._lock_path()
             if path is None:
                 self._file = open(os.devnull, "rb")  # noqa: SIM115 - in-memory db: one process
@@ -84,7 +86,7 @@ class DatabaseLock:
             self._file = handle
             return True
         try:
-            conn = self.store.engine.connect()
+            conn = self.engine.connect()
             # Advisory locks are per database: scope the key by schema, so two installations
             # in different schemas of one database do not block each other.
             schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
