@@ -249,3 +249,38 @@ def test_only_storage_imports_the_database_libraries() -> None:
         if not (name == "storage" or name.startswith("storage."))
     }
     assert not {name: libs for name, libs in found.items() if libs}
+
+
+def _drawn_tree(doc: str) -> dict[str, tuple[str | None, tuple[str, ...]]]:
+    """The exception tree drawn in a docstring: each class -> (its parent, its other bases)."""
+    drawn: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+    parents: list[str] = []
+    for line in doc.splitlines():
+        match = re.match(r"^    ([│├└─ ]*)(\w+Error)(?: \(([\w, ]+)\))?", line)
+        if match is None:
+            continue
+        depth = len(match.group(1)) // 4
+        name = match.group(2)
+        del parents[depth:]
+        others = tuple(b.strip() for b in match.group(3).split(",")) if match.group(3) else ()
+        drawn[name] = (parents[-1] if parents else None, others)
+        parents.append(name)
+    return drawn
+
+
+def test_the_exception_tree_is_drawn_as_it_is() -> None:
+    import inspect
+
+    from trialwatch import exceptions
+
+    assert exceptions.__doc__ is not None
+    drawn = _drawn_tree(exceptions.__doc__)
+    actual: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+    for name, cls in vars(exceptions).items():
+        if inspect.isclass(cls) and issubclass(cls, exceptions.TrialwatchError):
+            bases = [b.__name__ for b in cls.__bases__]
+            if cls is exceptions.TrialwatchError:
+                actual[name] = (None, ())
+            else:
+                actual[name] = (bases[0], tuple(bases[1:]))
+    assert drawn == actual

@@ -18,7 +18,7 @@ from trialwatch.config import (
     Settings,
     Subscription,
     SyncSettings,
-    WatchEntry,
+    WatchlistEntry,
     load_settings,
     starter_config,
 )
@@ -144,7 +144,7 @@ def test_the_starter_config_shows_every_setting_with_a_valid_example(tmp_path: P
     data = tomllib.loads(text)
     entries: dict[str, type[BaseModel]] = {
         "subscriptions": Subscription,
-        "watchlist": WatchEntry,
+        "watchlist": WatchlistEntry,
         "queries": QueryWatch,
     }
     secrets = {"password", "password_file"}  # named in comments, never given as examples

@@ -175,8 +175,9 @@ class LoggingSettings(_Frozen):
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class WatchEntry(_Frozen):
-    """One watched trial, as the review lists it."""
+class WatchlistEntry(_Frozen):
+    """One `[[watchlist]]` entry of the config file: a trial as the review lists it (the
+    watched trial as stored, with all its sources, is :class:`trialwatch.storage.WatchEntry`)."""
 
     nct_id: str
     # Optional: without one, the registry's acronym or brief title is shown once synced.
@@ -433,7 +434,7 @@ class Settings(_Frozen):
     outbox: OutboxSettings = OutboxSettings()
     health: HealthSettings = HealthSettings()
     subscriptions: tuple[Subscription, ...] = ()
-    watchlist: tuple[WatchEntry, ...] = ()
+    watchlist: tuple[WatchlistEntry, ...] = ()
     queries: tuple[QueryWatch, ...] = ()
 
     @model_validator(mode="after")

@@ -7,7 +7,8 @@ reaches the user is a bug. Operational failures are wrapped with their cause
     TrialwatchError
     ├── UserError                    the user can fix it; shown without a traceback
     │   ├── ConfigError (ValueError) every problem of the settings at once
-    │   └── SchemaOutdatedError      the database needs `trialwatch db upgrade`
+    │   ├── SchemaOutdatedError      the database needs `trialwatch db upgrade`
+    │   └── LockHeldError            another process is syncing this database
     ├── FetchError                   talking to ClinicalTrials.gov failed
     │   ├── TransientFetchError      timeouts, 429, 5xx, a 200 that is not the expected JSON
     │   │   ├── ApiUnreachableError  no network, a name that does not resolve, refused, TLS refused
@@ -16,12 +17,14 @@ reaches the user is a bug. Operational failures are wrapped with their cause
     │   └── ApiRequestError          a 4xx the API will answer the same way every time
     ├── RecordError (ValueError)     one study record cannot be normalized
     ├── StorageError                 the database failed
-    │   ├── DatabaseUnavailableError it cannot be reached or opened at all
+    │   ├── DatabaseUnavailableError (UserError)  it cannot be reached or opened at all
     │   └── ConcurrentUpdateError    another process wrote the same rows meanwhile
-    ├── LockHeldError                another process is syncing this database
     └── DeliveryError                a notification could not be delivered
         ├── TemporaryDeliveryError   try again later (SMTP 4xx, timeouts, refused)
         └── PermanentDeliveryError   will not succeed as is (SMTP 5xx, auth refused)
+
+Each class hangs under its first base; further bases are named in parentheses. The drawing is
+checked against the classes by ``tests/test_architecture.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How a record is kept as it was served: compressed bytes in ``record_version.raw_record``.
 
-It is read back rarely (a newer normalizer re-reads every stored record once, silently; ``show
---raw`` reads one) and written for every new or changed record of a sync, so writing is what
+It is read back rarely (a newer normalizer re-reads every stored record once, silently) and
+written for every new or changed record of a sync, so writing is what
 must be cheap. zstd at level 1 compresses a ~10 KB record in ~40 µs to ~39 % of its size; zlib
 at level 1, which 0.1 used, took ~130 µs for ~40 %, a fifth of a first sync's time. Versions
 written by 0.1 stay zlib and are told apart by their first bytes: a zstd frame starts with its
