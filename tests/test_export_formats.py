@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.history_samples import DATA_TS, NOW, SEAL_V4, STOP_V2, watch_set
 from trialwatch.export import (
+    BIDI_CONTROLS,
     CSV_COLUMNS,
     CSV_LIST_SEPARATOR,
     TrialState,
@@ -128,6 +129,52 @@ def test_cells_that_a_spreadsheet_would_run_get_a_leading_apostrophe(evil: str) 
         assert row[column] == "'" + evil
 
 
+@pytest.mark.parametrize(
+    "evil",
+    [
+        "\uff1d1+1",  # FULLWIDTH EQUALS SIGN: LibreOffice and Excel run it as "="
+        "\uff0bSUM(A1)",
+        "\uff0d2+3",
+        "\uff20SUM(A1)",
+        "\ufe661+1",  # SMALL EQUALS SIGN
+        "\u22121+1",  # MINUS SIGN
+        " =1+1",
+        "\u200b=1+1",  # behind a zero-width space
+        "\u202e=1+1",  # behind a bidi override (which is removed, then the lead is seen)
+        "\nx",
+    ],
+)
+def test_look_alike_and_hidden_formula_leads_get_the_apostrophe_too(evil: str) -> None:
+    hostile = dataclasses.replace(SEAL_V4, brief_title=evil)
+
+    (row,) = parse_csv(export_csv([state(hostile, label=evil)]))
+
+    for column in ("brief_title", "label"):
+        assert row[column].startswith("'"), row[column]
+
+
+def test_bidi_controls_are_removed_from_csv_and_escaped_in_json() -> None:
+    spoof = "Report \u202eFDP.exe\u202c and \u2067isolate\u2069 \u200fmark"
+    hostile = dataclasses.replace(SEAL_V4, brief_title=spoof)
+
+    csv_text = export_csv([state(hostile, label=spoof)])
+    (row,) = parse_csv(csv_text)
+    assert row["brief_title"] == row["label"] == "Report FDP.exe and isolate mark"
+
+    json_out = io.StringIO()
+    write_json_export(json_out, [state(hostile)], generated_at=NOW, data_timestamp=DATA_TS)
+    lines_out = io.StringIO()
+    event = watch_set()[0].changes[0]
+    event = dataclasses.replace(event, change=dataclasses.replace(event.change, summary=spoof))
+    write_jsonl_changes(lines_out, [event])
+    for text in (json_out.getvalue(), lines_out.getvalue()):
+        assert not set(text) & set(BIDI_CONTROLS)
+        assert "\\u202e" in text
+    # Escaped, not lost: the value parses back to what the registry holds.
+    assert json.loads(json_out.getvalue())["trials"][0]["brief_title"] == spoof
+    assert json.loads(lines_out.getvalue())["summary"] == spoof
+
+
 def test_harmless_cells_are_left_as_they_are() -> None:
     fine = dataclasses.replace(SEAL_V4, brief_title="1 = 1, a + b, x@y.org", why_stopped=None)
 
@@ -166,8 +213,10 @@ def test_any_text_reads_back_as_written_or_guarded(title: str, label: str) -> No
 
     assert list(row.values()) == csv_row(trial, generated_at=NOW, data_timestamp=DATA_TS)
     for column, original in (("brief_title", title), ("label", label)):
-        guarded = original[:1] in ("=", "+", "-", "@", "\t", "\r")
-        assert row[column] == ("'" + original if guarded else original)
+        shown = original.translate(dict.fromkeys(map(ord, BIDI_CONTROLS)))
+        assert row[column] in (shown, "'" + shown)  # as written (bidi controls dropped), or guarded
+        if shown[:1] in ("=", "+", "-", "@", "\t", "\r", "\uff1d"):
+            assert row[column] == "'" + shown
 
 
 # --- JSON lines ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from trialwatch.config import Settings
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.health import Health, assess, render_alert, render_flood_alert
 from trialwatch.models import Clock, Snapshot, SyncResult, WatchItem
+from trialwatch.redact import Scrubber
 from trialwatch.routing import SubscriptionRouter, resolve_webhook, webhook_scrubber
 from trialwatch.storage import Store
 from trialwatch.sync import FloodRule, Progress, QuerySpec, run_sync
@@ -206,7 +207,13 @@ class App:
             email_sender=self.smtp if email.enabled else None,
             webhook_sender=lambda url: WebhookTransport(url, timeout_s=email.timeout_s),
             resolve_webhook=lambda ref: resolve_webhook(ref, self.settings.subscriptions),
+            scrub=self.scrub,
         )
+
+    @property
+    def scrub(self) -> Scrubber:
+        """Hides the configured webhooks' secrets in a text (see :mod:`trialwatch.redact`)."""
+        return webhook_scrubber(self.settings.subscriptions)
 
     def flush(
         self, *, ignore_backoff: bool = False, should_stop: Callable[[], bool] = lambda: False

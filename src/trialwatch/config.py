@@ -135,6 +135,15 @@ EmailAddresses = Annotated[tuple[EmailAddress, ...], BeforeValidator(_one_or_man
 SeverityName = Annotated[Severity, BeforeValidator(_severity)]
 
 
+# Upper bounds: every number a setting takes has one, so that a typo (1e20) is refused where it
+# was written instead of overflowing a timedelta or a sleep later (tests/test_config.py walks
+# the models to hold this).
+_DAY_S = 24 * 3600
+_WEEK_S = 7 * _DAY_S
+_MONTH_S = 31 * _DAY_S
+_MANY = 10_000_000  # trials: far beyond CT.gov's whole registry (~550,000 studies)
+
+
 class ApiSettings(_Frozen):
     base_url: str = "https://clinicaltrials.gov/api/v2"
     timeout_s: float = Field(30.0, gt=0, le=600)
@@ -355,9 +364,9 @@ class ScheduleSettings(_Frozen):
     cron: str = "20 9 * * 1-5"
     timezone: str = "America/New_York"
     jitter_s: int = Field(600, ge=0, le=3600)
-    interval_seconds: int | None = Field(None, ge=1)
-    misfire_grace_s: int = Field(6 * 3600, ge=1)
-    flush_interval_s: int = Field(60, ge=1)
+    interval_seconds: int | None = Field(None, ge=1, le=_MONTH_S)
+    misfire_grace_s: int = Field(6 * 3600, ge=1, le=_WEEK_S)
+    flush_interval_s: int = Field(60, ge=1, le=_DAY_S)
     daily_digest_cron: str = "0 8 * * *"
     weekly_digest_cron: str = "0 8 * * 1"
 
@@ -388,7 +397,7 @@ def _workers(value: object) -> object:
 class SyncSettings(_Frozen):
     # Watch sets larger than this ask CT.gov only for what it updated since the last complete
     # sync; 0 disables incremental mode (every sync fetches every watched trial).
-    incremental_above: int = Field(5000, ge=0)
+    incremental_above: int = Field(5000, ge=0, le=_MANY)
     # The full sweep that catches what an incremental query misses; crontab syntax, in
     # [schedule] timezone. Saturday morning: CT.gov does not refresh at weekends.
     full_sweep_cron: str = "0 6 * * 6"
@@ -406,22 +415,22 @@ class SyncSettings(_Frozen):
 
 
 class OutboxSettings(_Frozen):
-    backoff_initial_s: float = Field(60.0, gt=0)
-    backoff_max_s: float = Field(3600.0, gt=0)
-    max_attempts: int = Field(48, ge=1)
-    lease_s: float = Field(300.0, gt=0)
+    backoff_initial_s: float = Field(60.0, gt=0, le=_DAY_S)
+    backoff_max_s: float = Field(3600.0, gt=0, le=_WEEK_S)
+    max_attempts: int = Field(48, ge=1, le=1000)
+    lease_s: float = Field(300.0, gt=0, le=_DAY_S)
     # A run that changes more trials than either limit is a flood: recipients get one summary
     # instead of a long report per subscription, and the admin is told why. 0 disables a rule.
     # The rule itself is trialwatch.sync.FloodRule (the fraction needs 10 trials at least, so
     # three of the review's 13 trials changing on one day is still three reports).
-    flood_max_trials: int = Field(50, ge=0)
+    flood_max_trials: int = Field(50, ge=0, le=_MANY)
     flood_max_fraction: float = Field(0.2, ge=0, le=1)
 
 
 class HealthSettings(_Frozen):
     admin_email: EmailAddress | None = None
-    max_consecutive_failures: int = Field(3, ge=1)
-    max_data_age_hours: float = Field(96.0, gt=0)
+    max_consecutive_failures: int = Field(3, ge=1, le=1000)
+    max_data_age_hours: float = Field(96.0, gt=0, le=24 * 366)
 
 
 class Settings(_Frozen):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,14 @@ from trialwatch.records import RecordedChange
 from trialwatch.vocabulary import history_url, study_url
 
 SCHEMA_ID = "https://trialwatch.example/schemas/export-v1.json"
+
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+"""Characters that reorder the text around them (U+202E RIGHT-TO-LEFT OVERRIDE makes
+``gpj.exe`` read ``exe.jpg``). Removed from CSV cells, which people read in a spreadsheet;
+escaped (``\\u202e``) in JSON and JSON lines, so the file reads as it is and the value still
+parses to what the registry holds."""
+
+_DROP_BIDI = str.maketrans(dict.fromkeys(BIDI_CONTROLS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,15 @@ def export_trial(state: TrialState) -> dict[str, Any]:
     }
 
 
+# json.dumps(ensure_ascii=False) leaves these raw; outside strings they never occur, so escaping
+# them in its output keeps the JSON valid and the values the same.
+_JSON_ESCAPES = str.maketrans({c: f"\\u{ord(c):04x}" for c in BIDI_CONTROLS})
+
+
+def _json(value: Any, **options: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, **options).translate(_JSON_ESCAPES)
+
+
 def write_json_export(
     out: IO[str],
     trials: Iterable[TrialState],
@@ -89,12 +107,12 @@ def write_json_export(
         "generated_at": _iso(generated_at),
         "data_timestamp": data_timestamp,
     }
-    out.write(json.dumps(head, ensure_ascii=False, indent=2)[:-2])
+    out.write(_json(head, indent=2)[:-2])
     out.write(',\n  "trials": [')
     count = 0
     for state in trials:
         out.write("," if count else "")
-        out.write("\n    " + json.dumps(export_trial(state), ensure_ascii=False))
+        out.write("\n    " + _json(export_trial(state)))
         count += 1
     out.write("\n  ]\n}\n" if count else "]\n}\n")
     return count
@@ -105,9 +123,13 @@ def write_json_export(
 CSV_LIST_SEPARATOR = "; "
 """How list cells (``phases``) are joined."""
 
-CSV_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+CSV_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\u2212")
 """A cell starting with one of these gets a leading apostrophe, so a spreadsheet shows it as
-text instead of running it as a formula (CSV injection; registry text is not ours)."""
+text instead of running it as a formula (CSV injection; registry text is not ours). The lead
+is judged after Unicode compatibility folding (NFKC: the full-width ``＝``, ``＋``, ``－``, ``＠``
+and the small ``﹦`` count as what they fold to, as spreadsheets treat them) and after any
+leading spaces and invisible format characters (which a spreadsheet may skip)."""
+
 
 # JSON objects of the export become two columns each: the value and its type.
 _CSV_NESTED: dict[str, tuple[tuple[str, str], ...]] = {
@@ -153,7 +175,19 @@ def _csv_cell(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     else:
         text = str(value)
-    return "'" + text if text.startswith(CSV_FORMULA_TRIGGERS) else text
+    text = text.translate(_DROP_BIDI)
+    return "'" + text if _formula_lead(text) else text
+
+
+def _formula_lead(text: str) -> bool:
+    lead = text.lstrip(" \u00a0\u3000")
+    while lead and unicodedata.category(lead[0]) == "Cf":  # zero-width, BOM, ...
+        lead = lead[1:].lstrip(" \u00a0\u3000")
+    if not lead:
+        return False
+    return text.startswith(CSV_FORMULA_TRIGGERS) or unicodedata.normalize(
+        "NFKC", lead[0]
+    ).startswith(CSV_FORMULA_TRIGGERS)
 
 
 def csv_row(state: TrialState, *, generated_at: datetime, data_timestamp: str | None) -> list[str]:
@@ -210,9 +244,7 @@ def write_jsonl_changes(
     labels = labels or {}
     count = 0
     for event in changes:
-        line = json.dumps(
-            change_event_json(event, label=labels.get(event.nct_id)), ensure_ascii=False
-        )
+        line = _json(change_event_json(event, label=labels.get(event.nct_id)))
         out.write(line.translate(_LINE_BREAKS) + "\n")
         count += 1
     return count

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import httpx
 
 from trialwatch.exceptions import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from trialwatch.redact import Scrubber
 
 SmtpSecurity = Literal["none", "starttls", "ssl"]
 
@@ -264,7 +265,9 @@ class WebhookTransport:
     """Posts JSON to one webhook URL (Slack, Teams or anything that takes a JSON POST).
 
     The URL is a secret (Slack and Teams put the token in its path): it appears nowhere but in
-    the request itself; ``repr`` and error messages show only scheme and host. Redirects are not
+    the request itself; ``repr`` and error messages show only scheme and host, and what the
+    receiver answers passes through :class:`~trialwatch.redact.Scrubber` (an echo of the path,
+    a query value or the ``Authorization`` header the URL's userinfo made). Redirects are not
     followed (a webhook that moved answers 3xx, which is reported as permanent). Holds no
     connection between posts: each :meth:`post` opens and closes its own, so there is nothing to
     close. A ``transport`` passed in (tests use ``httpx.MockTransport``) belongs to the caller and
@@ -285,9 +288,7 @@ class WebhookTransport:
         self._transport = transport
         port = f":{parsed.port}" if parsed.port is not None else ""
         self.display_url = f"{parsed.scheme}://{parsed.host}{port}"
-        self._secrets = tuple(
-            s for s in (url, parsed.raw_path.decode("ascii", "replace")) if len(s) > 1
-        )
+        self._scrub = Scrubber([url])
 
     def __repr__(self) -> str:
         return f"WebhookTransport({self.display_url})"
@@ -306,14 +307,15 @@ class WebhookTransport:
                 f"webhook {self.display_url} did not answer in time"
             ) from None
         except httpx.TransportError as exc:
-            detail = self._scrub(_text(str(exc) or type(exc).__name__))
+            detail = _text(self._scrub(str(exc) or type(exc).__name__))
             raise TemporaryDeliveryError(
                 f"cannot reach webhook {self.display_url}: {detail}"
             ) from None
         status = response.status_code
         if 200 <= status < 300:
             return
-        body = self._scrub(_text(response.text)) if response.text else ""
+        # Scrubbed whole, then cut: a cut first could leave half a token that no longer matches.
+        body = _text(self._scrub(response.text)) if response.text else ""
         message = f"webhook {self.display_url} answered {status} {response.reason_phrase}"
         if body:
             message += f": {body}"
@@ -332,8 +334,3 @@ class WebhookTransport:
             return httpx.Client(transport=self._transport, **options).post(self._url, json=payload)
         with httpx.Client(**options) as client:
             return client.post(self._url, json=payload)
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "…")
-        return text

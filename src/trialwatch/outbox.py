@@ -47,6 +47,7 @@ from trialwatch.messages import (
     webhook_payload,
 )
 from trialwatch.models import Clock
+from trialwatch.redact import NO_SECRETS
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -183,6 +184,7 @@ class Outbox:
         webhook_sender: Callable[[str], WebhookSender],
         owner: str | None = None,
         resolve_webhook: Callable[[str], str | None] = lambda reference: None,
+        scrub: Callable[[str], str] = NO_SECRETS,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -192,6 +194,9 @@ class Outbox:
         self.webhook_sender = webhook_sender
         self.owner = owner or process_owner()
         self.resolve_webhook = resolve_webhook
+        # Every error recorded, logged or returned passes through it: the settings' webhook
+        # secrets never reach the database, the logs or `status` (see trialwatch.redact).
+        self.scrub = scrub
 
     def flush(
         self,
@@ -252,8 +257,13 @@ class Outbox:
         """
         assert notification.id is not None
         if not isinstance(exc, DeliveryError):
-            bound.exception("delivery.error")
-            exc = PermanentDeliveryError(f"cannot deliver: {type(exc).__name__}: {exc}")
+            shown = self.scrub(str(exc))
+            if shown == str(exc):
+                bound.exception("delivery.error")
+            else:  # the traceback would repeat the secret: the scrubbed line only
+                bound.error("delivery.error", error=f"{type(exc).__name__}: {shown}")
+            exc = PermanentDeliveryError(f"cannot deliver: {type(exc).__name__}: {shown}")
+        error = self.scrub(str(exc))
         attempts = notification.attempts + 1
         permanent = isinstance(exc, PermanentDeliveryError)
         give_up = permanent or attempts >= self.settings.max_attempts
@@ -263,22 +273,22 @@ class Outbox:
         self.store.mark_failed(
             notification.id,
             owner=self.owner,
-            error=str(exc),
+            error=error,
             attempts=attempts,
             retry_at=retry_at,
         )
         if give_up:
             result.dead += 1
-            bound.error("delivery.dead", error=str(exc), attempts=attempts)
+            bound.error("delivery.dead", error=error, attempts=attempts)
         else:
             result.retrying += 1
             bound.warning(
                 "delivery.retry",
-                error=str(exc),
+                error=error,
                 attempts=attempts,
                 retry_at=retry_at.isoformat() if retry_at else None,
             )
-        result.errors.append(str(exc))
+        result.errors.append(error)
 
     # -- rendering ----------------------------------------------------------------------
 

@@ -115,7 +115,10 @@ def load(*, need_watchlist: bool = False) -> Settings:
             "settings file.",
             EXIT_CONFIG,
         )
-    configure_logging(settings.logging.level, settings.logging.format)
+    from trialwatch.routing import webhook_scrubber
+
+    scrub = webhook_scrubber(settings.subscriptions)
+    configure_logging(settings.logging.level, settings.logging.format, scrub=scrub or None)
     return settings
 
 

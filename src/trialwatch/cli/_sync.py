@@ -256,7 +256,8 @@ def status(
             typer.echo(
                 f"  dead #{dead.id} to "
                 f"{_recipient(dead.channel, dead.recipient, dead.subscription)}: "
-                f"{dead.last_error} (re-queue: trialwatch notify retry)"
+                # Scrubbed again: a row an older release recorded may hold an echoed secret.
+                f"{app.scrub(dead.last_error or '')} (re-queue: trialwatch notify retry)"
             )
         for warning in health.warnings:
             typer.echo(f"warning: {warning}")
