@@ -22,8 +22,9 @@ def db_current() -> None:
 
     Example: trialwatch db current
     """
+    from trialwatch import __version__
     from trialwatch.exceptions import TrialwatchError
-    from trialwatch.storage import HEAD_REVISION
+    from trialwatch.storage import HEAD_REVISION, made_by
     from trialwatch.storage.migrate import current
 
     settings = load()
@@ -31,16 +32,18 @@ def db_current() -> None:
         revision = current(settings.database.url)
     except TrialwatchError as exc:
         fail(describe(exc), EXIT_FAILURE)
+    this = f"this trialwatch ({__version__}) needs schema {HEAD_REVISION}"
     if revision is None:
-        typer.echo(f"empty database (no tables yet); this trialwatch needs {HEAD_REVISION}")
+        typer.echo(f"empty database (no tables yet); {this}")
     elif revision == HEAD_REVISION:
-        typer.echo(f"{revision} (up to date)")
+        typer.echo(f"{revision} (up to date: {made_by(revision)})")
     elif revision > HEAD_REVISION:
-        typer.echo(f"{revision}; newer than this trialwatch knows ({HEAD_REVISION}): upgrade it")
-    else:
         typer.echo(
-            f"{revision}; this trialwatch needs {HEAD_REVISION}: run `trialwatch db upgrade`"
+            f"{revision}, made by {made_by(revision)}; newer than this trialwatch knows "
+            f"({__version__}, schema {HEAD_REVISION}): upgrade it"
         )
+    else:
+        typer.echo(f"{revision} (made by {made_by(revision)}); {this}: run `trialwatch db upgrade`")
 
 
 @db_cli.command("upgrade")
