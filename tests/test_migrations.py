@@ -21,9 +21,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from tests.conftest import DATA
+from trialwatch import __version__
 from trialwatch.exceptions import SchemaOutdatedError, StorageError
 from trialwatch.routing import webhook_reference
-from trialwatch.storage import HEAD_REVISION, Store
+from trialwatch.storage import HEAD_REVISION, RELEASES, Store, made_by
 from trialwatch.storage._schema import metadata
 from trialwatch.storage.migrate import MIGRATIONS, current, upgrade
 
@@ -51,10 +52,26 @@ def test_head_revision_is_the_newest_migration() -> None:
     assert newest == HEAD_REVISION
 
 
+def test_every_release_names_its_schema_and_this_one_writes_the_newest() -> None:
+    # The one table that names releases in database messages: a release that forgets its line
+    # (or a schema change without a version) fails here.
+    assert RELEASES[__version__] == HEAD_REVISION
+    assert list(RELEASES.values()) == sorted(RELEASES.values())
+    migrations = {p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("0*.py")}
+    assert set(RELEASES.values()) <= migrations
+    assert made_by("0001") == "trialwatch 0.1.0"
+    assert made_by("0003") == "a development version between trialwatch 0.1.0 and 0.2.0"
+    assert made_by("9999") == f"a trialwatch newer than {__version__}"
+
+
 def test_a_010_database_is_refused_until_upgraded(old_db: Path) -> None:
     before = old_db.read_bytes()
-    with pytest.raises(SchemaOutdatedError, match=r"trialwatch db upgrade"):
+    with pytest.raises(SchemaOutdatedError, match=r"trialwatch db upgrade") as refused:
         Store.open(f"sqlite:///{old_db}")
+    assert (
+        f"schema revision 0001 (made by trialwatch 0.1.0); this trialwatch ({__version__}) "
+        f"needs schema {HEAD_REVISION}"
+    ) in str(refused.value)
     assert old_db.read_bytes() == before  # nothing was written
     assert current(f"sqlite:///{old_db}") == "0001"
 
@@ -146,7 +163,10 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert "9999; newer than this trialwatch knows" in shown.stdout
+    assert shown.stdout == (
+        f"9999, made by a trialwatch newer than {__version__}; newer than this trialwatch "
+        f"knows ({__version__}, schema {HEAD_REVISION}): upgrade it\n"
+    )
     assert "db upgrade" not in shown.stdout
 
 

@@ -89,3 +89,24 @@ def test_the_pure_core_imports_no_database_http_or_mail_library(module: str) -> 
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(run.stdout))
     assert not loaded & {"sqlalchemy", "sqlmodel", "httpx", "smtplib", "alembic"}, module
+
+
+def test_version_names_this_release_wherever_it_is_read(tmp_path: Path) -> None:
+    # One place writes the version (trialwatch/__init__.py; pyproject reads it through hatch):
+    # the command, the installed package's metadata and the changelog's newest entry agree.
+    import importlib.metadata
+    import re
+
+    import trialwatch
+
+    run = subprocess.run(
+        [sys.executable, "-m", "trialwatch", "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.stdout == f"trialwatch {trialwatch.__version__}\n"
+    assert importlib.metadata.version("trialwatch") == trialwatch.__version__
+    changelog = (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text()
+    assert re.findall(r"^## (\S+)", changelog, re.MULTILINE)[0] == trialwatch.__version__

@@ -488,6 +488,13 @@ def schema_revisions(settings: Settings) -> tuple[str | None, str]:
     return current(settings.database.url), HEAD_REVISION
 
 
+def made_by(revision: str) -> str:
+    """Which trialwatch release writes schema ``revision``, in words ("trialwatch 0.1.0")."""
+    from trialwatch.storage import made_by as _made_by
+
+    return _made_by(revision)
+
+
 def upgrade_schema(settings: Settings, *, now: datetime) -> UpgradeResult:
     """``db upgrade``: the database upgraded to this release's schema (SQLite backed up)."""
     from trialwatch.routing import webhook_scrubber

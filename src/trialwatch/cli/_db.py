@@ -22,7 +22,8 @@ def db_current() -> None:
 
     Example: trialwatch db current
     """
-    from trialwatch.app import schema_revisions
+    from trialwatch import __version__
+    from trialwatch.app import made_by, schema_revisions
     from trialwatch.exceptions import TrialwatchError
 
     settings = load()
@@ -30,14 +31,18 @@ def db_current() -> None:
         revision, head = schema_revisions(settings)
     except TrialwatchError as exc:
         fail(describe(exc), EXIT_FAILURE)
+    this = f"this trialwatch ({__version__}) needs schema {head}"
     if revision is None:
-        typer.echo(f"empty database (no tables yet); this trialwatch needs {head}")
+        typer.echo(f"empty database (no tables yet); {this}")
     elif revision == head:
-        typer.echo(f"{revision} (up to date)")
+        typer.echo(f"{revision} (up to date: {made_by(revision)})")
     elif revision > head:
-        typer.echo(f"{revision}; newer than this trialwatch knows ({head}): upgrade it")
+        typer.echo(
+            f"{revision}, made by {made_by(revision)}; newer than this trialwatch knows "
+            f"({__version__}, schema {head}): upgrade it"
+        )
     else:
-        typer.echo(f"{revision}; this trialwatch needs {head}: run `trialwatch db upgrade`")
+        typer.echo(f"{revision} (made by {made_by(revision)}); {this}: run `trialwatch db upgrade`")
 
 
 @db_cli.command("upgrade")

@@ -26,6 +26,7 @@ from trialwatch.storage._outbox import OutboxMixin
 from trialwatch.storage._queries import QueriesMixin
 from trialwatch.storage._schema import (
     HEAD_REVISION,
+    RELEASES,
     ChangeEvent,
     HealthState,
     Notification,
@@ -35,6 +36,7 @@ from trialwatch.storage._schema import (
     SyncRun,
     Trial,
     Watch,
+    made_by,
 )
 from trialwatch.storage._sync import RunRef, SyncWritesMixin
 from trialwatch.storage._watch import WatchChange, WatchEntry, WatchMixin
@@ -62,6 +64,7 @@ class Store(
 
 __all__ = [
     "HEAD_REVISION",
+    "RELEASES",
     "ChangeEvent",
     "HealthState",
     "Notification",
@@ -75,5 +78,6 @@ __all__ = [
     "Watch",
     "WatchChange",
     "WatchEntry",
+    "made_by",
     "sqlite_path",
 ]

@@ -19,15 +19,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Session
 
+from trialwatch import __version__
 from trialwatch.exceptions import (
     DatabaseUnavailableError,
     SchemaOutdatedError,
     StorageError,
 )
 from trialwatch.storage._lock import DatabaseLock
-from trialwatch.storage._schema import HEAD_REVISION, metadata
+from trialwatch.storage._schema import HEAD_REVISION, RELEASES, made_by, metadata
 
-V010_REVISION = "0001"
+V010_REVISION = RELEASES["0.1.0"]
 """The schema of release 0.1.0, which had no migrations (and so no ``alembic_version``)."""
 
 
@@ -147,18 +148,19 @@ def create_schema(conn: sa.Connection) -> None:
 
 
 def outdated_message(revision: str, where: str) -> str:
-    release = " (made by trialwatch 0.1.0)" if revision == V010_REVISION else ""
     return (
-        f"the database {where} has schema revision {revision}{release}; this trialwatch "
-        f"needs {HEAD_REVISION}. Run `trialwatch db upgrade` (it backs up a SQLite file "
-        "first), or set [database] auto_upgrade = true to let sync and daemon do it"
+        f"the database {where} has schema revision {revision} (made by {made_by(revision)}); "
+        f"this trialwatch ({__version__}) needs schema {HEAD_REVISION}. Run `trialwatch db "
+        "upgrade` (it backs up a SQLite file first), or set [database] auto_upgrade = true to "
+        "let sync and daemon do it"
     )
 
 
 def newer_message(revision: str, where: str) -> str:
     return (
         f"the database {where} has schema revision {revision}, newer than this trialwatch "
-        f"knows ({HEAD_REVISION}): upgrade trialwatch"
+        f"({__version__}, schema {HEAD_REVISION}) knows: it was made by {made_by(revision)}; "
+        "upgrade trialwatch"
     )
 
 

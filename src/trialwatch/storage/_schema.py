@@ -19,6 +19,29 @@ from trialwatch.models import Category, ChangeKind, FieldChange, Severity
 HEAD_REVISION = "0004"
 """The schema revision this code writes; kept in step with the newest migration (tested)."""
 
+RELEASES: dict[str, str] = {
+    "0.1.0": "0001",  # no migrations yet: its tables, without alembic_version
+    "0.2.0": "0004",
+}
+"""The schema revision each release writes, oldest first: the one table that names releases in
+database messages. A release that changes the schema adds its line (a test holds this
+package's version to :data:`HEAD_REVISION`)."""
+
+
+def made_by(revision: str) -> str:
+    """Which trialwatch writes schema ``revision``, in words: "trialwatch 0.1.0", or for a
+    revision no release wrote, the releases around it."""
+    older = [release for release, rev in RELEASES.items() if rev < revision]
+    newer = [release for release, rev in RELEASES.items() if rev > revision]
+    exact = [release for release, rev in RELEASES.items() if rev == revision]
+    if exact:
+        return f"trialwatch {exact[0]}"
+    if older and newer:
+        return f"a development version between trialwatch {older[-1]} and {newer[0]}"
+    if older:
+        return f"a trialwatch newer than {older[-1]}"
+    return "an unknown version of trialwatch"
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on every engine (SQLite drops tzinfo)."""
