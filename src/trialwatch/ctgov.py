@@ -922,10 +922,7 @@ def _parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 
 def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    if len(text) <= _ERROR_BODY_LIMIT:
-        return text
-    return text[: _ERROR_BODY_LIMIT - 1] + "…"
+    return vocabulary.clip(" ".join(text.split()), _ERROR_BODY_LIMIT)
 
 
 def _redact(url: httpx.URL) -> str:

@@ -43,6 +43,7 @@ from trialwatch.vocabulary import (
     CRITICAL_STATUSES,
     DATE_TYPE_SHORT,
     PHASE_ORDER,
+    clip,
     date_label,
     humanize_enum,
     phases_label,
@@ -636,7 +637,7 @@ def _reference_name(item: Reference) -> str:
     if item.pmid:
         return f"PMID {item.pmid}"
     citation = item.citation or _NONE
-    return citation if len(citation) <= 100 else f"{citation[:99]}…"
+    return clip(citation, 100)
 
 
 _INTERVENTIONS: _Items[Intervention] = _Items(

@@ -25,7 +25,7 @@ from datetime import datetime
 from trialwatch import __version__
 from trialwatch.history import data_as_of, iso, xml_text
 from trialwatch.records import RecordedChange
-from trialwatch.vocabulary import history_url, study_url
+from trialwatch.vocabulary import clip, history_url, study_url
 
 __all__ = [
     "ATOM_NS",
@@ -91,10 +91,6 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return element
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= _TITLE_MAX_CHARS else text[: _TITLE_MAX_CHARS - 1] + "…"
-
-
 def render_atom_feed(
     events: Iterable[RecordedChange],
     *,
@@ -137,7 +133,7 @@ def _entry(feed: ET.Element, event: RecordedChange, label: str | None, authority
     name = f"{label} ({event.nct_id})" if label else event.nct_id
     entry = _sub(feed, "entry")
     _sub(entry, "id", entry_id(event, authority))
-    _sub(entry, "title", _cut(f"{name}: {change.summary}"))
+    _sub(entry, "title", clip(f"{name}: {change.summary}", _TITLE_MAX_CHARS))
     _sub(entry, "updated", iso(event.detected_at))
     _sub(entry, "published", iso(event.detected_at))
     _sub(entry, "link", rel="alternate", type="text/html", href=study_url(event.nct_id))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from trialwatch.config import HealthSettings
+from trialwatch.vocabulary import utc_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +109,10 @@ def render_alert(health: Health, unhealthy: bool, episode: str) -> dict[str, str
     else:
         subject = "trialwatch recovered"
         lines = ["trialwatch is syncing normally again."]
+    last_success = utc_time(health.last_success_at) if health.last_success_at else "-"
     lines += [
         "",
-        f"Last successful sync: {_when(health.last_success_at)}",
+        f"Last successful sync: {last_success}",
         f"CT.gov data as of: {health.data_timestamp or '-'}",
         f"Queued notifications: {health.queued}; dead letters: {health.dead}",
         f"(alert episode {episode})",
@@ -147,7 +149,3 @@ def _payload(subject: str, lines: list[str]) -> dict[str, str]:
     subject = " ".join(subject.split())[:200]
     body = "".join(f"<p>{html.escape(line)}</p>" if line else "" for line in lines)
     return {"subject": subject, "text": text, "html": f"<html><body>{body}</body></html>"}
-
-
-def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")

@@ -31,7 +31,15 @@ from trialwatch.records import (
     day_end,
     day_start,
 )
-from trialwatch.vocabulary import history_url, one_line, plural, status_label, study_url, truncate
+from trialwatch.vocabulary import (
+    history_url,
+    one_line,
+    plural,
+    status_label,
+    study_url,
+    truncate,
+    utc_time,
+)
 
 __all__ = [
     "HistoryEntry",
@@ -84,10 +92,6 @@ def xml_text(text: str) -> str:
 def iso(moment: datetime) -> str:
     """An aware datetime as ISO 8601 UTC with ``Z``, to the second."""
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _utc_time_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def utc_day_text(moment: datetime) -> str:
@@ -298,15 +302,11 @@ def render_history_text(history: TrialHistory, *, since: date | None = None) -> 
     for entry in entries:
         data = f" · CT.gov data {one_line(entry.data_timestamp)}" if entry.data_timestamp else ""
         if entry.baseline:
-            lines.append(f"{_utc_time_text(entry.at)}  first recorded (baseline){data}")
+            lines.append(f"{utc_time(entry.at)}  first recorded (baseline){data}")
         elif entry.changes:
-            lines.append(
-                f"{_utc_time_text(entry.at)}  {plural(len(entry.changes), 'change')}{data}"
-            )
+            lines.append(f"{utc_time(entry.at)}  {plural(len(entry.changes), 'change')}{data}")
         else:
-            lines.append(
-                f"{_utc_time_text(entry.at)}  new version, no change in tracked fields{data}"
-            )
+            lines.append(f"{utc_time(entry.at)}  new version, no change in tracked fields{data}")
         for event in entry.changes:
             change = event.change
             tag = f"[{change.severity.label}]"
@@ -428,7 +428,7 @@ def version_diff(
 
 def _version_text(version: RecordedVersion) -> str:
     data = f", CT.gov data {one_line(version.data_timestamp)}" if version.data_timestamp else ""
-    return f"version recorded {_utc_time_text(version.first_seen_at)}{data}"
+    return f"version recorded {utc_time(version.first_seen_at)}{data}"
 
 
 def render_version_diff_text(result: VersionDiff) -> str:
@@ -480,4 +480,4 @@ def data_as_of(data_timestamp: str | None) -> str:
 
 def stamp(data_timestamp: str | None, generated_at: datetime) -> str:
     """The line under a document's title: its data, and when it was made."""
-    return f"{data_as_of(data_timestamp)}; generated {_utc_time_text(generated_at)}."
+    return f"{data_as_of(data_timestamp)}; generated {utc_time(generated_at)}."

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -26,7 +26,7 @@ from typing import Any
 from trialwatch import vocabulary
 from trialwatch.models import FieldChange, Severity
 from trialwatch.pages import environment
-from trialwatch.vocabulary import one_line, plural, truncate
+from trialwatch.vocabulary import one_line, plural, truncate, utc_time
 
 SUBJECT_MAX_CHARS = 120
 """Subjects are cut to this length (with "…"); inbox lists show far less anyway."""
@@ -154,7 +154,7 @@ def render_change_report(report: ChangeReport, *, max_changes: int = 50) -> Rend
         "shown_changes": shown_count,
         "omitted_changes": total - shown_count,
         "data_timestamp": one_line(report.data_timestamp) if report.data_timestamp else None,
-        "generated_at": _format_time(report.generated_at),
+        "generated_at": utc_time(report.generated_at),
         "run_id": one_line(report.run_id) if report.run_id else None,
         "config_hint": CONFIG_HINT,
     }
@@ -200,7 +200,7 @@ def render_test_message(*, generated_at: datetime) -> RenderedEmail:
     subject = "trialwatch test message"
     context: dict[str, Any] = {
         "subject": subject,
-        "generated_at": _format_time(generated_at),
+        "generated_at": utc_time(generated_at),
         "config_hint": CONFIG_HINT,
     }
     return _render("test_message", subject, context)
@@ -446,12 +446,6 @@ def _intro(trial_count: int, total: int) -> str:
 
 def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _format_time(moment: datetime) -> str:
-    """An aware time shown in UTC; a naive one is taken to be UTC already (the Clock contract)."""
-    utc = moment.astimezone(UTC) if moment.tzinfo is not None else moment
-    return utc.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _check_header_value(name: str, value: str) -> None:

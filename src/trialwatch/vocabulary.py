@@ -4,6 +4,7 @@ for text shown to people that every renderer shares. Pure."""
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC, datetime
 
 SITE_URL = "https://clinicaltrials.gov"
 
@@ -107,8 +108,22 @@ def one_line(text: str) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut (spaces before it
+    dropped: prose)."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to exactly ``limit`` characters, the last one an ellipsis (table cells,
+    titles: a fixed width)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def utc_time(moment: datetime) -> str:
+    """``"2026-11-23 14:00 UTC"``: an aware time shown in UTC; a naive one is taken to be UTC
+    already (the Clock contract, and what SQLite hands back)."""
+    utc = moment.astimezone(UTC) if moment.tzinfo is not None else moment
+    return utc.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:

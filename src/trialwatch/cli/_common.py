@@ -153,12 +153,10 @@ def open_app(*, need_watchlist: bool = False, may_upgrade: bool = False) -> Iter
         app.close()
 
 
-def clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def when(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+    from trialwatch.vocabulary import utc_time
+
+    return "-" if value is None else utc_time(value)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

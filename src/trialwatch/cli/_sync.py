@@ -12,12 +12,12 @@ import typer
 from trialwatch.cli._common import (
     EXIT_FAILURE,
     cli,
-    clip,
     fail,
     open_app,
     table,
     when,
 )
+from trialwatch.vocabulary import clip
 
 if TYPE_CHECKING:
     from trialwatch.app import App

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, clip, fail, open_app, table, when
+from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, fail, open_app, table, when
+from trialwatch.vocabulary import clip
 
 watch_cli = typer.Typer(
     help=(

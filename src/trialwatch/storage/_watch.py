@@ -14,6 +14,7 @@ from trialwatch.models import WatchItem
 from trialwatch.storage._engine import StoreBase
 from trialwatch.storage._schema import Trial, Watch, source_rank
 from trialwatch.storage._sync import ensure_trial_rows
+from trialwatch.vocabulary import clip
 
 CONFIG = "config"
 
@@ -49,9 +50,7 @@ class WatchEntry:
 
 
 def _short(title: str | None, width: int = 60) -> str | None:
-    if not title:
-        return None
-    return title if len(title) <= width else title[: width - 1] + "…"
+    return clip(title, width) if title else None
 
 
 class WatchMixin(StoreBase):
