@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "prepare",
                 "decision",
                 "redact",
+                "tomlpos",
             }
         ),
     ),
