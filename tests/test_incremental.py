@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests import storage_reads
 from tests.conftest import FakeClock
 from tests.fakes.source import FakeSource
 from tests.records import change_events, distinct_records, edit_status
@@ -152,8 +153,8 @@ def test_incremental_and_full_record_the_same_changes(
         sync_both(sweep=True)
         if not silent:
             assert change_events(incremental) == change_events(full)
-        assert {t.nct_id: t.current_hash for t in incremental.trials()} == {
-            t.nct_id: t.current_hash for t in full.trials()
+        assert {t.nct_id: t.current_hash for t in storage_reads.trials(incremental)} == {
+            t.nct_id: t.current_hash for t in storage_reads.trials(full)
         }
         incremental.close()
         full.close()

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from tests import storage_reads
 from tests.conftest import DATA
 from trialwatch import __version__
 from trialwatch.exceptions import SchemaOutdatedError, StorageError
@@ -96,9 +97,9 @@ def test_a_010_database_upgrades_with_its_history_outbox_and_dead_letters(old_db
     store = Store.open(url)
     try:
         assert counts() == counts_before
-        assert [(e.id, e.nct_id, e.summary) for e, _ in store.history("NCT02606461")] == [
-            tuple(r) for r in events_before
-        ]
+        assert [
+            (e.id, e.nct_id, e.summary) for e, _ in storage_reads.history(store, "NCT02606461")
+        ] == [tuple(r) for r in events_before]
         # The watch set came from 0.1.0's config: every watched trial, with its label and table.
         entries = store.watch_entries()
         assert len(entries) == 13
@@ -114,9 +115,9 @@ def test_a_010_database_upgrades_with_its_history_outbox_and_dead_letters(old_db
         assert "secret" not in dead.recipient
         assert store.requeue_dead(NOW) == 1  # and can still be retried
         # Every 0.1.0 snapshot was made by normalizer 1, from a record kept as zlib: it reads.
-        versions = store.versions("NCT02606461")
+        versions = storage_reads.versions(store, "NCT02606461")
         assert {v.normalizer_version for v in versions} == {1}
-        raw = store.raw_record(versions[0].id)
+        raw = storage_reads.raw_record(store, versions[0].id)
         assert raw["protocolSection"]["identificationModule"]["nctId"] == "NCT02606461"
         assert store.consecutive_failures() == 0
         run = store.last_complete_run()
@@ -226,7 +227,7 @@ def test_a_010_database_on_postgresql_upgrades_too(pg_schema_url: str) -> None:
     store = Store.open(pg_schema_url)
     try:
         assert len(store.watch_entries()) == 13
-        assert next(e.summary for e, _ in store.history("NCT02606461")).startswith(
+        assert next(e.summary for e, _ in storage_reads.history(store, "NCT02606461")).startswith(
             "Overall status: Active, not recruiting → Completed"
         )
         assert {n.status for n in store.notifications()} == {"sent", "dead", "digest_wait"}

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from tests import storage_reads
 from tests.conftest import FakeClock, load_record
 from tests.fakes.smtp_server import FakeSmtp
 from tests.fakes.source import FakeSource
@@ -247,9 +248,9 @@ def test_raw_records_are_kept_compressed_and_retrievable(store: Store, clock: Fa
         watchlist=[WatchItem("NCT02967393", "x")],
         clock=clock,
     )
-    [version] = store.versions("NCT02967393")
+    [version] = storage_reads.versions(store, "NCT02967393")
     assert version.id is not None
-    assert store.raw_record(version.id) == record
+    assert storage_reads.raw_record(store, version.id) == record
     assert len(version.raw_record) < len(json.dumps(record)) / 2
 
 

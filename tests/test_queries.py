@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tests import storage_reads
 from tests.conftest import FakeClock, load_record, selinexor_records
 from tests.fakes.source import FakeSource
 from trialwatch.discovery import Printed, decide_query, since_print
@@ -56,7 +57,9 @@ def test_a_query_baseline_is_silent_then_a_new_trial_is_one_event(
     source = FakeSource(selinexor_records())
     first = _sync(store, source, clock)
     assert first.change_count == 0 and store.notifications() == []
-    assert len(store.query_matches("selinexor")) >= 12  # the baseline, recorded silently
+    assert (
+        len(storage_reads.query_matches(store, "selinexor")) >= 12
+    )  # the baseline, recorded silently
 
     source.put(_new_selinexor_trial("NCT07000001"))
     source.data_timestamp = "2026-11-21T09:00:06"
@@ -77,7 +80,7 @@ def test_a_query_baseline_is_silent_then_a_new_trial_is_one_event(
     again = _sync(store, source, clock, force=True)
     assert again.change_count == 0 and len(store.notifications()) == 1
     # The new trial is not watched (track = false): only the query knows it.
-    assert not store.is_watched("NCT07000001")
+    assert not storage_reads.is_watched(store, "NCT07000001")
 
 
 def test_a_trial_leaving_is_reported_with_its_current_status(
@@ -120,7 +123,7 @@ def test_track_adds_matches_to_the_watch_set_and_fetches_them(
     source.put(_new_selinexor_trial("NCT07000002"))
     source.data_timestamp = "2026-11-21T09:00:06"
     second = _sync(store, source, clock, queries=(tracking,))
-    assert store.is_watched("NCT07000002")
+    assert storage_reads.is_watched(store, "NCT07000002")
     assert second.baselined == 1
     assert [u.nct_id for u in second.updates] == ["NCT07000002"]
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from tests import storage_reads
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
 from trialwatch.exceptions import ConcurrentUpdateError, TransientFetchError
@@ -116,7 +117,7 @@ def test_status_change_is_recorded_exactly_once(store: Store, clock: FakeClock) 
     assert change.severity is Severity.CRITICAL
     assert change.summary == "Overall status: Unknown status → Completed"
 
-    events = store.history("NCT05915845")
+    events = storage_reads.history(store, "NCT05915845")
     assert [e.summary for e, _run in events] == [change.summary]
     trial = store.trial("NCT05915845")
     assert trial is not None
@@ -364,9 +365,9 @@ def test_newly_watched_trials_are_fetched_without_a_refresh(store: Store, clock:
     assert result.baselined == 3
     assert result.checked == 3  # only the new ones: the others are current
     assert source.requests_made == 2
-    assert not store.is_watched(IDS[0])
+    assert not storage_reads.is_watched(store, IDS[0])
     assert store.trial(IDS[0]) is not None  # its history is kept
-    assert {t.nct_id for t in store.trials()} == set(IDS[1:])
+    assert {t.nct_id for t in storage_reads.trials(store)} == set(IDS[1:])
     assert _sync(store, source, clock, watch=_watch(IDS[1:])).skipped
 
 
@@ -433,7 +434,7 @@ def test_a_sync_overtaken_by_another_writes_nothing(store: Store, clock: FakeClo
 
     with pytest.raises(ConcurrentUpdateError, match="run the sync again"):
         run_sync(source=source, store=Overtaken(), watchlist=_watch(), clock=clock)
-    assert [e.summary for e, _ in store.history("NCT05915845")] == [
+    assert [e.summary for e, _ in storage_reads.history(store, "NCT05915845")] == [
         "Overall status: Unknown status → Completed"
     ]
 
@@ -618,8 +619,8 @@ def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
     ]
     [note] = store.notifications()
     assert len(note.change_ids) == 1
-    assert {t.normalizer_version for t in store.trials()} == {newer}
-    assert all((t.brief_title or "").startswith("v2: ") for t in store.trials())
+    assert {t.normalizer_version for t in storage_reads.trials(store)} == {newer}
+    assert all((t.brief_title or "").startswith("v2: ") for t in storage_reads.trials(store))
     # Done once: the next forced sync finds nothing to re-read and nothing new.
     again = _sync(store, source, clock, force=True, router=_to_clinician)
     assert (again.rebaselined, again.change_count) == (0, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests import storage_reads
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
 from trialwatch.exceptions import StorageError
@@ -39,7 +40,7 @@ def test_an_id_is_watched_while_any_source_holds_it(store: Store, clock: FakeClo
     }
     # The config dropping A leaves it watched: the import still holds it.
     store.sync_config_watchlist([], now=clock.now)
-    assert store.is_watched(A)
+    assert storage_reads.is_watched(store, A)
     assert store.watched_count() == 2
 
 
@@ -51,8 +52,8 @@ def test_remove_keeps_history_and_never_fights_the_config(store: Store, clock: F
     assert change.removed == (B,)
     assert change.kept_by_config == (A,)  # the config file lists it: say so, keep it
     assert change.not_watched == (C,)
-    assert not store.is_watched(B)
-    assert store.is_watched(A)
+    assert not storage_reads.is_watched(store, B)
+    assert storage_reads.is_watched(store, A)
     trial = store.trial(A)
     assert trial is not None and trial.current_version_id is not None  # history kept
 

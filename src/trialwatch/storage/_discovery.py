@@ -144,32 +144,7 @@ class DiscoveryMixin(SyncWritesMixin):
             self._insert_events(s, run, page, rows, [r for _, _, r in changes], now)
         return started
 
-    def query_matches(self, name: str) -> list[QueryMatch]:
-        from sqlmodel import col
-        from sqlmodel import select as sm_select
-
-        with self.session() as s:
-            return list(
-                s.exec(
-                    sm_select(QueryMatch)
-                    .where(QueryMatch.query_name == name)
-                    .order_by(col(QueryMatch.nct_id))
-                )
-            )
-
     # -- what a paper printed -------------------------------------------------------------
-
-    def save_printed(
-        self,
-        entries: Iterable[tuple[str, str | None, str | None, str | None]],
-        *,
-        origin: str,
-        now: datetime,
-    ) -> int:
-        """Store (nct_id, status enum, status as printed, title) as the "as printed" baseline;
-        a later import of the same trial replaces it. Returns how many were stored."""
-        with self.session() as s:
-            return _save_printed_rows(s, entries, origin=origin, now=now)
 
     def import_watches(
         self,
@@ -180,8 +155,9 @@ class DiscoveryMixin(SyncWritesMixin):
         now: datetime,
     ) -> tuple[WatchChange, int]:
         """``watch import``: watch ``ids`` (source ``import``) and store what the text printed
-        beside them (see :meth:`save_printed`), in one transaction: an import is all or
-        nothing. Returns the watch change and how many printed entries were stored."""
+        beside them as (nct_id, status enum, status as printed, title) — the "as printed"
+        baseline, which a later import of the same trial replaces — in one transaction: an
+        import is all or nothing. Returns the watch change and how many entries were stored."""
         with self.session() as s:
             change = add_watch_rows(s, ids, source="import", now=now, labels=None)
             return change, _save_printed_rows(s, printed, origin=origin, now=now)

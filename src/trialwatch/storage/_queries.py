@@ -18,7 +18,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from trialwatch import rawcodec
 from trialwatch.exceptions import StorageError
 from trialwatch.models import Snapshot
 from trialwatch.records import (
@@ -33,7 +32,6 @@ from trialwatch.storage._schema import (
     SOURCE_ORDER,
     ChangeEvent,
     RecordVersion,
-    SyncRun,
     Trial,
     Watch,
     best_labels,
@@ -99,20 +97,6 @@ class QueriesMixin(StoreBase):
     def trial(self, nct_id: str) -> Trial | None:
         with self.session() as s:
             return s.get(Trial, nct_id)
-
-    def trials(self) -> list[Trial]:
-        """The watched trials, by id."""
-        with self.session() as s:
-            watched = select(Watch.nct_id).distinct()
-            query = select(Trial).where(col(Trial.nct_id).in_(watched)).order_by(Trial.nct_id)
-            return list(s.exec(query))
-
-    def is_watched(self, nct_id: str) -> bool:
-        with self.session() as s:
-            return (
-                s.exec(select(Watch.nct_id).where(Watch.nct_id == nct_id).limit(1)).first()
-                is not None
-            )
 
     def resolve_trial(self, key: str) -> list[str]:
         """The NCT ids a user may mean by ``key``: an id, or a label or acronym (any case)."""
@@ -180,33 +164,6 @@ class QueriesMixin(StoreBase):
             if version is None:
                 raise StorageError(f"record version {version_id} is missing")
             return Snapshot.from_dict(json.loads(version.snapshot_json))
-
-    def raw_record(self, version_id: int) -> dict[str, Any]:
-        with self.session() as s:
-            version = s.get(RecordVersion, version_id)
-            if version is None:
-                raise StorageError(f"record version {version_id} is missing")
-            return json.loads(rawcodec.decompress(version.raw_record))  # type: ignore[no-any-return]
-
-    def history(self, nct_id: str) -> list[tuple[ChangeEvent, SyncRun]]:
-        with self.session() as s:
-            rows = s.exec(
-                select(ChangeEvent, SyncRun)
-                .join(SyncRun, col(SyncRun.id) == col(ChangeEvent.run_id))
-                .where(ChangeEvent.nct_id == nct_id)
-                .order_by(col(ChangeEvent.id))
-            )
-            return list(rows)
-
-    def versions(self, nct_id: str) -> list[RecordVersion]:
-        with self.session() as s:
-            return list(
-                s.exec(
-                    select(RecordVersion)
-                    .where(RecordVersion.nct_id == nct_id)
-                    .order_by(col(RecordVersion.id))
-                )
-            )
 
     # --- history: trials, their versions and their changes -----------------------------------
 
