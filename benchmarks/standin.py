@@ -1,16 +1,20 @@
 """A CT.gov Data API v2 stand-in for the benchmark, serving pre-serialized studies from its own
 process, so that its cost is not counted as the sync's.
 
-It answers like the real API (and like ``tests/fakes/ctgov_server.py``, which serves 13 parsed
-records to tests and would be the bottleneck at 100,000):
+It answers by the rules of ``tests/fakes/ctgov_behaviour.py`` (each with its source: the spec or
+observed behaviour), the same rules as ``tests/fakes/ctgov_server.py``, which serves 13 parsed
+records to tests and would be the bottleneck at 100,000: full pages always carry a
+``nextPageToken``, one id off the spec's pattern refuses the whole request, request heads over
+8 KB are refused with 414/431. In short:
 
 - ``GET /api/v2/version``: ``apiVersion`` and ``dataTimestamp``;
 - ``GET /api/v2/studies``: ``filter.ids`` (comma or pipe; malformed ids are a 400, unknown ones
   absent), ``filter.advanced=AREA[LastUpdatePostDate]RANGE[from,to]`` (``MIN``/``MAX``),
   ``fields``, ``pageSize`` (default 10, clamped to 1000), ``pageToken``/``nextPageToken`` (bound
   to the query), ``countTotal``/``totalCount`` (first page only); ``sort`` and ``markupFormat``
-  are accepted and ignored; other known parameters are refused with a 400 that says the stand-in
-  does not support them, unknown ones with the API's own 400;
+  are accepted and ignored; ``query.*`` is checked like Essie and matches nothing (the synthetic
+  studies carry no texts to search), ``filter.overallStatus`` is refused as unsupported, unknown
+  parameters get the API's own 400;
 - ``GET /api/v2/studies/{nctId}`` (with ``fields``): one study, or a ``text/plain`` 404.
 
 ``fields`` takes area, piece and dotted names (see :class:`corpus.Fields`).
@@ -32,12 +36,8 @@ By hand (e.g. for an acceptance run of ``trialwatch`` against 100,000 studies)::
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
-import hashlib
 import json
 import math
-import re
 import resource
 import signal
 import socket
@@ -56,66 +56,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import corpus
 
-API_ROOT = "/api/v2"
+# The rules of the API live once, in the tests' behaviour module (test equipment, not shipped):
+# this process loads it from the checkout, by path, without the rest of the test suite.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fakes import ctgov_behaviour as rules
+
+API_ROOT = rules.API_ROOT
 CONTROL_ROOT = "/_bench"
-DEFAULT_PAGE_SIZE = 10
-MAX_PAGE_SIZE = 1000
-
-_NCT_ID = re.compile(r"NCT\d{8}", re.IGNORECASE)
-_ADVANCED = re.compile(
-    r"\s*AREA\[LastUpdatePostDate\]\s*RANGE\[\s*([^,\]]+?)\s*,\s*([^\]]+?)\s*\]\s*", re.IGNORECASE
-)
-_SPEC_PARAMS = frozenset(
-    {
-        "format",
-        "markupFormat",
-        "query.cond",
-        "query.term",
-        "query.locn",
-        "query.titles",
-        "query.intr",
-        "query.outc",
-        "query.spons",
-        "query.lead",
-        "query.id",
-        "query.patient",
-        "filter.overallStatus",
-        "filter.geo",
-        "filter.ids",
-        "filter.advanced",
-        "filter.synonyms",
-        "postFilter.overallStatus",
-        "postFilter.geo",
-        "postFilter.ids",
-        "postFilter.advanced",
-        "postFilter.synonyms",
-        "aggFilters",
-        "geoDecay",
-        "fields",
-        "sort",
-        "countTotal",
-        "pageSize",
-        "pageToken",
-    }
-)
-_SUPPORTED = frozenset(
-    {
-        "format",
-        "markupFormat",
-        "filter.ids",
-        "filter.advanced",
-        "fields",
-        "sort",
-        "countTotal",
-        "pageSize",
-        "pageToken",
-    }
-)
-_PAGING = frozenset({"pageToken", "pageSize", "countTotal"})
-
-
-class _BadRequest(Exception):
-    """A 400 with this ``text/plain`` message."""
 
 
 Answer = tuple[int, str, bytes]
@@ -127,6 +74,10 @@ def _text(status: int, message: str) -> Answer:
 
 def _json(value: Any) -> Answer:
     return 200, "application/json", json.dumps(value).encode("utf-8")
+
+
+def _of(answer: rules.Answer) -> Answer:
+    return answer.status, answer.content_type, answer.body
 
 
 class StandInApi:
@@ -151,19 +102,19 @@ class StandInApi:
         route = path[len(API_ROOT) :].rstrip("/") if path.startswith(API_ROOT + "/") else None
         try:
             if route == "/version":
+                rules.check_params(params, frozenset())
                 with self._lock:
                     self.by_route["version"] += 1
-                    return _json(
-                        {
-                            "apiVersion": self.registry.api_version,
-                            "dataTimestamp": self.registry.data_timestamp,
-                        }
+                    return _of(
+                        rules.version_answer(
+                            self.registry.api_version, self.registry.data_timestamp
+                        )
                     )
             if route == "/studies":
                 return self._studies(params)
             if route is not None and route.count("/") == 2 and route.startswith("/studies/"):
                 return self._study(route.rsplit("/", 1)[1], params)
-        except (_BadRequest, corpus.UnknownField) as exc:
+        except (rules.BadRequest, corpus.UnknownField) as exc:
             with self._lock:
                 self.by_route["refused"] += 1
             return _text(400, str(exc))
@@ -172,11 +123,9 @@ class StandInApi:
         return _text(404, f"Not Found: {path}")
 
     def _study(self, raw_id: str, params: dict[str, str]) -> Answer:
-        for name in params:
-            if name not in {"format", "markupFormat", "fields"}:
-                raise _BadRequest(f"`{name}` is unknown parameter")
-        _check_format(params)
-        nct = _parse_id(raw_id, "nctId")
+        rules.check_params(params, rules.STUDY_PARAMS)
+        rules.check_format(params)
+        nct = rules.parse_id(raw_id, "nctId")
         with self._lock:
             self.by_route["study"] += 1
             projection = self._projection(params)
@@ -189,64 +138,34 @@ class StandInApi:
         return 200, "application/json", body
 
     def _studies(self, params: dict[str, str]) -> Answer:
-        for name in params:
-            if name not in _SPEC_PARAMS:
-                raise _BadRequest(f"`{name}` is unknown parameter")
-            if name not in _SUPPORTED:
-                raise _BadRequest(f"`{name}` is not supported by the benchmark stand-in")
-        _check_format(params)
-        page_size = _page_size(params.get("pageSize"))
-        count_total = params.get("countTotal", "false").lower()
-        if count_total not in ("true", "false"):
-            raise _BadRequest(f"countTotal must be true or false, got `{count_total}`")
-        ids = None
-        if "filter.ids" in params:
-            raw = [i.strip() for i in re.split(r"[,|]", params["filter.ids"])]
-            ids = [_parse_id(i, "filter.ids") for i in raw]
-        low, high = "", "\uffff"
-        if "filter.advanced" in params:
-            match = _ADVANCED.fullmatch(params["filter.advanced"])
-            if match is None:
-                raise _BadRequest(
-                    "filter.advanced: the stand-in understands only "
-                    "AREA[LastUpdatePostDate]RANGE[from,to]"
-                )
-            low = "" if match.group(1).upper() == "MIN" else match.group(1)
-            high = "\uffff" if match.group(2).upper() == "MAX" else match.group(2)
-        digest = hashlib.sha256(
-            json.dumps(sorted((k, v) for k, v in params.items() if k not in _PAGING)).encode()
-        ).hexdigest()[:16]
-        offset = _parse_token(params["pageToken"], digest) if "pageToken" in params else 0
-
+        # No search areas: the synthetic studies carry no texts worth searching, and a search
+        # the stand-in cannot answer matches nothing rather than everything.
+        query = rules.parse_studies_query(params, searchable=())
+        if query.statuses is not None:
+            raise rules.BadRequest("overallStatus filters are not supported by the bench stand-in")
         with self._lock:
             self.by_route["studies"] += 1
-            if ids is not None:
-                self.max_ids = max(self.max_ids, len(ids))
+            if query.ids is not None:
+                self.max_ids = max(self.max_ids, len(query.ids))
             self.fields_seen[params.get("fields", "(all)")] += 1
             projection = self._projection(params)
             registry = self.registry
-            candidates = registry.lookup(ids) if ids is not None else range(registry.served_total)
-            if "filter.advanced" in params:
-                matching = registry.updated_between(candidates, low, high)
+            if query.matches_nothing:
+                matching: list[int] = []
             else:
+                candidates = (
+                    registry.lookup(query.ids)
+                    if query.ids is not None
+                    else range(registry.served_total)
+                )
                 matching = list(candidates)
-            page = matching[offset : offset + page_size]
-            # One join of the cached bytes, separators included: a page is copied once.
-            parts = [b'{"studies":[']
-            for number, index in enumerate(page):
-                if number:
-                    parts.append(b",")
-                parts.append(registry.study_bytes(index, projection))
+                for low, high in query.ranges:
+                    matching = registry.updated_between(matching, low, high)
+            page = matching[query.offset : query.offset + query.page_size]
+            body = rules.studies_page(
+                query, matching, lambda chunk: [registry.study_bytes(i, projection) for i in chunk]
+            )
             self.studies_out += len(page)
-        parts.append(b"]")
-        if count_total == "true" and "pageToken" not in params:
-            parts.append(b',"totalCount":%d' % len(matching))
-        if offset + page_size < len(matching):
-            token = f"{offset + page_size}:{digest}".encode()
-            parts.append(b',"nextPageToken":"%s"' % base64.urlsafe_b64encode(token).rstrip(b"="))
-        parts.append(b"}")
-        body = b"".join(parts)
-        with self._lock:
             self.bytes_out += len(body)
         return 200, "application/json", body
 
@@ -336,41 +255,6 @@ class StandInApi:
             }
 
 
-def _check_format(params: dict[str, str]) -> None:
-    if params.get("format", "json") != "json":
-        raise _BadRequest("format: the stand-in serves json only")
-
-
-def _parse_id(raw: str, name: str) -> str:
-    if not _NCT_ID.fullmatch(raw):
-        raise _BadRequest(f"{name}: `{raw}` is not a valid NCT ID")
-    return raw.upper()
-
-
-def _page_size(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_PAGE_SIZE
-    try:
-        size = int(value)
-    except ValueError:
-        raise _BadRequest(f"pageSize: `{value}` is not an integer") from None
-    if size < 0:
-        raise _BadRequest(f"pageSize must be >= 0, got {size}")
-    return min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE
-
-
-def _parse_token(token: str, digest: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        offset_text, token_digest = raw.split(":")
-        offset = int(offset_text)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _BadRequest(f"pageToken `{token}` is invalid") from None
-    if token_digest != digest or offset < 0:
-        raise _BadRequest(f"pageToken `{token}` does not belong to this query")
-    return offset
-
-
 # -- HTTP ------------------------------------------------------------------------------------------
 
 
@@ -403,7 +287,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         split = urlsplit(self.path)
-        if split.path.startswith(CONTROL_ROOT + "/"):
+        head = len(self.raw_requestline) + 2
+        head += sum(len(name) + len(value) + 4 for name, value in self.headers.items())
+        too_large = rules.head_refusal(len(self.raw_requestline), head)
+        if too_large is not None and not split.path.startswith(CONTROL_ROOT + "/"):
+            self.close_connection = True
+            status, content_type, body = _of(too_large)
+        elif split.path.startswith(CONTROL_ROOT + "/"):
             status, content_type, body = self.server.api.control(method, split.path, split.query)
         elif method != "GET":
             status, content_type, body = _text(405, "Method Not Allowed")
@@ -412,6 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 

@@ -359,7 +359,7 @@ def test_ids_are_batched(router: respx.MockRouter, make_client: Callable[..., Ct
     assert route.call_count == 3
     sent = [call.request.url.params["filter.ids"].split(",") for call in route.calls]
     assert sent == [ids[0:5], ids[5:10], ids[10:12]]
-    assert [call.request.url.params["pageSize"] for call in route.calls] == ["5", "5", "2"]
+    assert [call.request.url.params["pageSize"] for call in route.calls] == ["6", "6", "3"]
     assert found(results) == {i: i for i in ids}
 
 

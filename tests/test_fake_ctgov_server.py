@@ -147,9 +147,20 @@ def test_ids_comma_or_pipe_unknown_ids_absent(http: httpx.Client) -> None:
         assert "nextPageToken" not in body
 
 
-def test_malformed_id_is_400(http: httpx.Client) -> None:
-    response = http.get("/studies", params={"filter.ids": f"{IDS[0]},NCT123"})
-    assert_text_error(response, 400, "NCT123")
+@pytest.mark.parametrize(
+    "bad", ["NCT00000000", "NCT０２３００９０９", "NCT02300909 ", "XNCT02300909"]
+)
+def test_one_id_off_the_spec_pattern_refuses_the_whole_request(
+    http: httpx.Client, bad: str
+) -> None:
+    # Spec: ^[Nn][Cc][Tt]0*[1-9]\d{0,7}$ on every item; ASCII digits only (the JVM's \d).
+    response = http.get("/studies", params={"filter.ids": f"{IDS[0]},{bad}"})
+    assert_text_error(response, 400, "filter.ids")
+
+
+def test_short_ids_fit_the_spec_pattern_and_are_simply_absent(http: httpx.Client) -> None:
+    body = http.get("/studies", params={"filter.ids": f"{IDS[0]},NCT123"}).json()
+    assert ids_of(body) == [IDS[0]]
 
 
 def test_alias_returns_the_canonical_study(http: httpx.Client) -> None:
@@ -167,7 +178,6 @@ def test_known_parameters_are_accepted(http: httpx.Client) -> None:
     params = {
         "format": "json",
         "markupFormat": "markdown",
-        "query.locn": "anything",  # accepted, and ignored by the fake
         "filter.overallStatus": "COMPLETED|TERMINATED",
         "filter.advanced": "AREA[LastUpdatePostDate]RANGE[2020-01-01,MAX]",
         "postFilter.ids": ",".join(IDS),
@@ -181,6 +191,14 @@ def test_known_parameters_are_accepted(http: httpx.Client) -> None:
         status = study["protocolSection"]["statusModule"]
         assert status["overallStatus"] in ("COMPLETED", "TERMINATED")
         assert status["lastUpdatePostDateStruct"]["date"] >= "2020-01-01"
+
+
+def test_an_area_the_fake_cannot_search_is_accepted_and_matches_nothing(
+    http: httpx.Client,
+) -> None:
+    # The less kind reading (see ctgov_behaviour.parse_studies_query): fewer hits, never more.
+    body = http.get("/studies", params={"query.locn": "anything"}).json()
+    assert body == {"studies": []}
 
 
 def search(http: httpx.Client, **params: str) -> list[str]:
@@ -307,7 +325,7 @@ def test_single_study_alias_redirects(http: httpx.Client) -> None:
 
 def test_single_study_errors_are_text_plain(http: httpx.Client) -> None:
     assert_text_error(http.get(f"/studies/{ABSENT}"), 404, ABSENT)
-    assert_text_error(http.get("/studies/NCT12"), 400, "NCT12")
+    assert_text_error(http.get("/studies/NCT00000000"), 400, "nctId")  # off the spec pattern
     assert_text_error(http.get(f"/studies/{CANONICAL}", params={"pageSize": "1"}), 400)
 
 

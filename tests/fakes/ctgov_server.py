@@ -1,34 +1,26 @@
 """A fake ClinicalTrials.gov Data API v2: a real HTTP server on loopback, for end-to-end tests.
 
-:class:`FakeCtGov` serves ``/api/v2/version``, ``/api/v2/studies`` and ``/api/v2/studies/{nctId}``
-the way the real API does (per the official OpenAPI spec v2.0.5 and observed behaviour): GET
-only, ``pageSize`` default 10 and clamped to 1000, opaque cursor ``pageToken`` bound to the
-query, ``countTotal=true`` giving ``totalCount`` on the first page only, ``filter.ids`` comma-
-or pipe-separated and validated, unknown ids silently absent, alias ids answered by their
-canonical study, ``filter.overallStatus`` (comma- or pipe-separated, validated), unknown
-parameters refused with a ``text/plain`` 400, ``fields`` projection of the top-level pieces,
-the protocol modules and a few leaf fields (:data:`FIELD_PATHS`). Tests change the data
-(:meth:`FakeCtGov.update_study`, ...) and inject faults (:meth:`FakeCtGov.inject`,
-:meth:`FakeCtGov.fail_all`) while it runs; every request is recorded (:attr:`FakeCtGov.requests`).
+:class:`FakeCtGov` is the test front end of :mod:`tests.fakes.ctgov_behaviour`, where every rule
+of the API it obeys is written down with its source (the spec, or what other clients observed):
+full pages that always carry a ``nextPageToken``, one malformed id refusing a whole ``filter.ids``
+request, bare brackets refused in free-text query areas, query areas ANDed, merged registrations
+answered by their surviving study, unknown parameters refused, ``/version`` with or without
+``dataTimestamp``, request heads over 8 KB refused with 414 or 431. The benchmark's stand-in
+(``benchmarks/standin.py``) is the other front end over the same rules.
 
-It is a small search engine, not Essie: ``query.term``, ``query.intr``, ``query.cond`` and
-``query.spons`` match when any of their ``OR``-separated terms is a case-insensitive substring of
-the texts listed in :data:`QUERY_AREAS` (several parameters: all must match); other ``query.*``,
-``sort``, geo and synonym filters are accepted and ignored; ``filter.advanced`` (and a
-``query.*`` that is only such an expression) understands only
-``AREA[LastUpdatePostDate]RANGE[from,to]``; only ``format=json`` is served.
+This module adds what only tests need: parsed records held in memory (``fields`` projection of
+the top-level pieces, the protocol modules and a few leaf fields, :data:`FIELD_PATHS`), changes
+made while it runs (:meth:`FakeCtGov.update_study`, with or without moving the study's
+``LastUpdatePostDate``, ...), injected faults (:meth:`FakeCtGov.inject`, :meth:`FakeCtGov.fail_all`,
+:meth:`FakeCtGov.throttle`) and a record of every request (:attr:`FakeCtGov.requests`).
 
-By hand, for demos: ``python -m tests.fakes.ctgov_server --data tests/data/records --port 8000``.
-"""
+By hand, for demos: ``python -m tests.fakes.ctgov_server --data tests/data/records --port 8000``."""
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import re
@@ -48,6 +40,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from tests.fakes import ctgov_behaviour as rules
+
 __all__ = [
     "API_ROOT",
     "FAULT_KINDS",
@@ -59,19 +53,15 @@ __all__ = [
     "load_records",
 ]
 
-API_ROOT = "/api/v2"
-DEFAULT_PAGE_SIZE = 10
-MAX_PAGE_SIZE = 1000
+API_ROOT = rules.API_ROOT
+QUERY_AREAS = rules.QUERY_AREAS
 FAULT_KINDS = ("status", "html", "garbage", "truncate", "delay", "reset", "short")
 RECORDS_DIR = Path(__file__).resolve().parents[1] / "data" / "records"
 
-_NCT_ID = re.compile(r"NCT\d{8}", re.IGNORECASE)
+# How tests name studies: NCT and 8 digits (the server's own, wider pattern is rules.parse_id's).
+_NCT_ID = re.compile(r"NCT[0-9]{8}", re.IGNORECASE)
 _RECORD_FILE = re.compile(r"NCT\d{8}\.json")
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
-_SPLIT = re.compile(r"[,|]")
-_ADVANCED_RANGE = re.compile(
-    r"\s*AREA\[LastUpdatePostDate\]\s*RANGE\[\s*([^,\]]+?)\s*,\s*([^\]]+?)\s*\]\s*", re.IGNORECASE
-)
 _FAULT_OPTS: dict[str, frozenset[str]] = {
     "status": frozenset({"status", "body", "headers"}),
     "html": frozenset({"status"}),
@@ -81,42 +71,6 @@ _FAULT_OPTS: dict[str, frozenset[str]] = {
     "reset": frozenset(),
     "short": frozenset({"nct_id"}),
 }
-_STUDIES_PARAMS = frozenset(
-    {
-        "format",
-        "markupFormat",
-        "query.cond",
-        "query.term",
-        "query.locn",
-        "query.titles",
-        "query.intr",
-        "query.outc",
-        "query.spons",
-        "query.lead",
-        "query.id",
-        "query.patient",
-        "filter.overallStatus",
-        "filter.geo",
-        "filter.ids",
-        "filter.advanced",
-        "filter.synonyms",
-        "postFilter.overallStatus",
-        "postFilter.geo",
-        "postFilter.ids",
-        "postFilter.advanced",
-        "postFilter.synonyms",
-        "aggFilters",
-        "geoDecay",
-        "fields",
-        "sort",
-        "countTotal",
-        "pageSize",
-        "pageToken",
-    }
-)
-_STUDY_PARAMS = frozenset({"format", "markupFormat", "fields"})
-# A page token must come back with the same query; these three may change between pages (spec).
-_PAGING_PARAMS = frozenset({"pageToken", "pageSize", "countTotal"})
 _PS = "protocolSection"
 _ID = (_PS, "identificationModule")
 _STATUS = (_PS, "statusModule")
@@ -163,57 +117,6 @@ FIELD_PATHS: dict[str, tuple[str, ...]] = {
     "condition": (_PS, "conditionsModule", "conditions"),
 }
 """``fields`` names the fake understands (case-insensitive) -> their path in a study record."""
-_INTERVENTIONS = (_PS, "armsInterventionsModule", "interventions")
-_SPONSORS = (_PS, "sponsorCollaboratorsModule")
-QUERY_AREAS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "query.term": (
-        (*_ID, "nctId"),
-        (*_ID, "briefTitle"),
-        (*_ID, "officialTitle"),
-        (*_ID, "acronym"),
-        (_PS, "conditionsModule", "conditions"),
-        (_PS, "conditionsModule", "keywords"),
-        (*_INTERVENTIONS, "name"),
-        (*_INTERVENTIONS, "otherNames"),
-        (*_SPONSORS, "leadSponsor", "name"),
-        (_PS, "descriptionModule", "briefSummary"),
-    ),
-    "query.intr": (
-        (*_INTERVENTIONS, "name"),
-        (*_INTERVENTIONS, "otherNames"),
-        (_PS, "armsInterventionsModule", "armGroups", "interventionNames"),
-    ),
-    "query.cond": (
-        (_PS, "conditionsModule", "conditions"),
-        (_PS, "conditionsModule", "keywords"),
-        (*_ID, "briefTitle"),
-        (*_ID, "officialTitle"),
-    ),
-    "query.spons": (
-        (*_SPONSORS, "leadSponsor", "name"),
-        (*_SPONSORS, "collaborators", "name"),
-    ),
-}
-"""What each searched ``query.*`` parameter looks at: paths into a study (lists are walked)."""
-_OR = re.compile(r"\s+OR\s+")
-_STATUSES = frozenset(
-    {
-        "ACTIVE_NOT_RECRUITING",
-        "COMPLETED",
-        "ENROLLING_BY_INVITATION",
-        "NOT_YET_RECRUITING",
-        "RECRUITING",
-        "SUSPENDED",
-        "TERMINATED",
-        "WITHDRAWN",
-        "AVAILABLE",
-        "NO_LONGER_AVAILABLE",
-        "TEMPORARILY_NOT_AVAILABLE",
-        "APPROVED_FOR_MARKETING",
-        "WITHHELD",
-        "UNKNOWN",
-    }
-)
 _MAINTENANCE_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>ClinicalTrials.gov - Maintenance</title></head>\n"
     b"<body><h1>ClinicalTrials.gov is undergoing maintenance</h1>\n"
@@ -256,12 +159,12 @@ class _Response:
     dropped: bool = False  # a "short" fault left a study off this page
 
 
-class _BadRequest(Exception):
-    """A 400 with this text/plain message."""
-
-
 def _text(status: int, message: str, *headers: tuple[str, str]) -> _Response:
     return _Response(status, message.encode("utf-8"), "text/plain; charset=utf-8", headers)
+
+
+def _from(answer: rules.Answer) -> _Response:
+    return _Response(answer.status, answer.body, answer.content_type, answer.headers)
 
 
 def _json(value: Any, status: int = 200) -> _Response:
@@ -293,6 +196,7 @@ class FakeCtGov:
         self._texts: dict[str, dict[str, tuple[str, ...]]] = {}
         self._data_timestamp = _check_timestamp(data_timestamp)
         self._api_version = api_version
+        self._omit_timestamp = False
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
         self._host = host
@@ -372,14 +276,23 @@ class FakeCtGov:
             self._changed(nct_id)
 
     def update_study(
-        self, nct_id: str, mutate: Callable[[dict[str, Any]], None], *, bump: bool = True
+        self,
+        nct_id: str,
+        mutate: Callable[[dict[str, Any]], None],
+        *,
+        bump: bool = True,
+        posted: bool = True,
     ) -> dict[str, Any]:
         """Apply ``mutate`` to a deep copy of the study, then store it; return a copy.
 
         With ``bump`` (the default), the registry "publishes" the change like a daily refresh:
         ``data_timestamp`` advances by one day and the study's ``lastUpdatePostDateStruct``
-        becomes that day (ACTUAL), overriding whatever ``mutate`` set there. ``mutate`` must not
-        change the ``nctId``. Raises ``KeyError`` for an unknown study.
+        becomes that day (ACTUAL), overriding whatever ``mutate`` set there. With
+        ``posted=False`` the refresh happens but ``LastUpdatePostDate`` does not move: the
+        registry changes some records itself (observed: it computes UNKNOWN status for studies
+        not verified in two years, NCT05915845 is UNKNOWN with its last update posted
+        2023-06-23), so a listing by that date misses the change. ``mutate`` must not change
+        the ``nctId``. Raises ``KeyError`` for an unknown study.
         """
         key = nct_id.strip().upper()
         with self._lock:
@@ -389,6 +302,7 @@ class FakeCtGov:
                 raise ValueError(f"update_study must not change the nctId of {key}")
             if bump:
                 self._data_timestamp = _advance(self._data_timestamp)
+            if bump and posted:
                 status = record.setdefault("protocolSection", {}).setdefault("statusModule", {})
                 status["lastUpdatePostDateStruct"] = {
                     "date": self._data_timestamp[:10],
@@ -397,6 +311,24 @@ class FakeCtGov:
             self._studies[key] = record
             self._changed(key)
             return _copy(record)
+
+    def merge_study(self, retired: str, into: str) -> dict[str, Any]:
+        """Merge a duplicate registration, as the registry does: ``retired`` leaves public view,
+        its id joins ``into``'s ``identificationModule.nctIdAliases``, and the change is
+        published (a new data day, ``into``'s last update posted that day). From then on the
+        retired id answers with the surviving study (observed: NCT02300909 lists NCT02380456).
+        Returns a copy of the surviving study. Raises ``KeyError`` for an unknown study.
+        """
+        old, new = retired.strip().upper(), into.strip().upper()
+        with self._lock:
+            del self._studies[old]
+            self._changed(old)
+
+            def alias(record: dict[str, Any]) -> None:
+                ident = record["protocolSection"]["identificationModule"]
+                ident["nctIdAliases"] = sorted({*ident.get("nctIdAliases", ()), old})
+
+            return self.update_study(new, alias)
 
     def remove_study(self, nct_id: str) -> None:
         """Take a study out of public view. Raises ``KeyError`` for an unknown study."""
@@ -428,6 +360,11 @@ class FakeCtGov:
     def data_timestamp(self) -> str:
         with self._lock:
             return self._data_timestamp
+
+    def omit_data_timestamp(self, omit: bool = True) -> None:
+        """Serve ``/version`` without ``dataTimestamp`` (spec: only ``apiVersion`` is required)."""
+        with self._lock:
+            self._omit_timestamp = omit
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -494,6 +431,23 @@ class FakeCtGov:
         with self._lock:
             self._faults.append(fault)
 
+    def throttle(
+        self, *, status: int = 429, retry_after: str | None = None, times: int | None = 1
+    ) -> None:
+        """Throttle the next ``times`` requests (every request until :meth:`clear_faults` with
+        ``times=None``): ``status`` 429 or 503, with ``Retry-After`` only when given, as
+        :func:`~tests.fakes.ctgov_behaviour.throttled` says the real server does."""
+        answer = rules.throttled(status, retry_after)
+        opts: dict[str, Any] = {
+            "status": status,
+            "body": answer.body.decode(),
+            "headers": dict(answer.headers),
+        }
+        if times is None:
+            self.fail_all("status", **opts)
+        else:
+            self.inject("status", times=times, **opts)
+
     def fail_all(self, kind: str, *, path: str | None = None, **opts: Any) -> None:
         """Apply a fault to every matching request until :meth:`clear_faults` ("API down")."""
         fault = _make_fault(kind, path, None, opts)
@@ -534,32 +488,30 @@ class FakeCtGov:
     # -- the API ---------------------------------------------------------------------------------
 
     def _answer(self, path: str, query: str, *, short: str | bool = False) -> _Response:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        params = dict(pairs)
+        params = dict(parse_qsl(query, keep_blank_values=True))
         if path != API_ROOT and not path.startswith(API_ROOT + "/"):
             return _text(404, f"Not Found: {path}")
         route = path[len(API_ROOT) :].rstrip("/")
         try:
             if route == "/version":
-                _check_params(params, frozenset())
+                rules.check_params(params, frozenset())  # spec: /version has no parameters
                 with self._lock:
-                    return _json(
-                        {"apiVersion": self._api_version, "dataTimestamp": self._data_timestamp}
-                    )
+                    timestamp = None if self._omit_timestamp else self._data_timestamp
+                    return _from(rules.version_answer(self._api_version, timestamp))
             if route == "/studies":
                 return self._list_studies(params, short=short)
             if route in ("/studies/metadata", "/studies/search-areas", "/studies/enums"):
                 return _text(404, f"{route} is not implemented by the fake")
             if route.startswith("/studies/") and route.count("/") == 2:
                 return self._one_study(route.rsplit("/", 1)[1], params, query)
-        except _BadRequest as exc:
+        except rules.BadRequest as exc:
             return _text(400, str(exc))
         return _text(404, f"Not Found: {path}")
 
     def _one_study(self, raw_id: str, params: dict[str, str], query: str) -> _Response:
-        _check_params(params, _STUDY_PARAMS)
-        _check_format(params)
-        nct_id = _parse_id(raw_id)
+        rules.check_params(params, rules.STUDY_PARAMS)
+        rules.check_format(params)
+        nct_id = rules.parse_id(raw_id)
         paths = _parse_fields(params.get("fields"))
         with self._lock:
             record = self._studies.get(nct_id)
@@ -567,73 +519,49 @@ class FakeCtGov:
                 return _json(_project(record, paths))
             canonical = self._aliases().get(nct_id)
             if canonical is not None:
+                # Spec, /studies/{nctId}: "301 Moved Permanently" when nctId is an alias.
                 location = f"{API_ROOT}/studies/{canonical}" + (f"?{query}" if query else "")
                 return _text(301, f"Moved Permanently: {location}", ("Location", location))
+        # Spec: 404 with a text/plain body.
         return _text(404, f"Study {nct_id} not found")
 
     def _list_studies(self, params: dict[str, str], *, short: str | bool = False) -> _Response:
-        _check_params(params, _STUDIES_PARAMS)
-        _check_format(params)
-        paths = _parse_fields(params.get("fields"))
-        page_size = _parse_page_size(params.get("pageSize"))
-        count_total = _parse_bool("countTotal", params.get("countTotal", "false"))
-        ids: set[str] | None = None
-        for name in ("filter.ids", "postFilter.ids"):
-            if name in params:
-                these = {_parse_id(i, name) for i in _split(params[name], name)}
-                ids = these if ids is None else ids & these
-        statuses: set[str] | None = None
-        for name in ("filter.overallStatus", "postFilter.overallStatus"):
-            if name in params:
-                these = set(_split(params[name], name))
-                unknown = sorted(these - _STATUSES)
-                if unknown:
-                    raise _BadRequest(f"{name}: unknown status {unknown[0]!r}")
-                statuses = these if statuses is None else statuses & these
-        ranges = [
-            _parse_advanced(params[name])
-            for name in ("filter.advanced", "postFilter.advanced")
-            if name in params
-        ]
-        searches: list[tuple[str, list[str]]] = []
-        for name in QUERY_AREAS:
-            if name in params:
-                if _ADVANCED_RANGE.fullmatch(params[name]):
-                    ranges.append(_parse_advanced(params[name]))
-                else:
-                    searches.append((name, _parse_terms(name, params[name])))
-        digest = _query_digest(params)
-        offset = _parse_token(params["pageToken"], digest) if "pageToken" in params else 0
+        query = rules.parse_studies_query(params)
+        paths = _parse_fields(query.fields)
+        dropped = False
+
+        def render(chunk: Sequence[tuple[str, dict[str, Any]]]) -> Iterator[bytes]:
+            nonlocal dropped
+            for index, (nct_id, record) in enumerate(chunk):
+                if (short is True and index == 0) or (short is not True and nct_id == short):
+                    dropped = True  # a short read: left off, still counted and paged
+                    continue
+                # Serialized here, under the lock, straight from the stored records: no copies.
+                yield orjson.dumps(_project(record, paths))
 
         with self._lock:
-            if ids is None:
-                candidates: Iterable[tuple[str, dict[str, Any]]] = self._studies.items()
+            if query.matches_nothing:
+                candidates: Iterable[tuple[str, dict[str, Any]]] = ()
+            elif query.ids is None:
+                candidates = self._studies.items()
             else:
+                # Spec, filter.ids: "searched in NCTId and NCTIdAlias": an alias answers with
+                # its surviving study, under that study's own nctId (observed for merged ones).
                 aliases = self._aliases()
-                wanted = {aliases.get(i, i) for i in ids}
+                wanted = {aliases.get(i, i) for i in query.ids}
                 candidates = ((k, r) for k, r in self._studies.items() if k in wanted)
             matching = [
                 (nct_id, record)
                 for nct_id, record in candidates
-                if (statuses is None or _status(record) in statuses)
-                and all(lo <= _last_update(record) <= hi for lo, hi in ranges)
-                and all(self._matches(nct_id, record, name, terms) for name, terms in searches)
+                if (query.statuses is None or _status(record) in query.statuses)
+                and rules.in_range(_last_update(record), query.ranges)
+                and all(
+                    rules.matches(expr, self._search_texts(nct_id, record, area))
+                    for area, expr in query.searches
+                )
             ]
-            chunk = whole = matching[offset : offset + page_size]
-            if short is True:
-                chunk = chunk[1:]
-            elif short:
-                chunk = [(k, r) for k, r in chunk if k != short]
-            # Serialized here, under the lock, straight from the stored records: no copies.
-            studies = b",".join(orjson.dumps(_project(r, paths)) for _, r in chunk)
-        body = b'{"studies":[' + studies + b"]"
-        if count_total and "pageToken" not in params:
-            body += b',"totalCount":%d' % len(matching)
-        if offset + page_size < len(matching):
-            body += b',"nextPageToken":' + orjson.dumps(_make_token(offset + page_size, digest))
-        return _Response(
-            200, body + b"}", "application/json; charset=utf-8", dropped=len(chunk) < len(whole)
-        )
+            body = rules.studies_page(query, matching, render)
+        return _Response(200, body, "application/json; charset=utf-8", dropped=dropped)
 
     def _aliases(self) -> dict[str, str]:
         """alias -> canonical id; call with the lock held."""
@@ -643,15 +571,13 @@ class FakeCtGov:
             }
         return self._alias_index
 
-    def _matches(self, nct_id: str, record: Mapping[str, Any], area: str, terms: list[str]) -> bool:
-        """Whether any term is in a text ``area`` searches; call with the lock held."""
+    def _search_texts(self, nct_id: str, record: Mapping[str, Any], area: str) -> tuple[str, ...]:
+        """The texts the query area searches in the study, cached; call with the lock held."""
         texts = self._texts.setdefault(nct_id, {})
         haystack = texts.get(area)
         if haystack is None:
-            haystack = texts[area] = tuple(
-                text.lower() for path in QUERY_AREAS[area] for text in _strings(record, path)
-            )
-        return any(term in text for term in terms for text in haystack)
+            haystack = texts[area] = rules.study_texts(record, area)
+        return haystack
 
 
 # -- HTTP plumbing -------------------------------------------------------------------------------
@@ -744,6 +670,15 @@ class _Handler(BaseHTTPRequestHandler):
                 headers={k.lower(): v for k, v in self.headers.items()},
             )
         )
+        # Observed limits of common front servers (see rules.MAX_HEAD_BYTES).
+        head = len(self.raw_requestline) + sum(
+            len(name) + len(value) + 4 for name, value in self.headers.items()
+        )
+        too_large = rules.head_refusal(len(self.raw_requestline), head + 2)
+        if too_large is not None:
+            self.close_connection = True
+            self._send(_from(too_large))
+            return
         if self.command != "GET":
             # We never read request bodies: close rather than misparse one as the next request.
             self._send(_text(405, "Method Not Allowed", ("Allow", "GET"), ("Connection", "close")))
@@ -910,53 +845,7 @@ def _project(record: Mapping[str, Any], paths: tuple[tuple[str, ...], ...] | Non
     return out
 
 
-def _strings(value: Any, path: tuple[str, ...]) -> Iterator[str]:
-    """Every string at ``path`` in ``value``, walking into lists on the way and at the end."""
-    if isinstance(value, list):
-        for item in value:
-            yield from _strings(item, path)
-    elif not path:
-        if isinstance(value, str):
-            yield value
-    elif isinstance(value, dict):
-        yield from _strings(value.get(path[0]), path[1:])
-
-
-def _parse_terms(name: str, value: str) -> list[str]:
-    """``a OR "b c" OR (d)`` -> ``["a", "b c", "d"]``, lower-cased."""
-    terms = []
-    for raw in _OR.split(value):
-        term = raw.strip().strip("()").strip().strip('"').strip().lower()
-        if term:
-            terms.append(term)
-    if not terms:
-        raise _BadRequest(f"{name}: the query is empty")
-    return terms
-
-
-def _check_params(params: Mapping[str, str], allowed: frozenset[str]) -> None:
-    for name in params:
-        if name not in allowed:
-            raise _BadRequest(f"`{name}` is unknown parameter")
-
-
-def _check_format(params: Mapping[str, str]) -> None:
-    fmt = params.get("format", "json")
-    if fmt != "json":
-        raise _BadRequest(f"format `{fmt}` is not supported by the fake (only json)")
-    markup = params.get("markupFormat", "markdown")
-    if markup not in ("markdown", "legacy"):
-        raise _BadRequest(f"markupFormat must be one of [markdown, legacy], got `{markup}`")
-
-
-def _split(value: str, name: str) -> list[str]:
-    items = [item.strip() for item in _SPLIT.split(value)]
-    if not items or any(not item for item in items):
-        raise _BadRequest(f"{name} must be a non-empty comma- or pipe-separated list")
-    return items
-
-
-def _parse_id(raw: str, name: str = "nctId", error: type[Exception] = _BadRequest) -> str:
+def _parse_id(raw: str, name: str = "nctId", error: type[Exception] = ValueError) -> str:
     if not _NCT_ID.fullmatch(raw.strip()):
         raise error(f"{name}: `{raw}` is not a valid NCT ID")
     return raw.strip().upper()
@@ -966,61 +855,12 @@ def _parse_fields(value: str | None) -> tuple[tuple[str, ...], ...] | None:
     if value is None:
         return None
     paths: set[tuple[str, ...]] = set()
-    for item in _split(value, "fields"):
-        path = FIELD_PATHS.get(item.lower())
+    for item in rules.split_list(value, "fields"):
+        path = FIELD_PATHS.get(item.strip().lower())
         if path is None:
-            raise _BadRequest(f"fields: `{item}` is unknown or not supported by the fake")
+            raise rules.BadRequest(f"fields: `{item}` is unknown or not supported by the fake")
         paths.add(path)
     return tuple(sorted(paths, key=lambda p: (len(p), p)))
-
-
-def _parse_page_size(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_PAGE_SIZE
-    try:
-        size = int(value)
-    except ValueError:
-        raise _BadRequest(f"pageSize: `{value}` is not an integer") from None
-    if size < 0:
-        raise _BadRequest(f"pageSize must be >= 0, got {size}")
-    return min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE
-
-
-def _parse_bool(name: str, value: str) -> bool:
-    if value.lower() not in ("true", "false"):
-        raise _BadRequest(f"{name} must be true or false, got `{value}`")
-    return value.lower() == "true"
-
-
-def _parse_advanced(value: str) -> tuple[str, str]:
-    match = _ADVANCED_RANGE.fullmatch(value)
-    if match is None:
-        raise _BadRequest(
-            "the fake understands only filter.advanced=AREA[LastUpdatePostDate]RANGE[from,to]"
-        )
-    lo, hi = match.group(1), match.group(2)
-    return ("" if lo.upper() == "MIN" else lo), ("\uffff" if hi.upper() == "MAX" else hi)
-
-
-def _query_digest(params: Mapping[str, str]) -> str:
-    fixed = sorted((k, v) for k, v in params.items() if k not in _PAGING_PARAMS)
-    return hashlib.sha256(json.dumps(fixed).encode("utf-8")).hexdigest()[:16]
-
-
-def _make_token(offset: int, digest: str) -> str:
-    return base64.urlsafe_b64encode(f"{offset}:{digest}".encode()).decode("ascii").rstrip("=")
-
-
-def _parse_token(token: str, digest: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        offset_text, token_digest = raw.split(":")
-        offset = int(offset_text)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _BadRequest(f"pageToken `{token}` is invalid") from None
-    if token_digest != digest or offset < 0:
-        raise _BadRequest(f"pageToken `{token}` does not belong to this query")
-    return offset
 
 
 def _check_timestamp(ts: str) -> str:

@@ -1,15 +1,19 @@
-"""An in-memory StudySource: the CT.gov client's contract without HTTP (fakes over mocks)."""
+"""An in-memory StudySource: the CT.gov client's contract without HTTP (fakes over mocks).
+
+Its searches obey the same rules as the HTTP stand-ins (:mod:`tests.fakes.ctgov_behaviour`):
+query areas ANDed, each area an Essie expression refused for bare brackets.
+"""
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from tests.fakes import ctgov_behaviour as rules
 from trialwatch.ctgov import record_fingerprint
-from trialwatch.exceptions import FetchError
+from trialwatch.exceptions import ApiRequestError, FetchError
 from trialwatch.models import ApiVersion, FoundStudy, MissingStudy, StudyResult, StudySummary
 
 
@@ -69,35 +73,35 @@ class FakeSource:
         return frozenset(found)
 
     def search(self, params: Mapping[str, str]) -> tuple[StudySummary, ...]:
-        """A registry search as the stand-in does it: case-insensitive words, ``OR`` between
-        them, over titles, conditions, interventions and the sponsor."""
+        """A registry search as the stand-ins answer it (:mod:`tests.fakes.ctgov_behaviour`):
+        every ``query.*`` area must match (ANDed); a refused query raises ApiRequestError, as
+        the client does for a 400."""
         self.requests_made += 1
         if self.fail_after_version is not None:
             raise self.fail_after_version
         wanted_status = {
             s.strip() for s in params.get("filter.overallStatus", "").split(",") if s.strip()
         }
-        terms = [
-            t.strip().casefold()
-            for key, value in params.items()
-            if key.startswith("query.")
-            for t in value.split(" OR ")
-        ]
+        try:
+            searches = [
+                (area, rules.parse_query(area, value))
+                for area, value in params.items()
+                if area.startswith("query.")
+            ]
+        except rules.BadRequest as exc:
+            raise ApiRequestError(
+                f"GET /studies was refused: HTTP 400: {exc}", status_code=400
+            ) from exc
         hits = []
         for nct_id, record in sorted(self.records.items()):
             protocol = record["protocolSection"]
-            text = json.dumps(
-                [
-                    protocol.get("identificationModule", {}),
-                    protocol.get("conditionsModule", {}),
-                    protocol.get("armsInterventionsModule", {}),
-                    protocol.get("sponsorCollaboratorsModule", {}),
-                ]
-            ).casefold()
             status = protocol.get("statusModule", {}).get("overallStatus")
             if wanted_status and status not in wanted_status:
                 continue
-            if not any(t in text for t in terms):
+            if not all(
+                area in rules.QUERY_AREAS and rules.matches(expr, rules.study_texts(record, area))
+                for area, expr in searches
+            ):
                 continue
             ident = protocol["identificationModule"]
             hits.append(
