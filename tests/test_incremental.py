@@ -19,7 +19,7 @@ from tests.fakes.source import FakeSource
 from tests.records import change_events, distinct_records, edit_status
 from trialwatch.models import WatchItem
 from trialwatch.storage import Store
-from trialwatch.sync import run_sync
+from trialwatch.sync import SyncResult, run_sync
 
 STATUSES = ["RECRUITING", "ACTIVE_NOT_RECRUITING", "COMPLETED", "SUSPENDED", "TERMINATED"]
 
@@ -174,3 +174,39 @@ def test_a_data_timestamp_that_is_no_date_makes_a_full_sync_not_a_crash(
         source=source, store=store, clock=clock, watchlist=watch, incremental_above=10
     )
     assert result.kind == "full" and result.checked == 30
+
+
+def test_a_record_that_failed_to_read_is_fetched_again_at_the_next_refresh(
+    store: Store, clock: FakeClock
+) -> None:
+    source = FakeSource(distinct_records(40))
+    watch = [WatchItem(i) for i in sorted(source.records)]
+
+    def sync(**kw: bool) -> SyncResult:
+        return run_sync(
+            source=source,
+            store=store,
+            clock=clock,
+            watchlist=watch,
+            batch_size=10,
+            incremental_above=20,
+            **kw,
+        )
+
+    sync()  # the first sync of a large watch set is a full one
+    # A refresh breaks one record (no overall status): the weekly sweep reads it, and fails it.
+    broken = source.records["NCT09000017"]
+    del broken["protocolSection"]["statusModule"]["overallStatus"]
+    source.data_timestamp = "2026-11-21T09:00:06"
+    clock.advance(days=1)
+    swept = sync(full=True)
+    assert swept.kind == "full" and [f.nct_id for f in swept.failed] == ["NCT09000017"]
+    # CT.gov repairs it at the next refresh, TERMINATED, without moving its LastUpdatePostDate.
+    edit_status(source, "NCT09000017", "TERMINATED", "", posted=False)
+    source.data_timestamp = "2026-11-22T09:00:06"
+    source.requested.clear()
+    clock.advance(days=1)
+    result = sync()
+    assert result.kind == "incremental"
+    assert source.requested == [["NCT09000017"]]
+    assert ("NCT09000017", "overall_status") in {(e[0], e[1]) for e in change_events(store)}

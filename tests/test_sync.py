@@ -671,3 +671,41 @@ def test_what_a_killed_run_owes_is_released_even_while_ctgov_is_down(
         _sync(store, source, clock, router=_to_clinician)
     [note] = store.notifications()
     assert note.status == "pending" and len(note.change_ids) == 2  # sendable now
+
+
+def test_data_older_than_the_last_complete_run_is_a_transient_failure(
+    store: Store, clock: FakeClock
+) -> None:
+    from tests.fakes.source import FakeSource
+    from tests.records import change_events, distinct_records, edit_status
+    from trialwatch.exceptions import StaleDataError, TransientFetchError
+    from trialwatch.models import WatchItem
+
+    source = FakeSource(distinct_records(3))
+    watch = [WatchItem(i) for i in sorted(source.records)]
+    run_sync(source=source, store=store, clock=clock, watchlist=watch)
+    fresh = dict(source.records)
+    edit_status(source, "NCT09000001", "COMPLETED", "2026-11-21")
+    source.data_timestamp = "2026-11-21T09:00:06"
+    clock.advance(days=1)
+    run_sync(source=source, store=store, clock=clock, watchlist=watch)
+    completed = source.records["NCT09000001"]
+    events = change_events(store)
+    # A replica a day behind answers: the old record, under the old dataTimestamp.
+    source.records["NCT09000001"] = fresh["NCT09000001"]
+    source.data_timestamp = "2026-11-20T09:00:06"
+    source.requested.clear()
+    clock.advance(hours=1)
+    with pytest.raises(StaleDataError, match="older than the last complete sync's") as stale:
+        run_sync(source=source, store=store, clock=clock, watchlist=watch)
+    assert isinstance(stale.value, TransientFetchError)
+    assert source.requested == []  # nothing fetched, nothing compared
+    assert change_events(store) == events
+    assert store.consecutive_failures() == 1
+    # The current server again: nothing new to read, nothing recorded twice.
+    source.records["NCT09000001"] = completed
+    source.data_timestamp = "2026-11-21T09:00:06"
+    clock.advance(hours=1)
+    assert run_sync(source=source, store=store, clock=clock, watchlist=watch).skipped
+    assert change_events(store) == events
+    assert store.consecutive_failures() == 0

@@ -117,6 +117,24 @@ def test_ctrl_c_is_left_to_the_syncing_process() -> None:
         assert list(executor._processes) == [worker]
 
 
+def test_ctrl_c_while_a_worker_starts_prints_no_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The worker is still importing (spawn: a new interpreter, before its initializer runs)
+    when the terminal's Ctrl-C reaches it: it must neither die nor print a traceback."""
+    jobs = _jobs()
+    with PreparePool(workers=2, min_parallel=1) as pool:
+        answers = pool(jobs)
+        executor = pool._executor
+        assert executor is not None
+        for worker in list(executor._processes):
+            os.kill(worker, signal.SIGINT)  # within milliseconds of the spawn
+        assert answers() == prepare_all(jobs)
+        assert pool.started  # no worker died: the pool was not given up
+    err = capfd.readouterr().err
+    assert "KeyboardInterrupt" not in err and "Traceback" not in err, err
+
+
 def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """

@@ -88,6 +88,18 @@ def syncs_incrementally(watched: int, incremental_above: int) -> bool:
     return 0 < incremental_above < watched
 
 
+def data_went_back(current: str | None, last: str | None) -> bool:
+    """Whether CT.gov's ``dataTimestamp`` ``current`` is older than ``last``, the one of the last
+    complete run: a replica that has not caught up answered. Timestamps that do not read as
+    ISO date-times are not judged (False): nothing to compare."""
+    if not current or not last:
+        return False
+    try:
+        return datetime.fromisoformat(current) < datetime.fromisoformat(last)
+    except (ValueError, TypeError):  # unreadable, or one with a zone and one without
+        return False
+
+
 def plan_run(
     *,
     same_data: bool,

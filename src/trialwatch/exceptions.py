@@ -13,7 +13,8 @@ reaches the user is a bug. Operational failures are wrapped with their cause
     │   ├── TransientFetchError      timeouts, 429, 5xx, a 200 that is not the expected JSON
     │   │   ├── ApiUnreachableError  no network, a name that does not resolve, refused, TLS refused
     │   │   ├── ApiUnavailableError  reached, but kept failing until the retries ran out
-    │   │   └── ShortReadError       a listing arrived with fewer studies than the registry counted
+    │   │   ├── ShortReadError       a listing arrived with fewer studies than the registry counted
+    │   │   └── StaleDataError       CT.gov's data is older than what the last complete sync read
     │   └── ApiRequestError          a 4xx the API will answer the same way every time
     ├── RecordError (ValueError)     one study record cannot be normalized
     ├── StorageError                 the database failed
@@ -94,6 +95,13 @@ class ShortReadError(TransientFetchError):
         self.expected = expected
         self.received = received
         self.detail = detail
+
+
+class StaleDataError(TransientFetchError):
+    """CT.gov's ``dataTimestamp`` is older than the one of the last complete sync: a replica
+    behind its load balancer that has not caught up. Its records would undo changes already
+    recorded (and the next answer redo them), so nothing of it is compared; a later try may
+    reach a current server."""
 
 
 class ApiRequestError(FetchError):

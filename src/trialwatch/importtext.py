@@ -41,14 +41,22 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from trialwatch.vocabulary import EXPANDED_ACCESS_STATUSES, OVERALL_STATUS_LABELS, OVERALL_STATUSES
 
-__all__ = ["ImportResult", "ImportedTrial", "Skipped", "parse_status", "read_import"]
+__all__ = [
+    "ImportResult",
+    "ImportedTrial",
+    "Skipped",
+    "parse_status",
+    "read_import",
+    "read_import_pieces",
+]
 
 ID_DIGITS = 8
 
@@ -792,3 +800,63 @@ def read_import(text: str) -> ImportResult:
     return ImportResult(
         trials=tuple(t.done() for t in trials.values()), skipped=tuple(skipped.values())
     )
+
+
+CHUNK_CHARS = 1 << 20
+"""How much text :func:`read_import_pieces` reads at once: memory stays flat in the size of
+the text (an 89 MB file is read a megabyte at a time)."""
+
+
+def read_import_pieces(pieces: Iterable[str], *, chunk_chars: int = CHUNK_CHARS) -> ImportResult:
+    """:func:`read_import` over a text given in pieces (a file read a block at a time), holding
+    about ``chunk_chars`` of it at once, whatever its size.
+
+    The text is read in chunks cut at a blank line where the chunk has one in its second half
+    (so a table row, with its wrapped cells, stays whole), else at a line end; a line longer
+    than a chunk is cut where it reaches the chunk's size. Results are merged as one reading
+    would: each trial once, at its first line, with the first status and title printed for it.
+    What is held besides the chunk grows with the trials found, not with the text.
+    """
+    trials: dict[str, ImportedTrial] = {}
+    skipped: dict[str, Skipped] = {}
+    lines_before = 0
+
+    def read(chunk: str) -> None:
+        nonlocal lines_before
+        found = read_import(chunk)
+        for t in found.trials:
+            t = dataclasses.replace(t, line=t.line + lines_before)
+            seen = trials.get(t.nct_id)
+            if seen is None:
+                trials[t.nct_id] = t
+                continue
+            if seen.printed_status_text is None and t.printed_status_text is not None:
+                seen = dataclasses.replace(
+                    seen, printed_status=t.printed_status, printed_status_text=t.printed_status_text
+                )
+            if seen.printed_title is None and t.printed_title is not None:
+                seen = dataclasses.replace(seen, printed_title=t.printed_title)
+            trials[t.nct_id] = seen
+        for k in found.skipped:
+            skipped.setdefault(k.text, dataclasses.replace(k, line=k.line + lines_before))
+        lines_before += chunk.replace("\r\n", "\n").translate(_PREPARE).count("\n")
+
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= chunk_chars:
+            cut = _cut(buffer, chunk_chars)
+            read(buffer[:cut])
+            buffer = buffer[cut:]
+    if buffer or not trials:
+        read(buffer)
+    return ImportResult(trials=tuple(trials.values()), skipped=tuple(skipped.values()))
+
+
+def _cut(text: str, size: int) -> int:
+    """Where to end a chunk of about ``size`` characters (see :func:`read_import_pieces`)."""
+    blank = text.rfind("\n\n", size // 2, size)
+    if blank >= 0:
+        return blank + 2
+    end = text.rfind("\n", 0, size)
+    return end + 1 if end >= 0 else size

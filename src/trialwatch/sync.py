@@ -43,6 +43,7 @@ from trialwatch.decision import (
     PageScan,
     RunKind,
     RunPlan,
+    data_went_back,
     decide_page,
     plan_run,
     scan_page,
@@ -50,7 +51,7 @@ from trialwatch.decision import (
     versions_to_read,
 )
 from trialwatch.discovery import decide_query, params_hash
-from trialwatch.exceptions import FetchError, RecordError
+from trialwatch.exceptions import FetchError, RecordError, StaleDataError
 from trialwatch.failpoints import failpoint
 from trialwatch.models import (
     ApiVersion,
@@ -138,6 +139,8 @@ class SyncStore(Protocol):
     def iter_watched_ids(self, chunk: int = ...) -> Iterator[list[str]]: ...
 
     def ids_to_recheck(self, limit: int = ...) -> list[str]: ...
+
+    def ids_that_failed(self, limit: int = ...) -> list[str]: ...
 
     def page_state(self, ids: Sequence[str]) -> dict[str, StoredState]: ...
 
@@ -390,8 +393,15 @@ class _Sync:
         # owe, even if CT.gov cannot be reached now (the caller holds the sync lock: nobody else
         # runs).
         store.recover_interrupted(now=self.started)
+        last = store.last_complete_run()
         try:
             version = self.source.version()
+            if last is not None and data_went_back(version.data_timestamp, last.data_timestamp):
+                raise StaleDataError(
+                    f"ClinicalTrials.gov answered with data as of {version.data_timestamp}, "
+                    f"older than the last complete sync's ({last.data_timestamp}): a server "
+                    "that has not caught up yet. Nothing was compared; the next sync tries again"
+                )
         except FetchError as exc:
             self.log.error("sync.failed", error=str(exc), requests=self.requests())
             start = RunStart(self.run_id, self.started, self.force, RunKind.FULL, None, None)
@@ -406,7 +416,7 @@ class _Sync:
         self.data_timestamp = version.data_timestamp
         self.api_version = version.api_version
 
-        chunks = self.plan(version, incremental_above, full)
+        chunks = self.plan(version, last, incremental_above, full)
         if chunks is None:
             return self.idle()
 
@@ -433,12 +443,12 @@ class _Sync:
         return self.finish()
 
     def plan(
-        self, version: ApiVersion, incremental_above: int, full: bool
+        self, version: ApiVersion, last: LastRun | None, incremental_above: int, full: bool
     ) -> Iterable[list[str]] | None:
         """Decide what this run fetches (:func:`plan_run`) and return its pages of ids, or
-        ``None`` when there is nothing to fetch at all (an idle poll)."""
+        ``None`` when there is nothing to fetch at all (an idle poll). ``last`` is the last
+        complete run (None: there is none)."""
         store = self.store
-        last = store.last_complete_run()
         same_data = last is not None and last.data_timestamp == version.data_timestamp
         watched = 0 if same_data and not self.force else store.watched_count()
         # Facts are read only where the rule may need them: the last full sweep only for a
@@ -467,7 +477,14 @@ class _Sync:
             return self.chunks(pending)
         if the_plan.kind == RunKind.INCREMENTAL and the_plan.since is not None:
             updated = self.source.updated_since(the_plan.since)
-            wanted = sorted(set(store.watched_among(updated)) | set(store.ids_to_recheck()))
+            # Besides what CT.gov updated: what must be fetched again (newly watched, left out
+            # of an answer) and what failed last time (a record that could not be read, a trial
+            # not returned): CT.gov may have fixed it without moving its LastUpdatePostDate.
+            wanted = sorted(
+                set(store.watched_among(updated))
+                | set(store.ids_to_recheck())
+                | set(store.ids_that_failed())
+            )
             self.log.info(
                 "sync.incremental",
                 since=the_plan.since.isoformat(),

@@ -18,13 +18,14 @@ notices within half a second and exits: no orphans.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
@@ -87,11 +88,16 @@ class PreparePool:
         mine = len(jobs) // (2 * self._workers + 2)
         size = math.ceil((len(jobs) - mine) / self._workers)
         try:
-            executor = self._executor or self._start()
-            futures: list[Future[list[Prepared | str]]] = [
-                executor.submit(prepare_all, jobs[start : start + size])
-                for start in range(mine, len(jobs), size)
-            ]
+            # The workers are spawned by the first submit. SIGINT is blocked meanwhile, and the
+            # workers inherit the mask: a Ctrl-C while one is still starting (importing, before
+            # its initializer can ignore it) stays pending in it, and is dropped there by
+            # _worker_init; here it is delivered when the mask is restored.
+            with _sigint_blocked():
+                executor = self._executor or self._start()
+                futures: list[Future[list[Prepared | str]]] = [
+                    executor.submit(prepare_all, jobs[start : start + size])
+                    for start in range(mine, len(jobs), size)
+                ]
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             # A worker died since the last page (the OOM killer?), or none could start.
             self._give_up(exc)
@@ -143,12 +149,23 @@ class PreparePool:
         self.close()
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _worker_init(parent: int) -> None:
     """In a worker: leave Ctrl-C to the syncing process (a terminal sends it to the whole
     process group; the sync stops the pool itself, and a worker would print a traceback), and
     exit as soon as that process is gone (even by kill -9, which leaves a worker waiting for
     work forever)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Started with SIGINT blocked (see PreparePool.__call__): one sent meanwhile is dropped now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -123,6 +125,32 @@ def watch_remove(
             raise typer.Exit(EXIT_FAILURE)
 
 
+_BLOCK = 1 << 20
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _text_pieces(stream: BinaryIO, name: str) -> Iterator[str]:
+    """A file's text a block at a time (UTF-8, or UTF-16 with its byte order mark, as Excel's
+    "Unicode text" writes it; undecodable bytes replaced). A file whose first block holds a NUL
+    byte and no UTF-16 mark is binary (a PDF, a spreadsheet, an image): refused, exit 2, since
+    NCT numbers read out of compressed bytes would be chance."""
+    first = stream.read(_BLOCK)
+    encoding = "utf-16" if first.startswith(_UTF16_BOMS) else "utf-8"
+    if encoding == "utf-8" and b"\x00" in first:
+        kind = " (a PDF: copy its text out first)" if first.startswith(b"%PDF") else ""
+        fail(
+            f"{name} is a binary file, not text{kind}: watch import reads NCT numbers from "
+            "text (a list, a CSV, an email, a paper's text)",
+            EXIT_CONFIG,
+        )
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    block = first
+    while block:
+        yield decoder.decode(block)
+        block = stream.read(_BLOCK)
+    yield decoder.decode(b"", final=True)
+
+
 @watch_cli.command("import")
 def watch_import(
     source: Annotated[str, typer.Argument(help="A file with NCT numbers in any text, or -.")],
@@ -134,16 +162,16 @@ def watch_import(
 
     Example: trialwatch watch import review.txt --dry-run
     """
-    from trialwatch.importtext import read_import
+    from trialwatch.importtext import read_import_pieces
 
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            text = Path(source).read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_CONFIG)
-    found = read_import(text)
+    try:
+        if source == "-":
+            found = read_import_pieces(_text_pieces(sys.stdin.buffer, "standard input"))
+        else:
+            with Path(source).open("rb") as fh:
+                found = read_import_pieces(_text_pieces(fh, source))
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_CONFIG)
     for skipped in found.skipped:
         typer.echo(f"skipped {skipped}", err=True)
     ids = [t.nct_id for t in found.trials]

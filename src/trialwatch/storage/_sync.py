@@ -219,6 +219,21 @@ class SyncWritesMixin(StoreBase):
             )
             return [r[0] for r in rows]
 
+    def ids_that_failed(self, limit: int = 10_000) -> list[str]:
+        """Watched trials the last answer that held them failed: a record that could not be
+        read, or a trial not returned (``last_error`` set). An incremental sync fetches them
+        again at each refresh, as a full one does: CT.gov may fix a record without moving its
+        LastUpdatePostDate."""
+        with self.session() as s:
+            watched = select(_W.c.nct_id).distinct().scalar_subquery()
+            rows = s.execute(
+                select(_T.c.nct_id)
+                .where(_T.c.nct_id.in_(watched), _T.c.last_error.is_not(None))
+                .order_by(_T.c.nct_id)
+                .limit(limit)
+            )
+            return [r[0] for r in rows]
+
     # -- runs -----------------------------------------------------------------------------
 
     def begin_run(self, start: RunStart) -> RunRef:
