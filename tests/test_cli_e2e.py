@@ -44,7 +44,7 @@ def test_the_thirteen_trials_baseline_change_and_idle_poll(api: FakeCtGov, db: P
     second = _run(api, db, "sync")
     assert second.code == 0, second.err
     assert len(api.requests) == 3  # /version, the 13 ids, the Selinexor search
-    assert "1 changed" in second.out
+    assert "1 change in 1 trial;" in second.out
     assert "Overall status: Active, not recruiting → Completed" in second.out
 
     exported = _run(api, db, "export", "--format", "json")

@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from trialwatch.diff import FIELD_ORDER, _one_fix_apart, diff, headline
+from trialwatch.diff import (
+    FIELD_ORDER,
+    ChangeCount,
+    _one_fix_apart,
+    change_count,
+    counted,
+    counts,
+    diff,
+    headline,
+)
 from trialwatch.models import (
     Arm,
     Category,
@@ -861,3 +870,37 @@ def test_every_field_change_is_one_line_with_plain_json() -> None:
     for c in changes:
         assert "\n" not in c.summary
         assert json.loads(json.dumps([c.old, c.new])) == [c.old, c.new]
+
+
+# --- what counts ------------------------------------------------------------------------------
+
+
+def test_an_admin_line_is_recorded_by_diff_but_never_counted() -> None:
+    old = Snapshot(nct_id="NCT00000001", overall_status="RECRUITING", last_update_posted="2026-01")
+    new = dataclasses.replace(old, overall_status="COMPLETED", last_update_posted="2026-02")
+    changes = diff(old, new)
+    assert {c.field for c in changes} == {"overall_status", "last_update_posted"}
+    assert [c.field for c in counted(changes)] == ["overall_status"]
+    assert not counts(next(c for c in changes if c.field == "last_update_posted"))
+    only_posted = diff(old, dataclasses.replace(old, last_update_posted="2026-02"))
+    assert change_count([("NCT00000001", changes), ("NCT00000002", only_posted)]) == (
+        ChangeCount(changes=1, trials=1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [
+        (ChangeCount(0, 0), "0 changes in 0 trials"),
+        (ChangeCount(1, 1), "1 change in 1 trial"),
+        (ChangeCount(3, 1), "3 changes in 1 trial"),
+        (ChangeCount(4, 2), "4 changes in 2 trials"),
+    ],
+)
+def test_the_count_reads_with_plurals_right(count: ChangeCount, text: str) -> None:
+    assert count.text == text
+
+
+def test_a_trial_told_twice_is_one_trial() -> None:
+    change = FieldChange("conditions", Category.DESIGN, Severity.MINOR, ChangeKind.ADDED, "x")
+    assert change_count([("A", [change]), ("A", [change])]) == ChangeCount(2, 1)

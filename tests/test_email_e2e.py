@@ -26,7 +26,7 @@ from tests.records import complete
 pytestmark = pytest.mark.e2e
 SEAL = "NCT02606461"
 CLINICIAN = "clinician@example.org"
-SUBJECT = "SEAL (NCT02606461): Active, not recruiting → Completed"
+SUBJECT = "1 change in 1 trial — SEAL (NCT02606461): Active, not recruiting → Completed"
 
 
 class User:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.history_samples import DATA_TS, NOW, at, watch_set
 from trialwatch.feeds import ATOM_NS, entry_id, feed_id, render_atom_feed
+from trialwatch.models import Category, ChangeKind, FieldChange, Severity
 from trialwatch.records import RecordedChange
 from trialwatch.vocabulary import history_url, study_url
 
@@ -147,3 +148,19 @@ def test_the_authority_is_checked_and_used() -> None:
     for bad in ("", "exa mple.org", "tag:x", "a,b"):
         with pytest.raises(ValueError, match="not a domain name or email address"):
             feed_id(bad)
+
+
+def test_an_admin_line_is_never_an_entry() -> None:
+    told = events()[0]
+    posted = dataclasses.replace(
+        told,
+        id=told.id + 1000,
+        change=FieldChange(
+            "last_update_posted",
+            Category.ADMINISTRATIVE,
+            Severity.ADMIN,
+            ChangeKind.CHANGED,
+            "Last update posted: 2026-01-02 → 2026-02-03",
+        ),
+    )
+    assert ids(feed([told, posted])) == [entry_id(told)]

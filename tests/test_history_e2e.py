@@ -126,7 +126,7 @@ def test_three_refreshes_read_back_by_every_command(tmp_path: Path) -> None:
         ):
             api.update_study(nct_id, mutate)
             stamps[nct_id] = api.data_timestamp
-            assert "1 changed" in _ok(trialwatch("sync", env=env, cwd=tmp_path))
+            assert "1 change in 1 trial;" in _ok(trialwatch("sync", env=env, cwd=tmp_path))
         last_stamp = api.data_timestamp
 
     # Every reading command at once: they only read, and each start costs a second or more.
@@ -170,7 +170,7 @@ def test_three_refreshes_read_back_by_every_command(tmp_path: Path) -> None:
 
     # The report lists the three in words, most severe first, and says where history starts.
     text = _ok(runs["report"])
-    assert f"{len(events)} changes in 3 of 13 watched trials." in text
+    assert f"{len(events)} changes in 3 trials (of 13 watched trials)." in text
     for event in events:
         assert event["summary"] in text
     assert "Overall status: Active, not recruiting → Completed" in text

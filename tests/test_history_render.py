@@ -167,14 +167,16 @@ def test_a_trial_never_recorded_is_said_to_be_so() -> None:
     assert report.quiet[0].before_history == (
         "trialwatch has not recorded this trial yet; for its history see ClinicalTrials.gov"
     )
-    assert "No recorded changes in 1 watched trial." in render_period_report(report, "text")
+    assert "0 changes: no recorded changes in 1 watched trial." in render_period_report(
+        report, "text"
+    )
 
 
 def test_the_text_report_lists_a_status_change_a_slip_and_an_enrollment_change() -> None:
     text = render_period_report(report_of(), "text")
 
     assert "Changes in watched trials, since 2026-01-01 (UTC days)" in text
-    assert "12 changes in 2 of 3 watched trials." in text
+    assert "12 changes in 2 trials (of 3 watched trials)." in text
     assert f"CT.gov data as of {DATA_TS}; generated 2026-11-23 14:00 UTC." in text
     assert "== SEAL (NCT02606461) — critical ==" in text
     assert "2026-09-01  [critical] Overall status: Active, not recruiting → Completed" in text
@@ -282,7 +284,8 @@ def test_the_html_report_embeds_a_timeline_per_trial_and_escapes_registry_text()
         "<script>alert(1)</script>",
         [(at("2026-02-01"), SEAL_V1), (at("2026-05-01"), SEAL_V2)],
     )
-    html = render_period_report(report_of(histories=[*watch_set(), evil]), "html")
+    report = report_of(histories=[*watch_set(), evil])
+    html = render_period_report(report, "html")
 
     parser = _Collect()
     parser.feed(html)
@@ -293,12 +296,13 @@ def test_the_html_report_embeds_a_timeline_per_trial_and_escapes_registry_text()
         for i in range(len(html))
         if html.startswith("<svg xmlns=", i)
     ]
-    assert [s.get("data-nct") for s in svgs] == [
-        "NCT02606461",
-        "NCT05923112",
-        "NCT05915845",
-        "NCT00000004",
-    ]
+    # One picture per changed trial, inside its card, in the cards' order; none for the others.
+    changed = [t.nct_id for t in report.trials]
+    assert [s.get("data-nct") for s in svgs] == changed
+    assert [t.nct_id for t in report.quiet] == ["NCT05915845"]
+    # The changes lead: the first card stands before any picture (legend marks included).
+    assert html.index('class="card change-card') < html.index("<svg")
+    assert html.index("<svg") < html.index('class="legend"') < html.index('class="quiet-table"')
     assert "@page { size: A4" in html
     assert "Recruiting → Active, not recruiting → Completed" in "".join(parser.text)
 
@@ -556,3 +560,22 @@ def test_the_summary_status_path_runs_from_the_first_status_to_the_last(
         # A status change is at least major and comes first in the table: it is always named.
         assert " → ".join(status_label(s) for s in steps) in summary.split("; ")
     assert summary == one_line(summary)
+
+
+def test_an_admin_line_alone_is_no_change_in_the_report_nor_in_its_gist() -> None:
+    v1 = Snapshot(nct_id="NCT00000003", overall_status="RECRUITING", last_update_posted="2026-01")
+    v2 = dataclasses.replace(v1, last_update_posted="2026-03")
+    v3 = dataclasses.replace(v2, overall_status="COMPLETED", last_update_posted="2026-05")
+    posted_only = record("NCT00000004", "POSTED", [(at("2026-02-01"), v1), (at("2026-04-01"), v2)])
+    moved = record("NCT00000003", "MOVED", [(at("2026-02-01"), v2), (at("2026-06-01"), v3)])
+
+    report = report_of(histories=[posted_only, moved])
+
+    assert [t.nct_id for t in report.trials] == ["NCT00000003"]
+    assert [t.nct_id for t in report.quiet] == ["NCT00000004"]
+    assert report.change_count == 1
+    assert report.trials[0].summary == "Recruiting → Completed"
+    for fmt in ("text", "markdown", "html"):
+        page = render_period_report(report, fmt)
+        assert "1 change in 1 trial (of 2 watched trials)." in page
+        assert "Last update posted" not in page

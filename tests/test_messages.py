@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trialwatch.diff import ChangeCount
 from trialwatch.messages import (
     SUBJECT_MAX_CHARS,
     ChangeReport,
@@ -118,20 +120,23 @@ def reparse(message: EmailMessage) -> EmailMessage:
 
 def test_single_status_change_subject() -> None:
     rendered = render_change_report(report(trial(STATUS)))
-    assert rendered.subject == "SEAL (NCT02606461): Active, not recruiting → Completed"
+    assert (
+        rendered.subject
+        == "1 change in 1 trial — SEAL (NCT02606461): Active, not recruiting → Completed"
+    )
 
 
 def test_several_changes_in_one_trial_subject_leads_with_the_most_severe() -> None:
     rendered = render_change_report(report(trial(ENROLLMENT, STATUS, SITE)))
     assert rendered.subject == (
-        "SEAL (NCT02606461): Active, not recruiting → Completed and 2 more changes"
+        "3 changes in 1 trial — SEAL (NCT02606461): Active, not recruiting → Completed"
     )
 
 
 def test_non_status_change_keeps_its_summary_and_no_label_uses_the_nct_id() -> None:
     rendered = render_change_report(report(trial(ENROLLMENT, DATE, label=None)))
     assert rendered.subject == (
-        "NCT02606461: Primary completion: 2026-06 est. → 2027-01 est. and 1 more change"
+        "2 changes in 1 trial — NCT02606461: Primary completion: 2026-06 est. → 2027-01 est."
     )
 
 
@@ -139,7 +144,10 @@ def test_several_trials_subject_counts() -> None:
     rendered = render_change_report(
         report(trial(ENROLLMENT, DATE), trial(SITE, nct_id="NCT01213277", label="ABC"))
     )
-    assert rendered.subject == "3 changes in 2 watched trials"
+    assert rendered.subject == (
+        "3 changes in 2 trials — SEAL (NCT02606461): Primary completion: 2026-06 est. → "
+        "2027-01 est."
+    )
 
 
 def test_several_trials_subject_names_a_critical_change_first() -> None:
@@ -147,7 +155,7 @@ def test_several_trials_subject_names_a_critical_change_first() -> None:
         report(trial(ENROLLMENT, nct_id="NCT01213277", label="ABC"), trial(STATUS, SITE))
     )
     assert rendered.subject == (
-        "SEAL (NCT02606461): Active, not recruiting → Completed — 3 changes in 2 watched trials"
+        "3 changes in 2 trials — SEAL (NCT02606461): Active, not recruiting → Completed"
     )
 
 
@@ -156,7 +164,7 @@ def test_digest_subject() -> None:
         report(trial(STATUS), period="daily digest, 2026-11-20 to 2026-11-21")
     )
     assert rendered.subject == (
-        "Daily digest: SEAL (NCT02606461): Active, not recruiting → Completed"
+        "Daily digest: 1 change in 1 trial — SEAL (NCT02606461): Active, not recruiting → Completed"
     )
     assert "daily digest, 2026-11-20 to 2026-11-21" in rendered.text
 
@@ -171,7 +179,7 @@ def test_long_titles_are_truncated_in_the_subject_only() -> None:
 
     assert len(rendered.subject) <= SUBJECT_MAX_CHARS
     assert "…" in rendered.subject
-    assert rendered.subject.startswith("A very long label")
+    assert rendered.subject.startswith("1 change in 1 trial — A very long label")
     assert "(NCT" in rendered.subject  # the id survives even though the label is cut
     assert " ".join(label.split()) in rendered.text  # the body keeps it whole
 
@@ -182,7 +190,7 @@ def test_cr_lf_in_label_and_title_never_leave_the_line() -> None:
 
     assert "\r" not in rendered.subject
     assert "\n" not in rendered.subject
-    assert rendered.subject.startswith("Evil Bcc: victim@example.com (NCT02606461)")
+    assert rendered.subject.startswith("1 change in 1 trial — Evil Bcc: victim@example.com (NCT")
 
     message = reparse(built(rendered))
     expected = "Subject From To Date Message-ID Auto-Submitted MIME-Version Content-Type"
@@ -207,6 +215,48 @@ def test_subject_is_always_one_short_line(
 
     assert len(subject) <= SUBJECT_MAX_CHARS
     assert not any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in subject)
+
+
+POSTED = FieldChange(
+    "last_update_posted",
+    Category.ADMINISTRATIVE,
+    Severity.ADMIN,
+    ChangeKind.CHANGED,
+    "Last update posted: 2026-11-01 → 2026-11-21",
+    "2026-11-01",
+    "2026-11-21",
+)
+
+
+def test_admin_lines_are_never_in_an_email_nor_counted() -> None:
+    rendered = render_change_report(
+        report(trial(STATUS, POSTED), trial(POSTED, nct_id="NCT01213277", label="ABC"))
+    )
+    assert rendered.subject.startswith("1 change in 1 trial — SEAL")
+    assert rendered.text.splitlines()[0] == "1 change in 1 trial"
+    for body in (rendered.text, rendered.html):
+        assert "Last update posted" not in body
+        assert "ABC" not in body
+
+
+def test_a_message_showing_part_of_a_run_leads_with_the_run_and_says_how_many_it_shows() -> None:
+    part = replace(
+        report(trial(STATUS)),
+        run_count=ChangeCount(changes=4, trials=3),
+        left_out="changes below major ([email] min_severity)",
+    )
+    rendered = render_change_report(part)
+    assert rendered.subject.startswith("4 changes in 3 trials, 1 shown — SEAL (NCT02606461)")
+    lines = rendered.text.splitlines()
+    assert lines[0] == "4 changes in 3 trials, 1 shown"
+    assert lines[1] == (
+        "This message shows 1 of the 4 changes; left out: changes below major "
+        "([email] min_severity)."
+    )
+    assert "4 changes in 3 trials, 1 shown" in rendered.html
+    # The whole run in one message: the run's count alone, nothing "shown" to explain.
+    whole = replace(report(trial(STATUS)), run_count=ChangeCount(changes=1, trials=1))
+    assert render_change_report(whole).text.splitlines()[0] == "1 change in 1 trial"
 
 
 # --- bodies -----------------------------------------------------------------------------------
@@ -386,7 +436,9 @@ def test_build_message_round_trip() -> None:
     assert parts[0].get_content().replace("\r\n", "\n") == rendered.text
     assert parts[1].get_content().replace("\r\n", "\n") == rendered.html
     assert "→" in parts[0].get_content()
-    assert parsed["Subject"] == "SEAL (NCT02606461): Active, not recruiting → Completed"
+    assert parsed["Subject"] == (
+        "1 change in 1 trial — SEAL (NCT02606461): Active, not recruiting → Completed"
+    )
     assert parsed["Message-ID"] == "<trialwatch.n-1@example.org>"
     assert parsed["From"] == "trialwatch@example.org"
     assert parsed["To"] == "alice@example.org, bob@example.org"

@@ -117,7 +117,7 @@ def test_one_report_per_recipient_grouping_all_trials(
     assert result.sent == 1
     [received] = smtp.wait_for(1)
     subject = received.message["Subject"]
-    assert "in 3 watched trials" in subject
+    assert subject.startswith("3 changes in 3 trials — ")
     text = received.message.get_body(("plain",)).get_content()
     for nct_id in IDS:
         assert nct_id in text

@@ -80,7 +80,7 @@ def test_a_new_selinexor_trial_is_one_email_and_a_forced_resync_sends_nothing_mo
         if other != NEW:
             assert other not in text
 
-    assert "0 changed (0 changes)" in _run(env, tmp_path, "sync", "--force").out
+    assert "0 changes in 0 trials;" in _run(env, tmp_path, "sync", "--force").out
     assert len(smtp.messages) == 1
 
 

@@ -18,7 +18,7 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
@@ -50,7 +50,7 @@ from trialwatch.vocabulary import (
     status_label,
 )
 
-__all__ = ["FIELD_ORDER", "diff", "headline"]
+__all__ = ["FIELD_ORDER", "ChangeCount", "change_count", "counted", "counts", "diff", "headline"]
 
 _T = TypeVar("_T")
 
@@ -127,6 +127,50 @@ def diff(old: Snapshot, new: Snapshot) -> list[FieldChange]:
         changes.extend(found)
     changes.sort(key=_order)
     return changes
+
+
+def counts(change: FieldChange) -> bool:
+    """Whether ``change`` is counted and told as a change: the one rule every surface follows.
+
+    An admin row of the table (the registry's "last update posted", its verification date) is
+    recorded in a trial's history but is never a change: not counted, not in "In short", not
+    in an email, not an Atom entry.
+    """
+    return change.severity > Severity.ADMIN
+
+
+def counted(changes: Iterable[FieldChange]) -> tuple[FieldChange, ...]:
+    """The changes of ``changes`` that :func:`counts` keeps, in their order."""
+    return tuple(c for c in changes if counts(c))
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeCount:
+    """How many changes, in how many trials: the number every surface leads with."""
+
+    changes: int
+    trials: int
+
+    @property
+    def text(self) -> str:
+        """``"1 change in 1 trial"``, ``"3 changes in 2 trials"``, ``"0 changes in 0 trials"``."""
+        return f"{_plural(self.changes, 'change')} in {_plural(self.trials, 'trial')}"
+
+    def __add__(self, other: ChangeCount) -> ChangeCount:
+        return ChangeCount(self.changes + other.changes, self.trials + other.trials)
+
+
+def change_count(by_trial: Iterable[tuple[str, Iterable[FieldChange]]]) -> ChangeCount:
+    """Count the changes that count (:func:`counts`) of ``(nct_id, changes)`` pairs; a trial is
+    counted once however often it appears, and only when one of its changes counts."""
+    changes = 0
+    trials: set[str] = set()
+    for nct_id, items in by_trial:
+        n = sum(1 for c in items if counts(c))
+        if n:
+            changes += n
+            trials.add(nct_id)
+    return ChangeCount(changes, len(trials))
 
 
 def headline(changes: Sequence[FieldChange]) -> FieldChange | None:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from trialwatch import __version__
+from trialwatch.diff import counts
 from trialwatch.history import data_as_of, iso, xml_text
 from trialwatch.records import RecordedChange
 from trialwatch.vocabulary import clip, history_url, study_url
@@ -101,7 +102,7 @@ def render_atom_feed(
     authority: str = DEFAULT_TAG_AUTHORITY,
     self_url: str | None = None,
 ) -> bytes:
-    """The feed as UTF-8 XML: one entry per change event, newest first.
+    """The feed as UTF-8 XML: one entry per change event that counts, newest first.
 
     ``updated`` is the newest entry's detection time (``generated_at`` for an empty feed), so
     re-exporting without new changes does not make the feed look updated. Entries link to the
@@ -110,7 +111,8 @@ def render_atom_feed(
     maps NCT ids to watchlist labels. Raises ``ValueError`` for an unusable ``authority``.
     """
     labels = labels or {}
-    ordered = sorted(events, key=lambda e: (e.detected_at, e.id), reverse=True)
+    told = (e for e in events if counts(e.change))  # an admin line is never an entry
+    ordered = sorted(told, key=lambda e: (e.detected_at, e.id), reverse=True)
     feed = ET.Element("feed", {"xmlns": ATOM_NS})
     _sub(feed, "id", feed_id(authority))
     _sub(feed, "title", title)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from trialwatch.diff import FIELD_ORDER, diff
+from trialwatch.diff import FIELD_ORDER, counts, diff
 from trialwatch.models import FieldChange, JSONValue, Severity, Snapshot
 from trialwatch.records import (
     RecordedChange,
@@ -156,7 +156,8 @@ def summarize_changes(nct_id: str, events: Sequence[RecordedChange]) -> str:
     """
     by_field: dict[str, list[RecordedChange]] = defaultdict(list)
     for event in events:
-        by_field[event.change.field].append(event)
+        if counts(event.change):  # admin lines are never part of the gist
+            by_field[event.change.field].append(event)
     parts: list[tuple[Severity, int, str]] = []
     for name, group in by_field.items():
         severity = max(e.change.severity for e in group)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from trialwatch import vocabulary
+from trialwatch.diff import ChangeCount, change_count, counted
 from trialwatch.models import FieldChange, Severity
 from trialwatch.pages import environment
 from trialwatch.vocabulary import one_line, plural, truncate, utc_time
@@ -91,6 +92,11 @@ class ChangeReport:
     generated_at: datetime
     run_id: str | None = None
     period: str | None = None
+    # The whole run's count (:func:`trialwatch.diff.change_count`) when this message shows
+    # only part of it (a min_severity, a subscription's filter): it leads, "N changes, K shown".
+    run_count: ChangeCount | None = None
+    # Why part of the run is left out, e.g. "changes below major ([email] min_severity)".
+    left_out: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,10 +150,12 @@ def render_change_report(report: ChangeReport, *, max_changes: int = 50) -> Rend
     views = tuple(_trial_view(trial, shown[i]) for i, trial in enumerate(trials))
     total = sum(len(t.changes) for t in trials)
     shown_count = sum(len(v.changes) for v in views)
-    subject = _subject(trials, total, report.period)
+    lead, left_out = _lead(report, trials)
+    subject = _subject(trials, lead, report.period)
     context: dict[str, Any] = {
         "subject": subject,
-        "intro": _intro(len(trials), total),
+        "intro": lead,
+        "left_out": left_out,
         "period": one_line(report.period) if report.period else None,
         "trials": views,
         "total_changes": total,
@@ -170,6 +178,7 @@ def render_flood_summary(
     Every change stays recorded: the message says where to read them all.
     """
     trials = _sorted_trials(report.trials)
+    lead, _ = _lead(report, trials)
     by_severity = dict.fromkeys(Severity, 0)
     for trial in trials:
         by_severity[max(c.severity for c in trial.changes)] += 1
@@ -187,11 +196,11 @@ def render_flood_summary(
         generated_at=report.generated_at,
         run_id=report.run_id,
         period=period,
+        run_count=report.run_count or _count(trials),
+        left_out=report.left_out,
     )
     rendered = render_change_report(reduced, max_changes=max_changes)
-    subject = truncate(
-        f"Summary: {len(trials)} trials changed at once ({counts})", SUBJECT_MAX_CHARS
-    )
+    subject = truncate(f"Summary: {lead}, all at once ({counts})", SUBJECT_MAX_CHARS)
     return RenderedEmail(subject, rendered.text, rendered.html)
 
 
@@ -332,16 +341,12 @@ def _top_severity(trial: TrialChanges) -> Severity:
 
 
 def _sorted_trials(trials: Sequence[TrialChanges]) -> tuple[TrialChanges, ...]:
-    """Drops trials without changes; most severe first, then as given (sorting is stable)."""
-    ordered = sorted((t for t in trials if t.changes), key=lambda t: -_top_severity(t))
+    """Drops admin lines and trials left without changes; most severe first, then as given
+    (sorting is stable)."""
+    told = (replace(t, changes=counted(t.changes)) for t in trials)  # admin lines: never
+    ordered = sorted((t for t in told if t.changes), key=lambda t: -_top_severity(t))
     return tuple(
-        TrialChanges(
-            nct_id=t.nct_id,
-            label=t.label,
-            brief_title=t.brief_title,
-            changes=tuple(sorted(t.changes, key=lambda c: -c.severity)),
-        )
-        for t in ordered
+        replace(t, changes=tuple(sorted(t.changes, key=lambda c: -c.severity))) for t in ordered
     )
 
 
@@ -383,25 +388,36 @@ def _trial_view(trial: TrialChanges, shown: Sequence[FieldChange]) -> _TrialView
 # --- subject -----------------------------------------------------------------------------------
 
 
-def _subject(trials: Sequence[TrialChanges], total: int, period: str | None) -> str:
-    """One line, at most :data:`SUBJECT_MAX_CHARS`; the most important change first."""
+def _subject(trials: Sequence[TrialChanges], lead: str, period: str | None) -> str:
+    """One line, at most :data:`SUBJECT_MAX_CHARS`: the count first (the number every surface
+    leads with), then the most important change."""
     prefix = f"{_digest_name(period)}: " if period else ""
     if not trials:
         return truncate(f"{prefix}No changes in watched trials", SUBJECT_MAX_CHARS)
     top_trial = trials[0]
-    top = top_trial.changes[0]
     name = _trial_name(top_trial, label_max=_NAME_MAX_CHARS)
-    if len(trials) == 1:
-        more = len(top_trial.changes) - 1
-        suffix = f" and {plural(more, 'more change')}" if more else ""
-    else:
-        count = f"{plural(total, 'change')} in {len(trials)} watched trials"
-        if top.severity < Severity.CRITICAL:
-            return truncate(f"{prefix}{count}", SUBJECT_MAX_CHARS)
-        suffix = f" — {count}"
-    head = f"{prefix}{name}: "
-    room = max(SUBJECT_MAX_CHARS - len(head) - len(suffix), 12)
-    return truncate(f"{head}{truncate(_headline(top), room)}{suffix}", SUBJECT_MAX_CHARS)
+    head = f"{prefix}{lead} — {name}: "
+    room = max(SUBJECT_MAX_CHARS - len(head), 12)
+    return truncate(f"{head}{truncate(_headline(top_trial.changes[0]), room)}", SUBJECT_MAX_CHARS)
+
+
+def _count(trials: Sequence[TrialChanges]) -> ChangeCount:
+    return change_count((t.nct_id, t.changes) for t in trials)
+
+
+def _lead(report: ChangeReport, trials: Sequence[TrialChanges]) -> tuple[str, str | None]:
+    """``("3 changes in 2 trials, 1 shown", "Left out: ...")``: the run's count (when the
+    message carries only part of it), how many of them this message shows, and why not all."""
+    here = _count(trials)
+    whole = report.run_count
+    if whole is None or whole.changes <= here.changes:
+        return (here.text if here.changes else "No changes in your watched trials."), None
+    why = one_line(report.left_out) if report.left_out else "changes outside what you receive"
+    note = (
+        f"This message shows {here.changes} of the {plural(whole.changes, 'change')}; "
+        f"left out: {why}."
+    )
+    return f"{whole.text}, {here.changes} shown", note
 
 
 def _headline(change: FieldChange) -> str:
@@ -433,12 +449,6 @@ def _trial_name(trial: TrialChanges, *, label_max: int | None = None) -> str:
     if label_max is not None:
         label = truncate(label, label_max)
     return f"{label} ({nct_id})"
-
-
-def _intro(trial_count: int, total: int) -> str:
-    if trial_count == 0:
-        return "No changes in your watched trials."
-    return f"{plural(total, 'change')} in {plural(trial_count, 'watched trial')}"
 
 
 # --- text helpers ------------------------------------------------------------------------------

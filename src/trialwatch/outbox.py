@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from trialwatch.config import EmailSettings, OutboxSettings
+from trialwatch.diff import ChangeCount
 from trialwatch.exceptions import (
     DeliveryError,
     PermanentDeliveryError,
@@ -87,6 +88,8 @@ class OutboxStore(Protocol):
     ) -> bool: ...
 
     def changes_by_id(self, ids: Sequence[int]) -> list[ChangeEvent]: ...
+
+    def run_count(self, run_id: int) -> tuple[int, int] | None: ...
 
     def trial_titles(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]: ...
 
@@ -301,6 +304,10 @@ class Outbox:
         titles = self.store.trial_titles(list(trials))
         data_timestamp = max((e.data_timestamp or "" for e in events), default="") or None
         period = None
+        run_count = None
+        if notification.kind != "digest" and notification.run_id is not None:
+            counted = self.store.run_count(notification.run_id)
+            run_count = ChangeCount(*counted) if counted is not None else None
         if notification.kind == "digest":
             first = min((e.detected_at for e in events if e.detected_at), default=None)
             last = max((e.detected_at for e in events if e.detected_at), default=None)
@@ -320,7 +327,15 @@ class Outbox:
             generated_at=notification.created_at or self.clock(),
             run_id=str(notification.run_id) if notification.run_id else None,
             period=period,
+            run_count=run_count,
+            left_out=self._left_out(notification),
         )
+
+    def _left_out(self, notification: Notification) -> str:
+        """Why a message about one run may show only part of it: what this recipient gets."""
+        if notification.subscription:
+            return f"changes outside subscription {notification.subscription!r}"
+        return f"changes below {self.email.min_severity.label} ([email] min_severity)"
 
     def _rendered(self, notification: Notification) -> tuple[RenderedEmail, ChangeReport | None]:
         if notification.payload_json:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from trialwatch.diff import ChangeCount, change_count, counts
 from trialwatch.history import (
     before_history_note,
     change_event_json,
@@ -27,7 +28,7 @@ from trialwatch.models import JSONValue, Severity
 from trialwatch.pages import environment
 from trialwatch.records import Period, RecordedChange, TrialHistory
 from trialwatch.timeline import timeline_context
-from trialwatch.vocabulary import history_url, one_line, plural, study_url
+from trialwatch.vocabulary import history_url, one_line, plural, status_label, study_url
 
 __all__ = [
     "REPORT_FORMATS",
@@ -78,7 +79,12 @@ class PeriodReport:
 
     @property
     def change_count(self) -> int:
-        return sum(len(t.changes) for t in self.trials)
+        return self.count.changes
+
+    @property
+    def count(self) -> ChangeCount:
+        """What the report leads with: the changes that count, and in how many trials."""
+        return change_count((t.nct_id, (e.change for e in t.changes)) for t in self.trials)
 
     @property
     def watched(self) -> int:
@@ -107,7 +113,9 @@ def period_report(
     changed: list[TrialPeriod] = []
     quiet: list[TrialPeriod] = []
     for history in histories:
-        events = tuple(e for e in history.changes if period.contains(e.detected_at))
+        events = tuple(
+            e for e in history.changes if period.contains(e.detected_at) and counts(e.change)
+        )
         item = TrialPeriod(
             history=history,
             changes=events,
@@ -144,11 +152,8 @@ def render_period_report(report: PeriodReport, fmt: str) -> str:
 def _intro(report: PeriodReport) -> str:
     watched = report.watched
     if not report.trials:
-        return f"No recorded changes in {plural(watched, 'watched trial')}."
-    return (
-        f"{plural(report.change_count, 'change')} in {len(report.trials)} of "
-        f"{plural(watched, 'watched trial')}."
-    )
+        return f"0 changes: no recorded changes in {plural(watched, 'watched trial')}."
+    return f"{report.count.text} (of {plural(watched, 'watched trial')})."
 
 
 def _unlisted(report: PeriodReport) -> str | None:
@@ -264,8 +269,38 @@ def period_json(report: PeriodReport) -> dict[str, JSONValue]:
     }
 
 
+def _first_recorded_note(report: PeriodReport) -> str | None:
+    """One note, not one per trial: which trials' record begins after the period does."""
+    everyone = (*report.trials, *report.quiet)
+    days = sorted(
+        utc_day_text(first)
+        for t in everyone
+        if t.before_history and (first := t.history.first_recorded_at) is not None
+    )
+    never = [t for t in everyone if t.history.first_recorded_at is None]
+    parts = []
+    if days:
+        when = f"on {days[0]}" if days[0] == days[-1] else f"between {days[0]} and {days[-1]}"
+        parts.append(
+            f"The period begins before trialwatch first recorded {len(days)} of these trials "
+            f"({when}): for changes before that, see each trial's record "
+            "history on ClinicalTrials.gov."
+        )
+    if never:
+        parts.append(
+            f"{plural(len(never), 'trial has', 'trials have')} not been recorded yet "
+            "(ClinicalTrials.gov has not returned them)."
+        )
+    if not parts:
+        return None
+    return " ".join(parts)
+
+
 def _period_html(report: PeriodReport) -> str:
+    """Changes first: each changed trial's card holds its own small timeline (the legend
+    follows the cards), so no picture stands before the first change."""
     today = report.generated_at.astimezone(UTC).date()
+    pictures = timeline_context([t.history for t in report.trials], today=today)
     context: dict[str, Any] = {
         "title": f"Changes in watched trials, {report.period.label}",
         "intro": _intro(report),
@@ -276,9 +311,9 @@ def _period_html(report: PeriodReport) -> str:
                 "title": one_line(t.history.brief_title) if t.history.brief_title else None,
                 "severity": t.severity.label if t.severity is not None else "",
                 "summary": t.summary,
-                "note": t.before_history,
                 "url": study_url(t.nct_id),
                 "history_url": history_url(t.nct_id),
+                "svg": pictures["svgs"][i],
                 "changes": [
                     {
                         "day": utc_day_text(e.detected_at),
@@ -288,18 +323,30 @@ def _period_html(report: PeriodReport) -> str:
                     for e in t.changes
                 ],
             }
-            for t in report.trials
+            for i, t in enumerate(report.trials)
         ],
         "quiet": [
             {
                 "name": t.name,
                 "url": study_url(t.nct_id),
-                "history_url": history_url(t.nct_id),
-                "note": t.before_history,
+                "status": _status_now(t),
+                "first_recorded": (
+                    utc_day_text(t.history.first_recorded_at)
+                    if t.history.first_recorded_at
+                    else "not yet"
+                ),
             }
             for t in report.quiet
         ],
         "unlisted": _unlisted(report),
-        "timeline": timeline_context(report.histories, today=today),
+        "first_recorded_note": _first_recorded_note(report),
+        "timeline": pictures,
     }
     return environment().get_template("period_report.html.j2").render(context)
+
+
+def _status_now(trial: TrialPeriod) -> str:
+    latest = trial.history.latest
+    if latest is None:
+        return "not returned by ClinicalTrials.gov"
+    return status_label(latest.overall_status)

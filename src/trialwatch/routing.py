@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterable
 
 from trialwatch.config import EmailSettings, Subscription
+from trialwatch.diff import counts
 from trialwatch.models import FieldChange, Route
 from trialwatch.redact import Scrubber
 
@@ -53,6 +54,8 @@ class SubscriptionRouter:
         self.subscriptions = tuple(subscriptions)
 
     def __call__(self, nct_id: str, label: str | None, change: FieldChange) -> list[Route]:
+        if not counts(change):  # an admin line is recorded, never sent, whatever min_severity
+            return []
         routes: list[Route] = []
         if self.email.enabled and change.severity >= self.email.min_severity:
             routes.extend(Route("email", addr, "immediate", None) for addr in self.email.to)

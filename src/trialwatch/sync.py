@@ -50,6 +50,7 @@ from trialwatch.decision import (
     syncs_incrementally,
     versions_to_read,
 )
+from trialwatch.diff import counted
 from trialwatch.discovery import decide_query, params_hash
 from trialwatch.exceptions import FetchError, RecordError, StaleDataError
 from trialwatch.failpoints import failpoint
@@ -227,6 +228,7 @@ class _Tally:
     newly_missing: list[str] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
     updates: list[TrialUpdate] = field(default_factory=list)
+    changed_ids: set[str] = field(default_factory=set)
     pages: int = 0
     surge: bool = False  # a query suddenly matched many more trials: one summary
 
@@ -246,17 +248,27 @@ class _Tally:
             self.baselined += 1
         elif kind == OutcomeKind.REBASELINED:
             self.rebaselined += 1
-        elif kind == OutcomeKind.CHANGED:
-            self.changed += 1
-            self.change_count += len(outcome.changes)
+        elif kind == OutcomeKind.CHANGED and self.told(outcome.nct_id, outcome.changes):
             if any(outcome.routes):
                 self.routed_trials += 1
-            if len(self.updates) < MAX_UPDATES_KEPT:
-                self.updates.append(TrialUpdate(outcome.nct_id, outcome.changes))
-        else:
+        else:  # nothing new, or only admin lines (a new "last update posted"): not a change
             self.unchanged += 1
         if outcome.rebaseline is not None:
             self.rebaselined += 1
+
+    def told(self, nct_id: str, changes: Sequence[FieldChange]) -> bool:
+        """Count the changes of one trial that count (:func:`trialwatch.diff.counts`); False
+        when none does. A trial is one of the changed ones once, however often it is told."""
+        kept = counted(changes)
+        if not kept:
+            return False
+        self.change_count += len(kept)
+        if nct_id not in self.changed_ids:
+            self.changed_ids.add(nct_id)
+            self.changed += 1
+        if len(self.updates) < MAX_UPDATES_KEPT:
+            self.updates.append(TrialUpdate(nct_id, kept))
+        return True
 
     def errors(self) -> tuple[str, ...]:
         return tuple(f"{f.nct_id}: {f.reason}" for f in self.failed)
@@ -634,15 +646,13 @@ class _Sync:
                 data_timestamp=self.data_timestamp,
             )
             tracked += [i for i in started if i not in tracked]
-            tally.change_count += len(changes)
             tally.routed_trials += sum(1 for _, _, routes in changes if routes)
             tally.surge = tally.surge or outcome.surge
             by_trial: dict[str, list[FieldChange]] = {}
             for nct_id, change, _ in changes:
                 by_trial.setdefault(nct_id, []).append(change)
             for nct_id, trial_changes in by_trial.items():
-                if len(tally.updates) < MAX_UPDATES_KEPT:
-                    tally.updates.append(TrialUpdate(nct_id, tuple(trial_changes)))
+                tally.told(nct_id, trial_changes)
             self.log.info(
                 "query.done",
                 query=query.name,

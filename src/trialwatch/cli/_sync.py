@@ -28,7 +28,7 @@ PROGRESS_ABOVE = 300  # studies: smaller syncs finish before a bar would be wort
 
 
 def _print_sync(result: SyncResult) -> None:
-    from trialwatch.models import Severity
+    from trialwatch.diff import ChangeCount
 
     if result.skipped:
         typer.echo(
@@ -41,8 +41,8 @@ def _print_sync(result: SyncResult) -> None:
     )
     typer.echo(
         f"{what} {result.checked} trials (CT.gov data as of {result.data_timestamp}) "
-        f"in {result.requests} requests: {result.changed} changed "
-        f"({result.change_count} changes), {result.baselined} new, "
+        f"in {result.requests} requests: "
+        f"{ChangeCount(result.change_count, result.changed).text}; {result.baselined} new, "
         f"{result.unchanged} unchanged, {len(result.failed)} failed, "
         f"{len(result.missing)} missing."
     )
@@ -57,12 +57,11 @@ def _print_sync(result: SyncResult) -> None:
             "summary message instead of full reports (`trialwatch report` lists everything)"
         )
     shown = 0
-    for update in result.updates:
+    for update in result.updates:  # the changes that count (admin lines are not news)
         for change in update.changes:
-            if change.severity > Severity.ADMIN:  # "last update posted" alone is not news
-                if shown < 200:
-                    typer.echo(f"  {update.nct_id}  [{change.severity.label}] {change.summary}")
-                shown += 1
+            if shown < 200:
+                typer.echo(f"  {update.nct_id}  [{change.severity.label}] {change.summary}")
+            shown += 1
     if shown > 200:
         typer.echo(f"  … and {shown - 200} more (see `trialwatch report`)")
     for alias, canonical in sorted(result.aliases.items()):

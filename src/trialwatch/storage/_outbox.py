@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from trialwatch.exceptions import ConcurrentUpdateError
 from trialwatch.storage._engine import StoreBase
-from trialwatch.storage._schema import ChangeEvent, Notification
+from trialwatch.storage._schema import ChangeEvent, Notification, SyncRun
 from trialwatch.storage._sync import short_hash as _short_hash
 
 
@@ -220,6 +220,12 @@ class OutboxMixin(StoreBase):
                 )
                 created += 1
         return created
+
+    def run_count(self, run_id: int) -> tuple[int, int] | None:
+        """``(changes, trials)`` as the sync counted them for run ``run_id`` (None: no run)."""
+        with self.session() as s:
+            run = s.get(SyncRun, run_id)
+            return None if run is None else (run.change_count, run.changed)
 
     def changes_by_id(self, ids: Sequence[int]) -> list[ChangeEvent]:
         if not ids:
