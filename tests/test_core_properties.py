@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -183,11 +184,47 @@ def reformatted(value: Any, rnd: random.Random, key: str = "") -> Any:
         return {k: reformatted(v, rnd, k) for k, v in value.items()}
     if isinstance(value, list):
         return [reformatted(v, rnd, key) for v in value]
+    if key == "eligibilityCriteria" and isinstance(value, str):
+        return reflowed_criteria(value, rnd)
     if not isinstance(value, str) or "\\" in value or key == "nctId":
         return value
     text = value.replace(" ", rnd.choice([" ", "  ", "\n\n", " \n "]))
     text = "".join(f"\\{c}" if c in "<>*_[]()&" and rnd.random() < 0.5 else c for c in text)
     return rnd.choice(["", " ", "\n"]) + text + rnd.choice(["", "  ", "\n"])
+
+
+_ITEM = re.compile(r"(\s*)(?:[*\-•]|[0-9]+\.)\s+(.*)")
+# A word that would start a new criterion or section at the start of a line: never wrapped onto
+# one (a sponsor's text has the same ambiguity; it is not what reflowing means).
+_LEADS = re.compile(r"\(?[0-9a-zA-Z]{1,4}[.)]|[*\-+•·◦○▪■□►➢–—]|(?i:inclusion|exclusion)")
+
+
+def reflowed_criteria(text: str, rnd: random.Random) -> str:
+    """An eligibility text as a sponsor re-submits it unchanged: another bullet style (``*``,
+    ``-``, ``•`` or numbers), renumbered, each criterion re-wrapped onto other lines, extra
+    spaces, and markdown escapes added where the text has none."""
+    style = rnd.choice(["*", "-", "•", "1."])
+    escape = "\\" not in text
+    lines, number = [], 0
+    for line in text.splitlines():
+        item = _ITEM.fullmatch(line)
+        if item is None:
+            lines.append(line + rnd.choice(["", "  "]))
+            continue
+        number += 1
+        indent, body = item.groups()
+        words = body.split(" ")
+        wrapped = words[0]
+        for word in words[1:]:
+            gap = " " if _LEADS.match(word) else rnd.choice([" ", "  ", f"\n{indent}   "])
+            wrapped += gap + word
+        if escape:
+            wrapped = "".join(
+                f"\\{c}" if c in "<>()" and rnd.random() < 0.5 else c for c in wrapped
+            )
+        marker = f"{number}." if style == "1." else style
+        lines.append(f"{indent}{marker}{rnd.choice([' ', '  '])}{wrapped}")
+    return "\n".join(lines)
 
 
 def all_paths(value: Any, prefix: Path_ = ()) -> list[Path_]:

@@ -177,6 +177,111 @@ ROWS: dict[str, Row] = {
             ),
         ),
     ),
+    "allocation": Row(
+        _C.DESIGN,
+        "Allocation",
+        _P + "designModule.designInfo.allocation",
+        (
+            ({}, {"allocation": "RANDOMIZED"}, _S.MAJOR, "Allocation: (none) → Randomized"),
+            (
+                {"allocation": "RANDOMIZED"},
+                {"allocation": "NON_RANDOMIZED"},
+                _S.MAJOR,
+                "Allocation: Randomized → Non-randomized",
+            ),
+        ),
+    ),
+    "masking": Row(
+        _C.DESIGN,
+        "Masking",
+        _P + "designModule.designInfo.maskingInfo",
+        (
+            (
+                {"masking": "NONE"},
+                {"masking": "DOUBLE"},
+                _S.MAJOR,
+                "Masking: None (open label) → Double",
+            ),
+        ),
+    ),
+    "inclusion_criteria": Row(
+        _C.ELIGIBILITY,
+        "Inclusion criteria",
+        "",  # the three criteria fields are read from one text: see test_eligibility.py
+        (
+            (
+                {"inclusion_criteria": ("Age ≥ 18 years", "ECOG 0-2")},
+                {"inclusion_criteria": ("Age ≥ 16 years", "ECOG 0-2")},
+                _S.MAJOR,
+                "Inclusion criteria: 1 added: “Age ≥ 16 years”; 1 removed: “Age ≥ 18 years”",
+            ),
+        ),
+    ),
+    "exclusion_criteria": Row(
+        _C.ELIGIBILITY,
+        "Exclusion criteria",
+        "",
+        (
+            (
+                {},
+                {"exclusion_criteria": ("Prior XPO1 inhibitor",)},
+                _S.MAJOR,
+                "Exclusion criteria: 1 added: “Prior XPO1 inhibitor”",
+            ),
+        ),
+    ),
+    "other_criteria": Row(
+        _C.ELIGIBILITY,
+        "Eligibility criteria",
+        "",
+        (
+            (
+                {"other_criteria": ("Adults with myelofibrosis", "No prior JAK inhibitor")},
+                {"other_criteria": ("Adults with myelofibrosis",)},
+                _S.MAJOR,
+                "Eligibility criteria: 1 removed: “No prior JAK inhibitor”",
+            ),
+        ),
+    ),
+    "minimum_age": Row(
+        _C.ELIGIBILITY,
+        "Minimum age",
+        _P + "eligibilityModule.minimumAge",
+        (
+            (
+                {"minimum_age": "18 Years"},
+                {"minimum_age": "16 Years"},
+                _S.MAJOR,
+                "Minimum age: 18 Years → 16 Years",
+            ),
+        ),
+    ),
+    "maximum_age": Row(
+        _C.ELIGIBILITY,
+        "Maximum age",
+        _P + "eligibilityModule.maximumAge",
+        (({}, {"maximum_age": "75 Years"}, _S.MAJOR, "Maximum age: (none) → 75 Years"),),
+    ),
+    "sex": Row(
+        _C.ELIGIBILITY,
+        "Sex",
+        _P + "eligibilityModule.sex",
+        (({"sex": "ALL"}, {"sex": "FEMALE"}, _S.MAJOR, "Sex: All → Female"),),
+    ),
+    "healthy_volunteers": Row(
+        _C.ELIGIBILITY,
+        "Healthy volunteers",
+        _P + "eligibilityModule.healthyVolunteers",
+        (
+            (
+                {"healthy_volunteers": False},
+                {"healthy_volunteers": True},
+                _S.MAJOR,
+                "Healthy volunteers: No → Yes",
+            ),
+            ({}, {"healthy_volunteers": False}, _S.MAJOR, "Healthy volunteers: (none) → No"),
+        ),
+    ),
     "arms": Row(
         _C.DESIGN,
         "Arms",
@@ -291,6 +396,25 @@ ROWS: dict[str, Row] = {
         _P + "conditionsModule.conditions",
         (({}, {"conditions": ("Anemia", "Myelofibrosis")}, _S.MINOR, "Condition added: Anemia"),),
     ),
+    "collaborators": Row(
+        _C.ADMINISTRATIVE,
+        "Collaborators",
+        _P + "sponsorCollaboratorsModule.collaborators",
+        (
+            (
+                {},
+                {"collaborators": ("Stemline Therapeutics",)},
+                _S.MINOR,
+                "Collaborator added: Stemline Therapeutics",
+            ),
+            (
+                {"collaborators": ("Stemline Therapeutics",)},
+                {},
+                _S.MINOR,
+                "Collaborator removed: Stemline Therapeutics",
+            ),
+        ),
+    ),
     "brief_title": Row(
         _C.ADMINISTRATIVE,
         "Brief title",
@@ -397,6 +521,12 @@ SHOWN = {
     "enrollment": "120 (est.)",
     "phases": "Phase 2",
     "study_type": "Interventional",
+    "allocation": "(none)",
+    "masking": "(none)",
+    "minimum_age": "(none)",
+    "maximum_age": "(none)",
+    "sex": "(none)",
+    "healthy_volunteers": "(none)",
     "lead_sponsor": "Karyopharm Therapeutics Inc",
     "last_known_status": "(none)",
     "results_first_posted": "(none)",

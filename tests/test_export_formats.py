@@ -252,3 +252,13 @@ def test_jsonl_lines_do_not_break_on_unicode_line_separators() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
     assert json.loads(lines[0])["summary"] == "a\u2028b\u2029c\x85d\ne"
+
+
+def test_the_change_schema_names_every_category_and_severity() -> None:
+    from trialwatch.models import Category, Severity
+
+    schema = json.loads((DOCS / "change-event.schema.json").read_text(encoding="utf-8"))
+    properties = schema["properties"]
+
+    assert properties["category"]["enum"] == [c.value for c in Category]
+    assert properties["severity"]["enum"] == [s.label for s in Severity]

@@ -484,6 +484,19 @@ def test_list_fields_are_counted() -> None:
     assert summarize_changes(a.nct_id, _events(a, b)) == "Sites: 2 added, 1 removed"
 
 
+def test_collaborators_are_counted_and_criteria_said_in_the_emails_words() -> None:
+    a = dataclasses.replace(SEAL_V1, collaborators=("Stemline",), exclusion_criteria=("Pregnancy",))
+    b = dataclasses.replace(
+        a, collaborators=("Dana-Farber", "Menarini"), exclusion_criteria=("Pregnancy", "HIV")
+    )
+    c = dataclasses.replace(b, exclusion_criteria=("Pregnancy", "HIV", "Prior XPO1 inhibitor"))
+
+    assert summarize_changes(a.nct_id, _events(a, b, c)) == (
+        "Exclusion criteria: 2 added: “HIV”, “Prior XPO1 inhibitor”, in 2 changes; "
+        "Collaborators: 2 added, 1 removed"
+    )
+
+
 def test_no_events_no_summary() -> None:
     assert summarize_changes("NCT02606461", []) == ""
 
@@ -499,6 +512,7 @@ _ITEM_FIELDS = {
     "locations",
     "references",
     "conditions",
+    "collaborators",
 }
 _SCALAR_FIELDS = [f for f in FIELD_ORDER if f not in _ITEM_FIELDS]
 

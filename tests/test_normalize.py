@@ -376,7 +376,7 @@ def test_canonical_json_is_compact_sorted_and_keeps_unicode() -> None:
     s = Snapshot(nct_id="NCT01234567", overall_status="RECRUITING", brief_title="Pellicanò")
     text = canonical_json(s)
 
-    assert text.startswith('{"acronym":null,"arms":[],"brief_title":"Pellicanò",')
+    assert text.startswith('{"acronym":null,"allocation":null,"arms":[],"brief_title":"Pellicanò",')
     assert ": " not in text
     assert json.loads(text) == s.to_dict()
 
@@ -388,13 +388,46 @@ def test_snapshots_stored_by_version_1_still_load(name: str) -> None:
     loaded = Snapshot.from_dict(stored)
 
     # Version 2 added Snapshot.unreadable and the sites' geo points; they take their defaults.
-    assert NORMALIZER_VERSION == 2
-    current = normalize(load(name))
+    current = _without_v3_fields(normalize(load(name)))
     assert loaded.unreadable == ()
     assert all(site.latitude is site.longitude is None for site in loaded.locations)
     assert loaded == dataclasses.replace(current, locations=_without_geo(current.locations))
     # So even without the silent re-baseline a new version gets, nobody would be told anything.
     assert diff(loaded, current) == []
+
+
+@pytest.mark.parametrize("name", ["NCT05923281", "NCT04650945"])
+def test_snapshots_stored_by_version_2_still_load(name: str) -> None:
+    stored = json.loads((SNAPSHOTS / f"v2-{name}.json").read_text(encoding="utf-8"))
+
+    loaded = Snapshot.from_dict(stored)
+
+    # Version 3 added eligibility, collaborators, allocation and masking; they take their
+    # defaults, and the re-baseline a version bump makes takes them in silently.
+    assert NORMALIZER_VERSION == 3
+    current = normalize(load(name))
+    assert loaded == _without_v3_fields(current)
+    assert current.inclusion_criteria and current.sex == "ALL" and current.minimum_age
+    assert current.healthy_volunteers is False
+
+
+_V3_FIELDS = (
+    "allocation",
+    "masking",
+    "collaborators",
+    "inclusion_criteria",
+    "exclusion_criteria",
+    "other_criteria",
+    "sex",
+    "minimum_age",
+    "maximum_age",
+    "healthy_volunteers",
+)
+
+
+def _without_v3_fields(snapshot: Snapshot) -> Snapshot:
+    defaults = Snapshot(nct_id=snapshot.nct_id)
+    return dataclasses.replace(snapshot, **{name: getattr(defaults, name) for name in _V3_FIELDS})
 
 
 def _without_geo(sites: tuple[Location, ...]) -> tuple[Location, ...]:
@@ -662,7 +695,10 @@ def test_several_unreadable_parts_are_all_listed_in_order() -> None:
     ("path", "scope"),
     [
         ("hasResults", (("has_results",), False)),
-        ("protocolSection.designModule", (("enrollment", "phases", "study_type"), False)),
+        (
+            "protocolSection.designModule",
+            (("enrollment", "phases", "study_type", "allocation", "masking"), False),
+        ),
         ("protocolSection.designModule.phases[2]", (("phases",), False)),
         ("protocolSection.designModule.enrollmentInfo.count", (("enrollment",), False)),
         ("protocolSection.outcomesModule.secondaryOutcomes", (("secondary_outcomes",), False)),
@@ -670,7 +706,7 @@ def test_several_unreadable_parts_are_all_listed_in_order() -> None:
         ("protocolSection.contactsLocationsModule.locations[0]", (("locations",), True)),
         (
             "protocolSection.designModule.enrollmentInfoX",
-            (("enrollment", "phases", "study_type"), False),
+            (("enrollment", "phases", "study_type", "allocation", "masking"), False),
         ),
         ("protocolSection.somethingElse", ((), False)),
     ],

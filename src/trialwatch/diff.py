@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
+from trialwatch.eligibility import criterion_key
 from trialwatch.models import (
     Arm,
     Category,
@@ -48,6 +49,7 @@ from trialwatch.vocabulary import (
     humanize_enum,
     phases_label,
     status_label,
+    truncate,
 )
 
 __all__ = ["FIELD_ORDER", "ChangeCount", "change_count", "counted", "counts", "diff", "headline"]
@@ -375,17 +377,72 @@ def _phase_order(phases: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(set(phases), key=lambda p: (PHASE_ORDER.get(p, len(PHASE_ORDER)), p)))
 
 
-def _conditions(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
-    before, after = set(old.conditions), set(new.conditions)
-    removed = [
-        rule.change(f"Condition removed: {c}", c, None, kind=ChangeKind.REMOVED, item_key=c)
-        for c in sorted(before - after)
+def _names(noun: str) -> _Compare:
+    """A set of names (conditions, collaborators): one change per name added or removed."""
+
+    def compare(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+        before, after = set(getattr(old, rule.field)), set(getattr(new, rule.field))
+        removed = [
+            rule.change(f"{noun} removed: {n}", n, None, kind=ChangeKind.REMOVED, item_key=n)
+            for n in sorted(before - after)
+        ]
+        added = [
+            rule.change(f"{noun} added: {n}", None, n, kind=ChangeKind.ADDED, item_key=n)
+            for n in sorted(after - before)
+        ]
+        return removed + added
+
+    return compare
+
+
+# A criterion longer than this is cut in a summary; the change keeps it whole.
+_CRITERION_SHOWN = 120
+
+
+def _criteria(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
+    """One change per section: ``Exclusion criteria: 1 added: “Prior XPO1 inhibitor”``.
+
+    Criteria are compared as a multiset by :func:`criterion_key`, so reordering, renumbering,
+    another bullet style, case or end punctuation is no change; a reworded criterion is one
+    removed and one added, both quoted.
+    """
+    before, after = getattr(old, rule.field), getattr(new, rule.field)
+    olds = Counter(criterion_key(c) for c in before)
+    news = Counter(criterion_key(c) for c in after)
+    if olds == news:
+        return []
+    gone, came = olds - news, news - olds
+    parts = [
+        _criteria_part("added", [c for c in after if _take(came, c)]),
+        _criteria_part("removed", [c for c in before if _take(gone, c)]),
     ]
-    added = [
-        rule.change(f"Condition added: {c}", None, c, kind=ChangeKind.ADDED, item_key=c)
-        for c in sorted(after - before)
-    ]
-    return removed + added
+    summary = f"{rule.label}: {'; '.join(p for p in parts if p)}"
+    return [rule.change(summary, before, after)]
+
+
+def _take(counts: Counter[str], criterion: str) -> bool:
+    """Whether ``criterion`` is one of ``counts`` left to tell (and count it told)."""
+    key = criterion_key(criterion)
+    if counts[key] <= 0:
+        return False
+    counts[key] -= 1
+    return True
+
+
+def _criteria_part(verb: str, criteria: list[str]) -> str:
+    quoted = ", ".join(_quoted(truncate(c, _CRITERION_SHOWN)) for c in criteria)
+    return f"{len(criteria)} {verb}: {quoted}" if criteria else ""
+
+
+_DESIGN_WORDS = {"NON_RANDOMIZED": "Non-randomized", "NONE": "None (open label)"}
+
+
+def _design(value: str | None) -> str:
+    return _DESIGN_WORDS.get(value or "") or _enum(value)
+
+
+def _yes_no(value: bool | None) -> str:
+    return _NONE if value is None else ("Yes" if value else "No")
 
 
 # --- List fields ------------------------------------------------------------------------------
@@ -832,6 +889,7 @@ _C, _S = Category, Severity
 _moved = _major_unless_same("date")
 _counted = _major_unless_same("count")
 _text = _scalar(_text_or_none)
+_yes_no_rule = _scalar(_yes_no)
 
 # The one table: field, label, category, severity rule, comparison. Its order is the stable
 # field order of diff() and breaks headline() ties, most important first.
@@ -846,6 +904,15 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("enrollment", "Enrollment", _C.ENROLLMENT, _counted, _enrollment),
     _Rule("phases", "Phase", _C.DESIGN, _S.MAJOR, _phases),
     _Rule("study_type", "Study type", _C.DESIGN, _S.MAJOR, _scalar(_enum)),
+    _Rule("allocation", "Allocation", _C.DESIGN, _S.MAJOR, _scalar(_design)),
+    _Rule("masking", "Masking", _C.DESIGN, _S.MAJOR, _scalar(_design)),
+    _Rule("inclusion_criteria", "Inclusion criteria", _C.ELIGIBILITY, _S.MAJOR, _criteria),
+    _Rule("exclusion_criteria", "Exclusion criteria", _C.ELIGIBILITY, _S.MAJOR, _criteria),
+    _Rule("other_criteria", "Eligibility criteria", _C.ELIGIBILITY, _S.MAJOR, _criteria),
+    _Rule("minimum_age", "Minimum age", _C.ELIGIBILITY, _S.MAJOR, _text),
+    _Rule("maximum_age", "Maximum age", _C.ELIGIBILITY, _S.MAJOR, _text),
+    _Rule("sex", "Sex", _C.ELIGIBILITY, _S.MAJOR, _scalar(_enum)),
+    _Rule("healthy_volunteers", "Healthy volunteers", _C.ELIGIBILITY, _S.MAJOR, _yes_no_rule),
     _Rule("arms", "Arms", _C.DESIGN, _S.MAJOR, _items(_ARMS)),
     _Rule("interventions", "Interventions", _C.DESIGN, _S.MAJOR, _items(_INTERVENTIONS)),
     _Rule("primary_outcomes", "Primary outcomes", _C.OUTCOMES, _S.MAJOR, _items(_PRIMARY)),
@@ -854,7 +921,8 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("last_known_status", "Last known status", _C.STATUS, _S.MINOR, _scalar(status_label)),
     _Rule("results_first_posted", "Results first posted", _C.RESULTS, _S.MINOR, _first_posted),
     _Rule("secondary_outcomes", "Secondary outcomes", _C.OUTCOMES, _S.MINOR, _items(_SECONDARY)),
-    _Rule("conditions", "Conditions", _C.DESIGN, _S.MINOR, _conditions),
+    _Rule("conditions", "Conditions", _C.DESIGN, _S.MINOR, _names("Condition")),
+    _Rule("collaborators", "Collaborators", _C.ADMINISTRATIVE, _S.MINOR, _names("Collaborator")),
     _Rule("brief_title", "Brief title", _C.ADMINISTRATIVE, _S.MINOR, _scalar(_quoted)),
     _Rule("official_title", "Official title", _C.ADMINISTRATIVE, _S.MINOR, _scalar(_quoted)),
     _Rule("acronym", "Acronym", _C.ADMINISTRATIVE, _S.MINOR, _text),
@@ -877,6 +945,12 @@ _SHOW: dict[str, Callable[[Any], str]] = {
     "enrollment": _count_text,
     "phases": phases_label,
     "study_type": _enum,
+    "allocation": _design,
+    "masking": _design,
+    "minimum_age": _text_or_none,
+    "maximum_age": _text_or_none,
+    "sex": _enum,
+    "healthy_volunteers": _yes_no,
     "lead_sponsor": _text_or_none,
     "last_known_status": status_label,
     "results_first_posted": _text_or_none,

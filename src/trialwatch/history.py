@@ -71,6 +71,7 @@ _ITEM_NOUNS = {
     "locations": ("site", "sites"),
     "references": ("reference", "references"),
     "conditions": ("condition", "conditions"),
+    "collaborators": ("collaborator", "collaborators"),
 }
 _FIELD_INDEX = {name: i for i, name in enumerate(FIELD_ORDER)}
 _SUMMARY_PARTS = 3  # a trial's one-line summary names at most this many things, then "and N more"

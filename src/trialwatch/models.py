@@ -58,6 +58,7 @@ class Category(StrEnum):
     DESIGN = "design"
     SITES = "sites"
     OUTCOMES = "outcomes"
+    ELIGIBILITY = "eligibility"  # who may enrol: criteria, ages, sex, healthy volunteers
     ADMINISTRATIVE = "administrative"
     DISCOVERY = "discovery"  # a trial entering or leaving a [[queries]] search
 
@@ -163,10 +164,25 @@ class Snapshot:
     enrollment: Enrollment | None = None
     phases: tuple[str, ...] = ()
     study_type: str | None = None
+    # Design (normalizer version 3 on): "RANDOMIZED", "NON_RANDOMIZED", "NA"; "NONE" (open
+    # label), "SINGLE", "DOUBLE", "TRIPLE", "QUADRUPLE".
+    allocation: str | None = None
+    masking: str | None = None
     has_results: bool = False
     results_first_posted: str | None = None
     lead_sponsor: str | None = None
+    collaborators: tuple[str, ...] = ()  # names, sorted
     conditions: tuple[str, ...] = ()
+    # Eligibility (normalizer version 3 on). The criteria text is kept as its criteria, each
+    # section in the order written (see trialwatch.eligibility); ages as the registry writes
+    # them ("18 Years"); sex "ALL", "FEMALE" or "MALE".
+    inclusion_criteria: tuple[str, ...] = ()
+    exclusion_criteria: tuple[str, ...] = ()
+    other_criteria: tuple[str, ...] = ()
+    sex: str | None = None
+    minimum_age: str | None = None
+    maximum_age: str | None = None
+    healthy_volunteers: bool | None = None
     interventions: tuple[Intervention, ...] = ()
     arms: tuple[Arm, ...] = ()
     primary_outcomes: tuple[Outcome, ...] = ()

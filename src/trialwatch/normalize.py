@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from trialwatch.eligibility import Criteria, split_criteria
 from trialwatch.exceptions import RecordError
 from trialwatch.models import (
     Arm,
@@ -49,7 +50,7 @@ __all__ = [
     "unreadable_scope",
 ]
 
-NORMALIZER_VERSION: int = 2
+NORMALIZER_VERSION: int = 3
 """The version of what :func:`normalize` tracks and how it reads it.
 
 Bump it with every change that can make the same record normalize differently: a field tracked
@@ -65,6 +66,8 @@ snapshot the old version made in ``tests/data/snapshots/`` and test that it stil
 1. The first release.
 2. A malformed optional part is listed in ``Snapshot.unreadable`` instead of failing the trial;
    sites keep their geo point (``Location.latitude``, ``longitude``).
+3. What a protocol amendment changes: eligibility (the criteria text as its criteria, ages,
+   sex, healthy volunteers), collaborators, allocation and masking.
 """
 
 # ASCII digits only: ``\d`` would also accept other scripts' digits.
@@ -169,6 +172,10 @@ def normalize(record: Mapping[str, Any]) -> Snapshot:
     outcomes = read.module(protocol, "outcomesModule")
     contacts = read.module(protocol, "contactsLocationsModule")
     references = read.module(protocol, "referencesModule")
+    eligibility = read.module(protocol, "eligibilityModule")
+    design_info = read.opt(design.obj, "designInfo") if design else None
+    masking = read.opt(design_info.obj, "maskingInfo") if design_info else None
+    criteria = read.part(_criteria, eligibility, Criteria())
 
     return Snapshot(
         nct_id=nct_id,
@@ -184,10 +191,20 @@ def normalize(record: Mapping[str, Any]) -> Snapshot:
         enrollment=read.opt(_enrollment, design),
         phases=read.part(_phases, design, ()),
         study_type=read.opt(design.text, "studyType") if design else None,
+        allocation=read.opt(design_info.text, "allocation") if design_info else None,
+        masking=read.opt(masking.text, "masking") if masking else None,
         has_results=read.part(root.boolean, "hasResults", False),
         results_first_posted=read.opt(status.posted_date, "resultsFirstPostDateStruct"),
         lead_sponsor=read.opt(_lead_sponsor, sponsors),
+        collaborators=tuple(sorted(set(read.items(sponsors, "collaborators", _name)))),
         conditions=tuple(sorted(set(read.texts(conditions, "conditions")))),
+        inclusion_criteria=criteria.inclusion,
+        exclusion_criteria=criteria.exclusion,
+        other_criteria=criteria.other,
+        sex=read.opt(eligibility.text, "sex") if eligibility else None,
+        minimum_age=read.opt(eligibility.text, "minimumAge") if eligibility else None,
+        maximum_age=read.opt(eligibility.text, "maximumAge") if eligibility else None,
+        healthy_volunteers=read.opt(_healthy_volunteers, eligibility),
         interventions=read.items(arms_interventions, "interventions", _intervention),
         arms=read.items(arms_interventions, "armGroups", _arm),
         primary_outcomes=read.items(outcomes, "primaryOutcomes", _outcome),
@@ -218,6 +235,8 @@ def unreadable_scope(path: str) -> tuple[tuple[str, ...], bool]:
 
 # Where each field is read from, most specific first: (path, fields, is a list of items).
 _P = "protocolSection."
+_CRITERIA = ("inclusion_criteria", "exclusion_criteria", "other_criteria")
+_ELIGIBILITY = (*_CRITERIA, "sex", "minimum_age", "maximum_age", "healthy_volunteers")
 _SCOPES: tuple[tuple[str, tuple[str, ...], bool], ...] = tuple(
     sorted(
         [
@@ -232,11 +251,26 @@ _SCOPES: tuple[tuple[str, tuple[str, ...], bool], ...] = tuple(
             (_P + "statusModule.completionDateStruct", ("completion_date",), False),
             (_P + "statusModule.resultsFirstPostDateStruct", ("results_first_posted",), False),
             (_P + "statusModule.lastUpdatePostDateStruct", ("last_update_posted",), False),
-            (_P + "designModule", ("enrollment", "phases", "study_type"), False),
+            (
+                _P + "designModule",
+                ("enrollment", "phases", "study_type", "allocation", "masking"),
+                False,
+            ),
             (_P + "designModule.enrollmentInfo", ("enrollment",), False),
             (_P + "designModule.phases", ("phases",), False),
             (_P + "designModule.studyType", ("study_type",), False),
-            (_P + "sponsorCollaboratorsModule", ("lead_sponsor",), False),
+            (_P + "designModule.designInfo", ("allocation", "masking"), False),
+            (_P + "designModule.designInfo.allocation", ("allocation",), False),
+            (_P + "designModule.designInfo.maskingInfo", ("masking",), False),
+            (_P + "sponsorCollaboratorsModule", ("lead_sponsor", "collaborators"), False),
+            (_P + "sponsorCollaboratorsModule.leadSponsor", ("lead_sponsor",), False),
+            (_P + "sponsorCollaboratorsModule.collaborators", ("collaborators",), True),
+            (_P + "eligibilityModule", _ELIGIBILITY, False),
+            (_P + "eligibilityModule.eligibilityCriteria", _CRITERIA, False),
+            (_P + "eligibilityModule.sex", ("sex",), False),
+            (_P + "eligibilityModule.minimumAge", ("minimum_age",), False),
+            (_P + "eligibilityModule.maximumAge", ("maximum_age",), False),
+            (_P + "eligibilityModule.healthyVolunteers", ("healthy_volunteers",), False),
             (_P + "conditionsModule", ("conditions",), False),
             (_P + "conditionsModule.conditions", ("conditions",), True),
             (_P + "armsInterventionsModule", ("arms", "interventions"), False),
@@ -496,6 +530,30 @@ def _phases(design: _Node | None) -> tuple[str, ...]:
 def _lead_sponsor(sponsors: _Node | None) -> str | None:
     lead = sponsors.obj("leadSponsor") if sponsors else None
     return lead.text("name") if lead else None
+
+
+def _criteria(eligibility: _Node | None) -> Criteria:
+    text = eligibility.get("eligibilityCriteria") if eligibility else None
+    if text is None:
+        return Criteria()
+    assert eligibility is not None
+    if text.__class__ is not str:
+        raise _wrong(eligibility.at("eligibilityCriteria"), "a string", text)
+    inclusion, exclusion, other = (
+        tuple(t for t in map(normalize_text, section) if t is not None)
+        for section in split_criteria(text)
+    )
+    return Criteria(inclusion, exclusion, other)
+
+
+def _healthy_volunteers(eligibility: _Node | None) -> bool | None:
+    if eligibility is None or eligibility.get("healthyVolunteers") is None:
+        return None
+    return eligibility.boolean("healthyVolunteers")
+
+
+def _name(node: _Node) -> str:
+    return node.required_text("name")
 
 
 def _intervention(node: _Node) -> Intervention:
