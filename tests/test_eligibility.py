@@ -263,3 +263,9 @@ def test_an_amendment_of_every_eligibility_field_is_told_field_by_field() -> Non
         "Sex: All → Female",
         "Healthy volunteers: No → Yes",
     ]
+
+
+def test_a_criterion_written_twice_is_counted_twice() -> None:
+    c = only(diff(BASE, change(exclusion_criteria=("Pregnancy", "Pregnancy"))))
+
+    assert c.summary == "Exclusion criteria: 2 added: “Pregnancy”, “Pregnancy”"
