@@ -147,7 +147,8 @@ _MANY = 10_000_000  # trials: far beyond CT.gov's whole registry (~550,000 studi
 class ApiSettings(_Frozen):
     base_url: str = "https://clinicaltrials.gov/api/v2"
     timeout_s: float = Field(30.0, gt=0, le=600)
-    min_interval_s: float = Field(1.0, ge=0, le=60)
+    # 1.2 s between request starts: at most 50 a minute, the limit clients report for CT.gov.
+    min_interval_s: float = Field(1.2, ge=0, le=60)
     max_attempts: int = Field(5, ge=1, le=20)
     backoff_initial_s: float = Field(1.0, gt=0, le=600)
     backoff_max_s: float = Field(60.0, gt=0, le=3600)
@@ -157,6 +158,20 @@ class ApiSettings(_Frozen):
     # spare; 650 is the most that fits. At the default 1 request/s pacing, a full sync of N
     # trials costs about N/500 seconds of requests.
     batch_size: int = Field(500, ge=1, le=650)
+    # How long a run rides out 429/503 answers without a usable Retry-After (other failures
+    # keep max_attempts): throttles are reported to last about a minute.
+    throttle_budget_s: float = Field(180.0, ge=0, le=3600)
+    # Sent with every request; CT.gov's operators can reach whoever runs this instance through
+    # a contact in it, e.g. "trialwatch/0.1 (mailto:ops@example.org)". Default: trialwatch and
+    # its version, with the project's address.
+    user_agent: str | None = Field(None, min_length=1, max_length=300)
+
+    @field_validator("user_agent")
+    @classmethod
+    def _printable_user_agent(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isascii() and value.isprintable()):
+            raise ValueError("user_agent must be printable ASCII (it is sent as an HTTP header)")
+        return value
 
     _url = field_validator("base_url")(_check_http_url)
 
