@@ -44,13 +44,13 @@ from pydantic_core import PydanticCustomError
 
 from trialwatch.decision import syncs_incrementally
 from trialwatch.exceptions import ConfigError
+from trialwatch.ids import check_nct_id, nct_id_problem
 from trialwatch.models import Category, Severity
 from trialwatch.vocabulary import OVERALL_STATUS_LABELS
 
 ENV_PREFIX = "TRIALWATCH_"
 CONFIG_ENV = "TRIALWATCH_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
-NCT_ID_RE = re.compile(r"^NCT\d{8}$")
 _CONFLICT = "settings_conflict"
 _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
@@ -213,13 +213,10 @@ class WatchlistEntry(_Frozen):
     @classmethod
     def _nct_id(cls, value: Any) -> Any:
         if isinstance(value, str):
-            normalized = value.strip().upper()
-            if not NCT_ID_RE.match(normalized):
-                raise ValueError(
-                    f"{value!r} is not an NCT number (expected NCT followed by 8 digits, "
-                    "e.g. NCT02606461)"
-                )
-            return normalized
+            problem = nct_id_problem(value)
+            if problem is not None:
+                raise ValueError(f"{value!r} is not an NCT number ({problem})")
+            return check_nct_id(value)
         return value
 
 

@@ -55,6 +55,7 @@ from trialwatch.exceptions import (
     ShortReadError,
     TransientFetchError,
 )
+from trialwatch.ids import fold_nct_id, nct_id_problem
 from trialwatch.models import (
     ApiVersion,
     FoundStudy,
@@ -1003,14 +1004,14 @@ def _exhausted(last: _RetryableError, host: str, attempts: str, detail: str) -> 
 
 
 def _normalize_ids(ids: Sequence[str]) -> list[str]:
+    """The ids checked by :mod:`trialwatch.ids` (the registry's rule: one id it refuses would
+    make it refuse the whole request), folded and de-duplicated in order."""
     wanted: dict[str, None] = {}
     for raw in ids:
-        nct_id = raw.strip().upper() if isinstance(raw, str) else ""
-        if not _NCT_ID.fullmatch(nct_id):
-            raise ApiRequestError(
-                f"{raw!r} is not an NCT id (expected NCT followed by 8 digits, e.g. NCT02300909)"
-            )
-        wanted[nct_id] = None
+        problem = nct_id_problem(raw) if isinstance(raw, str) else "not a string"
+        if problem is not None:
+            raise ApiRequestError(f"{raw!r} is not an NCT id: {problem}")
+        wanted[fold_nct_id(raw)] = None
     return list(wanted)
 
 
