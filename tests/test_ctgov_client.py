@@ -738,14 +738,20 @@ def test_retry_after_seconds_is_honoured(
     assert clock.sleeps == [7.0]
 
 
-def test_retry_after_is_capped(
+def test_retry_after_above_the_cap_gives_up_at_once_and_never_retries_early(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
 ) -> None:
-    router.get("/version").mock(
-        side_effect=[httpx.Response(429, headers={"Retry-After": "3600"}), VERSION_OK]
+    route = router.get("/version").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "86400"}), VERSION_OK]
     )
-    make_client(max_retry_after_s=30).version()
-    assert clock.sleeps == [30.0]
+    with pytest.raises(ApiUnavailableError) as caught:
+        make_client(max_retry_after_s=30).version()
+    assert str(caught.value) == (
+        "clinicaltrials.gov asked us to come back in 24.0 h (HTTP 429 with Retry-After), more "
+        "than `[api] max_retry_after_s` = 30s; gave up: try again later"
+    )
+    assert route.call_count == 1
+    assert clock.sleeps == []  # neither waited out holding the lock, nor retried early
 
 
 def test_retry_after_http_date_is_honoured_and_capped(
@@ -757,14 +763,17 @@ def test_retry_after_http_date_is_honoured_and_capped(
     router.get("/version").mock(
         side_effect=[
             httpx.Response(503, headers={"Retry-After": soon}),
-            httpx.Response(503, headers={"Retry-After": later}),
             httpx.Response(503, headers={"Retry-After": past}),
             VERSION_OK,
+            httpx.Response(503, headers={"Retry-After": later}),
         ]
     )
-    make_client(max_retry_after_s=60).version()
+    client = make_client(max_retry_after_s=60)
+    client.version()
     assert 17 <= clock.sleeps[0] <= 20
-    assert clock.sleeps[1:] == [60.0, 0.0]
+    assert clock.sleeps[1:] == [0.0]
+    with pytest.raises(ApiUnavailableError, match=r"come back in 1[12]\d min"):
+        client.version()
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped(
@@ -801,7 +810,7 @@ def test_exhausted_retries_raise_transient_fetch_error(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
 ) -> None:
     route = router.get("/studies").mock(return_value=httpx.Response(503))
-    client = make_client(max_attempts=3)
+    client = make_client(max_attempts=3, throttle_budget_s=0)  # the throttle budget: apart
 
     with pytest.raises(ApiUnavailableError) as caught:
         list(client.iter_studies([CANONICAL]))
@@ -1014,7 +1023,7 @@ def test_what_can_heal_is_retried_then_said_in_one_plain_line(
 ) -> None:
     route = router.get("/version").mock(side_effect=[failure] * 3)
     with pytest.raises(error) as caught:
-        make_client(max_attempts=3).version()
+        make_client(max_attempts=3, throttle_budget_s=0).version()
     assert str(caught.value) == message
     assert "\n" not in message
     assert route.call_count == 3
@@ -1064,7 +1073,7 @@ def test_credentials_in_base_url_never_reach_messages(
 ) -> None:
     secret_base = "https://user:s3cret@clinicaltrials.gov/api/v2"
     router.get("/version").mock(return_value=httpx.Response(500))
-    router.get("/studies").mock(return_value=httpx.Response(400, text="nope"))
+    router.get("/studies").mock(return_value=httpx.Response(403, text="nope"))
     client = make_client(base_url=secret_base, max_attempts=2)
 
     with pytest.raises(TransientFetchError) as transient:

@@ -361,7 +361,7 @@ FILLER = st.sampled_from(
 @st.composite
 def written_id(draw: st.DrawFn) -> tuple[str, str]:
     """An NCT number and one way a person, a PDF or an e-mail client wrote it."""
-    digits = f"{draw(st.integers(0, 99_999_999)):08d}"
+    digits = f"{draw(st.integers(1, 99_999_999)):08d}"
     prefix = draw(st.sampled_from(["NCT", "nct", "Nct", "nCt"]))
     after = draw(st.sampled_from(["", " ", "-", ": ", "\n", "-\n"]))
     cut = draw(st.integers(0, 8))
@@ -542,3 +542,11 @@ def test_text_that_could_make_a_reader_backtrack_is_read_in_one_pass(
 ) -> None:
     # The figures on large files are in benchmarks/bench_import.py.
     assert read_import(text).nct_ids == found
+
+
+def test_the_placeholder_id_is_skipped_with_its_reason_and_the_rest_is_read() -> None:
+    result = read_import("NCT00000000, NCT09999991 and NCT０２３００９０９")
+    assert result.nct_ids == ("NCT09999991", "NCT02300909")
+    assert [(s.text, s.reason) for s in result.skipped] == [
+        ("NCT00000000", "a placeholder, not a registered trial (CT.gov refuses NCT00000000)")
+    ]

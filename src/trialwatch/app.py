@@ -85,6 +85,8 @@ class App:
             backoff_max_s=api.backoff_max_s,
             max_retry_after_s=api.max_retry_after_s,
             batch_size=api.batch_size,
+            throttle_budget_s=api.throttle_budget_s,
+            user_agent=api.user_agent,
             sleep=time.sleep if sleep is None else sleep,
         )
 

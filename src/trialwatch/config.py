@@ -43,6 +43,7 @@ from pydantic_core import PydanticCustomError
 
 from trialwatch.decision import syncs_incrementally
 from trialwatch.exceptions import ConfigError
+from trialwatch.ids import check_nct_id, nct_id_problem
 from trialwatch.models import Category, Severity
 from trialwatch.tomlpos import Origins, and_list
 from trialwatch.vocabulary import OVERALL_STATUS_LABELS
@@ -50,7 +51,6 @@ from trialwatch.vocabulary import OVERALL_STATUS_LABELS
 ENV_PREFIX = "TRIALWATCH_"
 CONFIG_ENV = "TRIALWATCH_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
-NCT_ID_RE = re.compile(r"^NCT\d{8}$")
 _CONFLICT = "settings_conflict"
 _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
@@ -147,7 +147,8 @@ _MANY = 10_000_000  # trials: far beyond CT.gov's whole registry (~550,000 studi
 class ApiSettings(_Frozen):
     base_url: str = "https://clinicaltrials.gov/api/v2"
     timeout_s: float = Field(30.0, gt=0, le=600)
-    min_interval_s: float = Field(1.0, ge=0, le=60)
+    # 1.2 s between request starts: at most 50 a minute, the limit clients report for CT.gov.
+    min_interval_s: float = Field(1.2, ge=0, le=60)
     max_attempts: int = Field(5, ge=1, le=20)
     backoff_initial_s: float = Field(1.0, gt=0, le=600)
     backoff_max_s: float = Field(60.0, gt=0, le=3600)
@@ -157,6 +158,20 @@ class ApiSettings(_Frozen):
     # spare; 650 is the most that fits. At the default 1 request/s pacing, a full sync of N
     # trials costs about N/500 seconds of requests.
     batch_size: int = Field(500, ge=1, le=650)
+    # How long a run rides out 429/503 answers without a usable Retry-After (other failures
+    # keep max_attempts): throttles are reported to last about a minute.
+    throttle_budget_s: float = Field(180.0, ge=0, le=3600)
+    # Sent with every request; CT.gov's operators can reach whoever runs this instance through
+    # a contact in it, e.g. "trialwatch/0.1 (mailto:ops@example.org)". Default: trialwatch and
+    # its version, with the project's address.
+    user_agent: str | None = Field(None, min_length=1, max_length=300)
+
+    @field_validator("user_agent")
+    @classmethod
+    def _printable_user_agent(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isascii() and value.isprintable()):
+            raise ValueError("user_agent must be printable ASCII (it is sent as an HTTP header)")
+        return value
 
     _url = field_validator("base_url")(_check_http_url)
 
@@ -198,13 +213,10 @@ class WatchlistEntry(_Frozen):
     @classmethod
     def _nct_id(cls, value: Any) -> Any:
         if isinstance(value, str):
-            normalized = value.strip().upper()
-            if not NCT_ID_RE.match(normalized):
-                raise ValueError(
-                    f"{value!r} is not an NCT number (expected NCT followed by 8 digits, "
-                    "e.g. NCT02606461)"
-                )
-            return normalized
+            problem = nct_id_problem(value)
+            if problem is not None:
+                raise ValueError(f"{value!r} is not an NCT number ({problem})")
+            return check_nct_id(value)
         return value
 
 

@@ -25,6 +25,7 @@ import email.utils
 import errno
 import hashlib
 import logging
+import random
 import re
 import socket
 import ssl
@@ -43,7 +44,6 @@ from tenacity import (
     RetryError,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
     wait_random_exponential,
 )
 
@@ -55,6 +55,7 @@ from trialwatch.exceptions import (
     ShortReadError,
     TransientFetchError,
 )
+from trialwatch.ids import fold_nct_id, nct_id_problem
 from trialwatch.models import (
     ApiVersion,
     FoundStudy,
@@ -81,6 +82,20 @@ __all__ = [
 DEFAULT_BASE_URL: Final = "https://clinicaltrials.gov/api/v2"
 DEFAULT_USER_AGENT: Final = f"trialwatch/{__version__} (+https://github.com/trialwatch/trialwatch)"
 MAX_PAGE_SIZE: Final = 1000
+# Politeness: third-party guides put CT.gov's limit near 50 requests a minute per address, and
+# robots.txt asks for a 1-second crawl delay: 1.2 s between request starts is 50 a minute.
+DEFAULT_MIN_INTERVAL_S: Final = 1.2
+# A request head (request line and headers) must stay within 8 KB: the common limit of front
+# servers (Apache's 8,190-byte request line, nginx's 8 KB buffers, CloudFront); past it they
+# answer 414, 431 or a plain 400. The batch is cut to what fits (see _fit_batch).
+MAX_HEAD_BYTES: Final = 8192
+# CT.gov pages are a few MB (a study averages ~17 KB, the largest ~3.6 MB, and a batch asks only
+# its protocol section): an answer past this is not CT.gov's, and reading on would only fill
+# memory. It is refused, not retried.
+DEFAULT_MAX_ANSWER_BYTES: Final = 128 * 1024 * 1024
+# How long a run rides out throttling (429/503) without a usable Retry-After: clients report
+# throttles lasting about a minute; at least 2 minutes, with waits growing to backoff_max_s.
+DEFAULT_THROTTLE_BUDGET_S: Final = 180.0
 # Ids per filter.ids request. A full sync of N studies costs ceil(N / batch) requests, paced at
 # about one a second, so the batch is as large as a safe URL allows. Servers and proxies commonly
 # accept request URLs up to 8 KB (8,190 bytes for Apache's request line, 8 KB for nginx's buffers
@@ -108,6 +123,15 @@ OVERALL_STATUSES: Final = vocabulary.OVERALL_STATUSES
 # No listing of CT.gov (~600,000 studies) needs more pages than this at 1000 a page; it only
 # stops a server that keeps inventing tokens before its totalCount bounds the paging.
 _MAX_LISTING_PAGES: Final = 100_000
+# A 400 for filter.ids is split down to the id it refuses; more refusals than this in one batch
+# are not about ids (a parameter CT.gov stopped accepting, a proxy refusing everything).
+_MAX_REFUSED_PER_BATCH: Final = 8
+_MAX_REDIRECTS: Final = 5
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# A token CT.gov sends back is ~20-60 characters; the head is sized with room for a long one.
+_TOKEN_ALLOWANCE: Final = "t" * 96
+# Parameters trialwatch sends beside filter.ids: a 400 naming one of them is not about the ids.
+_OTHER_PARAMS: Final = ("fields", "pageSize", "countTotal", "format", "pageToken", "markupFormat")
 
 _NCT_ID: Final = re.compile(r"NCT\d{8}")
 _RETRY_AFTER_SECONDS: Final = re.compile(r"\d+(?:\.\d+)?")
@@ -214,13 +238,16 @@ class CtGovClient:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout_s: float = 30,
-        min_interval_s: float = 1.0,
+        min_interval_s: float = DEFAULT_MIN_INTERVAL_S,
         max_attempts: int = 5,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         max_retry_after_s: float = 120.0,
         batch_size: int = DEFAULT_BATCH_SIZE,
         user_agent: str | None = None,
+        throttle_budget_s: float = DEFAULT_THROTTLE_BUDGET_S,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        deadline_s: float | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -230,6 +257,11 @@ class CtGovClient:
         Raises ``ValueError`` for settings that cannot work (a programming or config error, not a
         fetch failure): a base URL that is not http(s), non-positive timeouts or attempts, a
         ``batch_size`` outside 1..1000.
+
+        ``throttle_budget_s``: how long to keep waiting out 429/503 answers without a usable
+        ``Retry-After`` (other failures keep ``max_attempts``). ``max_answer_bytes``: the most an
+        answer may weigh. ``deadline_s``: the most one exchange (connect, headers, whole body)
+        may take; by default four times ``timeout_s``, which bounds a single read.
         """
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -244,6 +276,12 @@ class CtGovClient:
             raise ValueError("backoff_initial_s, backoff_max_s and max_retry_after_s must be >= 0")
         if not 1 <= batch_size <= MAX_PAGE_SIZE:
             raise ValueError(f"batch_size must be between 1 and {MAX_PAGE_SIZE}, got {batch_size}")
+        if (
+            throttle_budget_s < 0
+            or max_answer_bytes < 1
+            or (deadline_s is not None and deadline_s <= 0)
+        ):
+            raise ValueError("throttle_budget_s, max_answer_bytes and deadline_s must be positive")
 
         self._display_base = _redact(url).rstrip("/")
         # How people name the API in messages: "clinicaltrials.gov", or "127.0.0.1:8000".
@@ -252,7 +290,13 @@ class CtGovClient:
         self._min_interval_s = min_interval_s
         self._max_attempts = max_attempts
         self._max_retry_after_s = max_retry_after_s
-        self._batch_size = batch_size
+        self._throttle_budget_s = throttle_budget_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._max_answer_bytes = max_answer_bytes
+        self._deadline_s = 4 * timeout_s if deadline_s is None else deadline_s
+        self._scheme = url.scheme
+        self._host_port = (url.host, url.port)
         self._sleep = sleep
         self._monotonic = monotonic
         self._jitter = wait_random_exponential(multiplier=backoff_initial_s, max=backoff_max_s)
@@ -267,10 +311,11 @@ class CtGovClient:
                 "Accept": "application/json",
             },
             transport=transport,
-            # The API itself does not redirect /studies or /version; following covers an
-            # http:// base URL upgraded to https:// by the server.
-            follow_redirects=True,
+            # Redirects are followed by hand, and only on the same scheme and host: an answer
+            # from elsewhere (a captive portal, a hijacked name) is not CT.gov's.
+            follow_redirects=False,
         )
+        self._batch_size = self._fit_batch(batch_size)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -305,7 +350,9 @@ class CtGovClient:
         every call is a request.
         """
         data = self._get("/version", {}, _json_decoder(_version_problem))
-        return ApiVersion(api_version=data["apiVersion"], data_timestamp=data["dataTimestamp"])
+        # The spec requires only apiVersion: without a dataTimestamp nothing says the data is
+        # unchanged, and the sync is a normal full one.
+        return ApiVersion(api_version=data["apiVersion"], data_timestamp=data.get("dataTimestamp"))
 
     def iter_studies(self, ids: Sequence[str]) -> Iterator[StudyResult]:
         """Fetch the studies ``ids`` and account for every one of them.
@@ -429,32 +476,93 @@ class CtGovClient:
 
     def _iter_batches(self, wanted: list[str]) -> Iterator[StudyResult]:
         for start in range(0, len(wanted), self._batch_size):
-            yield from self._iter_batch_or_halves(wanted[start : start + self._batch_size])
+            refused: list[str] = []
+            yield from self._iter_batch_or_halves(wanted[start : start + self._batch_size], refused)
 
-    def _iter_batch_or_halves(self, batch: list[str]) -> Iterator[StudyResult]:
-        """The batch, or its halves when the server finds its URL too long (HTTP 414)."""
+    def _iter_batch_or_halves(self, batch: list[str], refused: list[str]) -> Iterator[StudyResult]:
+        """The batch; or, when CT.gov refuses it, its halves, until the refusal is found.
+
+        A 414 or 431 (the request head too large) or a 400 that names no other parameter is
+        split in halves: a head that was too large fits in halves, and a 400 for ``filter.ids``
+        (one id off the spec's pattern refuses the whole request) comes down to the id it
+        refuses, which is answered as a :class:`MissingStudy` with ``refused`` set while the
+        rest of the batch is fetched. More than :data:`_MAX_REFUSED_PER_BATCH` refused ids in a
+        batch raise the refusal: it is not about ids.
+        """
         results = self._iter_batch(batch)
         try:
-            # Nothing of a batch is yielded before its first page arrives, so a 414 for that
+            # Nothing of a batch is yielded before its first page arrives, so a refusal of that
             # page leaves nothing half-said: the halves can be asked instead.
             first = next(results)
         except StopIteration:
             return
         except ApiRequestError as exc:
-            if exc.status_code != 414 or len(batch) == 1:
+            status = exc.status_code
+            body = getattr(exc, "body", "")
+            if status not in (400, 414, 431) or (status == 400 and _names_other_param(body)):
                 raise
+            if len(batch) == 1:
+                if status != 400:
+                    raise
+                refused.append(batch[0])
+                if len(refused) > _MAX_REFUSED_PER_BATCH:
+                    raise ApiRequestError(
+                        f"{self._host} refused more than {_MAX_REFUSED_PER_BATCH} ids of one "
+                        f"batch ({', '.join(refused)}): that is not about the ids; "
+                        f"last answer: {exc}",
+                        status_code=status,
+                    ) from exc
+                log.warning("%s refused to look up %s: %s", self._host, batch[0], exc)
+                reason = (
+                    f"refused by ClinicalTrials.gov (HTTP 400: {body})"
+                    if body
+                    else ("refused by ClinicalTrials.gov (HTTP 400)")
+                )
+                yield MissingStudy(requested_id=batch[0], confirmed=False, refused=reason)
+                return
             log.warning(
-                "GET %s/studies: the URL for %d ids was too long (HTTP 414); asking for them in "
-                "halves (set a smaller [api] batch_size)",
+                "GET %s/studies for %d ids was refused (HTTP %d); asking for them in halves to "
+                "find what it refuses",
                 self._display_base,
                 len(batch),
+                status,
             )
             half = len(batch) // 2
-            yield from self._iter_batch_or_halves(batch[:half])
-            yield from self._iter_batch_or_halves(batch[half:])
+            yield from self._iter_batch_or_halves(batch[:half], refused)
+            yield from self._iter_batch_or_halves(batch[half:], refused)
             return
         yield first
         yield from results
+
+    def _fit_batch(self, batch_size: int) -> int:
+        """``batch_size``, or fewer ids when that many would make a request head over
+        :data:`MAX_HEAD_BYTES` with this base URL and User-Agent (a page token included)."""
+
+        def head(n: int) -> int:
+            params = {
+                "filter.ids": ",".join(["NCT00000001"] * n),
+                "fields": STUDY_FIELDS,
+                "pageSize": str(min(MAX_PAGE_SIZE, n + 1)),
+                "countTotal": "true",
+                "format": "json",
+                "pageToken": _TOKEN_ALLOWANCE,
+            }
+            request = self._http.build_request("GET", f"/studies?{_encode(params)}")
+            target = request.url.raw_path.decode("ascii", "replace")
+            line = len(f"GET {target} HTTP/1.1\r\n")
+            return line + sum(len(k) + len(v) + 4 for k, v in request.headers.raw) + 2
+
+        fitted = batch_size
+        while fitted > 1 and head(fitted) > MAX_HEAD_BYTES:
+            fitted -= max(1, -(-(head(fitted) - MAX_HEAD_BYTES) // 12))
+        if fitted < batch_size:
+            log.warning(
+                "[api] batch_size %d would make requests over 8 KB with this base_url; "
+                "using %d ids per request",
+                batch_size,
+                fitted,
+            )
+        return fitted
 
     def _iter_batch(self, batch: list[str]) -> Iterator[StudyResult]:
         pending = dict.fromkeys(batch)  # an ordered set of ids not returned yet
@@ -533,7 +641,7 @@ class CtGovClient:
         :class:`_NotJson` or :class:`_BadShape` for a body to retry)."""
         what = f"GET {self._display_base}{path}"
         retrying = Retrying(
-            stop=stop_after_attempt(self._max_attempts),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception_type(_RetryableError),
             sleep=self._sleep,
@@ -550,18 +658,31 @@ class CtGovClient:
                 raise
             noun = "attempt" if attempts == 1 else "attempts"
             detail = f"{what} failed after {attempts} {noun}: {last}"
-            raise _exhausted(last, self._host, f"after {attempts} {noun}", detail) from last
+            when = f"after {attempts} {noun}"
+            idle = float(retrying.statistics.get("idle_for", 0.0))
+            if _throttled(last) and idle >= 60:
+                when += f" over {_duration(idle)}"
+            raise _exhausted(last, self._host, when, detail) from last
 
     def _attempt(self, path: str, params: Mapping[str, str], decode: Callable[[bytes], _T]) -> _T:
-        """Send one request; classify the outcome as data, retryable, or refused."""
+        """Send one request (following same-host redirects); classify the outcome as data,
+        retryable, or refused."""
         self._pace()
         self._requests_made += 1
+        target = f"{path}?{_encode(params)}" if params else path
+        deadline = self._monotonic() + self._deadline_s
         try:
-            response = self._http.get(f"{path}?{_encode(params)}" if params else path)
-        except httpx.TooManyRedirects as exc:
-            raise ApiRequestError(
-                f"GET {self._display_base}{path}: too many redirects ({exc})"
-            ) from exc
+            for _ in range(_MAX_REDIRECTS + 1):
+                with self._http.stream("GET", target) as response:
+                    location = self._redirect(response, path)
+                    if location is None:
+                        content = self._read(response, path, deadline)
+                        break
+                target = location
+            else:
+                raise ApiRequestError(
+                    f"GET {self._display_base}{path}: more than {_MAX_REDIRECTS} redirects"
+                )
         except httpx.TimeoutException as exc:
             kind = "connect-timeout" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
             raise _RetryableError(
@@ -582,35 +703,9 @@ class CtGovClient:
             raise _RetryableError(f"{type(exc).__name__}: {exc}", kind="broken") from exc
 
         status = response.status_code
-        if status == 429 or status >= 500:
-            retry_after = (
-                _parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
-                if status in (429, 503)
-                else None
-            )
-            raise _RetryableError(
-                f"HTTP {status} {response.reason_phrase}".rstrip(),
-                kind="throttled" if status == 429 else "status",
-                status=status,
-                retry_after=retry_after,
-            )
-        if 400 <= status < 500:
-            body = _shorten(response.text)
-            raise ApiRequestError(
-                f"GET {self._display_base}{path} was refused: HTTP {status}"
-                + (f": {body}" if body else ""),
-                status_code=status,
-            )
-        if not 200 <= status < 300:
-            raise _RetryableError(
-                f"unexpected HTTP {status} {response.reason_phrase}".rstrip(),
-                kind="status",
-                status=status,
-            )
-
         content_type = response.headers.get("Content-Type", "")
         try:
-            return decode(response.content)
+            return decode(content)
         except _NotJson as exc:
             if "html" in content_type.lower():
                 reason = f"HTTP {status} with an HTML page instead of JSON (maintenance?)"
@@ -622,6 +717,103 @@ class CtGovClient:
                 f"HTTP {status} with unexpected JSON: {exc}", kind="garbled"
             ) from exc
 
+    def _redirect(self, response: httpx.Response, path: str) -> str | None:
+        """Where a redirect leads, when it stays on this scheme and host; None when ``response``
+        is no redirect. A redirect elsewhere raises :class:`ApiRequestError`: its answer would
+        not be CT.gov's (and an empty one would make every trial look withdrawn)."""
+        if response.status_code not in _REDIRECTS or "Location" not in response.headers:
+            return None
+        url = response.url.join(response.headers["Location"])
+        if url.scheme != self._scheme or (url.host, url.port) != self._host_port:
+            raise ApiRequestError(
+                f"GET {self._display_base}{path} was redirected to {_redact(url)}, another "
+                "host or scheme; not followed: check `[api] base_url`",
+                status_code=response.status_code,
+            )
+        return str(url)
+
+    def _read(self, response: httpx.Response, path: str, deadline: float) -> bytes:
+        """The whole body of a successful answer, within the size cap and the exchange's
+        deadline; a failed answer raises (retryable or refused)."""
+        status = response.status_code
+        if status == 429 or status >= 500 or status < 200 or status >= 300:
+            body = self._read_capped(response, path, deadline, limit=64 * 1024)
+            self._refuse(response, path, status, body)
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self._max_answer_bytes:
+            raise self._too_large(path, f"it announced {int(declared):,} bytes")
+        return self._read_capped(response, path, deadline, limit=self._max_answer_bytes)
+
+    def _read_capped(
+        self, response: httpx.Response, path: str, deadline: float, *, limit: int
+    ) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                if limit < self._max_answer_bytes:
+                    break  # an error page: its first bytes say enough
+                raise self._too_large(path, f"more than {limit:,} bytes arrived")
+            chunks.append(chunk)
+            if self._monotonic() > deadline:
+                # A read timeout bounds each read; a body dripping a byte at a time passes it
+                # and would hold the sync (and its lock) for as long as it pleases.
+                raise _RetryableError(
+                    f"the answer took longer than {self._deadline_s:g}s to arrive "
+                    f"({size:,} bytes so far)",
+                    kind="timeout",
+                )
+        return b"".join(chunks)
+
+    def _too_large(self, path: str, how: str) -> ApiUnavailableError:
+        cap = f"{self._max_answer_bytes / (1024 * 1024):g} MiB"
+        return ApiUnavailableError(
+            f"{self._host} sent an answer too large for GET {self._display_base}{path} ({how}, "
+            f"the cap is {cap}); stopped reading it: not CT.gov's data, or something in between "
+            "is wrong",
+            detail=f"GET {self._display_base}{path}: {how}; cap {self._max_answer_bytes} bytes",
+        )
+
+    def _refuse(self, response: httpx.Response, path: str, status: int, body: bytes) -> None:
+        """Raise what a non-2xx answer means: retryable (429, 5xx), or refused (4xx)."""
+        if status == 429 or status >= 500:
+            retry_after = (
+                _parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+                if status in (429, 503)
+                else None
+            )
+            if retry_after is not None and retry_after > self._max_retry_after_s:
+                # Retrying early would be impolite and futile; waiting holds the sync's lock
+                # for as long as the server says. Say when to come back instead.
+                raise ApiUnavailableError(
+                    f"{self._host} asked us to come back in {_duration(retry_after)} (HTTP "
+                    f"{status} with Retry-After), more than `[api] max_retry_after_s` = "
+                    f"{self._max_retry_after_s:g}s; gave up: try again later",
+                    detail=f"GET {self._display_base}{path}: HTTP {status}, Retry-After "
+                    f"{response.headers.get('Retry-After')!r}",
+                )
+            raise _RetryableError(
+                f"HTTP {status} {response.reason_phrase}".rstrip(),
+                kind="throttled" if status == 429 else "status",
+                status=status,
+                retry_after=retry_after,
+            )
+        text = _shorten(body.decode("utf-8", "replace"))
+        if 400 <= status < 500:
+            error = _Refusal(
+                f"GET {self._display_base}{path} was refused: HTTP {status}"
+                + (f": {text}" if text else ""),
+                status_code=status,
+                body=text,
+            )
+            raise error
+        raise _RetryableError(
+            f"unexpected HTTP {status} {response.reason_phrase}".rstrip(),
+            kind="status",
+            status=status,
+        )
+
     def _pace(self) -> None:
         # Politeness: robots.txt asks for a 1-second crawl delay, so starts are spaced out.
         if self._min_interval_s > 0 and self._last_start is not None:
@@ -630,15 +822,45 @@ class CtGovClient:
                 self._sleep(wait)
         self._last_start = self._monotonic()
 
+    def _stop(self, state: RetryCallState) -> bool:
+        """Throttling (429/503) is ridden out for ``throttle_budget_s`` of waiting; anything
+        else (HTML pages, refused connections, timeouts, other 5xx) stops after
+        ``max_attempts``, so that an offline run still fails in seconds."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        attempts_spent = state.attempt_number >= self._max_attempts
+        if isinstance(exc, _RetryableError) and _throttled(exc):
+            return attempts_spent and state.idle_for >= self._throttle_budget_s
+        return attempts_spent
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, _RetryableError) and exc.retry_after is not None:
-            return min(exc.retry_after, self._max_retry_after_s)
+            # Never early: a Retry-After above max_retry_after_s was refused when it came.
+            return exc.retry_after
+        if isinstance(exc, _RetryableError) and _throttled(exc):
+            # Doubling from backoff_initial_s up to backoff_max_s (~60 s), jittered by at most
+            # a quarter so that clients throttled together do not come back together.
+            base = min(
+                self._backoff_max_s, self._backoff_initial_s * 2 ** (state.attempt_number - 1)
+            )
+            return float(base * (0.75 + 0.25 * random.random()))
         return float(self._jitter(state))
 
     def _log_retry(self, what: str, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
+        if isinstance(exc, _RetryableError) and _throttled(exc):
+            # Said on the terminal (warnings go to stderr): a long wait must not look like a hang.
+            log.warning(
+                "%s is busy or throttling us (%s); waiting %s before trying again "
+                "(%s waited so far; giving up after about %s)",
+                self._host,
+                exc,
+                _duration(wait),
+                _duration(state.idle_for),
+                _duration(self._throttle_budget_s),
+            )
+            return
         log.warning(
             "%s failed (attempt %d of %d): %s; retrying in %.1fs",
             what,
@@ -647,6 +869,37 @@ class CtGovClient:
             exc,
             wait,
         )
+
+
+class _Refusal(ApiRequestError):
+    """A 4xx answer; ``body`` is the server's own text (shortened)."""
+
+    def __init__(self, message: str, *, status_code: int, body: str) -> None:
+        super().__init__(message, status_code=status_code)
+        self.body = body
+
+
+def _throttled(exc: _RetryableError) -> bool:
+    return exc.status in (429, 503)
+
+
+def _names_other_param(body: str) -> bool:
+    """Whether a 400's text is about something other than the ids: it names a parameter
+    trialwatch sends besides ``filter.ids``, or calls a parameter unknown."""
+    if "filter.ids" in body:
+        return False
+    if "unknown parameter" in body:
+        return True
+    return any(re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", body) for name in _OTHER_PARAMS)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def record_fingerprint(record: bytes | Mapping[str, Any]) -> str:
@@ -751,14 +1004,14 @@ def _exhausted(last: _RetryableError, host: str, attempts: str, detail: str) -> 
 
 
 def _normalize_ids(ids: Sequence[str]) -> list[str]:
+    """The ids checked by :mod:`trialwatch.ids` (the registry's rule: one id it refuses would
+    make it refuse the whole request), folded and de-duplicated in order."""
     wanted: dict[str, None] = {}
     for raw in ids:
-        nct_id = raw.strip().upper() if isinstance(raw, str) else ""
-        if not _NCT_ID.fullmatch(nct_id):
-            raise ApiRequestError(
-                f"{raw!r} is not an NCT id (expected NCT followed by 8 digits, e.g. NCT02300909)"
-            )
-        wanted[nct_id] = None
+        problem = nct_id_problem(raw) if isinstance(raw, str) else "not a string"
+        if problem is not None:
+            raise ApiRequestError(f"{raw!r} is not an NCT id: {problem}")
+        wanted[fold_nct_id(raw)] = None
     return list(wanted)
 
 
@@ -907,9 +1160,10 @@ def _checked_page(decoder: msgspec.json.Decoder[_P], content: bytes) -> _P:
 def _version_problem(data: Any) -> str | None:
     if not isinstance(data, dict):
         return f"/version must answer an object, got {type(data).__name__}"
-    for key in ("apiVersion", "dataTimestamp"):
-        if not isinstance(data.get(key), str):
-            return f"/version answer has no string {key!r}"
+    if not isinstance(data.get("apiVersion"), str):
+        return "/version answer has no string 'apiVersion'"
+    if "dataTimestamp" in data and not isinstance(data["dataTimestamp"], str):
+        return "/version answer has a 'dataTimestamp' that is not a string"
     return None
 
 

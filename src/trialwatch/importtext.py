@@ -47,6 +47,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from trialwatch.ids import nct_id_problem
 from trialwatch.vocabulary import EXPANDED_ACCESS_STATUSES, OVERALL_STATUS_LABELS, OVERALL_STATUSES
 
 __all__ = [
@@ -788,7 +789,11 @@ def read_import(text: str) -> ImportResult:
     for offset in sorted(found):
         digits, printed = found[offset]
         line = bisect.bisect_right(line_starts, offset)
-        if len(digits) == ID_DIGITS:
+        problem = nct_id_problem(f"NCT{digits}") if len(digits) == ID_DIGITS else None
+        if problem is not None:
+            # 8 digits, yet refused by the registry (NCT00000000, the placeholder papers print).
+            skipped.setdefault(f"NCT{digits}", Skipped(f"NCT{digits}", problem, line))
+        elif len(digits) == ID_DIGITS:
             trial = trials.setdefault(f"NCT{digits}", _Trial(f"NCT{digits}", line))
             if printed is not None:
                 trial.printed.append(printed)

@@ -291,7 +291,9 @@ class ApiVersion:
     """The answer of ``GET /version``."""
 
     api_version: str
-    data_timestamp: str
+    # None when the API left it out (the spec makes it optional): nothing says the data is
+    # unchanged, so the sync is a normal full one.
+    data_timestamp: str | None
 
 
 class FoundStudy:
@@ -400,6 +402,10 @@ class MissingStudy:
 
     requested_id: str
     confirmed: bool = True
+    # Why CT.gov refused to look this id up (a filter.ids request it answered with a 400 until
+    # the batch was split down to this id); None for an id it simply did not return. A refused
+    # id is never a confirmed absence.
+    refused: str | None = None
 
 
 StudyResult: TypeAlias = FoundStudy | MissingStudy

@@ -461,7 +461,13 @@ class _Sync:
         ``None`` when there is nothing to fetch at all (an idle poll). ``last`` is the last
         complete run (None: there is none)."""
         store = self.store
-        same_data = last is not None and last.data_timestamp == version.data_timestamp
+        # Without a dataTimestamp (the spec makes it optional) nothing says the data is
+        # unchanged: a normal full sync.
+        same_data = (
+            last is not None
+            and version.data_timestamp is not None
+            and last.data_timestamp == version.data_timestamp
+        )
         watched = 0 if same_data and not self.force else store.watched_count()
         # Facts are read only where the rule may need them: the last full sweep only for a
         # watch set that may sync incrementally.

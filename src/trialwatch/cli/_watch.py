@@ -12,6 +12,7 @@ from typing import Annotated, BinaryIO
 import typer
 
 from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, fail, open_app, table, when
+from trialwatch.ids import fold_nct_id, nct_id_problem
 from trialwatch.vocabulary import clip
 
 watch_cli = typer.Typer(
@@ -24,7 +25,7 @@ watch_cli = typer.Typer(
 )
 cli.add_typer(watch_cli, name="watch")
 
-_IDS = re.compile(r"^(?:NCT\d{8})+$")
+_IDS = re.compile(r"^(?:NCT[0-9]{8})+$")
 
 
 def _ids(values: list[str]) -> list[str]:
@@ -38,16 +39,19 @@ def _ids(values: list[str]) -> list[str]:
         for part in value.split(","):
             if not part.strip():
                 continue
-            compact = re.sub(r"[\s\-:]", "", part.upper())
+            compact = re.sub(r"[\s\-:]", "", fold_nct_id(part))
             if _IDS.match(compact):
-                ids += [compact[i : i + 11] for i in range(0, len(compact), 11)]
+                chunks = [compact[i : i + 11] for i in range(0, len(compact), 11)]
             else:
-                bad.append(part.strip())
+                chunks = [compact]
+            for chunk in chunks:
+                problem = nct_id_problem(chunk)
+                if problem is None:
+                    ids.append(chunk)
+                else:
+                    bad.append(f"{part.strip() if len(chunks) == 1 else chunk} ({problem})")
     if bad:
-        fail(
-            "not NCT numbers (NCT followed by 8 digits): " + ", ".join(bad) + "; nothing changed",
-            EXIT_CONFIG,
-        )
+        fail("not NCT numbers: " + "; ".join(bad) + "; nothing changed", EXIT_CONFIG)
     if not ids:
         fail("no NCT numbers given", EXIT_CONFIG)
     return list(dict.fromkeys(ids))

@@ -1,0 +1,356 @@
+"""The client against the real registry's unkind habits (issues #16 and #22): refused ids, heads
+too large, throttles that last minutes, answers without end or that drip, redirects elsewhere.
+
+Unit tests use httpx.MockTransport; end-to-end ones the faithful stand-in (FakeCtGov) or a raw
+loopback socket where a server must misbehave below HTTP. Waits go through a fake sleep."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.ctgov_server import FakeCtGov, load_records
+from trialwatch.config import ApiSettings
+from trialwatch.ctgov import DEFAULT_USER_AGENT, MAX_HEAD_BYTES, CtGovClient
+from trialwatch.exceptions import ApiRequestError, ApiUnavailableError, TransientFetchError
+from trialwatch.models import FoundStudy, MissingStudy
+
+RECORDS = load_records()
+IDS = [r["protocolSection"]["identificationModule"]["nctId"] for r in RECORDS]
+BASE = "https://clinicaltrials.gov/api/v2"
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def client_for(
+    handler: Callable[[httpx.Request], httpx.Response], sleeps: Sleeps, **kw: Any
+) -> CtGovClient:
+    options: dict[str, Any] = {"base_url": BASE, "min_interval_s": 0, **kw}
+    return CtGovClient(
+        transport=httpx.MockTransport(handler),
+        sleep=sleeps.sleep,
+        monotonic=sleeps.monotonic,
+        **options,
+    )
+
+
+def page(ids: list[str], total: int | None = None) -> httpx.Response:
+    studies = [{"protocolSection": {"identificationModule": {"nctId": i}}} for i in ids]
+    body: dict[str, Any] = {"studies": studies}
+    body["totalCount"] = len(ids) if total is None else total
+    return httpx.Response(200, json=body)
+
+
+# -- refused ids and heads too large ----------------------------------------------------------
+
+
+def test_a_refused_id_is_found_by_halves_and_the_rest_of_the_batch_is_fetched() -> None:
+    # One id the server refuses makes it refuse every request that holds it (spec's pattern).
+    bad = "NCT00000007"
+    wanted = [f"NCT{n:08d}" for n in range(1, 17)]
+    sent: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ids = request.url.params["filter.ids"].split(",")
+        sent.append(ids)
+        if bad in ids:
+            return httpx.Response(400, text="filter.ids: a value does not match the pattern")
+        return page(ids)
+
+    with client_for(handler, Sleeps()) as client:
+        results = list(client.iter_studies(wanted))
+    found = [r.requested_id for r in results if isinstance(r, FoundStudy)]
+    refused = [r for r in results if isinstance(r, MissingStudy)]
+    assert sorted(found) == sorted(set(wanted) - {bad})
+    assert [r.requested_id for r in refused] == [bad]
+    assert refused[0].refused is not None and "refused by ClinicalTrials.gov" in refused[0].refused
+    assert refused[0].confirmed is False
+    assert len(sent) == 1 + 2 * 4  # the batch, then two halves at each of 4 levels
+
+
+def test_a_400_about_another_parameter_is_not_split() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(400, text="`fields` has an unknown field name")
+
+    with client_for(handler, Sleeps()) as client, pytest.raises(ApiRequestError):
+        list(client.iter_studies(IDS))
+    assert len(calls) == 1
+
+
+def test_many_refusals_in_one_batch_are_not_about_ids() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, text="Bad Request")
+
+    wanted = [f"NCT{n:08d}" for n in range(1, 33)]
+    with client_for(handler, Sleeps()) as client, pytest.raises(ApiRequestError, match="not about"):
+        list(client.iter_studies(wanted))
+
+
+@pytest.mark.parametrize("status", [414, 431, 400])
+def test_a_head_too_large_halves_the_batch(status: int) -> None:
+    wanted = [f"NCT{n:08d}" for n in range(1, 9)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ids = request.url.params["filter.ids"].split(",")
+        if len(ids) > 2:
+            return httpx.Response(status, text="Request Header Fields Too Large")
+        return page(ids)
+
+    with client_for(handler, Sleeps()) as client:
+        results = list(client.iter_studies(wanted))
+    assert sorted(r.requested_id for r in results if isinstance(r, FoundStudy)) == wanted
+
+
+def test_the_batch_is_cut_so_that_the_request_head_stays_within_8_kb() -> None:
+    wanted = [f"NCT{n:08d}" for n in range(1, 651)]
+    with FakeCtGov(RECORDS) as api:
+        # A long User-Agent (a contact) and the largest batch the settings allow: the stand-in
+        # refuses heads over 8 KB with 414/431, the client must not send one.
+        with CtGovClient(
+            base_url=api.base_url,
+            min_interval_s=0,
+            batch_size=650,
+            user_agent="trialwatch/0.1 (mailto:" + "x" * 300 + "@example.org)",
+            sleep=lambda s: None,
+        ) as client:
+            results = list(client.iter_studies(wanted))
+        assert len(results) == 650
+        heads = [
+            len(f"GET {r.path}") + sum(len(k) + len(v) + 4 for k, v in r.headers.items())
+            for r in api.requests
+        ]
+    assert max(heads) <= MAX_HEAD_BYTES
+    assert api.count_lookups() == 2  # 650 ids did not fit in one request
+
+
+# -- throttles, Retry-After, pacing ---------------------------------------------------------------
+
+
+def test_a_throttle_without_retry_after_is_ridden_out_for_minutes_saying_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers = iter([httpx.Response(429)] * 8 + [httpx.Response(200, json={"apiVersion": "2"})])
+    sleeps = Sleeps()
+    with client_for(lambda r: next(answers), sleeps) as client:
+        version = client.version()  # default max_attempts (5) would have given up
+    assert version.api_version == "2"
+    assert sum(sleeps.waits) >= 120
+    assert max(sleeps.waits) <= 60
+    assert "waiting" in caplog.text and "before trying again" in caplog.text
+
+
+def test_a_throttle_that_outlasts_the_budget_fails_in_plain_words() -> None:
+    sleeps = Sleeps()
+    with (
+        client_for(lambda r: httpx.Response(503), sleeps) as client,
+        pytest.raises(ApiUnavailableError) as caught,
+    ):
+        client.version()
+    assert 180 <= sum(sleeps.waits) <= 180 + 60
+    assert "try again later" in str(caught.value)
+    assert "Traceback" not in str(caught.value)
+
+
+def test_maintenance_pages_keep_the_short_budget() -> None:
+    html = httpx.Response(
+        200, text="<html>maintenance</html>", headers={"Content-Type": "text/html"}
+    )
+    sleeps = Sleeps()
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return html
+
+    with client_for(handler, sleeps, max_attempts=3) as client, pytest.raises(TransientFetchError):
+        client.version()
+    assert len(calls) == 3
+    assert sum(sleeps.waits) < 30
+
+
+def test_default_pacing_is_at_most_50_requests_a_minute() -> None:
+    assert 60 / ApiSettings().min_interval_s <= 50
+
+
+def test_the_user_agent_is_configurable_and_names_trialwatch_by_default() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["User-Agent"])
+        return httpx.Response(200, json={"apiVersion": "2.0.5", "dataTimestamp": "x"})
+
+    with client_for(handler, Sleeps()) as client:
+        client.version()
+    with client_for(handler, Sleeps(), user_agent="acme-watch (mailto:ops@acme.example)") as c:
+        c.version()
+    assert seen[0] == DEFAULT_USER_AGENT and "trialwatch/" in seen[0]
+    assert seen[1] == "acme-watch (mailto:ops@acme.example)"
+    with pytest.raises(ValueError, match="printable ASCII"):
+        ApiSettings(user_agent="bad\r\nheader")
+
+
+def test_version_without_a_data_timestamp_is_a_version() -> None:
+    with FakeCtGov(RECORDS[:1]) as api, CtGovClient(base_url=api.base_url, min_interval_s=0) as c:
+        api.omit_data_timestamp()
+        version = c.version()
+    assert version.api_version == "2.0.5"
+    assert version.data_timestamp is None
+
+
+# -- hostile answers (#22) ------------------------------------------------------------------------
+
+
+class RawServer:
+    """A loopback server that answers every connection with ``respond(socket)``."""
+
+    def __init__(self, respond: Callable[[socket.socket], None]) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._respond = respond
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/api/v2"
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            self._respond(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._sock.close()
+
+
+@pytest.fixture
+def endless() -> Iterator[RawServer]:
+    def respond(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+        )
+        chunk = b'{"studies": [' + b" " * 65536
+        while True:
+            conn.sendall(chunk)
+
+    with RawServer(respond) as server:
+        yield server
+
+
+def test_an_endless_answer_is_cut_off_at_the_cap_and_said_plainly(endless: RawServer) -> None:
+    with (
+        CtGovClient(
+            base_url=endless.base_url, min_interval_s=0, max_answer_bytes=2 * 1024 * 1024
+        ) as client,
+        pytest.raises(ApiUnavailableError) as caught,
+    ):
+        list(client.iter_studies(IDS[:2]))
+    assert "too large" in str(caught.value) and "2 MiB" in str(caught.value)
+
+
+def test_an_announced_size_over_the_cap_is_refused_before_reading() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"{}" * 10, headers={"Content-Length": "999999999"})
+
+    with (
+        client_for(handler, Sleeps(), max_answer_bytes=1000) as c,
+        pytest.raises(ApiUnavailableError, match="announced 999,999,999 bytes"),
+    ):
+        c.version()
+
+
+def test_a_dripping_answer_meets_the_exchange_deadline() -> None:
+    def respond(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        for _ in range(100):
+            time.sleep(0.2)
+            conn.sendall(b" ")
+
+    with RawServer(respond) as server:
+        started = time.monotonic()
+        with (
+            CtGovClient(
+                base_url=server.base_url, min_interval_s=0, timeout_s=1, max_attempts=2
+            ) as client,
+            pytest.raises(ApiUnavailableError, match="did not answer in time"),
+        ):
+            client.version()  # each read arrives within timeout_s; the whole never does
+        elapsed = time.monotonic() - started
+    assert elapsed < 4 * 1 * 2 + 5  # two exchanges of at most 4 x timeout_s, and a backoff
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["https://elsewhere.example/api/v2/version", "http://clinicaltrials.gov/api/v2/version"],
+)
+def test_a_redirect_to_another_host_or_scheme_is_not_followed(location: str) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(302, headers={"Location": location})
+
+    with client_for(handler, Sleeps()) as c, pytest.raises(ApiRequestError, match="not followed"):
+        c.version()
+    assert calls == [f"{BASE}/version"]
+
+
+def test_a_redirect_on_the_same_host_is_followed() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/version"):
+            return httpx.Response(301, headers={"Location": "/api/v2/version2"})
+        return httpx.Response(200, json={"apiVersion": "2.0.5", "dataTimestamp": "t"})
+
+    with client_for(handler, Sleeps()) as client:
+        assert client.version().data_timestamp == "t"
+
+
+def test_a_redirect_elsewhere_marks_no_trial_missing() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"Location": "https://portal.example/studies"})
+
+    results: list[Any] = []
+    with client_for(handler, Sleeps()) as client, pytest.raises(ApiRequestError):
+        results.extend(client.iter_studies(IDS))
+    assert results == []  # the run fails; no trial is said to be gone
