@@ -535,6 +535,11 @@ def test_prose_in_short_lines_is_not_a_header() -> None:
         ("Table 1\n\tNCT Number\n\tStatus\n" + "\tshort\n" * 50_000, ()),
         ("NCT Number\n\n" * 20_000, ()),
         ("\tNCT Number\n\tStatus\n\n" + "\tNCT01607905\n\tCompleted\n" * 10_000, ("NCT01607905",)),
+        # Headers over rows not of their width: each gives up after a few rows, not at the end.
+        (
+            ("\tNCT Number\n\tStatus\n\n" + "\tNCT01607905\n\tA\n\tB\n\n" * 20) * 200,
+            ("NCT01607905",),
+        ),
     ],
 )
 def test_text_that_could_make_a_reader_backtrack_is_read_in_one_pass(

@@ -547,9 +547,9 @@ _CAPTION = re.compile(
 )  # "Table 2.", "Table S1"
 _HEADER_CELL_CHARS = 60  # a header cell is a few words; prose is longer
 _HEADER_CELL_WORDS = 6
-_GROUP_MAX_LINES = 400  # the lines of a few rows, not the rest of a file without blank lines
 _CELL_ROW_MAX = 24  # cells of one row; more is not a table this reader can place
 _HEADER_MAX_LINES = 3 * _CELL_ROW_MAX  # a caption, a header and the start of a row
+_PROBE_ROWS = 3  # rows under a header, one at least of its width
 _HEADER_REACH = _HEADER_MAX_LINES + 2 * _CELL_ROW_MAX  # lines from a header to its first NCT
 
 
@@ -559,7 +559,7 @@ class _Cell:
     fragments: tuple[str, ...]  # its lines, indent removed
 
 
-def _group(lines: list[_Line], i: int, gap: int, limit: int = _GROUP_MAX_LINES) -> int:
+def _group(lines: list[_Line], i: int, gap: int, limit: int) -> int:
     """The index just after the group that starts at ``i``: non-blank lines with at most ``gap``
     blank lines together between them (and at most ``limit`` lines)."""
     end = k = i
@@ -638,24 +638,27 @@ def _table_of_cells(lines: list[_Line], start: int) -> tuple[list[_Row], int] | 
         return None
     header, taken = found
     if not whole:
-        end = _group(lines, start, gap)
+        end = _group(lines, start, gap, len(lines))
         cells = _cells(lines, start, end)
     rows = _group_rows(lines, cells[taken:], end, header)
     i = end
     while True:
+        # A header none of whose first rows is of its width was a few short lines of something
+        # else; said at once, so that a long run of rows is not read again for every such line.
+        if len(rows) >= _PROBE_ROWS and all(row.header is None for row in rows[:_PROBE_ROWS]):
+            return None
         while i < len(lines) and not lines[i].text.strip():
             i += 1
         if i == len(lines):
             break
-        end = _group(lines, i, gap)
+        end = _group(lines, i, gap, len(lines))
         cells = _cells(lines, i, end)
         found_rows = _group_rows(lines, cells, end, header)
         if (not found_rows and len(cells) != header.size) or _starts_with_prose(lines, i, end):
             break  # prose, a caption, the next section: the table is over
         rows += found_rows
         i = end
-    # A header with no row of its width under it was a few short lines of something else.
-    return (rows, i) if any(row.header is not None for row in rows) else None
+    return (rows, i) if any(row.header is not None for row in rows[:_PROBE_ROWS]) else None
 
 
 def _starts_with_prose(lines: list[_Line], start: int, end: int) -> bool:
