@@ -10,6 +10,8 @@ never a change). The email's recipient asks for major and above, so it shows 2 o
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -19,6 +21,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.conftest import SELINEXOR
@@ -95,7 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             TRIALWATCH_EMAIL__SENDER="trialwatch@example.org",
             TRIALWATCH_EMAIL__TO=json.dumps([CLINICIAN]),
             TRIALWATCH_EMAIL__MIN_SEVERITY="major",
-            TRIALWATCH_HEALTH__MAX_DATA_AGE_HOURS="1000000",
+            TRIALWATCH_HEALTH__MAX_DATA_AGE_HOURS="8784",
         )
         first = trialwatch("sync", env=env, cwd=home)
         assert first.code == 0, first.err
@@ -196,3 +199,64 @@ def test_the_first_change_card_is_on_the_first_screen(
         assert overflow <= 0, f"the report scrolls sideways by {overflow}px at {width}px"
     finally:
         context.close()
+
+
+# --- filters and the CSV of changes ---------------------------------------------------------------
+
+
+def test_the_report_narrows_by_severity_and_category_and_says_so(world: World) -> None:
+    major = world.run("report", "--since", "2000-01-01", "--min-severity", "major").out
+    assert "2 changes in 2 trials (of 13 watched trials) (showing only major and above)." in major
+    assert "Condition added: Sarcoma" not in major
+    design = world.run("report", "--since", "2000-01-01", "--category", "design,status").out
+    assert _lead(design) == (2, 2)
+    assert "Primary completion slipped" not in design
+    doc = json.loads(
+        world.run("report", "--since", "2000-01-01", "-f", "json", "--category", "dates").out
+    )
+    assert (doc["change_count"], doc["min_severity"], doc["categories"]) == (1, "minor", ["dates"])
+
+
+def test_a_csv_of_changes_has_one_row_per_change_with_statuses_in_words(world: World) -> None:
+    rows = list(csv.DictReader(io.StringIO(world.run("export", "-f", "csv", "--changes").out)))
+    assert sorted(r["nct_id"] for r in rows) == sorted([SEAL, SLIPS, GAINS])
+    [status] = [r for r in rows if r["field"] == "overall_status"]
+    assert (status["old"], status["old_words"]) == (
+        "ACTIVE_NOT_RECRUITING",
+        "Active, not recruiting",
+    )
+    assert (status["new"], status["new_words"]) == ("COMPLETED", "Completed")
+    assert (status["severity"], status["label"]) == ("critical", "SEAL")
+    [slipped] = [r for r in rows if r["nct_id"] == SLIPS]
+    assert json.loads(slipped["new"]) == {"date": "2028-08-31", "type": "ESTIMATED"}
+    assert slipped["new_words"] == ""
+    critical = world.run("export", "-f", "csv", "--changes", "--min-severity", "critical").out
+    assert len(critical.strip().splitlines()) == 2  # the header and SEAL's change
+    jsonl = world.run("export", "-f", "jsonl", "--changes", "--category", "design").out
+    assert [json.loads(line)["nct_id"] for line in jsonl.splitlines()] == [GAINS]
+
+
+def test_the_status_export_names_sponsor_conditions_interventions_and_phase(world: World) -> None:
+    doc = json.loads(world.run("export", "--format", "json").out)
+    schema = json.loads((REPO / "docs" / "export.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(doc, schema)
+    [seal] = [t for t in doc["trials"] if t["nct_id"] == SEAL]
+    assert seal["lead_sponsor"] == "Karyopharm Therapeutics Inc"
+    assert "Liposarcoma" in " ".join(seal["conditions"])
+    assert seal["interventions"] and seal["phase"].startswith("Phase")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("report", "--since", "2000-01-01", "--category", "colour"), "unknown category 'colour'"),
+        (("report", "--since", "2000-01-01", "--min-severity", "huge"), "unknown severity"),
+        (("export", "-f", "jsonl", "--changes", "--min-severity", "admin"), "never counted"),
+        (("export", "-f", "json", "--min-severity", "major"), "apply to change exports"),
+    ],
+)
+def test_a_bad_filter_is_said_plainly(world: World, args: tuple[str, ...], message: str) -> None:
+    result = trialwatch(*args, env=world.env, cwd=world.home)
+    assert result.code == 2
+    assert message in result.err
+    assert "Traceback" not in result.err

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from trialwatch.config import Settings
+from trialwatch.diff import EVERY_CHANGE, ChangeFilter
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.health import Health, assess, render_alert, render_flood_alert
 from trialwatch.models import Clock, Snapshot, SyncResult, WatchItem
@@ -342,10 +343,15 @@ class App:
         return list(self.store.histories(ids))
 
     def iter_changes(
-        self, *, since: datetime | None
+        self, *, since: datetime | None, shown: ChangeFilter = EVERY_CHANGE
     ) -> Iterator[tuple[RecordedChange, str | None]]:
-        """Every recorded change of the watched trials (since a moment), with its label."""
-        return self.store.iter_changes(since=since)
+        """Every recorded change of the watched trials (since a moment) that ``shown`` admits
+        (admin lines never), with its label."""
+        return (
+            (event, label)
+            for event, label in self.store.iter_changes(since=since)
+            if shown.admits(event.change)
+        )
 
     def watched_count(self) -> int:
         return self.store.watched_count()
@@ -428,9 +434,11 @@ class App:
             histories += store.histories(quiet, changes_in=changes_in, all_versions=picture)
         return histories
 
-    def period_report(self, period: Period, *, picture: bool) -> PeriodReport:
-        """``trialwatch report``: the changes of the watch set in ``period`` (see
-        :meth:`report_histories`), stamped now with CT.gov's data timestamp."""
+    def period_report(
+        self, period: Period, *, picture: bool, shown: ChangeFilter = EVERY_CHANGE
+    ) -> PeriodReport:
+        """``trialwatch report``: the changes of the watch set in ``period`` that ``shown``
+        admits (see :meth:`report_histories`), stamped now with CT.gov's data timestamp."""
         from trialwatch.period import period_report
 
         return period_report(
@@ -439,6 +447,7 @@ class App:
             generated_at=self.clock(),
             data_timestamp=self.data_timestamp(),
             watched=self.store.watched_count(),
+            shown=shown,
         )
 
     def timeline_ids(self) -> list[str]:

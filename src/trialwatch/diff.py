@@ -52,7 +52,17 @@ from trialwatch.vocabulary import (
     truncate,
 )
 
-__all__ = ["FIELD_ORDER", "ChangeCount", "change_count", "counted", "counts", "diff", "headline"]
+__all__ = [
+    "EVERY_CHANGE",
+    "FIELD_ORDER",
+    "ChangeCount",
+    "ChangeFilter",
+    "change_count",
+    "counted",
+    "counts",
+    "diff",
+    "headline",
+]
 
 _T = TypeVar("_T")
 
@@ -144,6 +154,46 @@ def counts(change: FieldChange) -> bool:
 def counted(changes: Iterable[FieldChange]) -> tuple[FieldChange, ...]:
     """The changes of ``changes`` that :func:`counts` keeps, in their order."""
     return tuple(c for c in changes if counts(c))
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFilter:
+    """Which changes a report or export shows (``--min-severity``, ``--category``): changes
+    that count (:func:`counts`), at or above ``min_severity``, in one of ``categories`` (all
+    when empty)."""
+
+    min_severity: Severity = Severity.MINOR
+    categories: frozenset[Category] = frozenset()
+
+    def admits(self, change: FieldChange) -> bool:
+        return (
+            counts(change)
+            and change.severity >= self.min_severity
+            and (not self.categories or change.category in self.categories)
+        )
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether it leaves out changes that count (the reports then say what they show)."""
+        return self.min_severity > Severity.MINOR or bool(self.categories)
+
+    @property
+    def label(self) -> str:
+        """``"major and above, status or dates"``; ``""`` when it shows every change."""
+        parts = []
+        if self.min_severity > Severity.MINOR:
+            parts.append(
+                self.min_severity.label
+                if self.min_severity is Severity.CRITICAL
+                else f"{self.min_severity.label} and above"
+            )
+        if self.categories:
+            parts.append(" or ".join(sorted(c.value for c in self.categories)))
+        return ", ".join(parts)
+
+
+EVERY_CHANGE = ChangeFilter()
+"""Every change that counts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import IO, Any
 from trialwatch.history import change_event_json
 from trialwatch.models import PartialDate, Snapshot
 from trialwatch.records import RecordedChange
-from trialwatch.vocabulary import history_url, study_url
+from trialwatch.vocabulary import history_url, phases_label, status_label, study_url
 
 SCHEMA_ID = "https://trialwatch.example/schemas/export-v1.json"
 
@@ -66,6 +66,10 @@ def export_trial(state: TrialState) -> dict[str, Any]:
         "overall_status": snap.overall_status if snap else None,
         "why_stopped": snap.why_stopped if snap else None,
         "phases": list(snap.phases) if snap else [],
+        "phase": phases_label(snap.phases) if snap and snap.phases else None,
+        "lead_sponsor": snap.lead_sponsor if snap else None,
+        "conditions": list(snap.conditions) if snap else [],
+        "interventions": [i.name for i in snap.interventions] if snap else [],
         "enrollment": (
             {"count": snap.enrollment.count, "type": snap.enrollment.type}
             if snap and snap.enrollment
@@ -246,5 +250,72 @@ def write_jsonl_changes(
     for event in changes:
         line = _json(change_event_json(event, label=labels.get(event.nct_id)))
         out.write(line.translate(_LINE_BREAKS) + "\n")
+        count += 1
+    return count
+
+
+# --- CSV of changes: one row per change event ---------------------------------------------------
+
+_STATUS_FIELDS = frozenset({"overall_status", "last_known_status"})
+
+CSV_CHANGE_COLUMNS: tuple[str, ...] = (
+    "detected_at",
+    "data_timestamp",
+    "nct_id",
+    "label",
+    "severity",
+    "category",
+    "field",
+    "kind",
+    "item_key",
+    "summary",
+    "old",
+    "old_words",
+    "new",
+    "new_words",
+    "url",
+    "history_url",
+)
+"""The header row of ``export --format csv --changes``: each change as ``--format jsonl``
+gives it, the statuses also in the registry site's words beside their enum (``old_words``,
+``new_words``; empty for other fields, whose ``summary`` says it in words)."""
+
+
+def _plain_cell(value: Any) -> Any:
+    """A change's old/new value in one cell: text and numbers as they are, the rest as JSON."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def csv_change_row(event: RecordedChange, label: str | None) -> list[str]:
+    """One change event as the cells of :data:`CSV_CHANGE_COLUMNS`, in that order."""
+    row = change_event_json(event, label=label)
+    words = event.change.field in _STATUS_FIELDS
+    cells = {
+        **row,
+        "old": _plain_cell(row["old"]),
+        "new": _plain_cell(row["new"]),
+        "old_words": status_label(row["old"]) if words and row["old"] is not None else None,
+        "new_words": status_label(row["new"]) if words and row["new"] is not None else None,
+    }
+    return [_csv_cell(cells.get(column)) for column in CSV_CHANGE_COLUMNS]
+
+
+def write_csv_changes(
+    out: IO[str],
+    changes: Iterable[tuple[RecordedChange, str | None]],
+    *,
+    bom: bool = False,
+) -> int:
+    """Write the header and one row per ``(change event, label)`` (RFC 4180, as
+    :func:`write_csv_export`); returns how many changes were written."""
+    if bom:
+        out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_CHANGE_COLUMNS)
+    count = 0
+    for event, label in changes:
+        writer.writerow(csv_change_row(event, label))
         count += 1
     return count

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from trialwatch.diff import ChangeCount, change_count, counts
+from trialwatch.diff import EVERY_CHANGE, ChangeCount, ChangeFilter, change_count
 from trialwatch.history import (
     before_history_note,
     change_event_json,
@@ -76,6 +76,7 @@ class PeriodReport:
     quiet: tuple[TrialPeriod, ...]
     histories: tuple[TrialHistory, ...] = field(default=())
     watched_count: int | None = None
+    shown: ChangeFilter = EVERY_CHANGE  # --min-severity, --category
 
     @property
     def change_count(self) -> int:
@@ -104,6 +105,7 @@ def period_report(
     generated_at: datetime,
     data_timestamp: str | None,
     watched: int | None = None,
+    shown: ChangeFilter = EVERY_CHANGE,
 ) -> PeriodReport:
     """Gather the changes of each trial detected in ``period``, summarize each trial in a line,
     and order trials by their most severe change (then by name). Does not filter by severity.
@@ -114,7 +116,7 @@ def period_report(
     quiet: list[TrialPeriod] = []
     for history in histories:
         events = tuple(
-            e for e in history.changes if period.contains(e.detected_at) and counts(e.change)
+            e for e in history.changes if period.contains(e.detected_at) and shown.admits(e.change)
         )
         item = TrialPeriod(
             history=history,
@@ -133,6 +135,7 @@ def period_report(
         quiet=tuple(quiet),
         histories=tuple(histories),
         watched_count=watched,
+        shown=shown,
     )
 
 
@@ -151,9 +154,14 @@ def render_period_report(report: PeriodReport, fmt: str) -> str:
 
 def _intro(report: PeriodReport) -> str:
     watched = report.watched
+    only = f" (showing only {report.shown.label})" if report.shown.narrowed else ""
     if not report.trials:
-        return f"0 changes: no recorded changes in {plural(watched, 'watched trial')}."
-    return f"{report.count.text} (of {plural(watched, 'watched trial')})."
+        return f"0 changes{only}: no recorded changes in {plural(watched, 'watched trial')}."
+    return f"{report.count.text} (of {plural(watched, 'watched trial')}){only}."
+
+
+def _quiet_heading(report: PeriodReport) -> str:
+    return "No changes of these kinds" if report.shown.narrowed else "No recorded changes"
 
 
 def _unlisted(report: PeriodReport) -> str | None:
@@ -186,7 +194,7 @@ def _period_text(report: PeriodReport) -> str:
         lines.append(f"Study:   {study_url(trial.nct_id)}")
         lines.append(f"History: {history_url(trial.nct_id)}")
     if report.quiet:
-        lines += ["", "No recorded changes:"]
+        lines += ["", f"{_quiet_heading(report)}:"]
         for trial in report.quiet:
             lines.append(f"  {trial.name}")
             if trial.before_history:
@@ -221,7 +229,7 @@ def _periodmarkdown_line(report: PeriodReport) -> str:
             "",
         ]
     if report.quiet:
-        lines += ["## No recorded changes", ""]
+        lines += [f"## {_quiet_heading(report)}", ""]
         for trial in report.quiet:
             url = history_url(trial.nct_id)
             note = (
@@ -263,6 +271,8 @@ def period_json(report: PeriodReport) -> dict[str, JSONValue]:
         "generated_at": iso(report.generated_at),
         "data_timestamp": report.data_timestamp,
         "change_count": report.change_count,
+        "min_severity": report.shown.min_severity.label,
+        "categories": sorted(c.value for c in report.shown.categories),
         "watched_count": report.watched,
         "trials": [_trial_json(t) for t in report.trials],
         "quiet": [_trial_json(t) for t in report.quiet],
@@ -339,6 +349,7 @@ def _period_html(report: PeriodReport) -> str:
             for t in report.quiet
         ],
         "unlisted": _unlisted(report),
+        "quiet_heading": _quiet_heading(report),
         "first_recorded_note": _first_recorded_note(report),
         "timeline": pictures,
     }

@@ -17,10 +17,11 @@ from trialwatch.cli._output import write_output
 
 if TYPE_CHECKING:
     from trialwatch.app import App
+    from trialwatch.diff import ChangeFilter
     from trialwatch.records import RecordedChange
 
 EXPORT_FORMATS = ("json", "csv", "jsonl", "atom")
-_CHANGE_FORMATS = ("jsonl", "atom")
+_CHANGE_FORMATS = ("jsonl", "atom", "csv")
 
 _TRIAL_ARGUMENT = typer.Argument(
     help="The trial: an NCT id or a label, e.g. SEAL.", metavar="TRIAL"
@@ -60,6 +61,48 @@ def read_day(option: str, text: str | None) -> date | None:
         return parse_day(text)
     except ValueError as exc:
         fail(f"{option}: {exc}", EXIT_CONFIG)
+
+
+MIN_SEVERITY_OPTION = typer.Option(
+    "--min-severity",
+    metavar="LEVEL",
+    help="Only changes at or above this severity: critical, major or minor (default).",
+)
+CATEGORY_OPTION = typer.Option(
+    "--category",
+    metavar="CATEGORY",
+    help="Only changes of this category (repeat, or comma-separate): status, dates, "
+    "enrollment, results, design, sites, outcomes, administrative, discovery.",
+)
+
+
+def read_filter(min_severity: str | None, categories: list[str] | None) -> ChangeFilter:
+    """``--min-severity`` and ``--category`` as one :class:`ChangeFilter`; a plain message and
+    exit 2 for a word that is not one of the choices."""
+    from trialwatch.diff import ChangeFilter
+    from trialwatch.models import Category, Severity
+
+    level = Severity.MINOR
+    if min_severity is not None:
+        try:
+            level = Severity.parse(min_severity)
+        except ValueError as exc:
+            fail(f"--min-severity: {exc}", EXIT_CONFIG)
+        if level is Severity.ADMIN:
+            fail(
+                "--min-severity admin: admin lines (last update posted) are recorded but never "
+                "counted or shown as changes; the lowest is minor",
+                EXIT_CONFIG,
+            )
+    chosen: set[Category] = set()
+    for text in categories or ():
+        for word in filter(None, (w.strip().lower() for w in text.split(","))):
+            try:
+                chosen.add(Category(word))
+            except ValueError:
+                names = ", ".join(c.value for c in Category)
+                fail(f"--category: unknown category {word!r} (choose from {names})", EXIT_CONFIG)
+    return ChangeFilter(level, frozenset(chosen))
 
 
 def check_format(fmt: str, choices: tuple[str, ...], what: str) -> None:
@@ -164,20 +207,24 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="json or csv (one trial each), jsonl --changes (one change event per line), "
+            help="json or csv (one trial each), jsonl or csv with --changes (one change each), "
             "atom (a feed of changes).",
         ),
     ] = "json",
     changes: Annotated[
         bool,
-        typer.Option("--changes", help="Export change events, not trials (jsonl; atom always)."),
+        typer.Option(
+            "--changes", help="Export change events, not trials (jsonl, csv; atom always)."
+        ),
     ] = False,
     since: Annotated[
         str | None,
         typer.Option(
-            "--since", metavar="DATE", help="Changes detected from this UTC day on (jsonl, atom)."
+            "--since", metavar="DATE", help="Changes detected from this UTC day on (changes)."
         ),
     ] = None,
+    min_severity: Annotated[str | None, MIN_SEVERITY_OPTION] = None,
+    category: Annotated[list[str] | None, CATEGORY_OPTION] = None,
     bom: Annotated[
         bool,
         typer.Option("--bom", help="Start a CSV with a UTF-8 byte order mark (for Excel)."),
@@ -189,21 +236,28 @@ def export(
     schema: docs/export.schema.json).
 
     Example: trialwatch export --format csv --bom --output trials.csv
+             trialwatch export --format csv --changes --min-severity major --since 2026-01-01
     """
     check_format(fmt, EXPORT_FORMATS, "export")
     if fmt == "jsonl" and not changes:
         fail("--format jsonl exports change events: add --changes", EXIT_CONFIG)
     if changes and fmt not in _CHANGE_FORMATS:
-        fail("change events export as --format jsonl or --format atom", EXIT_CONFIG)
-    if since is not None and fmt not in _CHANGE_FORMATS:
-        fail("--since applies to change exports (--format jsonl --changes, atom)", EXIT_CONFIG)
+        fail("change events export as --format jsonl, csv or atom", EXIT_CONFIG)
+    of_changes = changes or fmt == "atom"
+    if not of_changes and (since is not None or min_severity is not None or category):
+        fail(
+            "--since, --min-severity and --category apply to change exports "
+            "(--changes, or --format atom)",
+            EXIT_CONFIG,
+        )
     if bom and fmt != "csv":
         fail("--bom applies to --format csv", EXIT_CONFIG)
     day = read_day("--since", since)
+    shown = read_filter(min_severity, category)
 
     with open_app() as app:
-        if fmt in _CHANGE_FORMATS:
-            count = _export_changes(app, fmt, day, output)
+        if of_changes:
+            count = _export_changes(app, fmt, day, output, shown=shown, bom=bom)
             what = "change" if count == 1 else "changes"
         else:
             count = _export_trials(app, fmt, bom, output)
@@ -234,7 +288,15 @@ def _export_trials(app: App, fmt: str, bom: bool, output: Path | None) -> int:
     return written
 
 
-def _export_changes(app: App, fmt: str, since: date | None, output: Path | None) -> int:
+def _export_changes(
+    app: App,
+    fmt: str,
+    since: date | None,
+    output: Path | None,
+    *,
+    shown: ChangeFilter,
+    bom: bool,
+) -> int:
     from trialwatch.records import Period
 
     start = Period(since).start if since is not None else None
@@ -246,14 +308,19 @@ def _export_changes(app: App, fmt: str, since: date | None, output: Path | None)
             from trialwatch.export import write_jsonl_changes
 
             # One event at a time, as they stream from the database: memory stays flat.
-            for event, label in app.iter_changes(since=start):
+            for event, label in app.iter_changes(since=start, shown=shown):
                 written += write_jsonl_changes(out, [event], labels={event.nct_id: label})
+            return
+        if fmt == "csv":
+            from trialwatch.export import write_csv_changes
+
+            written = write_csv_changes(out, app.iter_changes(since=start, shown=shown), bom=bom)
             return
         from trialwatch.feeds import render_atom_feed
 
         labels: dict[str, str | None] = {}
         events: list[RecordedChange] = []
-        for event, label in app.iter_changes(since=start):
+        for event, label in app.iter_changes(since=start, shown=shown):
             labels[event.nct_id] = label
             events.append(event)
         written = len(events)

@@ -17,10 +17,13 @@ import typer
 
 from trialwatch.cli._common import EXIT_CONFIG, cli, echo_err, fail, open_app
 from trialwatch.cli._data import (
+    CATEGORY_OPTION,
+    MIN_SEVERITY_OPTION,
     OUTPUT_OPTION,
     check_format,
     data_timestamp,
     read_day,
+    read_filter,
     resolve_one,
 )
 from trialwatch.cli._output import write_output
@@ -87,6 +90,8 @@ def report(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="text, markdown, json or html.")
     ] = "text",
+    min_severity: Annotated[str | None, MIN_SEVERITY_OPTION] = None,
+    category: Annotated[list[str] | None, CATEGORY_OPTION] = None,
     output: Annotated[Path | None, OUTPUT_OPTION] = None,
 ) -> None:
     """Every change recorded across the watch set in a period, grouped by trial, most severe
@@ -97,12 +102,16 @@ def report(
     recorded a trial, the report says so and links CT.gov's history tab.
 
     Example: trialwatch report --since 2026-01-01 --format html --output report.html
+             trialwatch report --since 2026-01-01 --min-severity major --category status
              trialwatch report --since-print
     """
     from trialwatch.period import REPORT_FORMATS
     from trialwatch.records import Period
 
+    shown = read_filter(min_severity, category)
     if since_print:
+        if shown.narrowed:
+            fail("--since-print lists status moves: drop --min-severity/--category", 2)
         if since is not None or until is not None:
             fail("--since-print compares with the paper, not a period: drop --since/--until", 2)
         _report_since_print(fmt, output)
@@ -122,18 +131,13 @@ def report(
 
     with open_app() as app:
         try:
-            result = app.period_report(period, picture=fmt == "html")
+            result = app.period_report(period, picture=fmt == "html", shown=shown)
         except UserError as exc:
             fail(str(exc), EXIT_CONFIG)
     text = render_period_report(result, fmt)
     write_output(output, lambda out: out.write(text))
     if output is not None:
-        changes = "change" if result.change_count == 1 else "changes"
-        trials = "trial" if len(result.trials) == 1 else "trials"
-        echo_err(
-            f"Wrote the report ({result.change_count} {changes} in {len(result.trials)} "
-            f"{trials}) to {output}"
-        )
+        echo_err(f"Wrote the report ({result.count.text}) to {output}")
 
 
 @cli.command()
