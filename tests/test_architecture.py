@@ -39,6 +39,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "decision",
                 "redact",
                 "tomlpos",
+                "eligibility",
+                "ids",
             }
         ),
     ),
