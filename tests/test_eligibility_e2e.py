@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
+from tests import storage_reads
 from tests.conftest import FakeClock
 from tests.fakes.ctgov_server import FakeCtGov
 from tests.fakes.smtp_server import FakeSmtp
 from tests.test_email_e2e import User, _parts
 from tests.test_sync import IDS, _source, _sync, _to_clinician
 from trialwatch.models import Snapshot
-from trialwatch.normalize import normalize
+from trialwatch.normalize import NORMALIZER_VERSION, normalize
 from trialwatch.storage import Store
 
 BOSTON = "NCT03110562"
@@ -86,14 +87,17 @@ def _as_version_2(record: Any) -> Snapshot:
 def test_upgrading_to_eligibility_tracking_tells_only_the_amendment(
     store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trialwatch.sync as sync_module
+    import trialwatch.decision as decision_module
+    import trialwatch.prepare as prepare_module
 
     source = _source()
+    # Records are read where they are prepared, and read again where a page is decided.
     with monkeypatch.context() as old_release:
-        old_release.setattr(sync_module, "normalize", _as_version_2)
-        old_release.setattr(sync_module, "NORMALIZER_VERSION", 2)
+        old_release.setattr(prepare_module, "normalize", _as_version_2)
+        old_release.setattr(decision_module, "normalize", _as_version_2)
+        old_release.setattr(decision_module, "NORMALIZER_VERSION", 2)
         _sync(store, source, clock, router=_to_clinician)
-    assert all(t.normalizer_version == 2 for t in store.trials())
+    assert all(t.normalizer_version == 2 for t in storage_reads.trials(store))
     amended = copy.deepcopy(source.records[IDS[0]])
     amended["protocolSection"]["eligibilityModule"]["eligibilityCriteria"] += "\n* Pregnancy"
     source.put(amended)
@@ -107,4 +111,4 @@ def test_upgrading_to_eligibility_tracking_tells_only_the_amendment(
     ]
     [note] = store.notifications()
     assert len(note.change_ids) == 1
-    assert {t.normalizer_version for t in store.trials()} == {sync_module.NORMALIZER_VERSION}
+    assert {t.normalizer_version for t in storage_reads.trials(store)} == {NORMALIZER_VERSION}
