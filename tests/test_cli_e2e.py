@@ -169,7 +169,10 @@ def test_api_down_is_a_clear_error_and_changes_nothing(api: FakeCtGov, db: Path)
     api.update_study(SEAL, complete)
     before = sqlite_dump(db)
     api.fail_all("status", path="/studies", status=503)
-    run = _run(api, db, "sync", TRIALWATCH_API__MAX_ATTEMPTS="2")
+    # 503 is throttling too, ridden out for [api] throttle_budget_s; here: down for good.
+    run = _run(
+        api, db, "sync", TRIALWATCH_API__MAX_ATTEMPTS="2", TRIALWATCH_API__THROTTLE_BUDGET_S="0"
+    )
     assert run.code == 1
     assert "Traceback" not in run.err
     assert "503" in run.err

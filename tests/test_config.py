@@ -723,3 +723,19 @@ def test_a_bad_sync_workers_value_is_one_plain_problem(tmp_path: Path, value: st
     message = str(caught.value)
     assert "(1 problem)" in message
     assert 'expected "auto" or a number of processes from 0 to 64' in message
+
+
+def test_a_bare_bracket_in_a_query_is_refused_at_load_naming_the_query(tmp_path: Path) -> None:
+    # CT.gov answers a bare [ or ] in a free-text area with a 400: every sync would fail.
+    path = tmp_path / "trialwatch.toml"
+    path.write_text(
+        '[[queries]]\nname = "Selinexor"\nterm = "selinexor [KPT-330]"\n\n'
+        '[[queries]]\nname = "Recent"\nterm = "AREA[LastUpdatePostDate]RANGE[2023-01-15,MAX]"\n'
+        'intervention = "(selinexor OR KPT-330), oral"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    [problem] = caught.value.problems
+    assert f"{path}, line 3, column 8: queries[1].term (name 'Selinexor')" in problem
+    assert "a bare '['" in problem

@@ -52,6 +52,10 @@ ENV_PREFIX = "TRIALWATCH_"
 CONFIG_ENV = "TRIALWATCH_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/trialwatch.toml")
 _CONFLICT = "settings_conflict"
+# Essie's bracketed operators (CT.gov's search syntax): the only brackets a query may hold.
+_ESSIE_OPERATOR = re.compile(
+    r"\b(?:AREA|SEARCH|EXPANSION|COVERAGE|RANGE|DISTANCE|MISSING)\[[^\[\]]*\]"
+)
 _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 # Environment variables that start with the prefix but are not settings.
@@ -264,6 +268,25 @@ class QueryWatch(_Frozen):
     ] = ()
     # Whether matching trials join the watch set (as source "query:<name>").
     track: bool = False
+
+    @field_validator("term", "intervention", "condition", "sponsor")
+    @classmethod
+    def _no_bare_brackets(cls, value: str | None) -> str | None:
+        # CT.gov reads these as Essie expressions and refuses a bare [ or ] with a 400 ("Error
+        # parsing query in Other terms: mismatched input '['"): every sync would fail on it.
+        # Essie's own operators, AREA[...] and the like, are fine.
+        if value is None:
+            return value
+        bare = _ESSIE_OPERATOR.sub(lambda m: " " * len(m.group()), value)
+        for index, char in enumerate(bare):
+            if char in "[]":
+                # The loader names the query (its name, line and column) before this message.
+                raise ValueError(
+                    f"a bare {char!r} at character {index + 1} of {value!r}; CT.gov "
+                    "refuses brackets outside its operators (AREA[...], RANGE[...]): leave them "
+                    'out or quote the words ("KPT-330")'
+                )
+        return value
 
     @model_validator(mode="after")
     def _searches_something(self) -> QueryWatch:
