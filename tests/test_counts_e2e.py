@@ -260,3 +260,28 @@ def test_a_bad_filter_is_said_plainly(world: World, args: tuple[str, ...], messa
     assert result.code == 2
     assert message in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+def test_the_timeline_is_one_row_per_trial_across_the_full_width(
+    world: World, browser: Any, width: int, height: int
+) -> None:
+    page_file = world.home / "timeline.html"
+    world.run("timeline", "--output", str(page_file))
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.goto(page_file.as_uri())
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"timeline-{width}.png"), full_page=True)
+        assert page.locator("svg.gantt .gantt-row").count() == 13
+        gantt = page.locator("svg.gantt").bounding_box()
+        main = page.locator("main").bounding_box()
+        assert gantt is not None and main is not None
+        assert gantt["width"] >= main["width"] - 30  # the picture spans the column
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the timeline scrolls sideways by {overflow}px at {width}px"
+    finally:
+        context.close()

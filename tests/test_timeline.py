@@ -20,6 +20,7 @@ from trialwatch.timeline import (
     PLOT_RIGHT,
     STATUS_COLORS,
     TimeScale,
+    gantt_svg,
     partial_date_start,
     render_timeline_page,
     slips,
@@ -207,7 +208,34 @@ def test_the_svg_scales_to_its_container_and_prints_on_a4() -> None:
     assert "<script" not in page
     assert "@page { size: A4" in page and "break-inside: avoid" in page
     assert "CT.gov data as of 2026-11-22T09:00:05" in page
-    assert page.count("<svg xmlns=") == 3
+    # One picture, one row per trial, across the full width (legend marks aside).
+    assert page.count("<svg xmlns=") == 1
+    assert page.count('class="gantt-row"') == len(watch_set())
+
+
+def test_the_gantt_draws_each_trial_as_one_row_on_one_axis() -> None:
+    histories = watch_set()
+    scale = time_scale(histories, today=TODAY)
+    root = ET.fromstring(gantt_svg(histories, scale, today=TODAY))  # noqa: S314 (our own output)
+
+    rows = classed(root, "g", "gantt-row")
+    assert [r.get("data-nct") for r in rows] == [h.nct_id for h in histories]
+    assert (root.get("viewBox") or "").startswith("0 0 400 ")
+    for history, row in zip(histories, rows, strict=True):
+        latest = history.latest
+        assert latest is not None
+        start = partial_date_start(latest.start_date.date if latest.start_date else None)
+        [bar] = classed(row, "rect", "planned") or [None]
+        if bar is not None and start is not None:
+            assert float(bar.get("x") or 0) == scale.x(start)
+        assert len(classed(row, "g", "slip")) == len(slips(history))
+        assert len(classed(row, "rect", "status-span")) == len(status_spans(history, today=TODAY))
+        words = " ".join("".join(t.itertext()) for t in row.iter(SVG + "text"))
+        assert history.name in words
+        assert status_label(latest.overall_status) in words
+    # Rows follow one another down the picture, never overlapping.
+    tops = [min(float(t.get("y") or 0) for t in r.iter(SVG + "text")) for r in rows]
+    assert tops == sorted(tops) and len(set(tops)) == len(tops)
 
 
 def test_hostile_labels_stay_text() -> None:

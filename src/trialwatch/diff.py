@@ -144,9 +144,10 @@ def diff(old: Snapshot, new: Snapshot) -> list[FieldChange]:
 def counts(change: FieldChange) -> bool:
     """Whether ``change`` is counted and told as a change: the one rule every surface follows.
 
-    An admin row of the table (the registry's "last update posted", its verification date) is
-    recorded in a trial's history but is never a change: not counted, not in "In short", not
-    in an email, not an Atom entry.
+    An admin row of the table (severity ``admin``: today the registry's "last update posted";
+    any row given that severity later, such as a verification date, follows) is recorded in a
+    trial's history but is never a change: not counted, not in "In short", not in an email,
+    not an Atom entry.
     """
     return change.severity > Severity.ADMIN
 

@@ -1,5 +1,9 @@
 """The timeline picture: each trial's dates, their slips and its status history, as SVG. Pure.
 
+Two drawings share one axis and one set of marks: :func:`trial_svg`, one small picture per trial
+(inside each card of the period report), and :func:`gantt_svg`, every trial as one row of one
+picture across the page (the ``timeline`` command). What follows describes the first.
+
 For every trial one ``<svg>`` (so a printed page breaks between trials, never through one), all
 drawn on one shared time axis (:class:`TimeScale`, exposed so tests can compute where things must
 be). Each SVG has a row of status spans (one color per status, the status's name written in the
@@ -38,6 +42,7 @@ __all__ = [
     "Slip",
     "StatusSpan",
     "TimeScale",
+    "gantt_svg",
     "partial_date_start",
     "render_timeline_page",
     "slips",
@@ -421,6 +426,168 @@ def trial_svg(history: TrialHistory, scale: TimeScale, *, today: date) -> str:
     return ET.tostring(svg, encoding="unicode", short_empty_elements=True)
 
 
+_GANTT_BAR_H = 10.0
+_PLANNED = "#e7e5e4"  # the trial's span from start to completion, behind its marks
+
+
+def gantt_svg(histories: Sequence[TrialHistory], scale: TimeScale, *, today: date) -> str:
+    """Every trial as one row of one ``<svg>`` across the full width, Gantt-like: its name and
+    status in words, a bar from start to completion with the three dates marked (actual filled,
+    estimated hollow; primary completion a diamond), the recorded status history as a band
+    under the bar, and each recorded slip as an arrow below it; year lines and today behind.
+    """
+    svg = ET.Element(
+        "svg",
+        {
+            "xmlns": SVG_NS,
+            "class": "gantt",
+            "role": "img",
+            "aria-label": f"Timeline of {len(histories)} trials",
+            "width": "100%",
+            "preserveAspectRatio": "xMinYMin meet",
+            "font-family": _FONT,
+            "font-size": "10",
+            "fill": _INK,
+        },
+    )
+    grid = _el(svg, "g", class_="grid")
+    top = 14.0
+    _gantt_axis(svg, scale, 10.0)
+    y = top
+    for history in histories:
+        y = _gantt_row(svg, history, scale, y, today=today)
+    bottom = y + 4
+    for tick in scale.ticks():
+        x = scale.x(tick)
+        _el(grid, "line", x1=x, x2=x, y1=top, y2=bottom, stroke=_GRID, stroke_width="1")
+    now_x = scale.x(today)
+    _el(
+        grid,
+        "line",
+        class_="today",
+        x1=now_x,
+        x2=now_x,
+        y1=top - 2,
+        y2=bottom,
+        stroke=_INK,
+        stroke_width="1",
+        stroke_dasharray="3 2",
+    )
+    _gantt_axis(svg, scale, bottom + 11)
+    _el(
+        svg,
+        "text",
+        "today",
+        x=now_x,
+        y=bottom + 22,
+        font_size="9",
+        font_weight="bold",
+        text_anchor=_anchor(now_x, 14),
+    )
+    svg.set("viewBox", f"0 0 {_num(VIEW_WIDTH)} {_num(bottom + 26)}")
+    return ET.tostring(svg, encoding="unicode", short_empty_elements=True)
+
+
+def _gantt_axis(svg: ET.Element, scale: TimeScale, y: float) -> None:
+    for tick in scale.ticks():
+        x = scale.x(tick)
+        _el(
+            svg,
+            "text",
+            str(tick.year),
+            x=x,
+            y=y,
+            fill=_MUTED,
+            font_size="9",
+            text_anchor=_anchor(x, 12),
+        )
+
+
+def _gantt_row(
+    svg: ET.Element, history: TrialHistory, scale: TimeScale, y: float, *, today: date
+) -> float:
+    latest = history.latest
+    all_slips = slips(history)
+    current = {name: getattr(latest, name) if latest else None for name in DATE_FIELDS}
+    spans = status_spans(history, today=today)
+    rows = [(n, current[n], [s for s in all_slips if s.field == n]) for n in DATE_FIELDS]
+    row = _el(svg, "g", class_="gantt-row", data_nct=history.nct_id)
+    _el(row, "title", _description(history, rows, spans))
+    status = status_label(latest.overall_status) if latest else "not recorded yet"
+    _, y = _text_lines(row, history.name, y + 12, size=10.5, font_weight="bold")
+    moved = "; ".join(
+        f"{DATE_ROW_LABELS[n].lower()} {_moved(found)}" for n, _, found in rows if found
+    )
+    words = f"{status}" + (f" · {moved}" if moved else "")
+    _, y = _text_lines(row, words, y + 12, size=9.5, fill=_MUTED)
+    bar_y = y + 5
+    days = {n: partial_date_start(v.date) if v else None for n, v in current.items()}
+    start, end = days["start_date"], days["completion_date"] or days["primary_completion_date"]
+    if start and end and end > start:
+        _el(
+            row,
+            "rect",
+            class_="planned",
+            x=scale.x(start),
+            y=bar_y,
+            width=scale.x(end) - scale.x(start),
+            height=_GANTT_BAR_H,
+            fill=_PLANNED,
+            rx="2",
+        )
+    band_y = bar_y + _GANTT_BAR_H + 1.5
+    for span in spans:
+        x0 = scale.x(span.start)
+        fill, _ = STATUS_COLORS.get(span.status or "", _OTHER_STATUS)
+        rect = _el(
+            row,
+            "rect",
+            class_="status-span",
+            data_status=span.status or "",
+            x=x0,
+            y=band_y,
+            width=max(scale.x(span.end) - x0, MIN_SPAN_WIDTH),
+            height=4,
+            fill=fill,
+        )
+        _el(rect, "title", f"{status_label(span.status)}: {span.start} to {span.end}")
+    mid = bar_y + _GANTT_BAR_H / 2
+    for name, value in current.items():
+        day = days[name]
+        if value is None or day is None:
+            continue
+        if name == "primary_completion_date":
+            _draw_diamond(row, value, scale.x(day), mid)
+        else:
+            _draw_marker(row, value, scale.x(day), mid)
+    y = band_y + 4
+    for i, slip in enumerate(all_slips):
+        _draw_slip(row, slip, scale, y + 6 + i * _SLIP_STEP)
+    if all_slips:
+        y += 6 + (len(all_slips) - 1) * _SLIP_STEP + 4
+    return y + 4
+
+
+def _draw_diamond(parent: ET.Element, value: PartialDate, x: float, y: float) -> None:
+    """Primary completion: a diamond, filled when actual, hollow when estimated."""
+    actual = value.type == "ACTUAL"
+    points = (
+        f"{_num(x)},{_num(y - 5)} {_num(x + 5)},{_num(y)} {_num(x)},{_num(y + 5)} "
+        f"{_num(x - 5)},{_num(y)}"
+    )
+    kind = "actual" if actual else "estimated" if value.type == "ESTIMATED" else "untyped"
+    mark = _el(
+        parent,
+        "polygon",
+        class_=f"date-marker primary {kind}",
+        points=points,
+        fill=_INK if actual else "#ffffff",
+        stroke=_INK,
+        stroke_width="1.5",
+    )
+    _el(mark, "title", "Primary completion: " + date_label(value.date, value.type))
+
+
 def _anchor(x: float, half_width: float) -> str:
     """Centered text, unless that would run off either edge of the picture."""
     if x - half_width < 0:
@@ -501,6 +668,14 @@ def _description(
 def timeline_context(histories: Sequence[TrialHistory], *, today: date) -> dict[str, Any]:
     """What the ``_timeline.html.j2`` macro draws: a legend and one SVG per trial."""
     scale = time_scale(histories, today=today)
+    return _legend(histories, today=today) | {
+        "axis": f"{scale.start.year}–{scale.end.year - 1}",
+        "svgs": [trial_svg(h, scale, today=today) for h in histories],
+    }
+
+
+def _legend(histories: Sequence[TrialHistory], *, today: date) -> dict[str, Any]:
+    """The legend's words: the marks' colors and each status drawn, once."""
     statuses: dict[str, None] = {}
     for history in histories:
         for span in status_spans(history, today=today):
@@ -512,13 +687,7 @@ def timeline_context(histories: Sequence[TrialHistory], *, today: date) -> dict[
         }
         for s in statuses
     ]
-    return {
-        "axis": f"{scale.start.year}–{scale.end.year - 1}",
-        "statuses": legend,
-        "later": _LATER,
-        "earlier": _EARLIER,
-        "svgs": [trial_svg(h, scale, today=today) for h in histories],
-    }
+    return {"statuses": legend, "later": _LATER, "earlier": _EARLIER}
 
 
 def render_timeline_page(
@@ -529,9 +698,11 @@ def render_timeline_page(
 ) -> str:
     """``trialwatch timeline``: a standalone HTML page of the picture (no script, prints on A4);
     ``today`` on the axis is ``generated_at``'s UTC day."""
+    today = _utc_day(generated_at)
     context = {
         "title": "Timeline of watched trials",
         "stamp": stamp(data_timestamp, generated_at),
-        "timeline": timeline_context(histories, today=_utc_day(generated_at)),
+        "timeline": _legend(histories, today=today),
+        "gantt": gantt_svg(histories, time_scale(histories, today=today), today=today),
     }
     return environment().get_template("timeline.html.j2").render(context)

@@ -150,10 +150,10 @@ def timeline(
     ] = None,
     output: Annotated[Path | None, OUTPUT_OPTION] = None,
 ) -> None:
-    """Draw each watched trial's start, primary completion and completion dates on one time
-    axis (actual filled, estimated hollow), each recorded slip as an arrow from the old date to
-    the new, and the status history as colored spans: an HTML page of SVG, no script, readable
-    on a phone, prints on A4.
+    """Draw the watched trials one row each across the page, Gantt-like: a bar from start to
+    completion, the three dates marked (actual filled, estimated hollow, primary completion a
+    diamond), each recorded slip as an arrow from the old date to the new, and the status
+    history as a colored band: an HTML page of SVG, no script, readable on a phone, prints on A4.
 
     Example: trialwatch timeline --output timeline.html   (or: trialwatch timeline SEAL BOSTON)
     """
