@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "vocabulary",
                 "models",
                 "records",
+                "eligibility",
                 "normalize",
                 "diff",
                 "rawcodec",
