@@ -40,7 +40,6 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "decision",
                 "redact",
                 "tomlpos",
-                "eligibility",
                 "ids",
             }
         ),
