@@ -354,3 +354,18 @@ def test_a_redirect_elsewhere_marks_no_trial_missing() -> None:
     with client_for(handler, Sleeps()) as client, pytest.raises(ApiRequestError):
         results.extend(client.iter_studies(IDS))
     assert results == []  # the run fails; no trial is said to be gone
+
+
+def test_a_throttle_with_tiny_waits_still_ends() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(429)
+
+    with (
+        client_for(handler, Sleeps(), backoff_initial_s=0.001, backoff_max_s=0.001) as client,
+        pytest.raises(ApiUnavailableError),
+    ):
+        client.version()
+    assert len(calls) == 50

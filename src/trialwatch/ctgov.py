@@ -127,6 +127,8 @@ _MAX_LISTING_PAGES: Final = 100_000
 # are not about ids (a parameter CT.gov stopped accepting, a proxy refusing everything).
 _MAX_REFUSED_PER_BATCH: Final = 8
 _MAX_REDIRECTS: Final = 5
+# The most attempts a throttle is ridden out for, whatever the waits add up to.
+_MAX_THROTTLED: Final = 50
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 # A token CT.gov sends back is ~20-60 characters; the head is sized with room for a long one.
 _TOKEN_ALLOWANCE: Final = "t" * 96
@@ -829,7 +831,10 @@ class CtGovClient:
         exc = state.outcome.exception() if state.outcome is not None else None
         attempts_spent = state.attempt_number >= self._max_attempts
         if isinstance(exc, _RetryableError) and _throttled(exc):
-            return attempts_spent and state.idle_for >= self._throttle_budget_s
+            # The budget is in seconds waited; the attempt bound keeps a tiny backoff_max_s (or
+            # a sleep that returns at once) from turning it into thousands of requests.
+            budget_spent = state.idle_for >= self._throttle_budget_s
+            return attempts_spent and (budget_spent or state.attempt_number >= _MAX_THROTTLED)
         return attempts_spent
 
     def _wait(self, state: RetryCallState) -> float:
