@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "logs",
                 "prepare",
                 "decision",
+                "overview",
                 "redact",
                 "tomlpos",
                 "ids",
@@ -53,7 +54,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     ("edges", frozenset({"storage", "storage.*", "ctgov", "notify"})),
     ("use cases", frozenset({"sync", "workers", "outbox"})),
-    ("app", frozenset({"app", "daemon"})),
+    ("app", frozenset({"app", "daemon", "web"})),
     ("cli", frozenset({"cli", "cli.*", "__main__"})),
 )
 

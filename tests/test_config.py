@@ -147,7 +147,8 @@ def test_the_starter_config_shows_every_setting_with_a_valid_example(tmp_path: P
         "watchlist": WatchlistEntry,
         "queries": QueryWatch,
     }
-    secrets = {"password", "password_file"}  # named in comments, never given as examples
+    # Named in comments, never given as examples.
+    secrets = {"password", "password_file", "token_file", "feed_token_file"}
     for section, field in Settings.model_fields.items():
         if section in entries:  # a list of tables: each key shown in at least one entry
             shown = set().union(*(entry.keys() for entry in data[section]))

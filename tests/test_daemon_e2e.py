@@ -573,3 +573,40 @@ def test_a_manual_sync_while_the_daemon_syncs_is_refused(
     code, _ = daemon.terminate()  # stops the stuck sync; nothing half-written either way
     assert code == 0, daemon.output()
     assert _rows(db, "SELECT count(*) FROM sync_run") == [(0,)]
+
+
+def test_with_web_enabled_the_daemon_serves_the_page_and_still_stops_within_five_seconds(
+    api: FakeCtGov,
+    smtp: FakeSmtp,
+    db: Path,
+    start: Callable[[dict[str, str]], DaemonProcess],
+) -> None:
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**daemon_env(api, smtp, db), "TRIALWATCH_WEB__ENABLED": "true"}
+    env["TRIALWATCH_WEB__PORT"] = str(port)
+    daemon = start(env)
+    _baseline(daemon)
+    daemon.wait_for("daemon.web")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+            break
+        except httpx.ConnectError:
+            assert time.monotonic() < deadline, daemon.output()
+            time.sleep(0.1)
+    assert page.status_code == 200
+    assert "SEAL" in page.text
+    # A reader's connection kept open does not hold the daemon up.
+    with httpx.Client() as reader:
+        assert reader.get(f"http://127.0.0.1:{port}/healthz").status_code in (200, 503)
+        code, elapsed = daemon.terminate()
+    assert code == 0, daemon.output()
+    assert elapsed < EXIT_DEADLINE_S
+    assert not any("Traceback" in line for line in daemon.other_lines)

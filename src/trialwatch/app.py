@@ -12,8 +12,8 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -22,7 +22,7 @@ from trialwatch.config import Settings
 from trialwatch.diff import EVERY_CHANGE, ChangeFilter
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.health import Health, assess, render_alert, render_flood_alert
-from trialwatch.models import Clock, Snapshot, SyncResult, WatchItem
+from trialwatch.models import Clock, Severity, Snapshot, SyncResult, WatchItem
 from trialwatch.redact import Scrubber
 from trialwatch.routing import SubscriptionRouter, resolve_webhook, webhook_scrubber
 from trialwatch.storage import Store
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from trialwatch.importtext import ImportResult
     from trialwatch.notify import SmtpTransport
     from trialwatch.outbox import FlushResult, Outbox
+    from trialwatch.overview import OverviewQuery, WatchPage
     from trialwatch.period import PeriodReport
     from trialwatch.records import Period, RecordedChange, TrialHistory
     from trialwatch.storage import Notification, PrintedEntry, Trial, WatchChange, WatchEntry
@@ -211,6 +212,7 @@ class App:
             webhook_sender=lambda url: WebhookTransport(url, timeout_s=email.timeout_s),
             resolve_webhook=lambda ref: resolve_webhook(ref, self.settings.subscriptions),
             scrub=self.scrub,
+            public_url=self.settings.web.public_url,
         )
 
     @property
@@ -335,6 +337,10 @@ class App:
 
     def trial(self, nct_id: str) -> Trial | None:
         return self.store.trial(nct_id)
+
+    def last_write(self) -> tuple[datetime | None, int]:
+        """When the database was last written and how many trials it watches (a page's ETag)."""
+        return self.store.last_write()
 
     def trial_history(self, nct_id: str) -> TrialHistory | None:
         return self.store.trial_history(nct_id)
@@ -461,6 +467,59 @@ class App:
                 "NCT…), or see those that changed with trialwatch report --since DATE"
             )
         return [i for chunk in self.store.iter_watched_ids() for i in chunk]
+
+    # --- what the web page reads (read-only: none of these writes) ------------------------
+
+    def watch_overview(self, query: OverviewQuery, *, today: date) -> WatchPage:
+        """One page of the watch-set table: every watched trial's row (two column-only
+        queries), filtered, sorted and cut by :mod:`trialwatch.overview`; only the page's
+        trials have their dates read (for their next expected date)."""
+        from trialwatch.overview import WatchRow, select_page, with_next_dates
+
+        moved = {d.nct_id for d in self.since_print() if d.status_moved}
+        rows = [
+            WatchRow(
+                nct_id=row.nct_id,
+                label=row.display_label,
+                title=row.brief_title,
+                status=row.overall_status,
+                sources=row.sources,
+                last_changed_at=row.last_changed_at,
+                last_change=row.last_change_summary,
+                severity=None if row.last_severity is None else Severity(row.last_severity),
+                moved_since_print=row.nct_id in moved,
+                problem=row.last_error,
+            )
+            for row in self.store.watched_rows()
+        ]
+        page = select_page(rows, query)
+        dates = self.store.current_dates([r.nct_id for r in page.rows])
+        return replace(page, rows=with_next_dates(page.rows, dates, today))
+
+    def changed_histories(self, period: Period) -> tuple[list[TrialHistory], int]:
+        """The watched trials with changes in ``period`` (only those changes and the ends of
+        each record read), and the size of the watch set: what a period report in words needs."""
+        changed = self.store.changed_trial_ids(period)
+        histories = self.store.histories(changed, changes_in=period, all_versions=False)
+        return list(histories), self.store.watched_count()
+
+    def watched_histories(self, *, page: int, page_size: int) -> tuple[list[TrialHistory], int]:
+        """Whole histories of one page of the watch set (by id), and how many trials it has."""
+        wanted = range((page - 1) * page_size, page * page_size)
+        ids = [i for chunk in self.store.iter_watched_ids() for i in chunk]
+        chosen = [ids[i] for i in wanted if i < len(ids)]
+        return list(self.store.histories(chosen)), len(ids)
+
+    def recent_changes(self, limit: int) -> tuple[list[RecordedChange], dict[str, str | None]]:
+        """The newest ``limit`` change events of the watched trials, and their trials' names."""
+        from collections import deque
+
+        labels: dict[str, str | None] = {}
+        newest: deque[RecordedChange] = deque(maxlen=limit)
+        for event, label in self.store.iter_changes():
+            labels[event.nct_id] = label
+            newest.append(event)
+        return list(newest), labels
 
     def close(self) -> None:
         self.store.close()

@@ -468,6 +468,67 @@ class HealthSettings(_Frozen):
     max_data_age_hours: float = Field(96.0, gt=0, le=1_000_000)  # about 114 years
 
 
+class WebSettings(_Frozen):
+    """``trialwatch serve`` and the daemon's page (``enabled``). Read-only, loopback by default:
+    any other ``host`` needs ``token_file`` (checked when serving, where the host is known)."""
+
+    enabled: bool = False
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8080, ge=0, le=65535)
+    # A file holding the bearer token every request must carry (header, or the cookie a
+    # one-time link sets); a separate read-only token a feed reader may put in the feed's URL.
+    token_file: Path | None = None
+    feed_token_file: Path | None = None
+    # Where people open the page (behind a proxy: its public address): emails link trials here.
+    public_url: str | None = None
+    page_size: int = Field(1000, ge=10, le=5000)
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> WebSettings:
+        if not is_loopback(self.host) and self.token_file is None:
+            raise _conflict(
+                f"serving on {self.host} needs a token: set [web] token_file, or keep the "
+                "page on 127.0.0.1 behind a reverse proxy",
+                "host",
+                "token_file",
+            )
+        return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value).rstrip("/")
+
+    @field_validator("token_file", "feed_token_file")
+    @classmethod
+    def _token_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read_token(value)
+        return value
+
+    def token(self) -> str | None:
+        return None if self.token_file is None else _read_token(self.token_file)
+
+    def feed_token(self) -> str | None:
+        return None if self.feed_token_file is None else _read_token(self.feed_token_file)
+
+
+_MIN_TOKEN_CHARS = 16
+
+
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(token) < _MIN_TOKEN_CHARS or any(c.isspace() for c in token):
+        raise ValueError(
+            f"{path} must hold one token of at least {_MIN_TOKEN_CHARS} characters, no spaces "
+            "(e.g. from: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
+
+
 class Settings(_Frozen):
     api: ApiSettings = ApiSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -477,6 +538,7 @@ class Settings(_Frozen):
     sync: SyncSettings = SyncSettings()
     outbox: OutboxSettings = OutboxSettings()
     health: HealthSettings = HealthSettings()
+    web: WebSettings = WebSettings()
     subscriptions: tuple[Subscription, ...] = ()
     watchlist: tuple[WatchlistEntry, ...] = ()
     queries: tuple[QueryWatch, ...] = ()

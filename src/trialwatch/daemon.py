@@ -51,6 +51,7 @@ log = structlog.get_logger("trialwatch.daemon")
 SHUTDOWN_GRACE_S = 3.0
 HEARTBEAT_S = 5.0  # the active daemon checks its lock this often, even when idle
 STANDBY_RETRY_S = 1.0  # a standby tries to take the lock this often
+WEB_STOP_S = 2.0  # open connections get this long to finish when the daemon stops
 TICK_S = 0.1  # the main loop's pace (a signal cuts it short)
 
 
@@ -356,17 +357,38 @@ class Daemon:
         self.lock.release()
         self._standby("lost the daemon lock; will try to take it again")
 
+    def _start_web(self) -> Callable[[], None]:
+        """With ``[web] enabled``, serve the page from a thread beside the schedule (it reads
+        the same database; a standby daemon serves it too). Returns what stops it."""
+        web = self.app.settings.web
+        if not web.enabled:
+            return lambda: None
+        from trialwatch.web import make_server
+
+        server = make_server(self.app, web, host=web.host, port=web.port)
+        thread = threading.Thread(target=server.run, name="trialwatch-web", daemon=True)
+        thread.start()
+        log.info("daemon.web", url=f"http://{web.host}:{web.port}/")
+
+        def stop() -> None:
+            server.should_exit = True  # uvicorn notices within a tenth of a second
+            thread.join(timeout=WEB_STOP_S)
+
+        return stop
+
     def run(self) -> int:
         """Block until SIGTERM/SIGINT; returns the process exit code."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         abandoned = 0
+        stop_web = self._start_web()
         try:
             while not self._signalled():
                 self.step()
                 time.sleep(TICK_S)  # a signal cuts it short
             self._log_stopping()
             was_active = self.active
+            stop_web()
             abandoned = self._end_tenure()
         finally:
             self.lock.release()

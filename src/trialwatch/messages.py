@@ -97,6 +97,8 @@ class ChangeReport:
     run_count: ChangeCount | None = None
     # Why part of the run is left out, e.g. "changes below major ([email] min_severity)".
     left_out: str | None = None
+    # ``[web] public_url``: each trial then links to its page there too.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class _TrialView:
     brief_title: str | None
     url: str
     history_url: str
+    page_url: str | None
     severity: str
     total: int
     omitted: int
@@ -147,7 +150,7 @@ def render_change_report(report: ChangeReport, *, max_changes: int = 50) -> Rend
         raise ValueError(f"max_changes must be at least 1, got {max_changes}")
     trials = _sorted_trials(report.trials)
     shown = _select_shown(trials, max_changes)
-    views = tuple(_trial_view(trial, shown[i]) for i, trial in enumerate(trials))
+    views = tuple(_trial_view(trial, shown[i], report.public_url) for i, trial in enumerate(trials))
     total = sum(len(t.changes) for t in trials)
     shown_count = sum(len(v.changes) for v in views)
     lead, left_out = _lead(report, trials)
@@ -366,13 +369,16 @@ def _select_shown(trials: Sequence[TrialChanges], max_changes: int) -> list[list
     ]
 
 
-def _trial_view(trial: TrialChanges, shown: Sequence[FieldChange]) -> _TrialView:
+def _trial_view(
+    trial: TrialChanges, shown: Sequence[FieldChange], public_url: str | None = None
+) -> _TrialView:
     return _TrialView(
         nct_id=one_line(trial.nct_id),
         label=one_line(trial.label) if trial.label else None,
         brief_title=one_line(trial.brief_title) if trial.brief_title else None,
         url=vocabulary.study_url(trial.nct_id),
         history_url=vocabulary.history_url(trial.nct_id),
+        page_url=vocabulary.trial_page_url(public_url, trial.nct_id) if public_url else None,
         severity=_top_severity(trial).label,
         total=len(trial.changes),
         omitted=len(trial.changes) - len(shown),

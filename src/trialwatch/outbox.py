@@ -188,6 +188,7 @@ class Outbox:
         owner: str | None = None,
         resolve_webhook: Callable[[str], str | None] = lambda reference: None,
         scrub: Callable[[str], str] = NO_SECRETS,
+        public_url: str | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -200,6 +201,7 @@ class Outbox:
         # Every error recorded, logged or returned passes through it: the settings' webhook
         # secrets never reach the database, the logs or `status` (see trialwatch.redact).
         self.scrub = scrub
+        self.public_url = public_url
 
     def flush(
         self,
@@ -329,6 +331,7 @@ class Outbox:
             period=period,
             run_count=run_count,
             left_out=self._left_out(notification),
+            public_url=self.public_url,
         )
 
     def _left_out(self, notification: Notification) -> str:

@@ -86,6 +86,11 @@ def study_url(nct_id: str) -> str:
     return f"{SITE_URL}/study/{nct_id}"
 
 
+def trial_page_url(public_url: str, nct_id: str) -> str:
+    """A trial's page on trialwatch's own web page (``[web] public_url``): emails link here."""
+    return f"{public_url.rstrip('/')}/trial/{nct_id}"
+
+
 def history_url(nct_id: str) -> str:
     return f"{SITE_URL}/study/{nct_id}?tab=history"
 

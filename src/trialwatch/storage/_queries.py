@@ -10,16 +10,19 @@ Each batch is its own short transaction: on SQLite a transaction holds the write
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from trialwatch.exceptions import StorageError
-from trialwatch.models import Snapshot
+from trialwatch.models import PartialDate, Snapshot
 from trialwatch.records import (
     Period,
     RecordedChange,
@@ -32,9 +35,11 @@ from trialwatch.storage._schema import (
     SOURCE_ORDER,
     ChangeEvent,
     RecordVersion,
+    SyncRun,
     Trial,
     Watch,
     best_labels,
+    source_rank,
 )
 
 HISTORY_BATCH = 500
@@ -86,11 +91,49 @@ def _recorded_change(event: ChangeEvent) -> RecordedChange:
     )
 
 
+def _as_utc(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite returns an aggregate of a datetime column as text
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _in_period(column: Any, period: Period) -> list[Any]:
     clauses = [column >= period.start]
     if period.end is not None:
         clauses.append(column < period.end)
     return clauses
+
+
+DATE_FIELDS = ("start_date", "primary_completion_date", "completion_date")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedRow:
+    """One watched trial's line in a listing: its sources (best first), its best label, what
+    the trial row says now, and the severity of the most severe change its last detection
+    recorded."""
+
+    nct_id: str
+    sources: tuple[str, ...]
+    label: str | None
+    acronym: str | None
+    brief_title: str | None
+    overall_status: str | None
+    last_changed_at: datetime | None
+    last_change_summary: str | None
+    last_error: str | None
+    last_severity: int | None
+
+    @property
+    def display_label(self) -> str:
+        return self.label or self.acronym or _short(self.brief_title) or self.nct_id
+
+
+def _short(title: str | None, width: int = 60) -> str | None:
+    if not title:
+        return None
+    return title if len(title) <= width else title[: width - 1] + "…"
 
 
 class QueriesMixin(StoreBase):
@@ -295,6 +338,99 @@ class QueriesMixin(StoreBase):
                 return
             yield from rows
             after = rows[-1][0].id
+
+    def watched_rows(self) -> list[WatchedRow]:
+        """Every watched trial as the watch-set page lists it, by id: two column-only queries
+        (no ORM objects), so a page over thousands of trials stays fast."""
+        with self.session() as s:
+            rows = s.execute(
+                sa.select(
+                    col(Watch.nct_id),
+                    col(Watch.source),
+                    col(Watch.label),
+                    col(Trial.acronym),
+                    col(Trial.brief_title),
+                    col(Trial.overall_status),
+                    col(Trial.last_changed_at),
+                    col(Trial.last_change_summary),
+                    col(Trial.last_error),
+                )
+                .join(Trial, col(Trial.nct_id) == col(Watch.nct_id), isouter=True)
+                .order_by(col(Watch.nct_id))
+            ).all()
+            # The most severe change of each trial's last detection (``last_changed_at``).
+            severities = dict(
+                s.execute(
+                    select(ChangeEvent.nct_id, sa.func.max(col(ChangeEvent.severity)))
+                    .join(Trial, col(Trial.nct_id) == col(ChangeEvent.nct_id))
+                    .where(col(ChangeEvent.detected_at) == col(Trial.last_changed_at))
+                    .group_by(col(ChangeEvent.nct_id))
+                ).all()
+            )
+        labels = best_labels((r[0], r[1], r[2]) for r in rows)
+        out: list[WatchedRow] = []
+        for nct_id, group in itertools.groupby(rows, key=lambda r: str(r[0])):
+            members = list(group)
+            first = members[0]
+            severity = severities.get(nct_id)
+            out.append(
+                WatchedRow(
+                    nct_id=nct_id,
+                    sources=tuple(sorted((str(m[1]) for m in members), key=source_rank)),
+                    label=labels.get(nct_id),
+                    acronym=first[3],
+                    brief_title=first[4],
+                    overall_status=first[5],
+                    last_changed_at=first[6],
+                    last_change_summary=first[7],
+                    last_error=first[8],
+                    last_severity=None if severity is None else int(severity),
+                )
+            )
+        return out
+
+    def current_dates(self, ids: Sequence[str]) -> dict[str, dict[str, PartialDate | None]]:
+        """Each trial's current start, primary completion and completion dates (by field
+        name), read from its snapshot without decoding the rest of it."""
+        if not ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(
+                select(Trial.nct_id, RecordVersion.snapshot_json)
+                .join(RecordVersion, col(RecordVersion.id) == col(Trial.current_version_id))
+                .where(col(Trial.nct_id).in_(list(ids)))
+            ).all()
+        out: dict[str, dict[str, PartialDate | None]] = {}
+        for nct_id, text in rows:
+            data = orjson.loads(text)
+            out[nct_id] = {
+                name: PartialDate(str(value["date"]), value.get("type"))
+                if isinstance(value, dict) and value.get("date")
+                else None
+                for name in DATE_FIELDS
+                for value in (data.get(name),)
+            }
+        return out
+
+    def last_write(self) -> tuple[datetime | None, int]:
+        """When the database was last written, as far as its rows tell (a sync's start or
+        end, a watch added, a version or change recorded), and how many trials are watched
+        (a removed watch leaves no time behind, but moves the count): what a web page's
+        ETag and Last-Modified are made of. Not the CT.gov data timestamp, which a backfill
+        or an import does not move."""
+        columns: tuple[Any, ...] = (
+            col(SyncRun.finished_at),
+            col(SyncRun.started_at),
+            col(Watch.added_at),
+            col(Trial.added_at),
+            col(Trial.last_changed_at),
+        )
+        with self.session() as s:
+            moments = [s.exec(select(sa.func.max(c))).one() for c in columns]
+            watched = int(s.exec(select(sa.func.count(sa.distinct(col(Watch.nct_id))))).one())
+        # max() of a UTCDateTime column comes back as the driver's value: make it aware UTC.
+        aware = [_as_utc(m) for m in moments if m is not None]
+        return (max(aware) if aware else None, watched)
 
     def count(self, model: type[SQLModel]) -> int:
         with self.session() as s:
