@@ -35,6 +35,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 _TRIAL_SVG = re.compile(
     r'<svg xmlns="http://www.w3.org/2000/svg" class="trial-timeline".*?</svg>', re.S
 )
+_GANTT_SVG = re.compile(r'<svg xmlns="http://www.w3.org/2000/svg" class="gantt".*?</svg>', re.S)
 
 
 def _ok(run: Run) -> str:
@@ -107,6 +108,26 @@ def _check_picture(page: str, changed_on: date) -> None:
     assert completed.get("data-start") == changed_on.isoformat()
     assert float(completed.get("x", "nan")) == pytest.approx(_axis(seal)(changed_on), abs=0.05)
     assert not _classed(seal, "g", "slip")
+
+
+def _check_gantt(page: str, changed_on: date) -> None:
+    """The timeline page: one picture, one row per trial, the slip and the status bands drawn
+    where their dates are on the picture's one axis."""
+    (match,) = _GANTT_SVG.finditer(page)
+    gantt = ET.fromstring(match.group(0))  # noqa: S314 (our own output, parsed to check it)
+    x = _axis(gantt)
+    rows = {row.get("data-nct", ""): row for row in _classed(gantt, "g", "gantt-row")}
+    assert len(rows) == 13
+    (slip,) = _classed(rows[SLIP], "g", "slip")
+    assert slip.get("data-field") == "primary_completion_date"
+    assert (slip.get("data-from"), slip.get("data-to")) == ("2027-06-30", "2028-08-31")
+    (line,) = _classed(slip, "line", "slip-line")
+    assert float(line.get("x1", "nan")) == pytest.approx(x(date(2027, 6, 30)), abs=0.05)
+    assert float(line.get("x2", "nan")) == pytest.approx(x(date(2028, 8, 31)), abs=0.05)
+    spans = _classed(rows[SEAL], "rect", "status-span")
+    assert [s.get("data-status") for s in spans] == ["ACTIVE_NOT_RECRUITING", "COMPLETED"]
+    assert float(spans[-1].get("x", "nan")) == pytest.approx(x(changed_on), abs=0.05)
+    assert not _classed(rows[SEAL], "g", "slip")
 
 
 # --- the test -------------------------------------------------------------------------------------
@@ -229,8 +250,7 @@ def test_three_refreshes_read_back_by_every_command(tmp_path: Path) -> None:
     # The picture, on its own page and in the HTML report: the slip drawn where its dates are.
     assert runs["timeline"].code == 0, runs["timeline"].err
     timeline_page = page.read_text(encoding="utf-8")
-    assert len(_trial_svgs(timeline_page)) == 13
-    _check_picture(timeline_page, changed_on)
+    _check_gantt(timeline_page, changed_on)
     html = _ok(runs["report_html"])
     assert grow["summary"] in html
     _check_picture(html, changed_on)

@@ -216,7 +216,7 @@ def test_a_report_reads_the_changed_trials_and_lists_the_others_while_few(
     assert [h.nct_id for h in histories] == [SLIP, GROW, SEAL, QUIET]
     assert all(len(h.changes) == (h.nct_id in (SLIP, GROW)) for h in histories)
     text = _text_report(store, histories, period)
-    assert "2 changes in 2 of 4 watched trials." in text
+    assert "2 changes in 2 trials (of 4 watched trials)." in text
     assert "No recorded changes:\n  SEAL (NCT02606461)" in text
 
     monkeypatch.setattr(app_module, "QUIET_LISTED_MAX", 1)
@@ -224,7 +224,7 @@ def test_a_report_reads_the_changed_trials_and_lists_the_others_while_few(
 
     assert [h.nct_id for h in few] == [SLIP, GROW]
     text = _text_report(store, few, period)
-    assert "2 changes in 2 of 4 watched trials." in text
+    assert "2 changes in 2 trials (of 4 watched trials)." in text
     assert "No recorded changes:" not in text
     assert "No recorded changes in the 2 other watched trials." in text
 

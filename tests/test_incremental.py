@@ -39,7 +39,9 @@ def test_an_incremental_sync_fetches_only_the_watched_updates(
     )
     assert first.kind == "full" and first.baselined == 40  # never swept: a full sync first
     assert first.requests == 1 + 4
-    edit_status(source, "NCT09000003", "COMPLETED", "2026-11-21")
+    edit_status(
+        source, "NCT09000003", "SUSPENDED", "2026-11-21"
+    )  # was COMPLETED: a status that moves (a last-update date alone is no change)
     edit_status(source, "NCT09000017", "TERMINATED", "2026-11-21")
     source.data_timestamp = "2026-11-21T09:00:06"
     source.requested.clear()

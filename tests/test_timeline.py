@@ -161,7 +161,7 @@ def test_statuses_are_told_in_words_not_by_color_alone() -> None:
     assert "Status: Recruiting → Active, not recruiting → Completed" in words
     page = render_timeline_page(watch_set(), generated_at=NOW, data_timestamp=None)
     for status in ("Recruiting", "Active, not recruiting", "Completed", "Terminated"):
-        assert f"</span>{status}</li>" in page  # the legend names every color shown
+        assert f"</svg>{status}</li>" in page  # the legend names every color shown
 
 
 def test_actual_dates_are_filled_and_estimated_ones_hollow() -> None:

@@ -78,7 +78,7 @@ def test_kill_9_mid_sync_with_a_worker_loses_and_doubles_nothing(tmp_path: Path)
         assert written == [(70,)]
         again = _run(env, tmp_path, "sync")
         assert again.code == 0, again.err
-        assert f"{len(changed) - 70} changed" in again.out
+        assert f"{len(changed) - 70} changes in {len(changed) - 70} trials" in again.out
 
     events = _rows(db, "SELECT nct_id FROM change_event WHERE field = 'overall_status'")
     assert sorted(nct for (nct,) in events) == changed  # every change once, none twice
