@@ -177,7 +177,23 @@ class ApiSettings(_Frozen):
             raise ValueError("user_agent must be printable ASCII (it is sent as an HTTP header)")
         return value
 
+    # The registry's record history (``trialwatch backfill``): by default ``/api/int`` on
+    # base_url's origin, where CT.gov's website reads it.
+    history_url: str | None = None
+
     _url = field_validator("base_url")(_check_http_url)
+    _history = field_validator("history_url")(
+        lambda value: None if value is None else _check_http_url(value)
+    )
+
+    @property
+    def registry_history_url(self) -> str:
+        """Where the record history is read: ``history_url``, else ``/api/int`` on the origin
+        of ``base_url`` (``https://clinicaltrials.gov/api/int``)."""
+        if self.history_url is not None:
+            return self.history_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}/api/int"
 
 
 class DatabaseSettings(_Frozen):

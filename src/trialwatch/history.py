@@ -51,6 +51,7 @@ __all__ = [
     "history_json",
     "iso",
     "markdown_line",
+    "origin_mark",
     "render_history_text",
     "render_version_diff_text",
     "stamp",
@@ -126,7 +127,8 @@ def change_event_json(event: RecordedChange, *, label: str | None = None) -> dic
     Fields: ``id``, ``nct_id``, ``label``, ``detected_at`` (ISO 8601 UTC), ``data_timestamp``
     (CT.gov's, the registry data the change reflects), ``field``, ``category``, ``severity``
     (name), ``kind``, ``item_key``, ``summary``, ``old``, ``new``, ``from_version_id``,
-    ``to_version_id``, ``url`` and ``history_url``."""
+    ``to_version_id``, ``origin`` (``live``, or ``registry`` for a change read from CT.gov's
+    record history, dated by the registry's version), ``url`` and ``history_url``."""
     change = event.change
     return {
         "id": event.id,
@@ -137,6 +139,7 @@ def change_event_json(event: RecordedChange, *, label: str | None = None) -> dic
         **change.to_json(),
         "from_version_id": event.from_version_id,
         "to_version_id": event.to_version_id,
+        "origin": event.origin,
         "url": study_url(event.nct_id),
         "history_url": history_url(event.nct_id),
     }
@@ -229,6 +232,7 @@ class HistoryEntry:
     version_id: int | None
     baseline: bool
     changes: tuple[RecordedChange, ...]
+    registry_version: int | None = None
 
 
 def history_entries(history: TrialHistory, *, since: date | None = None) -> list[HistoryEntry]:
@@ -251,6 +255,7 @@ def history_entries(history: TrialHistory, *, since: date | None = None) -> list
             version_id=v.version_id,
             baseline=i == 0,
             changes=_most_severe_first(by_version.get(v.version_id, [])),
+            registry_version=v.registry_version,
         )
         for i, v in enumerate(history.versions)
     ]
@@ -262,6 +267,15 @@ def history_entries(history: TrialHistory, *, since: date | None = None) -> list
         entries = [e for e in entries if e.at >= day_start(since)]
     entries.sort(key=lambda e: (e.at, e.version_id or 0), reverse=True)
     return entries
+
+
+def origin_mark(event: RecordedChange) -> str:
+    """The short mark a text view puts after a change read from the registry's history."""
+    return REGISTRY_MARK if event.from_registry else ""
+
+
+REGISTRY_MARK = " (registry)"
+"""What marks, in text and HTML views, a change read from the registry's record history."""
 
 
 def _most_severe_first(events: Iterable[RecordedChange]) -> tuple[RecordedChange, ...]:
@@ -303,16 +317,23 @@ def render_history_text(history: TrialHistory, *, since: date | None = None) -> 
         lines.append(f"Nothing recorded{when}.")
     for entry in entries:
         data = f" · CT.gov data {one_line(entry.data_timestamp)}" if entry.data_timestamp else ""
+        at = utc_time(entry.at)
+        if entry.registry_version is not None or any(e.from_registry for e in entry.changes):
+            # Dated by the registry (the day the version was submitted), not by a sync.
+            at = utc_day_text(entry.at)
+            if entry.registry_version is not None:
+                data = f" · registry version {entry.registry_version}"
         if entry.baseline:
-            lines.append(f"{utc_time(entry.at)}  first recorded (baseline){data}")
+            first = "registered (baseline)" if entry.registry_version == 0 else "baseline"
+            lines.append(f"{at}  first recorded ({first}){data}")
         elif entry.changes:
-            lines.append(f"{utc_time(entry.at)}  {plural(len(entry.changes), 'change')}{data}")
+            lines.append(f"{at}  {plural(len(entry.changes), 'change')}{data}")
         else:
-            lines.append(f"{utc_time(entry.at)}  new version, no change in tracked fields{data}")
+            lines.append(f"{at}  new version, no change in tracked fields{data}")
         for event in entry.changes:
             change = event.change
             tag = f"[{change.severity.label}]"
-            lines.append(f"    {tag:<10} {one_line(change.summary)}")
+            lines.append(f"    {tag:<10} {one_line(change.summary)}{origin_mark(event)}")
     if note:
         lines += ["", f"{note}: {history_url(history.nct_id)}"]
     return "\n".join(lines) + "\n"
@@ -338,6 +359,7 @@ def history_json(history: TrialHistory, *, since: date | None = None) -> dict[st
                 "at": iso(entry.at),
                 "data_timestamp": entry.data_timestamp,
                 "version_id": entry.version_id,
+                "registry_version": entry.registry_version,
                 "baseline": entry.baseline,
                 "changes": [change_event_json(e, label=history.label) for e in entry.changes],
             }
