@@ -63,6 +63,8 @@ def test_seal_history_from_registration_dated_by_the_registry(
     assert history.code == 0, history.err
     for needle in ("Not yet recruiting", "Recruiting", "2019-12-31", "2020-06-22"):
         assert needle in history.out, history.out
+    assert "2017-11-10  first recorded (registered (baseline)) · registry version 0" in history.out
+    assert "2018-03-05  " in history.out and "(registry)" in history.out
 
     report = user.run("report", "--since", "2018-01-01", "--until", "2018-12-31")
     assert report.code == 0, report.err
@@ -150,3 +152,36 @@ def test_live_changes_after_the_backfill_stay_live(user: User, api: FakeCtGov) -
 def test_a_trial_not_named_right_is_a_usage_error(user: User) -> None:
     run = user.run("backfill", "NO-SUCH-TRIAL")
     assert run.code == 2 and "NO-SUCH-TRIAL" in run.err
+
+
+def test_since_print_names_the_version_in_force_on_the_printed_day_and_each_change_since(
+    user: User,
+) -> None:
+    paper = user.cwd / "review.txt"
+    paper.write_text("Table 1. SEAL (NCT02606461), selinexor in liposarcoma.\n", encoding="utf-8")
+    assert user.run("watch", "import", str(paper), "--printed-on", "2019-06-01").code == 0
+    before = user.run("report", "--since-print")
+    assert before.code == 0, before.err
+    assert "history of it starts later" in before.out and "trialwatch backfill" in before.out
+
+    assert user.run("backfill", "SEAL").code == 0
+    run = user.run("report", "--since-print")
+    assert run.code == 0, run.err
+    story = run.out[run.out.index("Since the paper was published") :].splitlines()
+    assert story[1] == (
+        "SEAL (NCT02606461): printed 2019-06-01, when registry version 1 of 2018-03-05 was in "
+        "force (Recruiting)"
+    )
+    assert story[2].startswith("  2020-02-10") and "2020-06-22" in story[2]
+    assert story[2].endswith("(registry)")
+    assert any(
+        line.startswith("  2026-05-12") and "Active, not recruiting" in line for line in story
+    )
+    assert not any("2018-03-05  " in line for line in story)
+
+
+def test_a_bad_printed_on_day_is_a_usage_error(user: User) -> None:
+    paper = user.cwd / "review.txt"
+    paper.write_text("NCT02606461\n", encoding="utf-8")
+    run = user.run("watch", "import", str(paper), "--printed-on", "June 2019")
+    assert run.code == 2 and "--printed-on" in run.err

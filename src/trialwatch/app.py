@@ -382,9 +382,12 @@ class App:
     def remove_watches(self, ids: Sequence[str]) -> WatchChange:
         return self.store.remove_watches(ids)
 
-    def import_watches(self, found: ImportResult, *, origin: str) -> tuple[WatchChange, int]:
+    def import_watches(
+        self, found: ImportResult, *, origin: str, printed_on: date | None = None
+    ) -> tuple[WatchChange, int]:
         """``watch import``: watch the trials a text names and keep what it printed beside
-        them, in one transaction. Returns the change and how many printed entries were kept."""
+        them (and the paper's publication day, when given), in one transaction. Returns the
+        change and how many printed entries were kept."""
         return self.store.import_watches(
             [t.nct_id for t in found.trials],
             (
@@ -393,6 +396,7 @@ class App:
             ),
             origin=origin,
             now=self.clock(),
+            printed_on=printed_on.isoformat() if printed_on else None,
         )
 
     def mark_since_print_reported(self, drifts: Iterable[Drift]) -> None:
@@ -574,6 +578,20 @@ class App:
         if len(found) > 1:
             raise UserError(f"{key.strip()!r} names several trials ({', '.join(found)}): use an id")
         return found[0]
+
+    def print_stories(self) -> list[tuple[str, list[str]]]:
+        """For each imported trial whose paper's publication day is known (``watch import
+        --printed-on``): its id and, in words, the version in force that day and every change
+        recorded since (``report --since-print``)."""
+        from trialwatch.history import print_story, print_story_lines
+
+        entries = [e for e in self.store.printed_entries() if e.printed_on]
+        days = {e.nct_id: date.fromisoformat(e.printed_on or "") for e in entries}
+        out = []
+        for history in self.store.histories(list(days)):
+            story = print_story(history, days[history.nct_id])
+            out.append((history.nct_id, print_story_lines(story, history.name)))
+        return out
 
     def close(self) -> None:
         self.store.close()

@@ -52,6 +52,8 @@ __all__ = [
     "iso",
     "markdown_line",
     "origin_mark",
+    "print_story",
+    "print_story_lines",
     "render_history_text",
     "render_version_diff_text",
     "stamp",
@@ -505,3 +507,61 @@ def data_as_of(data_timestamp: str | None) -> str:
 def stamp(data_timestamp: str | None, generated_at: datetime) -> str:
     """The line under a document's title: its data, and when it was made."""
     return f"{data_as_of(data_timestamp)}; generated {utc_time(generated_at)}."
+
+
+# --- since a paper printed its table, through the recorded versions ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrintStory:
+    """One printed trial since its paper's publication day: the version in force that day
+    (``None`` when the recorded history starts later) and every change since, oldest first."""
+
+    nct_id: str
+    printed_on: date
+    in_force: RecordedVersion | None
+    since: tuple[RecordedChange, ...]
+    starts: datetime | None  # when the recorded history starts
+
+
+def print_story(history: TrialHistory, printed_on: date) -> PrintStory:
+    """The version of ``history`` in force at the end of ``printed_on`` (UTC) and every change
+    recorded after that day (administrative churn left out)."""
+    end = day_end(printed_on)
+    before = [v for v in history.versions if v.first_seen_at < end]
+    since = tuple(
+        e for e in history.changes if e.detected_at >= end and e.change.severity > Severity.ADMIN
+    )
+    return PrintStory(
+        history.nct_id, printed_on, before[-1] if before else None, since, history.first_recorded_at
+    )
+
+
+def print_story_lines(story: PrintStory, name: str) -> list[str]:
+    """``report --since-print`` for one trial: the version printed from, then each change."""
+    printed = story.printed_on.isoformat()
+    version = story.in_force
+    if version is None:
+        starts = f" (it starts {utc_day_text(story.starts)})" if story.starts else ""
+        return [
+            f"{name}: printed {printed}; trialwatch's history of it starts later{starts}: "
+            "`trialwatch backfill` reads the registry's versions since registration"
+        ]
+    status = (
+        status_label(version.snapshot.overall_status) if version.snapshot.overall_status else "?"
+    )
+    which = (
+        f"registry version {version.registry_version} of {version.registry_date}"
+        if version.registry_version is not None
+        else f"the version recorded {utc_day_text(version.first_seen_at)}"
+    )
+    lines = [f"{name}: printed {printed}, when {which} was in force ({status})"]
+    if not story.since:
+        lines.append("  no change since")
+    for event in story.since:
+        tag = f"[{event.change.severity.label}]"
+        lines.append(
+            f"  {utc_day_text(event.detected_at)}  {tag:<10} {one_line(event.change.summary)}"
+            f"{origin_mark(event)}"
+        )
+    return lines

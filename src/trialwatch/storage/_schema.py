@@ -300,6 +300,7 @@ class PrintedEntry(SQLModel, table=True):
     status_text: str | None = _text()  # the words as printed
     title: str | None = _text()
     origin: str | None = _text()  # the file it came from
+    printed_on: str | None = Field(default=None, max_length=10)  # the paper's publication day
     imported_at: datetime | None = _dt(nullable=False)
     reported_at: datetime | None = _dt()  # when a sync last said how the registry moved since
 

@@ -5,7 +5,8 @@
 - ``registry_read``: how far each trial's history was read;
 - ``record_version.registry_version`` / ``registry_date``: a stored version read from that
   history, numbered and dated by the registry;
-- ``change_event.origin``: ``live`` (every existing row) or ``registry``.
+- ``change_event.origin``: ``live`` (every existing row) or ``registry``;
+- ``printed_entry.printed_on``: the day the imported paper was published (``--printed-on``).
 
 Revision ID: 0005
 Revises: 0004
@@ -48,3 +49,4 @@ def upgrade() -> None:
         "change_event",
         sa.Column("origin", sa.String(16), nullable=False, server_default="live"),
     )
+    op.add_column("printed_entry", sa.Column("printed_on", sa.String(10)))
