@@ -2,5 +2,5 @@
 
 from trialwatch.exceptions import TrialwatchError
 
-__version__ = "0.3.0.dev0"  # the one place the version is written (pyproject reads it)
+__version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
 __all__ = ["TrialwatchError", "__version__"]

@@ -21,8 +21,7 @@ HEAD_REVISION = "0005"
 
 RELEASES: dict[str, str] = {
     "0.1.0": "0001",  # no migrations yet: its tables, without alembic_version
-    "0.2.0": "0004",
-    "0.3.0.dev0": "0005",  # the registry's record history (trialwatch backfill)
+    "0.2.0": "0005",  # 0005: the registry's record history (trialwatch backfill)
 }
 """The schema revision each release writes, oldest first: the one table that names releases in
 database messages. A release that changes the schema adds its line (a test holds this
