@@ -169,6 +169,9 @@ class ApiSettings(_Frozen):
     # a contact in it, e.g. "trialwatch/0.1 (mailto:ops@example.org)". Default: trialwatch and
     # its version, with the project's address.
     user_agent: str | None = Field(None, min_length=1, max_length=300)
+    # The registry's record history (``trialwatch backfill``): by default ``/api/int`` on
+    # base_url's origin, where CT.gov's website reads it.
+    history_url: str | None = None
 
     @field_validator("user_agent")
     @classmethod
@@ -176,10 +179,6 @@ class ApiSettings(_Frozen):
         if value is not None and not (value.isascii() and value.isprintable()):
             raise ValueError("user_agent must be printable ASCII (it is sent as an HTTP header)")
         return value
-
-    # The registry's record history (``trialwatch backfill``): by default ``/api/int`` on
-    # base_url's origin, where CT.gov's website reads it.
-    history_url: str | None = None
 
     _url = field_validator("base_url")(_check_http_url)
     _history = field_validator("history_url")(
