@@ -4,6 +4,7 @@ versions (tests/registry_versions.py) and a real SMTP server on loopback."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,45 @@ def test_a_bad_printed_on_day_is_a_usage_error(user: User) -> None:
     paper.write_text("NCT02606461\n", encoding="utf-8")
     run = user.run("watch", "import", str(paper), "--printed-on", "June 2019")
     assert run.code == 2 and "--printed-on" in run.err
+
+
+def test_diff_takes_the_registrys_version_numbers(user: User) -> None:
+    before = user.run("diff", "SEAL", "--from", "v0")
+    assert before.code == 2 and "run `trialwatch backfill NCT02606461`" in before.err, before.err
+    assert user.run("backfill", "SEAL").code == 0
+
+    slip = user.run("diff", "SEAL", "--from", "v1", "--to", "2")
+    assert slip.code == 0, slip.err
+    assert "From: registry version 1 of 2018-03-05" in slip.out, slip.out
+    assert "To:   registry version 2 of 2020-02-10" in slip.out, slip.out
+    assert "Primary completion" in slip.out and "Overall status" not in slip.out, slip.out
+
+    # A version number and a date mix; the day of version 1 is its version.
+    mixed = user.run("diff", "SEAL", "--from", "v0", "--to", "2018-03-05", "--format", "json")
+    assert mixed.code == 0, mixed.err
+    result = json.loads(mixed.out)
+    assert (result["from"]["registry_version"], result["to"]["registry_version"]) == (0, 1)
+    assert [c["field"] for c in result["changes"] if c["field"] == "overall_status"] == [
+        "overall_status"
+    ]
+
+    backwards = user.run("diff", "SEAL", "--from", "v2", "--to", "v1")
+    assert backwards.code == 2 and "--to 1 is before --from 2" in backwards.err, backwards.err
+    missing = user.run("diff", "SEAL", "--from", "v9")
+    assert missing.code == 2 and "no registry version 9" in missing.err, missing.err
+    assert "Traceback" not in missing.err
+
+
+def test_the_timeline_draws_the_status_since_registration(user: User) -> None:
+    assert user.run("backfill", "SEAL").code == 0
+    run = user.run("timeline", "SEAL")
+    assert run.code == 0, run.err
+    spans = re.findall(
+        r'data-status="([A-Z_]+)"[^>]*>\s*<title>[^:<]*: (\S+) to (\S+)</title>', run.out
+    )
+    assert spans[:2] == [
+        ("NOT_YET_RECRUITING", "2017-11-10", "2018-03-05"),
+        ("RECRUITING", "2018-03-05", spans[1][2]),
+    ], spans
+    assert spans[1][2] > "2018-03-05"
+    assert "2019-12-31" in run.out or "2020-06-22" in run.out

@@ -395,8 +395,32 @@ def _version_at(versions: Sequence[RecordedVersion], moment: datetime) -> Record
     return found
 
 
+def _registry_version(history: TrialHistory, number: int, option: str) -> RecordedVersion:
+    """The recorded version that is the registry's version ``number`` (read by ``trialwatch
+    backfill``); ``ValueError`` naming the numbers there are when it is not recorded."""
+    for version in history.versions:
+        if version.registry_version == number:
+            return version
+    numbers = [v.registry_version for v in history.versions if v.registry_version is not None]
+    if not numbers:
+        have = f"no registry version is recorded; run `trialwatch backfill {history.nct_id}`"
+    else:
+        have = (
+            f"registry versions {min(numbers)}-{max(numbers)} are recorded; later ones were "
+            "recorded live: give a date"
+        )
+    raise ValueError(
+        f"{option} {number}: {history.nct_id} has no registry version {number} ({have})"
+    )
+
+
 def version_diff(
-    history: TrialHistory, *, from_day: date | None = None, to_day: date | None = None
+    history: TrialHistory,
+    *,
+    from_day: date | None = None,
+    to_day: date | None = None,
+    from_version: int | None = None,
+    to_version: int | None = None,
 ) -> VersionDiff:
     """``trialwatch diff``: compare two recorded versions with :func:`trialwatch.diff.diff`.
 
@@ -404,8 +428,10 @@ def version_diff(
     as of its end, so ``--from D --to D`` shows what changed during day D. Without them: the
     last two versions (``to_day`` alone: the version before it and it; ``from_day`` alone: it
     and the latest). A day before the first record falls back to the first version, and a note
-    says so with the registry history link. Raises ``ValueError`` when nothing is recorded yet
-    or ``to_day`` is before ``from_day``.
+    says so with the registry history link. ``from_version``/``to_version`` (instead of a day)
+    pick the registry's version of that number, as ``trialwatch backfill`` recorded it.
+    Raises ``ValueError`` when nothing is recorded yet, a version number is not recorded, or
+    the newer end is before the older one.
     """
     versions = history.versions
     if not versions:
@@ -414,27 +440,42 @@ def version_diff(
         raise ValueError(f"--to {to_day} is before --from {from_day}")
     notes: list[str] = []
     first = versions[0]
-    if to_day is not None:
-        newer = _version_at(versions, day_end(to_day))
-        if newer is None:
-            newer = first
+    if to_version is not None:
+        newer = _registry_version(history, to_version, "--to")
+    elif to_day is not None:
+        found = _version_at(versions, day_end(to_day))
+        if found is None:
             notes.append(
                 f"--to {to_day} is before trialwatch's first record "
                 f"({utc_day_text(first.first_seen_at)})."
             )
+        newer = found or first
     else:
         newer = versions[-1]
-    if from_day is not None:
-        older = _version_at(versions, day_start(from_day))
-        if older is None:
-            older = first
+    if from_version is not None:
+        older = _registry_version(history, from_version, "--from")
+    elif from_day is not None:
+        found = _version_at(versions, day_start(from_day))
+        if found is None:
             note = before_history_note(history, day_start(from_day))
             if note:
                 notes.append(f"{note}: {history_url(history.nct_id)}")
+        older = found or first
     else:
         index = versions.index(newer)
         older = versions[index - 1] if index > 0 else newer
-    if len(versions) == 1:
+    if versions.index(newer) < versions.index(older):
+        given_to = to_version if to_version is not None else to_day
+        given_from = from_version if from_version is not None else from_day
+        raise ValueError(f"--to {given_to} is before --from {given_from}")
+    return _version_diff(history, older, newer, notes)
+
+
+def _version_diff(
+    history: TrialHistory, older: RecordedVersion, newer: RecordedVersion, notes: list[str]
+) -> VersionDiff:
+    first = history.versions[0]
+    if len(history.versions) == 1:
         notes.append(
             f"Only one version is recorded (the baseline of {utc_day_text(first.first_seen_at)})."
         )
@@ -453,6 +494,8 @@ def version_diff(
 
 
 def _version_text(version: RecordedVersion) -> str:
+    if version.registry_version is not None:
+        return f"registry version {version.registry_version} of {version.registry_date}"
     data = f", CT.gov data {one_line(version.data_timestamp)}" if version.data_timestamp else ""
     return f"version recorded {utc_time(version.first_seen_at)}{data}"
 
@@ -483,6 +526,7 @@ def version_diff_json(result: VersionDiff) -> dict[str, JSONValue]:
             "version_id": v.version_id,
             "first_seen_at": iso(v.first_seen_at),
             "data_timestamp": v.data_timestamp,
+            "registry_version": v.registry_version,
         }
 
     return {
