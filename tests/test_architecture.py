@@ -52,8 +52,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             {"history", "timeline", "report", "pages", "period", "messages", "feeds", "export"}
         ),
     ),
-    ("edges", frozenset({"storage", "storage.*", "ctgov", "notify"})),
-    ("use cases", frozenset({"sync", "workers", "outbox"})),
+    ("edges", frozenset({"storage", "storage.*", "ctgov", "registry_history", "notify"})),
+    ("use cases", frozenset({"sync", "backfill", "workers", "outbox"})),
     ("app", frozenset({"app", "daemon", "web"})),
     ("cli", frozenset({"cli", "cli.*", "__main__"})),
 )

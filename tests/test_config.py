@@ -324,7 +324,8 @@ def test_a_value_error_names_the_line_and_column_of_the_value(tmp_path: Path) ->
             f"{path}, line 2, column 13: api.timeout_s: Input should be greater than 0 (got -1)",
             f"{path}, line 3, column 3: api.base_ulr: unknown setting; allowed: base_url, "
             "timeout_s, min_interval_s, max_attempts, backoff_initial_s, backoff_max_s, "
-            "max_retry_after_s, batch_size, throttle_budget_s, user_agent (did you mean base_url?)",
+            "max_retry_after_s, batch_size, throttle_budget_s, user_agent, history_url "
+            "(did you mean base_url?)",
             f"{path}, line 6, column 6: email.to[2]: 'not-an-address' is not an email address",
             f"{path}, line 13, column 18: email.min_severity: unknown severity 'huge' "
             "(choose from admin, minor, major, critical)",

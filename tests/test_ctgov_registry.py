@@ -369,3 +369,59 @@ def test_a_throttle_with_tiny_waits_still_ends() -> None:
     ):
         client.version()
     assert len(calls) == 50
+
+
+# --- get_body: the registry's other interfaces (its record history) through the same client ---
+
+
+def test_get_body_reads_api_int_on_the_apis_host_following_its_redirects() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        if request.url.path.endswith("/history"):
+            return httpx.Response(301, headers={"Location": "/api/int/studies/NCT1/history2"})
+        return httpx.Response(200, content=b"<html>unchecked</html>")
+
+    url = "https://clinicaltrials.gov/api/int/studies/NCT1/history"
+    with client_for(handler, Sleeps()) as client:
+        assert client.get_body(url) == b"<html>unchecked</html>"  # the caller checks its shape
+        assert client.requests_made == 1
+    assert calls == [url, "https://clinicaltrials.gov/api/int/studies/NCT1/history2"]
+
+
+def test_get_body_on_a_history_url_of_another_host_keeps_to_that_host() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        if request.url.path == "/int/studies/NCT1/history":
+            return httpx.Response(302, headers={"Location": "/int/v/NCT1/history"})
+        if request.url.path == "/int/studies/NCT2/history":
+            return httpx.Response(302, headers={"Location": "https://clinicaltrials.gov/x"})
+        return httpx.Response(200, content=b"{}")
+
+    with client_for(handler, Sleeps()) as client:
+        # The user set `[api] history_url` there: its own redirects are followed ...
+        assert client.get_body("https://mirror.example/int/studies/NCT1/history") == b"{}"
+        # ... and a redirect away from it is not, even to the API's host.
+        with pytest.raises(ApiRequestError, match="history_url"):
+            client.get_body("https://mirror.example/int/studies/NCT2/history")
+    assert calls[:2] == [
+        "https://mirror.example/int/studies/NCT1/history",
+        "https://mirror.example/int/v/NCT1/history",
+    ]
+
+
+def test_get_body_keeps_the_size_cap_and_retries() -> None:
+    answers = iter([httpx.Response(503), httpx.Response(200, content=b"x" * 2048)])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers)
+
+    sleeps = Sleeps()
+    with client_for(handler, sleeps, max_answer_bytes=1024) as client:
+        with pytest.raises(ApiUnavailableError, match="too large"):
+            client.get_body("https://clinicaltrials.gov/api/int/studies/NCT1/history")
+        assert client.requests_made == 2
+    assert len(sleeps.waits) == 1  # the 503 was retried after a pause

@@ -328,7 +328,10 @@ def test_study_type_and_conditions() -> None:
 def test_primary_outcome_time_frame_changed() -> None:
     c = only(diff(BASE, change(primary_outcomes=(Outcome("Overall survival", "3 years"),))))
 
-    assert c.summary == "Primary outcome changed: Overall survival (time frame: 2 years → 3 years)"
+    assert c.summary == (
+        "Primary outcome changed: Overall survival (time frame: 2 years → 3 years) "
+        "(primary outcome changed after the study started)"
+    )
     assert (c.category, c.severity, c.item_key) == (
         Category.OUTCOMES,
         Severity.MAJOR,
@@ -339,9 +342,30 @@ def test_primary_outcome_time_frame_changed() -> None:
 def test_long_descriptions_are_not_repeated() -> None:
     outcome = Outcome("Overall survival", "2 years", "x" * 200)
 
-    c = only(diff(BASE, change(primary_outcomes=(outcome,))))
+    planned = change(start_date=PartialDate("2024-03-15", "ESTIMATED"))
+    c = only(diff(planned, dataclasses.replace(planned, primary_outcomes=(outcome,))))
 
     assert c.summary == "Primary outcome changed: Overall survival (description updated)"
+
+
+def test_a_primary_outcome_changed_once_the_study_is_under_way_is_flagged() -> None:
+    """Outcome switching, what systematic reviewers look for: flagged when the version before
+    already gave an actual start (or primary completion); not before; never for secondary."""
+    switched = (Outcome("Progression-free survival", "2 years"),)
+    planned = change(start_date=PartialDate("2024-03-15", "ESTIMATED"))
+    finished = change(primary_completion_date=PartialDate("2026-01", "ACTUAL"))
+
+    def summaries(old: Snapshot, **fields: Any) -> list[str]:
+        return [c.summary for c in diff(old, dataclasses.replace(old, **fields))]
+
+    assert all("after the study started" in s for s in summaries(BASE, primary_outcomes=switched))
+    assert not any("after" in s for s in summaries(planned, primary_outcomes=switched))
+    assert all(
+        s.endswith("(primary outcome changed after its primary completion)")
+        for s in summaries(finished, primary_outcomes=switched)
+    )
+    secondary = (*BASE.secondary_outcomes, Outcome("Anemia response"))
+    assert not any("after" in s for s in summaries(BASE, secondary_outcomes=secondary))
 
 
 def test_secondary_outcome_added_is_minor() -> None:

@@ -307,10 +307,21 @@ ROWS: dict[str, Row] = {
         _P + "outcomesModule.primaryOutcomes",
         (
             (
+                {"start_date": PartialDate("2024-03-15", "ESTIMATED")},
+                {
+                    "start_date": PartialDate("2024-03-15", "ESTIMATED"),
+                    "primary_outcomes": (Outcome("Overall survival", "3 years"),),
+                },
+                _S.MAJOR,
+                "Primary outcome changed: Overall survival (time frame: 2 years → 3 years)",
+            ),
+            (
+                # Once the study is under way (an actual start before), outcome switching.
                 {},
                 {"primary_outcomes": (Outcome("Overall survival", "3 years"),)},
                 _S.MAJOR,
-                "Primary outcome changed: Overall survival (time frame: 2 years → 3 years)",
+                "Primary outcome changed: Overall survival (time frame: 2 years → 3 years) "
+                "(primary outcome changed after the study started)",
             ),
         ),
     ),

@@ -79,8 +79,20 @@ def test_entries_are_newest_first_and_link_to_the_study_page() -> None:
     assert set(categories) == {
         "tag:trialwatch.example,2026:category",
         "tag:trialwatch.example,2026:severity",
+        "tag:trialwatch.example,2026:origin",
     }
+    assert categories["tag:trialwatch.example,2026:origin"] == "live"
     assert summary.startswith("[") and summary.endswith("(CT.gov data as of 2026-09-01T08:00:00)")
+
+
+def test_a_change_from_the_registrys_history_says_so() -> None:
+    event = dataclasses.replace(events()[0], origin="registry", data_timestamp=None)
+    (entry,) = feed([event]).findall(A + "entry")
+    origin = [
+        c.get("term") for c in entry.findall(A + "category") if "origin" in c.get("scheme", "")
+    ]
+    assert origin == ["registry"]
+    assert (entry.findtext(A + "summary") or "").endswith(" (registry)")
 
 
 def test_two_exports_share_entry_ids_and_a_new_change_adds_one() -> None:

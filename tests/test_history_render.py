@@ -257,6 +257,7 @@ def test_change_event_json_has_the_documented_fields() -> None:
         "new",
         "from_version_id",
         "to_version_id",
+        "origin",
         "url",
         "history_url",
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     # `watch list` need none of them, and a command people type should start fast.
     from collections.abc import Iterable, Sequence
 
+    from trialwatch.backfill import BackfillProgress, BackfillResult
     from trialwatch.ctgov import CtGovClient
     from trialwatch.discovery import Drift
     from trialwatch.export import TrialState
@@ -381,9 +382,12 @@ class App:
     def remove_watches(self, ids: Sequence[str]) -> WatchChange:
         return self.store.remove_watches(ids)
 
-    def import_watches(self, found: ImportResult, *, origin: str) -> tuple[WatchChange, int]:
+    def import_watches(
+        self, found: ImportResult, *, origin: str, printed_on: date | None = None
+    ) -> tuple[WatchChange, int]:
         """``watch import``: watch the trials a text names and keep what it printed beside
-        them, in one transaction. Returns the change and how many printed entries were kept."""
+        them (and the paper's publication day, when given), in one transaction. Returns the
+        change and how many printed entries were kept."""
         return self.store.import_watches(
             [t.nct_id for t in found.trials],
             (
@@ -392,6 +396,7 @@ class App:
             ),
             origin=origin,
             now=self.clock(),
+            printed_on=printed_on.isoformat() if printed_on else None,
         )
 
     def mark_since_print_reported(self, drifts: Iterable[Drift]) -> None:
@@ -520,6 +525,73 @@ class App:
             labels[event.nct_id] = label
             newest.append(event)
         return list(newest), labels
+
+    def backfill(
+        self,
+        keys: Sequence[str] = (),
+        *,
+        status_only: bool = False,
+        wait_s: float = 60.0,
+        on_progress: Callable[[BackfillProgress], None] | None = None,
+        client: CtGovClient | None = None,
+    ) -> BackfillResult:
+        """Read the registry's record history of the trials ``keys`` names (ids or labels;
+        none: every watched trial not read yet) under the sync lock, so no sync writes the same
+        trials meanwhile. Raises UserError naming a key that names no trial, or several."""
+        from trialwatch.backfill import run_backfill
+        from trialwatch.registry_history import RegistryHistory
+
+        if keys:
+            ids = list(dict.fromkeys(self._resolve(k) for k in keys))
+        else:
+            ids = self.store.backfill_candidates(full=not status_only)
+        run_id = uuid.uuid4().hex
+        lock = self.store.lock("sync")
+        with (
+            structlog.contextvars.bound_contextvars(run_id=run_id),
+            lock.hold(wait_s, what="another trialwatch process"),
+        ):
+            own = client is None
+            client = client or self.client()
+            try:
+                source = RegistryHistory(client, self.settings.api.registry_history_url)
+                return run_backfill(
+                    source=source,
+                    store=self.store,
+                    ids=ids,
+                    clock=self.clock,
+                    run_id=run_id,
+                    status_only=status_only,
+                    on_progress=on_progress,
+                )
+            finally:
+                if own:
+                    client.close()
+
+    def _resolve(self, key: str) -> str:
+        found = self.store.resolve_trial(key)
+        if not found:
+            raise UserError(
+                f"{key.strip()!r} is not a known trial id or label; `trialwatch watch list` "
+                "shows them (a trial is known after the first sync that watched it)"
+            )
+        if len(found) > 1:
+            raise UserError(f"{key.strip()!r} names several trials ({', '.join(found)}): use an id")
+        return found[0]
+
+    def print_stories(self) -> list[tuple[str, list[str]]]:
+        """For each imported trial whose paper's publication day is known (``watch import
+        --printed-on``): its id and, in words, the version in force that day and every change
+        recorded since (``report --since-print``)."""
+        from trialwatch.history import print_story, print_story_lines
+
+        entries = [e for e in self.store.printed_entries() if e.printed_on]
+        days = {e.nct_id: date.fromisoformat(e.printed_on or "") for e in entries}
+        out = []
+        for history in self.store.histories(list(days)):
+            story = print_story(history, days[history.nct_id])
+            out.append((history.nct_id, print_story_lines(story, history.name)))
+        return out
 
     def close(self) -> None:
         self.store.close()

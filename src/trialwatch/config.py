@@ -169,6 +169,9 @@ class ApiSettings(_Frozen):
     # a contact in it, e.g. "trialwatch/0.1 (mailto:ops@example.org)". Default: trialwatch and
     # its version, with the project's address.
     user_agent: str | None = Field(None, min_length=1, max_length=300)
+    # The registry's record history (``trialwatch backfill``): by default ``/api/int`` on
+    # base_url's origin, where CT.gov's website reads it.
+    history_url: str | None = None
 
     @field_validator("user_agent")
     @classmethod
@@ -178,6 +181,18 @@ class ApiSettings(_Frozen):
         return value
 
     _url = field_validator("base_url")(_check_http_url)
+    _history = field_validator("history_url")(
+        lambda value: None if value is None else _check_http_url(value)
+    )
+
+    @property
+    def registry_history_url(self) -> str:
+        """Where the record history is read: ``history_url``, else ``/api/int`` on the origin
+        of ``base_url`` (``https://clinicaltrials.gov/api/int``)."""
+        if self.history_url is not None:
+            return self.history_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}/api/int"
 
 
 class DatabaseSettings(_Frozen):

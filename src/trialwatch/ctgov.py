@@ -356,6 +356,16 @@ class CtGovClient:
         # unchanged, and the sync is a normal full one.
         return ApiVersion(api_version=data["apiVersion"], data_timestamp=data.get("dataTimestamp"))
 
+    def get_body(self, url: str) -> bytes:
+        """``GET`` an absolute ``url`` (another interface of the same registry, such as its
+        record history) with this client's pacing, retries and transport; return the body of
+        its 2xx answer as served, unchecked: its shape is the caller's to check.
+
+        Raises as :meth:`version` does (429/5xx and broken connections are retried; a 4xx is
+        :class:`ApiRequestError` at once).
+        """
+        return self._get(url, {}, bytes)
+
     def iter_studies(self, ids: Sequence[str]) -> Iterator[StudyResult]:
         """Fetch the studies ``ids`` and account for every one of them.
 
@@ -641,7 +651,7 @@ class CtGovClient:
     def _get(self, path: str, params: Mapping[str, str], decode: Callable[[bytes], _T]) -> _T:
         """GET ``path`` with retries; return its body as ``decode`` reads it (``decode`` raises
         :class:`_NotJson` or :class:`_BadShape` for a body to retry)."""
-        what = f"GET {self._display_base}{path}"
+        what = f"GET {self._shown(path)}"
         retrying = Retrying(
             stop=self._stop,
             wait=self._wait,
@@ -683,7 +693,7 @@ class CtGovClient:
                 target = location
             else:
                 raise ApiRequestError(
-                    f"GET {self._display_base}{path}: more than {_MAX_REDIRECTS} redirects"
+                    f"GET {self._shown(path)}: more than {_MAX_REDIRECTS} redirects"
                 )
         except httpx.TimeoutException as exc:
             kind = "connect-timeout" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
@@ -696,7 +706,7 @@ class CtGovClient:
             unreachable = _cannot_heal(exc, self._host)
             if unreachable is not None:
                 # Retrying a name that does not resolve only makes an offline run slow.
-                detail = f"GET {self._display_base}{path}: {type(exc).__name__}: {exc}"
+                detail = f"GET {self._shown(path)}: {type(exc).__name__}: {exc}"
                 raise ApiUnreachableError(unreachable, detail=detail) from exc
             kind = "refused" if _refused(exc) else "connect"
             raise _RetryableError(f"{type(exc).__name__}: {exc}", kind=kind) from exc
@@ -726,10 +736,18 @@ class CtGovClient:
         if response.status_code not in _REDIRECTS or "Location" not in response.headers:
             return None
         url = response.url.join(response.headers["Location"])
-        if url.scheme != self._scheme or (url.host, url.port) != self._host_port:
+        # The rule holds for the host asked: the API's own, or the one an absolute URL names
+        # (a `[api] history_url` the user set on another host is that host's to redirect on).
+        if "://" in path:
+            asked = httpx.URL(path)
+            scheme, host_port = asked.scheme, (asked.host, asked.port)
+        else:
+            scheme, host_port = self._scheme, self._host_port
+        if url.scheme != scheme or (url.host, url.port) != host_port:
             raise ApiRequestError(
-                f"GET {self._display_base}{path} was redirected to {_redact(url)}, another "
-                "host or scheme; not followed: check `[api] base_url`",
+                f"GET {self._shown(path)} was redirected to {_redact(url)}, another "
+                "host or scheme; not followed: check `[api] base_url`"
+                + (" and `[api] history_url`" if "://" in path else ""),
                 status_code=response.status_code,
             )
         return str(url)
@@ -771,10 +789,10 @@ class CtGovClient:
     def _too_large(self, path: str, how: str) -> ApiUnavailableError:
         cap = f"{self._max_answer_bytes / (1024 * 1024):g} MiB"
         return ApiUnavailableError(
-            f"{self._host} sent an answer too large for GET {self._display_base}{path} ({how}, "
+            f"{self._host} sent an answer too large for GET {self._shown(path)} ({how}, "
             f"the cap is {cap}); stopped reading it: not CT.gov's data, or something in between "
             "is wrong",
-            detail=f"GET {self._display_base}{path}: {how}; cap {self._max_answer_bytes} bytes",
+            detail=f"GET {self._shown(path)}: {how}; cap {self._max_answer_bytes} bytes",
         )
 
     def _refuse(self, response: httpx.Response, path: str, status: int, body: bytes) -> None:
@@ -792,7 +810,7 @@ class CtGovClient:
                     f"{self._host} asked us to come back in {_duration(retry_after)} (HTTP "
                     f"{status} with Retry-After), more than `[api] max_retry_after_s` = "
                     f"{self._max_retry_after_s:g}s; gave up: try again later",
-                    detail=f"GET {self._display_base}{path}: HTTP {status}, Retry-After "
+                    detail=f"GET {self._shown(path)}: HTTP {status}, Retry-After "
                     f"{response.headers.get('Retry-After')!r}",
                 )
             raise _RetryableError(
@@ -804,7 +822,7 @@ class CtGovClient:
         text = _shorten(body.decode("utf-8", "replace"))
         if 400 <= status < 500:
             error = _Refusal(
-                f"GET {self._display_base}{path} was refused: HTTP {status}"
+                f"GET {self._shown(path)} was refused: HTTP {status}"
                 + (f": {text}" if text else ""),
                 status_code=status,
                 body=text,
@@ -815,6 +833,13 @@ class CtGovClient:
             kind="status",
             status=status,
         )
+
+    def _shown(self, path: str) -> str:
+        """How a request is named in messages: an absolute URL as it is (redacted), else the
+        path on the base URL."""
+        if "://" in path:
+            return _redact(httpx.URL(path))
+        return f"{self._display_base}{path}"
 
     def _pace(self) -> None:
         # Politeness: robots.txt asks for a 1-second crawl delay, so starts are spaced out.

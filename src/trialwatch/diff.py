@@ -137,6 +137,14 @@ def diff(old: Snapshot, new: Snapshot) -> list[FieldChange]:
         if found and (rule.field in hidden_old or rule.field in hidden_new):
             found = _unclaimed(found, hidden_old.get(rule.field, 0), hidden_new.get(rule.field, 0))
         changes.extend(found)
+    switched = _outcome_switch(old)
+    if switched:
+        changes = [
+            dataclasses.replace(c, summary=f"{c.summary} ({switched})")
+            if c.field == "primary_outcomes"
+            else c
+            for c in changes
+        ]
     changes.sort(key=_order)
     return changes
 
@@ -224,6 +232,26 @@ def change_count(by_trial: Iterable[tuple[str, Iterable[FieldChange]]]) -> Chang
             changes += n
             trials.add(nct_id)
     return ChangeCount(changes, len(trials))
+
+
+OUTCOME_CHANGED_AFTER_START = "primary outcome changed after the study started"
+OUTCOME_CHANGED_AFTER_COMPLETION = "primary outcome changed after its primary completion"
+
+
+def _outcome_switch(old: Snapshot) -> str | None:
+    """Whether a change to a primary outcome now is what systematic reviewers call outcome
+    switching: the version before it already gave an actual start (or primary completion)
+    date, so the study was under way when its primary outcome changed. Live and backfilled
+    changes alike (a backfilled version's "before" is the registry's previous version)."""
+    if _actual(old.primary_completion_date):
+        return OUTCOME_CHANGED_AFTER_COMPLETION
+    if _actual(old.start_date):
+        return OUTCOME_CHANGED_AFTER_START
+    return None
+
+
+def _actual(value: PartialDate | None) -> bool:
+    return value is not None and value.type == "ACTUAL"
 
 
 def headline(changes: Sequence[FieldChange]) -> FieldChange | None:

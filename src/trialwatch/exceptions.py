@@ -15,7 +15,8 @@ reaches the user is a bug. Operational failures are wrapped with their cause
     │   │   ├── ApiUnavailableError  reached, but kept failing until the retries ran out
     │   │   ├── ShortReadError       a listing arrived with fewer studies than the registry counted
     │   │   └── StaleDataError       CT.gov's data is older than what the last complete sync read
-    │   └── ApiRequestError          a 4xx the API will answer the same way every time
+    │   ├── ApiRequestError          a 4xx the API will answer the same way every time
+    │   └── RegistryHistoryError     the record history answered in a shape not expected
     ├── RecordError (ValueError)     one study record cannot be normalized
     ├── StorageError                 the database failed
     │   ├── DatabaseUnavailableError (UserError)  it cannot be reached or opened at all
@@ -110,6 +111,12 @@ class ApiRequestError(FetchError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class RegistryHistoryError(FetchError):
+    """CT.gov's record history (an undocumented interface) answered one trial in a shape
+    trialwatch does not expect: that trial's backfill stops, closed, and the message says
+    which trial and what was unexpected."""
 
 
 class RecordError(TrialwatchError, ValueError):

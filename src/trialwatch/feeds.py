@@ -24,7 +24,7 @@ from datetime import datetime
 
 from trialwatch import __version__
 from trialwatch.diff import counts
-from trialwatch.history import data_as_of, iso, xml_text
+from trialwatch.history import data_as_of, iso, origin_mark, xml_text
 from trialwatch.records import RecordedChange
 from trialwatch.vocabulary import clip, history_url, study_url
 
@@ -143,9 +143,12 @@ def _entry(feed: ET.Element, event: RecordedChange, label: str | None, authority
     scheme = f"tag:{_check_authority(authority)},{TAG_DATE}:"
     _sub(entry, "category", term=change.category.value, scheme=scheme + "category")
     _sub(entry, "category", term=change.severity.label, scheme=scheme + "severity")
+    # live | registry (read from CT.gov's record history, dated by the registry's version).
+    _sub(entry, "category", term=event.origin, scheme=scheme + "origin")
     data = f"CT.gov data as of {event.data_timestamp}" if event.data_timestamp else ""
     stamp = f" ({data})" if data else ""
-    _sub(entry, "summary", f"[{change.severity.label}] {change.summary}{stamp}")
+    mark = origin_mark(event)
+    _sub(entry, "summary", f"[{change.severity.label}] {change.summary}{mark}{stamp}")
     # type="html": the markup below is escaped once more by ElementTree, as RFC 4287 wants.
     body = (
         f"<p><strong>{html.escape(change.severity.label)}</strong> · "

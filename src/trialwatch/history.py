@@ -51,6 +51,9 @@ __all__ = [
     "history_json",
     "iso",
     "markdown_line",
+    "origin_mark",
+    "print_story",
+    "print_story_lines",
     "render_history_text",
     "render_version_diff_text",
     "stamp",
@@ -126,7 +129,8 @@ def change_event_json(event: RecordedChange, *, label: str | None = None) -> dic
     Fields: ``id``, ``nct_id``, ``label``, ``detected_at`` (ISO 8601 UTC), ``data_timestamp``
     (CT.gov's, the registry data the change reflects), ``field``, ``category``, ``severity``
     (name), ``kind``, ``item_key``, ``summary``, ``old``, ``new``, ``from_version_id``,
-    ``to_version_id``, ``url`` and ``history_url``."""
+    ``to_version_id``, ``origin`` (``live``, or ``registry`` for a change read from CT.gov's
+    record history, dated by the registry's version), ``url`` and ``history_url``."""
     change = event.change
     return {
         "id": event.id,
@@ -137,6 +141,7 @@ def change_event_json(event: RecordedChange, *, label: str | None = None) -> dic
         **change.to_json(),
         "from_version_id": event.from_version_id,
         "to_version_id": event.to_version_id,
+        "origin": event.origin,
         "url": study_url(event.nct_id),
         "history_url": history_url(event.nct_id),
     }
@@ -229,6 +234,7 @@ class HistoryEntry:
     version_id: int | None
     baseline: bool
     changes: tuple[RecordedChange, ...]
+    registry_version: int | None = None
 
 
 def history_entries(history: TrialHistory, *, since: date | None = None) -> list[HistoryEntry]:
@@ -251,6 +257,7 @@ def history_entries(history: TrialHistory, *, since: date | None = None) -> list
             version_id=v.version_id,
             baseline=i == 0,
             changes=_most_severe_first(by_version.get(v.version_id, [])),
+            registry_version=v.registry_version,
         )
         for i, v in enumerate(history.versions)
     ]
@@ -262,6 +269,15 @@ def history_entries(history: TrialHistory, *, since: date | None = None) -> list
         entries = [e for e in entries if e.at >= day_start(since)]
     entries.sort(key=lambda e: (e.at, e.version_id or 0), reverse=True)
     return entries
+
+
+def origin_mark(event: RecordedChange) -> str:
+    """The short mark a text view puts after a change read from the registry's history."""
+    return REGISTRY_MARK if event.from_registry else ""
+
+
+REGISTRY_MARK = " (registry)"
+"""What marks, in text and HTML views, a change read from the registry's record history."""
 
 
 def _most_severe_first(events: Iterable[RecordedChange]) -> tuple[RecordedChange, ...]:
@@ -303,16 +319,23 @@ def render_history_text(history: TrialHistory, *, since: date | None = None) -> 
         lines.append(f"Nothing recorded{when}.")
     for entry in entries:
         data = f" · CT.gov data {one_line(entry.data_timestamp)}" if entry.data_timestamp else ""
+        at = utc_time(entry.at)
+        if entry.registry_version is not None or any(e.from_registry for e in entry.changes):
+            # Dated by the registry (the day the version was submitted), not by a sync.
+            at = utc_day_text(entry.at)
+            if entry.registry_version is not None:
+                data = f" · registry version {entry.registry_version}"
         if entry.baseline:
-            lines.append(f"{utc_time(entry.at)}  first recorded (baseline){data}")
+            first = "registered (baseline)" if entry.registry_version == 0 else "baseline"
+            lines.append(f"{at}  first recorded ({first}){data}")
         elif entry.changes:
-            lines.append(f"{utc_time(entry.at)}  {plural(len(entry.changes), 'change')}{data}")
+            lines.append(f"{at}  {plural(len(entry.changes), 'change')}{data}")
         else:
-            lines.append(f"{utc_time(entry.at)}  new version, no change in tracked fields{data}")
+            lines.append(f"{at}  new version, no change in tracked fields{data}")
         for event in entry.changes:
             change = event.change
             tag = f"[{change.severity.label}]"
-            lines.append(f"    {tag:<10} {one_line(change.summary)}")
+            lines.append(f"    {tag:<10} {one_line(change.summary)}{origin_mark(event)}")
     if note:
         lines += ["", f"{note}: {history_url(history.nct_id)}"]
     return "\n".join(lines) + "\n"
@@ -338,6 +361,7 @@ def history_json(history: TrialHistory, *, since: date | None = None) -> dict[st
                 "at": iso(entry.at),
                 "data_timestamp": entry.data_timestamp,
                 "version_id": entry.version_id,
+                "registry_version": entry.registry_version,
                 "baseline": entry.baseline,
                 "changes": [change_event_json(e, label=history.label) for e in entry.changes],
             }
@@ -371,8 +395,32 @@ def _version_at(versions: Sequence[RecordedVersion], moment: datetime) -> Record
     return found
 
 
+def _registry_version(history: TrialHistory, number: int, option: str) -> RecordedVersion:
+    """The recorded version that is the registry's version ``number`` (read by ``trialwatch
+    backfill``); ``ValueError`` naming the numbers there are when it is not recorded."""
+    for version in history.versions:
+        if version.registry_version == number:
+            return version
+    numbers = [v.registry_version for v in history.versions if v.registry_version is not None]
+    if not numbers:
+        have = f"no registry version is recorded; run `trialwatch backfill {history.nct_id}`"
+    else:
+        have = (
+            f"registry versions {min(numbers)}-{max(numbers)} are recorded; later ones were "
+            "recorded live: give a date"
+        )
+    raise ValueError(
+        f"{option} {number}: {history.nct_id} has no registry version {number} ({have})"
+    )
+
+
 def version_diff(
-    history: TrialHistory, *, from_day: date | None = None, to_day: date | None = None
+    history: TrialHistory,
+    *,
+    from_day: date | None = None,
+    to_day: date | None = None,
+    from_version: int | None = None,
+    to_version: int | None = None,
 ) -> VersionDiff:
     """``trialwatch diff``: compare two recorded versions with :func:`trialwatch.diff.diff`.
 
@@ -380,8 +428,10 @@ def version_diff(
     as of its end, so ``--from D --to D`` shows what changed during day D. Without them: the
     last two versions (``to_day`` alone: the version before it and it; ``from_day`` alone: it
     and the latest). A day before the first record falls back to the first version, and a note
-    says so with the registry history link. Raises ``ValueError`` when nothing is recorded yet
-    or ``to_day`` is before ``from_day``.
+    says so with the registry history link. ``from_version``/``to_version`` (instead of a day)
+    pick the registry's version of that number, as ``trialwatch backfill`` recorded it.
+    Raises ``ValueError`` when nothing is recorded yet, a version number is not recorded, or
+    the newer end is before the older one.
     """
     versions = history.versions
     if not versions:
@@ -390,27 +440,42 @@ def version_diff(
         raise ValueError(f"--to {to_day} is before --from {from_day}")
     notes: list[str] = []
     first = versions[0]
-    if to_day is not None:
-        newer = _version_at(versions, day_end(to_day))
-        if newer is None:
-            newer = first
+    if to_version is not None:
+        newer = _registry_version(history, to_version, "--to")
+    elif to_day is not None:
+        found = _version_at(versions, day_end(to_day))
+        if found is None:
             notes.append(
                 f"--to {to_day} is before trialwatch's first record "
                 f"({utc_day_text(first.first_seen_at)})."
             )
+        newer = found or first
     else:
         newer = versions[-1]
-    if from_day is not None:
-        older = _version_at(versions, day_start(from_day))
-        if older is None:
-            older = first
+    if from_version is not None:
+        older = _registry_version(history, from_version, "--from")
+    elif from_day is not None:
+        found = _version_at(versions, day_start(from_day))
+        if found is None:
             note = before_history_note(history, day_start(from_day))
             if note:
                 notes.append(f"{note}: {history_url(history.nct_id)}")
+        older = found or first
     else:
         index = versions.index(newer)
         older = versions[index - 1] if index > 0 else newer
-    if len(versions) == 1:
+    if versions.index(newer) < versions.index(older):
+        given_to = to_version if to_version is not None else to_day
+        given_from = from_version if from_version is not None else from_day
+        raise ValueError(f"--to {given_to} is before --from {given_from}")
+    return _version_diff(history, older, newer, notes)
+
+
+def _version_diff(
+    history: TrialHistory, older: RecordedVersion, newer: RecordedVersion, notes: list[str]
+) -> VersionDiff:
+    first = history.versions[0]
+    if len(history.versions) == 1:
         notes.append(
             f"Only one version is recorded (the baseline of {utc_day_text(first.first_seen_at)})."
         )
@@ -429,6 +494,8 @@ def version_diff(
 
 
 def _version_text(version: RecordedVersion) -> str:
+    if version.registry_version is not None:
+        return f"registry version {version.registry_version} of {version.registry_date}"
     data = f", CT.gov data {one_line(version.data_timestamp)}" if version.data_timestamp else ""
     return f"version recorded {utc_time(version.first_seen_at)}{data}"
 
@@ -459,6 +526,7 @@ def version_diff_json(result: VersionDiff) -> dict[str, JSONValue]:
             "version_id": v.version_id,
             "first_seen_at": iso(v.first_seen_at),
             "data_timestamp": v.data_timestamp,
+            "registry_version": v.registry_version,
         }
 
     return {
@@ -483,3 +551,61 @@ def data_as_of(data_timestamp: str | None) -> str:
 def stamp(data_timestamp: str | None, generated_at: datetime) -> str:
     """The line under a document's title: its data, and when it was made."""
     return f"{data_as_of(data_timestamp)}; generated {utc_time(generated_at)}."
+
+
+# --- since a paper printed its table, through the recorded versions ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrintStory:
+    """One printed trial since its paper's publication day: the version in force that day
+    (``None`` when the recorded history starts later) and every change since, oldest first."""
+
+    nct_id: str
+    printed_on: date
+    in_force: RecordedVersion | None
+    since: tuple[RecordedChange, ...]
+    starts: datetime | None  # when the recorded history starts
+
+
+def print_story(history: TrialHistory, printed_on: date) -> PrintStory:
+    """The version of ``history`` in force at the end of ``printed_on`` (UTC) and every change
+    recorded after that day (administrative churn left out)."""
+    end = day_end(printed_on)
+    before = [v for v in history.versions if v.first_seen_at < end]
+    since = tuple(
+        e for e in history.changes if e.detected_at >= end and e.change.severity > Severity.ADMIN
+    )
+    return PrintStory(
+        history.nct_id, printed_on, before[-1] if before else None, since, history.first_recorded_at
+    )
+
+
+def print_story_lines(story: PrintStory, name: str) -> list[str]:
+    """``report --since-print`` for one trial: the version printed from, then each change."""
+    printed = story.printed_on.isoformat()
+    version = story.in_force
+    if version is None:
+        starts = f" (it starts {utc_day_text(story.starts)})" if story.starts else ""
+        return [
+            f"{name}: printed {printed}; trialwatch's history of it starts later{starts}: "
+            "`trialwatch backfill` reads the registry's versions since registration"
+        ]
+    status = (
+        status_label(version.snapshot.overall_status) if version.snapshot.overall_status else "?"
+    )
+    which = (
+        f"registry version {version.registry_version} of {version.registry_date}"
+        if version.registry_version is not None
+        else f"the version recorded {utc_day_text(version.first_seen_at)}"
+    )
+    lines = [f"{name}: printed {printed}, when {which} was in force ({status})"]
+    if not story.since:
+        lines.append("  no change since")
+    for event in story.since:
+        tag = f"[{event.change.severity.label}]"
+        lines.append(
+            f"  {utc_day_text(event.detected_at)}  {tag:<10} {one_line(event.change.summary)}"
+            f"{origin_mark(event)}"
+        )
+    return lines

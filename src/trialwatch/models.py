@@ -592,3 +592,66 @@ class RunTotals:
     requests: int = 0
     errors: tuple[str, ...] = ()
     summary_only: bool = False  # too many trials changed: one summary per recipient
+
+
+# --- the registry's record history (``trialwatch backfill``) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEntry:
+    """One entry of a record's version list in CT.gov's record history: its number (0 = as
+    registered), the day it was submitted (``yyyy-MM-dd``), the record's overall status in it,
+    and the record's sections it changed."""
+
+    version: int
+    date: str
+    status: str | None
+    module_labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStart:
+    """The first version trialwatch stored of a trial from its own syncs: where the registry's
+    versions meet the live history."""
+
+    version_id: int
+    content_hash: str
+    snapshot: Snapshot
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEvent:
+    """A change the registry's history gives, dated by the version that brought it.
+
+    ``from_hash`` and ``to_hash`` name the stored versions it lies between (``None`` when the
+    version list alone was read, ``--status-only``)."""
+
+    version: int
+    date: str
+    change: FieldChange
+    from_hash: str | None = None
+    to_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryVersionToStore:
+    """A registry version kept beside the live ones: numbered and dated by the registry."""
+
+    version: int
+    date: str
+    new: NewVersion
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryJoin:
+    """What a backfill decided for one trial; storage writes it in one transaction.
+
+    ``mode`` is ``"full"`` (every version before the live history read and diffed) or
+    ``"status"`` (the version list alone). The events replace any registry events the trial
+    had (a full read after a status-only one)."""
+
+    nct_id: str
+    mode: str
+    versions: tuple[RegistryVersionToStore, ...]
+    events: tuple[RegistryEvent, ...]

@@ -20,6 +20,7 @@ from trialwatch.history import (
     change_event_json,
     iso,
     markdown_line,
+    origin_mark,
     stamp,
     summarize_changes,
     utc_day_text,
@@ -188,6 +189,7 @@ def _period_text(report: PeriodReport) -> str:
             tag = f"[{event.change.severity.label}]"
             lines.append(
                 f"  {utc_day_text(event.detected_at)}  {tag:<10} {one_line(event.change.summary)}"
+                f"{origin_mark(event)}"
             )
         if trial.before_history:
             lines.append(f"Note: {trial.before_history}: {history_url(trial.nct_id)}")
@@ -217,7 +219,7 @@ def _periodmarkdown_line(report: PeriodReport) -> str:
         for event in trial.changes:
             lines.append(
                 f"- {utc_day_text(event.detected_at)} · **{event.change.severity.label}** · "
-                f"{markdown_line(event.change.summary)}"
+                f"{markdown_line(event.change.summary)}{origin_mark(event)}"
             )
         lines.append("")
         if trial.before_history:
@@ -329,6 +331,7 @@ def _period_html(report: PeriodReport) -> str:
                         "day": utc_day_text(e.detected_at),
                         "severity": e.change.severity.label,
                         "summary": one_line(e.change.summary),
+                        "registry": e.from_registry,
                     }
                     for e in t.changes
                 ],

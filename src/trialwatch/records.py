@@ -44,6 +44,10 @@ class RecordedVersion:
     first_seen_at: datetime
     data_timestamp: str | None
     snapshot: Snapshot
+    # Read from CT.gov's record history (``trialwatch backfill``): its number there and the
+    # day it was submitted (``first_seen_at`` is then that day, 00:00 UTC).
+    registry_version: int | None = None
+    registry_date: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,13 @@ class RecordedChange:
     change: FieldChange
     from_version_id: int | None = None
     to_version_id: int | None = None
+    # "live": a sync saw it (``detected_at`` is when); "registry": read from CT.gov's record
+    # history by a backfill (``detected_at`` is the day the registry's version was submitted).
+    origin: str = "live"
+
+    @property
+    def from_registry(self) -> bool:
+        return self.origin == "registry"
 
 
 @dataclass(frozen=True, slots=True)

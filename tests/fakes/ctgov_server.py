@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from tests.fakes import ctgov_behaviour as rules
+from tests.fakes.ctgov_history import HISTORY_ROOT, RecordHistory
 
 __all__ = [
     "API_ROOT",
@@ -198,6 +199,8 @@ class FakeCtGov:
         self._api_version = api_version
         self._omit_timestamp = False
         self._faults: list[_Fault] = []
+        # /api/int: the record history (its own module; put versions with history.put).
+        self.history = RecordHistory()
         self._requests: list[RecordedRequest] = []
         self._host = host
         self._port = port
@@ -489,6 +492,8 @@ class FakeCtGov:
 
     def _answer(self, path: str, query: str, *, short: str | bool = False) -> _Response:
         params = dict(parse_qsl(query, keep_blank_values=True))
+        if path.startswith(HISTORY_ROOT + "/"):  # the record history: ctgov_history.py
+            return _Response(*self.history.answer(path, params))
         if path != API_ROOT and not path.startswith(API_ROOT + "/"):
             return _text(404, f"Not Found: {path}")
         route = path[len(API_ROOT) :].rstrip("/")

@@ -13,7 +13,17 @@ from __future__ import annotations
 import sys
 
 # Importing the command modules registers their commands.
-from trialwatch.cli import _data, _db, _init, _notify, _report, _serve, _sync, _watch  # noqa: F401
+from trialwatch.cli import (  # noqa: F401
+    _backfill,
+    _data,
+    _db,
+    _init,
+    _notify,
+    _report,
+    _serve,
+    _sync,
+    _watch,
+)
 from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, hoist_global_options
 
 

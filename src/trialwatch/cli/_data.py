@@ -6,6 +6,7 @@ Shared with ``_report``: :func:`resolve_one` (an id or a label -> one NCT id), :
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -61,6 +62,19 @@ def read_day(option: str, text: str | None) -> date | None:
         return parse_day(text)
     except ValueError as exc:
         fail(f"{option}: {exc}", EXIT_CONFIG)
+
+
+_VERSION_NUMBER = re.compile(r"[vV]?(\d{1,6})")
+
+
+def _day_or_version(option: str, text: str | None) -> tuple[date | None, int | None]:
+    """``--from``/``--to`` of ``diff``: a ``YYYY-MM-DD`` day, or a registry version number
+    (``3`` or ``v3``); exit 2 in one line if neither."""
+    if text is not None:
+        number = _VERSION_NUMBER.fullmatch(text.strip())
+        if number is not None:
+            return None, int(number.group(1))
+    return read_day(option, text), None
 
 
 MIN_SEVERITY_OPTION = typer.Option(
@@ -155,16 +169,18 @@ def diff_versions(
         str | None,
         typer.Option(
             "--from",
-            metavar="DATE",
-            help="Compare from the version recorded as of the start of this UTC day.",
+            metavar="DATE|VERSION",
+            help="Compare from the version recorded as of the start of this UTC day, or from "
+            "the registry's version of this number (v3 or 3; read by `trialwatch backfill`).",
         ),
     ] = None,
     to_day: Annotated[
         str | None,
         typer.Option(
             "--to",
-            metavar="DATE",
-            help="Compare to the version recorded as of the end of this day.",
+            metavar="DATE|VERSION",
+            help="Compare to the version recorded as of the end of this day, or to the "
+            "registry's version of this number.",
         ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
@@ -172,12 +188,15 @@ def diff_versions(
     """Show what changed between two recorded versions of a trial, in the emails' words.
 
     Without dates: the last two versions. A day before trialwatch first recorded the trial
-    starts at its first version, and the output says so and links CT.gov's history tab.
+    starts at its first version, and the output says so and links CT.gov's history tab. A
+    version number is the registry's (0 is the registration), as `trialwatch backfill` read it.
 
     Example: trialwatch diff SEAL --from 2026-01-01 --to 2026-06-30
+
+    Example: trialwatch diff SEAL --from v0 --to v3
     """
-    older_day = read_day("--from", from_day)
-    newer_day = read_day("--to", to_day)
+    older_day, older_version = _day_or_version("--from", from_day)
+    newer_day, newer_version = _day_or_version("--to", to_day)
     if older_day and newer_day and newer_day < older_day:
         fail(f"--to {newer_day} is before --from {older_day}", EXIT_CONFIG)
     check_format(fmt, ("text", "json"), "diff")
@@ -188,8 +207,14 @@ def diff_versions(
     if found is None:
         fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
     try:
-        result = version_diff(found, from_day=older_day, to_day=newer_day)
-    except ValueError as exc:  # nothing recorded yet
+        result = version_diff(
+            found,
+            from_day=older_day,
+            to_day=newer_day,
+            from_version=older_version,
+            to_version=newer_version,
+        )
+    except ValueError as exc:  # nothing recorded yet, or no such version
         fail(str(exc), EXIT_CONFIG)
     if fmt == "json":
         import json

@@ -36,6 +36,7 @@ def _report_since_print(fmt: str, output: Path | None) -> None:
     with open_app() as app:
         printed = app.printed_entries()
         drifts = app.since_print()
+        stories = app.print_stories()
         stamp = data_timestamp(app)
     if not printed:
         fail("nothing imported yet: `trialwatch watch import FILE` reads a paper's table", 2)
@@ -53,6 +54,7 @@ def _report_since_print(fmt: str, output: Path | None) -> None:
                 }
                 for d in drifts
             ],
+            "since_printed_on": [{"nct_id": n, "lines": lines} for n, lines in stories],
         }
         text = json_lib.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     else:
@@ -66,6 +68,10 @@ def _report_since_print(fmt: str, output: Path | None) -> None:
             lines.append(drift.line)
             if drift.title_note and drift.status_moved:
                 lines.append(f"  note: {drift.title_note}")
+        if stories:
+            lines += ["", "Since the paper was published (the version then, every change since):"]
+            for _, story in stories:
+                lines += story
         text = "\n".join(lines) + "\n"
     write_output(output, lambda out: out.write(text))
 

@@ -161,13 +161,24 @@ def watch_import(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be added; change nothing.")
     ] = False,
+    printed_on: Annotated[
+        str | None,
+        typer.Option(
+            "--printed-on",
+            metavar="DATE",
+            help="The paper's publication day (YYYY-MM-DD): `report --since-print` then names "
+            "the version of each trial in force that day and every change since.",
+        ),
+    ] = None,
 ) -> None:
     """Watch every NCT number found in a text: a list, a CSV, an email, a paper's tables.
 
-    Example: trialwatch watch import review.txt --dry-run
+    Example: trialwatch watch import review.txt --printed-on 2019-06-01
     """
+    from trialwatch.cli._data import read_day
     from trialwatch.importtext import read_import_pieces
 
+    printed_day = read_day("--printed-on", printed_on)
     try:
         if source == "-":
             found = read_import_pieces(_text_pieces(sys.stdin.buffer, "standard input"))
@@ -189,7 +200,9 @@ def watch_import(
         return
     with open_app() as app:
         change, printed = app.import_watches(
-            found, origin="stdin" if source == "-" else Path(source).name
+            found,
+            origin="stdin" if source == "-" else Path(source).name,
+            printed_on=printed_day,
         )
         for nct_id in change.added:
             typer.echo(f"Watching {nct_id}.")

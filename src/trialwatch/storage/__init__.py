@@ -9,6 +9,7 @@
     _outbox.py    the outbox queue: claims, backoff, dead letters, digest folding
     _health.py    the health record: failed runs, the admin alert's state
     _queries.py   reads for status, history, export
+    _registry.py  the registry's record history a backfill read, joined to the live one
     migrate.py    Alembic migrations (``trialwatch db upgrade``), imported only when used
     migrations/   the migration scripts, one per schema revision
 
@@ -24,6 +25,7 @@ from trialwatch.storage._engine import StoreBase, open_engine, sqlite_path
 from trialwatch.storage._health import HealthMixin
 from trialwatch.storage._outbox import OutboxMixin
 from trialwatch.storage._queries import QueriesMixin
+from trialwatch.storage._registry import RegistryMixin, StoredRegistryVersion
 from trialwatch.storage._schema import (
     HEAD_REVISION,
     RELEASES,
@@ -33,6 +35,8 @@ from trialwatch.storage._schema import (
     PrintedEntry,
     QueryMatch,
     RecordVersion,
+    RegistryRead,
+    RegistryVersion,
     SyncRun,
     Trial,
     Watch,
@@ -49,6 +53,7 @@ class Store(
     OutboxMixin,
     HealthMixin,
     QueriesMixin,
+    RegistryMixin,
     StoreBase,
 ):
     """The database behind trialwatch: open it with :meth:`open`, close it with :meth:`close`."""
@@ -71,8 +76,11 @@ __all__ = [
     "PrintedEntry",
     "QueryMatch",
     "RecordVersion",
+    "RegistryRead",
+    "RegistryVersion",
     "RunRef",
     "Store",
+    "StoredRegistryVersion",
     "SyncRun",
     "Trial",
     "Watch",

@@ -153,6 +153,7 @@ class DiscoveryMixin(SyncWritesMixin):
         *,
         origin: str,
         now: datetime,
+        printed_on: str | None = None,
     ) -> tuple[WatchChange, int]:
         """``watch import``: watch ``ids`` (source ``import``) and store what the text printed
         beside them as (nct_id, status enum, status as printed, title) — the "as printed"
@@ -160,7 +161,9 @@ class DiscoveryMixin(SyncWritesMixin):
         import is all or nothing. Returns the watch change and how many entries were stored."""
         with self.session() as s:
             change = add_watch_rows(s, ids, source="import", now=now, labels=None)
-            return change, _save_printed_rows(s, printed, origin=origin, now=now)
+            return change, _save_printed_rows(
+                s, printed, origin=origin, now=now, printed_on=printed_on
+            )
 
     def printed_entries(self, *, unreported_only: bool = False) -> list[PrintedEntry]:
         from sqlmodel import col
@@ -185,11 +188,13 @@ def _save_printed_rows(
     *,
     origin: str,
     now: datetime,
+    printed_on: str | None = None,
 ) -> int:
     rows = [
-        {"nct_id": n, "status": st, "status_text": text, "title": title}
+        {"nct_id": n, "status": st, "status_text": text, "title": title, "printed_on": printed_on}
         for n, st, text, title in entries
-        if st or text or title
+        # With the paper's publication day, every trial it names is kept (for --since-print).
+        if st or text or title or printed_on
     ]
     if not rows:
         return 0

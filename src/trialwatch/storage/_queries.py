@@ -88,6 +88,7 @@ def _recorded_change(event: ChangeEvent) -> RecordedChange:
         change=event.to_change(),
         from_version_id=event.from_version_id,
         to_version_id=event.to_version_id,
+        origin=event.origin,
     )
 
 
@@ -268,6 +269,8 @@ class QueriesMixin(StoreBase):
             col(RecordVersion.first_seen_at),
             col(RecordVersion.data_timestamp),
             col(RecordVersion.snapshot_json),
+            col(RecordVersion.registry_version),
+            col(RecordVersion.registry_date),
         ).where(col(RecordVersion.nct_id).in_(ids))
         if not all_versions:
             first = (
@@ -288,6 +291,8 @@ class QueriesMixin(StoreBase):
                 first_seen_at=row.first_seen_at,
                 data_timestamp=row.data_timestamp,
                 snapshot=Snapshot.from_dict(json.loads(row.snapshot_json)),
+                registry_version=row.registry_version,
+                registry_date=row.registry_date,
             )
             for row in s.execute(query)
         ]

@@ -16,12 +16,12 @@ from sqlmodel import Field, SQLModel
 
 from trialwatch.models import Category, ChangeKind, FieldChange, Severity
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The schema revision this code writes; kept in step with the newest migration (tested)."""
 
 RELEASES: dict[str, str] = {
     "0.1.0": "0001",  # no migrations yet: its tables, without alembic_version
-    "0.2.0": "0004",
+    "0.2.0": "0005",  # 0005: the registry's record history (trialwatch backfill)
 }
 """The schema revision each release writes, oldest first: the one table that names releases in
 database messages. A release that changes the schema adds its line (a test holds this
@@ -151,6 +151,11 @@ class RecordVersion(SQLModel, table=True):
     normalizer_version: int = Field(
         default=1, sa_column_kwargs={"server_default": "1", "nullable": False}
     )
+    # Set for a version read from the registry's record history (``trialwatch backfill``):
+    # its number there (0 = as registered) and the day it was submitted. ``first_seen_at`` is
+    # then that day (00:00 UTC), so histories order it before what trialwatch saw live.
+    registry_version: int | None = None
+    registry_date: str | None = Field(default=None, max_length=10)
 
 
 class SyncRun(SQLModel, table=True):
@@ -203,6 +208,9 @@ class ChangeEvent(SQLModel, table=True):
     new_json: str | None = _text()
     from_version_id: int | None = Field(default=None, foreign_key="record_version.id")
     to_version_id: int | None = Field(default=None, foreign_key="record_version.id")
+    # "live" (a sync saw it) or "registry" (read from CT.gov's record history by a backfill:
+    # ``detected_at`` is then the day the registry's version was submitted).
+    origin: str = Field(default="live", max_length=16, sa_column_kwargs={"server_default": "live"})
 
     def to_change(self) -> FieldChange:
         return FieldChange(
@@ -292,8 +300,44 @@ class PrintedEntry(SQLModel, table=True):
     status_text: str | None = _text()  # the words as printed
     title: str | None = _text()
     origin: str | None = _text()  # the file it came from
+    printed_on: str | None = Field(default=None, max_length=10)  # the paper's publication day
     imported_at: datetime | None = _dt(nullable=False)
     reported_at: datetime | None = _dt()  # when a sync last said how the registry moved since
+
+
+class RegistryVersion(SQLModel, table=True):
+    """One version of a record in CT.gov's record history, as ``trialwatch backfill`` read it.
+
+    The version list gives ``submitted_on`` and ``status`` for every version (one request per
+    trial); ``raw_record`` (compressed as live records are) is kept once that version itself
+    was fetched, so a backfill cut short resumes where it stopped.
+    """
+
+    __tablename__ = "registry_version"
+
+    nct_id: str = Field(primary_key=True, max_length=16)
+    version: int = Field(primary_key=True)
+    submitted_on: str = Field(max_length=10)
+    status: str | None = Field(default=None, max_length=64)
+    module_labels: str | None = _text()  # JSON list of the record's sections it changed
+    raw_record: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary(), nullable=True)
+    )
+    fetched_at: datetime | None = _dt()
+
+
+class RegistryRead(SQLModel, table=True):
+    """How far a trial's registry history was read: the version list, then its events."""
+
+    __tablename__ = "registry_read"
+
+    nct_id: str = Field(primary_key=True, max_length=16)
+    versions: int = 0  # in the last version list read
+    listed_at: datetime | None = _dt(nullable=False)
+    # Set when the history's events were written: "status" (from the version list alone,
+    # ``--status-only``) or "full" (every version read and diffed).
+    joined: str | None = Field(default=None, max_length=16)
+    joined_at: datetime | None = _dt()
 
 
 class HealthState(SQLModel, table=True):
