@@ -64,7 +64,13 @@ def _main(
         ),
     ] = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show the technical cause of failures.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show the technical cause of failures, and log at the configured level "
+            "(one-shot commands otherwise log warnings and errors only).",
+        ),
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -92,7 +98,10 @@ def describe(exc: BaseException) -> str:
     return text
 
 
-def load(*, need_watchlist: bool = False) -> Settings:
+def load(*, need_watchlist: bool = False, daemon: bool = False) -> Settings:
+    """The settings, with logging configured. A one-shot command logs warnings and errors only
+    (its summary is the output a user or cron reads) unless ``--verbose``; the daemon logs at
+    the configured level, its lines being its record."""
     from trialwatch.config import config_path, load_settings
     from trialwatch.exceptions import ConfigError
     from trialwatch.logs import configure_logging
@@ -118,8 +127,17 @@ def load(*, need_watchlist: bool = False) -> Settings:
     from trialwatch.routing import webhook_scrubber
 
     scrub = webhook_scrubber(settings.subscriptions)
-    configure_logging(settings.logging.level, settings.logging.format, scrub=scrub or None)
+    level: str = settings.logging.level
+    if not daemon and not state.verbose:
+        level = _at_least_warning(level)
+    configure_logging(level, settings.logging.format, scrub=scrub or None)
     return settings
+
+
+def _at_least_warning(level: str) -> str:
+    order = ["debug", "info", "warning", "error", "critical"]
+    name = level.lower()
+    return name if name in order and order.index(name) >= order.index("warning") else "warning"
 
 
 def _has_other_watches(settings: Settings) -> bool:
@@ -130,12 +148,14 @@ def _has_other_watches(settings: Settings) -> bool:
 
 
 @contextmanager
-def open_app(*, need_watchlist: bool = False, may_upgrade: bool = False) -> Iterator[App]:
+def open_app(
+    *, need_watchlist: bool = False, may_upgrade: bool = False, daemon: bool = False
+) -> Iterator[App]:
     """Settings -> app, mapping every expected failure to a message and an exit code."""
     from trialwatch.app import build_app
     from trialwatch.exceptions import ConfigError, SchemaOutdatedError, TrialwatchError
 
-    settings = load(need_watchlist=need_watchlist)
+    settings = load(need_watchlist=need_watchlist, daemon=daemon)
     try:
         # sync and daemon (may_upgrade) apply the config's watchlist under the sync lock.
         app = build_app(settings, may_upgrade=may_upgrade, apply_config_watchlist=not may_upgrade)

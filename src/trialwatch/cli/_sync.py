@@ -272,6 +272,6 @@ def daemon() -> None:
     """
     from trialwatch.daemon import Daemon
 
-    with open_app(need_watchlist=True, may_upgrade=True) as app:
+    with open_app(need_watchlist=True, may_upgrade=True, daemon=True) as app:
         code = Daemon(app).run()
     raise typer.Exit(code)
