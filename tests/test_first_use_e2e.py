@@ -36,3 +36,20 @@ def test_a_one_shot_sync_off_a_terminal_logs_no_info_lines(api: FakeCtGov, db: P
     verbose = _run(api, db, "sync", "--force", "--verbose")
     assert verbose.code == 0, verbose.err
     assert "info" in _log_levels(verbose.err)  # --verbose logs at the configured level
+
+
+def test_a_trial_is_named_by_acronym_colon_head_or_prefix_in_any_case(
+    api: FakeCtGov, db: Path
+) -> None:
+    assert _run(api, db, "sync").code == 0
+    for key in ("METSSAR", "metssar", "Metss"):
+        run = _run(api, db, "history", key)
+        assert run.code == 0, run.err
+        assert "NCT04811196" in run.out
+    timeline = _run(api, db, "timeline", "SEAL", "metssar", "--output", str(db.parent / "t.html"))
+    assert timeline.code == 0, timeline.err
+
+    ambiguous = _run(api, db, "diff", "selinexor")
+    assert ambiguous.code == 2
+    assert "names 4 trials" in ambiguous.err
+    assert "Selinexor and doxorubicin in advanced soft tissue sarcomas" in ambiguous.err

@@ -335,6 +335,10 @@ class App:
         """The NCT ids an id or a label names (none, one, or several)."""
         return self.store.resolve_trial(key)
 
+    def trial_titles(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """nct_id -> (label, brief title) for these trials."""
+        return self.store.trial_titles(ids)
+
     def trial(self, nct_id: str) -> Trial | None:
         return self.store.trial(nct_id)
 

@@ -47,7 +47,15 @@ def resolve_one(app: App, key: str) -> str:
             EXIT_CONFIG,
         )
     if len(found) > 1:
-        fail(f"{key.strip()!r} names several trials ({', '.join(found)}): use an id", EXIT_CONFIG)
+        titles = app.trial_titles(found)
+        candidates = "".join(
+            f"\n  {nct_id}  {titles.get(nct_id, (None, None))[0] or ''}".rstrip()
+            for nct_id in found
+        )
+        fail(
+            f"{key.strip()!r} names {len(found)} trials; use an id or more of a label:{candidates}",
+            EXIT_CONFIG,
+        )
     return found[0]
 
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from trialwatch.exceptions import StorageError
+from trialwatch.ids import match_trial_names
 from trialwatch.models import PartialDate, Snapshot
 from trialwatch.records import (
     Period,
@@ -142,7 +143,8 @@ class QueriesMixin(StoreBase):
             return s.get(Trial, nct_id)
 
     def resolve_trial(self, key: str) -> list[str]:
-        """The NCT ids a user may mean by ``key``: an id, or a label or acronym (any case)."""
+        """The NCT ids a user may mean by ``key``: an id, or a label or acronym by
+        :func:`~trialwatch.ids.match_trial_names`'s rule (any case, before a colon, a prefix)."""
         text = key.strip()
         if not text:
             return []
@@ -150,13 +152,12 @@ class QueriesMixin(StoreBase):
         with self.session() as s:
             if s.get(Trial, upper) is not None:
                 return [upper]
-            folded = text.casefold()
-            by_label = set(s.exec(select(Watch.nct_id).where(sa.func.lower(Watch.label) == folded)))
-            if not by_label:
-                by_label = set(
-                    s.exec(select(Trial.nct_id).where(sa.func.lower(Trial.acronym) == folded))
-                )
-        return sorted(by_label)
+            labels = s.exec(select(Watch.nct_id, Watch.label).where(col(Watch.label).is_not(None)))
+            names: list[tuple[str, str | None]] = list(labels)
+            names += s.exec(
+                select(Trial.nct_id, Trial.acronym).where(col(Trial.acronym).is_not(None))
+            )
+        return match_trial_names(text, names)
 
     def trial_titles(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
         """nct_id -> (label, brief title) for just these trials (a report's, not all N)."""
