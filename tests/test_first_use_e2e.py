@@ -53,3 +53,56 @@ def test_a_trial_is_named_by_acronym_colon_head_or_prefix_in_any_case(
     assert ambiguous.code == 2
     assert "names 4 trials" in ambiguous.err
     assert "Selinexor and doxorubicin in advanced soft tissue sarcomas" in ambiguous.err
+
+
+def test_status_fits_80_columns_unless_wide(api: FakeCtGov, db: Path) -> None:
+    api.remove_study("NCT04595994")  # a trial with a problem to show
+    assert _run(api, db, "sync").code == 0
+    narrow = _run(api, db, "status", COLUMNS="80")
+    assert narrow.code == 0, narrow.err
+    table = narrow.out.split("\n\n")[0].splitlines()
+    assert len(table) == 15  # headers, rule, 13 trials
+    assert max(len(line) for line in narrow.out.splitlines()) <= 80, narrow.out
+    assert "…" in narrow.out  # the widest columns were clipped, not wrapped
+    wide = _run(api, db, "status", "--wide", COLUMNS="80")
+    assert max(len(line) for line in wide.out.splitlines()) > 80
+    assert "METSSAR: selinexor dosing schedules in sarcoma" in wide.out
+
+
+def test_read_only_commands_create_no_database(api: FakeCtGov, tmp_path: Path) -> None:
+    db = tmp_path / "nothing" / "here" / "trialwatch.db"
+    for args in (("status",), ("history", "SEAL"), ("export",), ("watch", "list")):
+        run = trialwatch(*args, env=user_env(api.base_url, db), cwd=tmp_path)
+        assert run.code == 1, (args, run.err)
+        assert "no database at" in run.err
+        assert "Traceback" not in run.err
+    assert not (tmp_path / "nothing").exists()
+    assert api.requests == []
+
+
+def test_removing_a_config_listed_trial_is_a_usage_error(api: FakeCtGov, db: Path) -> None:
+    run = _run(api, db, "watch", "remove", "NCT02606461")
+    assert run.code == 2
+    assert "config file's [[watchlist]]" in run.out
+
+
+def test_a_base_url_without_api_v2_is_named(api: FakeCtGov, db: Path) -> None:
+    root = api.base_url.removesuffix("/api/v2")
+    assert root != api.base_url
+    run = _run(api, db, "sync", TRIALWATCH_API__BASE_URL=root)
+    assert run.code != 0
+    assert "/api/v2" in run.err
+    assert "refused" not in run.err
+
+
+def test_a_dry_run_import_says_which_ids_are_already_watched(
+    api: FakeCtGov, db: Path, tmp_path: Path
+) -> None:
+    assert _run(api, db, "sync").code == 0
+    ids = tmp_path / "ids.txt"
+    ids.write_text("NCT02606461\nNCT01234567\n")
+    run = _run(api, db, "watch", "import", str(ids), "--dry-run")
+    assert run.code == 0, run.err
+    assert "already watched: NCT02606461" in run.out
+    assert "would watch NCT01234567" in run.out
+    assert "1 would be added, 1 already watched" in run.out

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -22,7 +23,7 @@ from trialwatch.config import Settings
 from trialwatch.diff import EVERY_CHANGE, ChangeFilter
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.health import Health, assess, render_alert, render_flood_alert
-from trialwatch.models import Clock, Severity, Snapshot, SyncResult, WatchItem
+from trialwatch.models import Clock, Severity, Snapshot, StatusGlance, SyncResult, WatchItem
 from trialwatch.redact import Scrubber
 from trialwatch.routing import SubscriptionRouter, resolve_webhook, webhook_scrubber
 from trialwatch.storage import Store
@@ -314,6 +315,11 @@ class App:
                     problem=problem,
                 )
 
+    def status_glance(self, *, list_up_to: int, show: int = 10) -> StatusGlance:
+        """``status``'s view of the watch set: every trial up to ``list_up_to`` of them, else
+        counts by status, the ``show`` latest changes and trials with problems."""
+        return self.store.status_glance(list_up_to=list_up_to, show=show)
+
     def since_print(self, *, unreported_only: bool = False) -> list[Drift]:
         """How the registry moved since a paper printed its table (``watch import``)."""
         from trialwatch.discovery import Printed, since_print
@@ -365,6 +371,10 @@ class App:
 
     def watched_count(self) -> int:
         return self.store.watched_count()
+
+    def watched_among(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are watched now."""
+        return {entry.nct_id for entry in self.store.watch_entries(ids)}
 
     def watch_entries(self) -> list[WatchEntry]:
         return self.store.watch_entries()
@@ -530,6 +540,15 @@ class App:
 
 
 # --- the database before an app is built --------------------------------------------------------
+
+
+def missing_database(settings: Settings) -> Path | None:
+    """The SQLite file the settings name when it does not exist yet (None otherwise): a
+    command that only reads says so rather than create it."""
+    from trialwatch.storage import sqlite_path
+
+    path = sqlite_path(settings.database.url)
+    return path if path is not None and not path.exists() else None
 
 
 def database_watches_anything(settings: Settings) -> bool:

@@ -802,6 +802,15 @@ class CtGovClient:
                 retry_after=retry_after,
             )
         text = _shorten(body.decode("utf-8", "replace"))
+        if status == 404 and path == "/version":
+            # Every server of the v2 API answers /version: a 404 there means base_url points
+            # somewhere else (most often the site's root, without /api/v2).
+            raise _Refusal(
+                f"{self._display_base}/version was not found (HTTP 404): `[api] base_url` must be "
+                f"the API's root, ending in /api/v2 (e.g. {DEFAULT_BASE_URL})",
+                status_code=status,
+                body=text,
+            )
         if 400 <= status < 500:
             error = _Refusal(
                 f"GET {self._display_base}{path} was refused: HTTP {status}"
