@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from trialwatch.config import Settings
-from trialwatch.diff import EVERY_CHANGE, ChangeFilter
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.health import Health, assess, render_alert, render_flood_alert
 from trialwatch.models import Clock, Severity, Snapshot, StatusGlance, SyncResult, WatchItem
 from trialwatch.redact import Scrubber
 from trialwatch.routing import SubscriptionRouter, resolve_webhook, webhook_scrubber
 from trialwatch.storage import Store
-from trialwatch.sync import FloodRule, Progress, QuerySpec, run_sync
 
 if TYPE_CHECKING:
     # The network, mail and rendering edges are imported where they are used: `status` and
@@ -35,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from trialwatch.ctgov import CtGovClient
+    from trialwatch.diff import ChangeFilter
     from trialwatch.discovery import Drift
     from trialwatch.export import TrialState
     from trialwatch.importtext import ImportResult
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from trialwatch.records import Period, RecordedChange, TrialHistory
     from trialwatch.storage import Notification, PrintedEntry, Trial, WatchChange, WatchEntry
     from trialwatch.storage.migrate import UpgradeResult
+    from trialwatch.sync import FloodRule, Progress, QuerySpec
 
 QUIET_LISTED_MAX = 100
 """A report lists the watched trials without changes while there are at most this many."""
@@ -130,6 +130,8 @@ class App:
             client = client or self.client()
             try:
                 with PreparePool(self.worker_count()) as prepare:
+                    from trialwatch.sync import run_sync
+
                     result = run_sync(
                         source=client,
                         store=self.store,
@@ -175,10 +177,14 @@ class App:
 
     @property
     def queries(self) -> tuple[QuerySpec, ...]:
+        from trialwatch.sync import QuerySpec
+
         return tuple(QuerySpec(q.name, q.ctgov_params(), q.track) for q in self.settings.queries)
 
     @property
     def flood_rule(self) -> FloodRule:
+        from trialwatch.sync import FloodRule
+
         outbox = self.settings.outbox
         return FloodRule(max_trials=outbox.flood_max_trials, max_fraction=outbox.flood_max_fraction)
 
@@ -359,10 +365,13 @@ class App:
         return list(self.store.histories(ids))
 
     def iter_changes(
-        self, *, since: datetime | None, shown: ChangeFilter = EVERY_CHANGE
+        self, *, since: datetime | None, shown: ChangeFilter | None = None
     ) -> Iterator[tuple[RecordedChange, str | None]]:
         """Every recorded change of the watched trials (since a moment) that ``shown`` admits
-        (admin lines never), with its label."""
+        (None: every change; admin lines never), with its label."""
+        from trialwatch.diff import EVERY_CHANGE
+
+        shown = shown or EVERY_CHANGE
         return (
             (event, label)
             for event, label in self.store.iter_changes(since=since)
@@ -455,11 +464,15 @@ class App:
         return histories
 
     def period_report(
-        self, period: Period, *, picture: bool, shown: ChangeFilter = EVERY_CHANGE
+        self, period: Period, *, picture: bool, shown: ChangeFilter | None = None
     ) -> PeriodReport:
         """``trialwatch report``: the changes of the watch set in ``period`` that ``shown``
-        admits (see :meth:`report_histories`), stamped now with CT.gov's data timestamp."""
+        admits (None: every change; see :meth:`report_histories`), stamped now with CT.gov's
+        data timestamp."""
+        from trialwatch.diff import EVERY_CHANGE
         from trialwatch.period import period_report
+
+        shown = shown or EVERY_CHANGE
 
         return period_report(
             self.report_histories(period, picture=picture),

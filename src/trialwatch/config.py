@@ -41,7 +41,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from trialwatch.decision import syncs_incrementally
 from trialwatch.exceptions import ConfigError
 from trialwatch.ids import check_nct_id, nct_id_problem
 from trialwatch.models import Category, Severity
@@ -446,6 +445,10 @@ class SyncSettings(_Frozen):
 
     def incremental(self, watched: int) -> bool:
         """Whether a watch set of ``watched`` trials syncs incrementally."""
+        # Imported here: the decision module brings the diff rules, which loading settings
+        # (every command, `status` among them) does not need.
+        from trialwatch.decision import syncs_incrementally
+
         return syncs_incrementally(watched, self.incremental_above)
 
 
