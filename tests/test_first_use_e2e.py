@@ -106,3 +106,22 @@ def test_a_dry_run_import_says_which_ids_are_already_watched(
     assert "already watched: NCT02606461" in run.out
     assert "would watch NCT01234567" in run.out
     assert "1 would be added, 1 already watched" in run.out
+
+
+def test_the_atom_feed_takes_its_authority_and_self_link_from_the_config(
+    api: FakeCtGov, db: Path
+) -> None:
+    assert _run(api, db, "sync").code == 0
+    env = {
+        "TRIALWATCH_WEB__FEED_AUTHORITY": "trials.example.org",
+        "TRIALWATCH_WEB__PUBLIC_URL": "https://watch.example.org/tw",
+    }
+    run = _run(api, db, "export", "--format", "atom", **env)
+    assert run.code == 0, run.err
+    assert "<id>tag:trials.example.org,2026:feed/changes</id>" in run.out
+    assert 'rel="self"' in run.out
+    assert 'href="https://watch.example.org/tw/feed.atom"' in run.out
+    assert "trialwatch.example" not in run.out
+
+    bad = _run(api, db, "export", "--format", "atom", TRIALWATCH_WEB__FEED_AUTHORITY="not a domain")
+    assert bad.code == 2

@@ -484,6 +484,13 @@ class WebSettings(_Frozen):
     feed_token_file: Path | None = None
     # Where people open the page (behind a proxy: its public address): emails link trials here.
     public_url: str | None = None
+    # The tagging authority of the Atom feed's ids (RFC 4151: a domain or an email address the
+    # deployment owns). Set it once, before the feed is first read: every id changes with it.
+    feed_authority: str | None = Field(
+        None,
+        pattern=r"^(?:[A-Za-z0-9._%+-]+@)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$",
+    )
     page_size: int = Field(1000, ge=10, le=5000)
 
     @model_validator(mode="after")

@@ -332,8 +332,17 @@ def _export_changes(
             labels[event.nct_id] = label
             events.append(event)
         written = len(events)
+        from trialwatch.feeds import DEFAULT_TAG_AUTHORITY
+
+        web = app.settings.web
         feed = render_atom_feed(
-            events, generated_at=app.clock(), data_timestamp=data_timestamp(app), labels=labels
+            events,
+            generated_at=app.clock(),
+            data_timestamp=data_timestamp(app),
+            labels=labels,
+            authority=web.feed_authority or DEFAULT_TAG_AUTHORITY,
+            # The feed `trialwatch serve` publishes, when the config says where it lives.
+            self_url=f"{web.public_url}/feed.atom" if web.public_url else None,
         )
         out.write(feed.decode("utf-8"))
 
