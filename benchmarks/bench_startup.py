@@ -41,8 +41,8 @@ def main() -> None:
         cwd = Path(folder)
         subprocess.run([str(BIN), "init"], cwd=cwd, env=env, capture_output=True, check=True)
         subprocess.run(
-            [str(BIN), "watch", "list"], cwd=cwd, env=env, capture_output=True, check=True
-        )  # creates the database once
+            [str(BIN), "db", "upgrade"], cwd=cwd, env=env, capture_output=True, check=True
+        )  # creates the database once (read-only commands such as status create nothing)
         cases = {
             "python -c 'import typer'": [sys.executable, "-c", "import typer"],
             "trialwatch --version": [str(BIN), "--version"],

@@ -198,7 +198,7 @@ def test_garbled_response_and_broken_record(api: FakeCtGov, db: Path) -> None:
     assert "1 failed" in run.out
     assert "FAILED NCT04595994" in run.err
     assert "Traceback" not in run.err
-    status = _run(api, db, "status")
+    status = _run(api, db, "status", "--wide")  # the whole problem, whatever COLUMNS says
     line = next(ln for ln in status.out.splitlines() if ln.startswith("NCT04595994"))
     assert "statusModule" in line
 

@@ -1364,3 +1364,29 @@ def test_a_short_update_listing_is_an_error(
 def test_updated_since_takes_a_date(make_client: Callable[..., CtGovClient], day: Any) -> None:
     with pytest.raises(TypeError, match=r"datetime\.date"):
         make_client().updated_since(day)
+
+
+def test_a_server_that_accepts_and_never_answers_is_reported_within_the_silence_budget() -> None:
+    """Five silent tries of ``timeout_s`` each took minutes to a message; no retry starts now
+    that could end past ``silence_budget_s``."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)  # the kernel accepts; nobody ever reads or answers
+    port = server.getsockname()[1]
+    client = CtGovClient(
+        base_url=f"http://127.0.0.1:{port}/api/v2",
+        timeout_s=0.4,
+        min_interval_s=0,
+        max_attempts=5,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.01,
+        silence_budget_s=1.0,
+    )
+    try:
+        with pytest.raises((TransientFetchError, ApiUnavailableError)) as caught:
+            client.version()
+        assert client.requests_made == 2  # 0.4 s, then 0.8 s: a third could end at 1.2 s
+        assert "did not answer" in str(caught.value)
+    finally:
+        client.close()
+        server.close()

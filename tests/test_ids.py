@@ -9,7 +9,7 @@ import pytest
 from tests.e2e import trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov, load_records
 from trialwatch.config import WatchlistEntry
-from trialwatch.ids import InvalidNctIdError, check_nct_id, nct_id_problem
+from trialwatch.ids import InvalidNctIdError, check_nct_id, match_trial_names, nct_id_problem
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,35 @@ def test_a_pasted_placeholder_is_skipped_and_every_other_trial_is_checked(tmp_pa
         sent = [r.params["filter.ids"] for r in api.requests if "filter.ids" in r.params]
     assert sent == ["NCT02300909,NCT02606461,NCT09999991"]  # one request, all checked
     assert "Traceback" not in imported.err + synced.err
+
+
+_NAMES = [
+    ("NCT03555422", "METSSAR: selinexor dosing schedules in sarcoma"),
+    ("NCT02606461", "SEAL"),
+    ("NCT03110562", "BOSTON"),
+    ("NCT02606461", "SEAL"),  # the registry's acronym, beside the label
+    ("NCT01607892", "Phase 2, advanced gynecologic malignancies"),
+    ("NCT02025985", "Phase 2, recurrent gliomas"),
+    ("NCT04000000", "SEALANT"),
+    ("NCT05000000", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "ids"),
+    [
+        ("METSSAR", ["NCT03555422"]),  # the text before the colon
+        ("metssar", ["NCT03555422"]),  # any case
+        ("  Metss ", ["NCT03555422"]),  # a unique prefix
+        ("seal", ["NCT02606461"]),  # a whole name beats a prefix of another (SEALANT)
+        ("sea", ["NCT02606461", "NCT04000000"]),  # an ambiguous prefix: both candidates
+        ("phase 2,  recurrent", ["NCT02025985"]),  # runs of spaces are one
+        ("phase 2", ["NCT01607892", "NCT02025985"]),
+        ("selinexor", []),  # the middle of a name is not a prefix
+        ("", []),
+    ],
+)
+def test_a_trial_is_named_by_its_label_acronym_colon_head_or_a_unique_prefix(
+    key: str, ids: list[str]
+) -> None:
+    assert match_trial_names(key, _NAMES) == ids

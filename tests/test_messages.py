@@ -520,3 +520,25 @@ def test_webhook_text_cannot_ping_or_link() -> None:
     assert "<!channel>" not in payload["text"]
     assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in payload["text"]
     assert payload["trialwatch"]["trials"][0]["label"].startswith("<!channel>")
+
+
+def test_the_email_says_when_ct_gov_posted_the_change_and_keeps_dates_whole() -> None:
+    posted = replace(trial(DATE), posted="2026-11-19")
+    rendered = render_change_report(report(posted))
+    assert "Posted on ClinicalTrials.gov: 2026-11-19" in rendered.text
+    assert '<span style="white-space:nowrap;">2026-11-19</span>' in rendered.html
+    # A date in a change's words is not split across lines on a narrow screen either.
+    assert '<span style="white-space:nowrap;">2026-06</span> est.' in rendered.html
+    assert '<span style="white-space:nowrap;">2027-01</span> est.' in rendered.html
+    payload = webhook_payload(report(posted), rendered)
+    assert payload["trialwatch"]["trials"][0]["last_update_posted"] == "2026-11-19"
+
+
+def test_dates_are_kept_whole_and_the_rest_still_escaped() -> None:
+    from trialwatch.pages import unbroken_dates
+
+    text = str(unbroken_dates('<b> from March 2027 to 2027-03-01 14:00 UTC & "x"'))
+    assert text == (
+        '&lt;b&gt; from <span style="white-space:nowrap;">March 2027</span> to '
+        '<span style="white-space:nowrap;">2027-03-01 14:00 UTC</span> &amp; &#34;x&#34;'
+    )

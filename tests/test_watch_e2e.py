@@ -66,7 +66,7 @@ def test_import_sync_remove_and_history(api: FakeCtGov, tmp_path: Path) -> None:
 
     dry = _run(env, tmp_path, "watch", "import", str(text), "--dry-run")
     assert dry.code == 0, dry.err
-    assert "6 NCT number(s) found; nothing changed" in dry.out
+    assert "6 NCT number(s) found: 6 would be added, 0 already watched; nothing changed" in dry.out
     assert "NCT1234567" in dry.err  # skipped, and said why
     assert not (tmp_path / "data").exists()  # --dry-run: not even a database
 

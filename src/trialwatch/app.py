@@ -14,19 +14,18 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
 from trialwatch.config import Settings
-from trialwatch.diff import EVERY_CHANGE, ChangeFilter
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.health import Health, assess, render_alert, render_flood_alert
-from trialwatch.models import Clock, Severity, Snapshot, SyncResult, WatchItem
+from trialwatch.models import Clock, Severity, Snapshot, StatusGlance, SyncResult, WatchItem
 from trialwatch.redact import Scrubber
 from trialwatch.routing import SubscriptionRouter, resolve_webhook, webhook_scrubber
 from trialwatch.storage import Store
-from trialwatch.sync import FloodRule, Progress, QuerySpec, run_sync
 
 if TYPE_CHECKING:
     # The network, mail and rendering edges are imported where they are used: `status` and
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
 
     from trialwatch.backfill import BackfillProgress, BackfillResult
     from trialwatch.ctgov import CtGovClient
+    from trialwatch.diff import ChangeFilter
     from trialwatch.discovery import Drift
     from trialwatch.export import TrialState
     from trialwatch.importtext import ImportResult
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from trialwatch.records import Period, RecordedChange, TrialHistory
     from trialwatch.storage import Notification, PrintedEntry, Trial, WatchChange, WatchEntry
     from trialwatch.storage.migrate import UpgradeResult
+    from trialwatch.sync import FloodRule, Progress, QuerySpec
 
 QUIET_LISTED_MAX = 100
 """A report lists the watched trials without changes while there are at most this many."""
@@ -130,6 +131,8 @@ class App:
             client = client or self.client()
             try:
                 with PreparePool(self.worker_count()) as prepare:
+                    from trialwatch.sync import run_sync
+
                     result = run_sync(
                         source=client,
                         store=self.store,
@@ -175,10 +178,14 @@ class App:
 
     @property
     def queries(self) -> tuple[QuerySpec, ...]:
+        from trialwatch.sync import QuerySpec
+
         return tuple(QuerySpec(q.name, q.ctgov_params(), q.track) for q in self.settings.queries)
 
     @property
     def flood_rule(self) -> FloodRule:
+        from trialwatch.sync import FloodRule
+
         outbox = self.settings.outbox
         return FloodRule(max_trials=outbox.flood_max_trials, max_fraction=outbox.flood_max_fraction)
 
@@ -315,6 +322,11 @@ class App:
                     problem=problem,
                 )
 
+    def status_glance(self, *, list_up_to: int, show: int = 10) -> StatusGlance:
+        """``status``'s view of the watch set: every trial up to ``list_up_to`` of them, else
+        counts by status, the ``show`` latest changes and trials with problems."""
+        return self.store.status_glance(list_up_to=list_up_to, show=show)
+
     def since_print(self, *, unreported_only: bool = False) -> list[Drift]:
         """How the registry moved since a paper printed its table (``watch import``)."""
         from trialwatch.discovery import Printed, since_print
@@ -336,6 +348,10 @@ class App:
         """The NCT ids an id or a label names (none, one, or several)."""
         return self.store.resolve_trial(key)
 
+    def trial_titles(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """nct_id -> (label, brief title) for these trials."""
+        return self.store.trial_titles(ids)
+
     def trial(self, nct_id: str) -> Trial | None:
         return self.store.trial(nct_id)
 
@@ -350,10 +366,13 @@ class App:
         return list(self.store.histories(ids))
 
     def iter_changes(
-        self, *, since: datetime | None, shown: ChangeFilter = EVERY_CHANGE
+        self, *, since: datetime | None, shown: ChangeFilter | None = None
     ) -> Iterator[tuple[RecordedChange, str | None]]:
         """Every recorded change of the watched trials (since a moment) that ``shown`` admits
-        (admin lines never), with its label."""
+        (None: every change; admin lines never), with its label."""
+        from trialwatch.diff import EVERY_CHANGE
+
+        shown = shown or EVERY_CHANGE
         return (
             (event, label)
             for event, label in self.store.iter_changes(since=since)
@@ -362,6 +381,10 @@ class App:
 
     def watched_count(self) -> int:
         return self.store.watched_count()
+
+    def watched_among(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are watched now."""
+        return {entry.nct_id for entry in self.store.watch_entries(ids)}
 
     def watch_entries(self) -> list[WatchEntry]:
         return self.store.watch_entries()
@@ -446,11 +469,15 @@ class App:
         return histories
 
     def period_report(
-        self, period: Period, *, picture: bool, shown: ChangeFilter = EVERY_CHANGE
+        self, period: Period, *, picture: bool, shown: ChangeFilter | None = None
     ) -> PeriodReport:
         """``trialwatch report``: the changes of the watch set in ``period`` that ``shown``
-        admits (see :meth:`report_histories`), stamped now with CT.gov's data timestamp."""
+        admits (None: every change; see :meth:`report_histories`), stamped now with CT.gov's
+        data timestamp."""
+        from trialwatch.diff import EVERY_CHANGE
         from trialwatch.period import period_report
+
+        shown = shown or EVERY_CHANGE
 
         return period_report(
             self.report_histories(period, picture=picture),
@@ -598,6 +625,15 @@ class App:
 
 
 # --- the database before an app is built --------------------------------------------------------
+
+
+def missing_database(settings: Settings) -> Path | None:
+    """The SQLite file the settings name when it does not exist yet (None otherwise): a
+    command that only reads says so rather than create it."""
+    from trialwatch.storage import sqlite_path
+
+    path = sqlite_path(settings.database.url)
+    return path if path is not None and not path.exists() else None
 
 
 def database_watches_anything(settings: Settings) -> bool:

@@ -41,7 +41,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from trialwatch.decision import syncs_incrementally
 from trialwatch.exceptions import ConfigError
 from trialwatch.ids import check_nct_id, nct_id_problem
 from trialwatch.models import Category, Severity
@@ -461,6 +460,10 @@ class SyncSettings(_Frozen):
 
     def incremental(self, watched: int) -> bool:
         """Whether a watch set of ``watched`` trials syncs incrementally."""
+        # Imported here: the decision module brings the diff rules, which loading settings
+        # (every command, `status` among them) does not need.
+        from trialwatch.decision import syncs_incrementally
+
         return syncs_incrementally(watched, self.incremental_above)
 
 
@@ -496,6 +499,13 @@ class WebSettings(_Frozen):
     feed_token_file: Path | None = None
     # Where people open the page (behind a proxy: its public address): emails link trials here.
     public_url: str | None = None
+    # The tagging authority of the Atom feed's ids (RFC 4151: a domain or an email address the
+    # deployment owns). Set it once, before the feed is first read: every id changes with it.
+    feed_authority: str | None = Field(
+        None,
+        pattern=r"^(?:[A-Za-z0-9._%+-]+@)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$",
+    )
     page_size: int = Field(1000, ge=10, le=5000)
 
     @model_validator(mode="after")

@@ -80,6 +80,9 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL: Final = "https://clinicaltrials.gov/api/v2"
+# A request unanswered this long, retries included, is reported (with the default 30 s timeout:
+# after the first silent try, about 30 s, never past a minute).
+DEFAULT_SILENCE_BUDGET_S: Final = 45.0
 DEFAULT_USER_AGENT: Final = f"trialwatch/{__version__} (+https://github.com/trialwatch/trialwatch)"
 MAX_PAGE_SIZE: Final = 1000
 # Politeness: third-party guides put CT.gov's limit near 50 requests a minute per address, and
@@ -250,6 +253,7 @@ class CtGovClient:
         throttle_budget_s: float = DEFAULT_THROTTLE_BUDGET_S,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         deadline_s: float | None = None,
+        silence_budget_s: float = DEFAULT_SILENCE_BUDGET_S,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -264,6 +268,8 @@ class CtGovClient:
         ``Retry-After`` (other failures keep ``max_attempts``). ``max_answer_bytes``: the most an
         answer may weigh. ``deadline_s``: the most one exchange (connect, headers, whole body)
         may take; by default four times ``timeout_s``, which bounds a single read.
+        ``silence_budget_s``: how long a request may go unanswered (timeouts, retries included)
+        before the server is reported as not answering: no retry starts that could end past it.
         """
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -297,6 +303,7 @@ class CtGovClient:
         self._backoff_max_s = backoff_max_s
         self._max_answer_bytes = max_answer_bytes
         self._deadline_s = 4 * timeout_s if deadline_s is None else deadline_s
+        self._silence_budget_s = silence_budget_s
         self._scheme = url.scheme
         self._host_port = (url.host, url.port)
         self._sleep = sleep
@@ -820,6 +827,15 @@ class CtGovClient:
                 retry_after=retry_after,
             )
         text = _shorten(body.decode("utf-8", "replace"))
+        if status == 404 and path == "/version":
+            # Every server of the v2 API answers /version: a 404 there means base_url points
+            # somewhere else (most often the site's root, without /api/v2).
+            raise _Refusal(
+                f"{self._display_base}/version was not found (HTTP 404): `[api] base_url` must be "
+                f"the API's root, ending in /api/v2 (e.g. {DEFAULT_BASE_URL})",
+                status_code=status,
+                body=text,
+            )
         if 400 <= status < 500:
             error = _Refusal(
                 f"GET {self._shown(path)} was refused: HTTP {status}"
@@ -855,6 +871,11 @@ class CtGovClient:
         ``max_attempts``, so that an offline run still fails in seconds."""
         exc = state.outcome.exception() if state.outcome is not None else None
         attempts_spent = state.attempt_number >= self._max_attempts
+        if isinstance(exc, _RetryableError) and exc.kind in ("timeout", "connect-timeout"):
+            # A server that accepts and never answers: 5 tries of 30 s would keep the user
+            # waiting minutes for a message. Stop where another try could end past the budget.
+            since = state.seconds_since_start or 0.0
+            return attempts_spent or since + self._timeout_s > self._silence_budget_s
         if isinstance(exc, _RetryableError) and _throttled(exc):
             # The budget is in seconds waited; the attempt bound keeps a tiny backoff_max_s (or
             # a sleep that returns at once) from turning it into thousands of requests.

@@ -14,9 +14,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from typing import Final
 
-__all__ = ["InvalidNctIdError", "check_nct_id", "fold_nct_id", "nct_id_problem"]
+__all__ = [
+    "InvalidNctIdError",
+    "check_nct_id",
+    "fold_nct_id",
+    "match_trial_names",
+    "nct_id_problem",
+]
 
 # The API spec's pattern for filter.ids and /studies/{nctId}, with \d made ASCII (the server's).
 SPEC_PATTERN: Final = re.compile(r"[Nn][Cc][Tt]0*[1-9][0-9]{0,7}")
@@ -67,3 +74,33 @@ def check_nct_id(raw: str) -> str:
     if problem is not None:
         raise InvalidNctIdError(f"{raw.strip()!r} is not an NCT number: {problem}")
     return fold_nct_id(raw)
+
+
+def match_trial_names(key: str, names: Iterable[tuple[str, str | None]]) -> list[str]:
+    """The NCT ids that ``key`` names among ``names`` (pairs of an NCT id and one of its names:
+    a label or the registry's acronym), sorted: none, one, or several (ambiguous).
+
+    The rule, the same wherever a trial is named: case does not matter, and the first of these
+    that matches anything decides, so a full name always beats a prefix of another —
+    the whole name (``SEAL``); the text before a name's first colon (``METSSAR`` for
+    "METSSAR: selinexor dosing schedules in sarcoma"); the start of a name (``metss``).
+    An NCT id is not looked up here: the caller knows which ids exist.
+    """
+    wanted = " ".join(key.split()).casefold()
+    if not wanted:
+        return []
+    folded = [
+        (nct_id, " ".join(name.split()).casefold())
+        for nct_id, name in names
+        if name and name.strip()
+    ]
+    tiers: tuple[Callable[[str], bool], ...] = (
+        lambda name: name == wanted,
+        lambda name: ":" in name and name.split(":", 1)[0].strip() == wanted,
+        lambda name: name.startswith(wanted),
+    )
+    for matches in tiers:
+        found = {nct_id for nct_id, name in folded if matches(name)}
+        if found:
+            return sorted(found)
+    return []

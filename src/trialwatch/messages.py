@@ -77,6 +77,8 @@ class TrialChanges:
     label: str | None
     brief_title: str | None
     changes: tuple[FieldChange, ...]
+    # The registry's "last update posted" date of the record the changes lead to.
+    posted: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class _TrialView:
     nct_id: str
     label: str | None
     brief_title: str | None
+    posted: str | None
     url: str
     history_url: str
     page_url: str | None
@@ -326,6 +329,7 @@ def webhook_payload(report: ChangeReport, rendered: RenderedEmail) -> dict[str, 
                     "nct_id": trial.nct_id,
                     "label": trial.label,
                     "brief_title": trial.brief_title,
+                    "last_update_posted": trial.posted,
                     "url": vocabulary.study_url(trial.nct_id),
                     "history_url": vocabulary.history_url(trial.nct_id),
                     "changes": [change.to_json() for change in trial.changes],
@@ -376,6 +380,7 @@ def _trial_view(
         nct_id=one_line(trial.nct_id),
         label=one_line(trial.label) if trial.label else None,
         brief_title=one_line(trial.brief_title) if trial.brief_title else None,
+        posted=one_line(trial.posted) if trial.posted else None,
         url=vocabulary.study_url(trial.nct_id),
         history_url=vocabulary.history_url(trial.nct_id),
         page_url=vocabulary.trial_page_url(public_url, trial.nct_id) if public_url else None,

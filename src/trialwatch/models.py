@@ -655,3 +655,28 @@ class RegistryJoin:
     mode: str
     versions: tuple[RegistryVersionToStore, ...]
     events: tuple[RegistryEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialLine:
+    """One watched trial as ``status`` lists it: read from the denormalized trial row, no
+    snapshot decoded."""
+
+    nct_id: str
+    label: str
+    overall_status: str | None  # None: not synced yet
+    last_changed_at: datetime | None
+    problem: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusGlance:
+    """The watch set at a glance: every trial when there are few, else counts by status, the
+    latest changes and the trials with problems (``problem_count`` of them in all)."""
+
+    watched: int
+    by_status: Mapping[str | None, int]  # None: not synced yet
+    every: Sequence[TrialLine] | None  # None: too many to list (see ``latest``, ``problems``)
+    latest: Sequence[TrialLine]
+    problems: Sequence[TrialLine]
+    problem_count: int

@@ -47,7 +47,7 @@ from trialwatch.messages import (
     render_flood_summary,
     webhook_payload,
 )
-from trialwatch.models import Clock
+from trialwatch.models import Clock, Snapshot
 from trialwatch.redact import NO_SECRETS
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ class OutboxStore(Protocol):
     def run_count(self, run_id: int) -> tuple[int, int] | None: ...
 
     def trial_titles(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]: ...
+
+    def current_snapshots(self, ids: Sequence[str]) -> dict[str, Snapshot]: ...
 
 
 class EmailSender(Protocol):
@@ -304,6 +306,7 @@ class Outbox:
         for event in events:
             trials.setdefault(event.nct_id, []).append(event.to_change())
         titles = self.store.trial_titles(list(trials))
+        snapshots = self.store.current_snapshots(list(trials))
         data_timestamp = max((e.data_timestamp or "" for e in events), default="") or None
         period = None
         run_count = None
@@ -322,6 +325,7 @@ class Outbox:
                     label=titles.get(nct_id, (None, None))[0],
                     brief_title=titles.get(nct_id, (None, None))[1],
                     changes=tuple(changes),
+                    posted=snapshots[nct_id].last_update_posted if nct_id in snapshots else None,
                 )
                 for nct_id, changes in trials.items()
             ),

@@ -7,6 +7,7 @@ jinja2 is imported on first use, so commands that print plain text do not pay fo
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -14,8 +15,9 @@ from trialwatch.vocabulary import plural
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
 
-__all__ = ["environment"]
+__all__ = ["environment", "unbroken_dates"]
 
 
 @cache
@@ -39,4 +41,28 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["plural"] = plural
+    env.filters["unbroken_dates"] = unbroken_dates
     return env
+
+
+_DATE = re.compile(
+    r"\d{4}-\d{2}(?:-\d{2})?(?:[T ]\d{2}:\d{2}(?::\d{2})?)?(?: UTC)?"
+    r"|(?:January|February|March|April|May|June|July|August|September|October|November"
+    r"|December) (?:\d{1,2}, )?\d{4}"
+)
+
+
+def unbroken_dates(text: str) -> Markup:
+    """``text`` escaped for HTML, each date in it (``2027-03-01``, ``2026-11-20 14:00 UTC``,
+    ``March 2027``) kept on one line: a narrow screen breaks long text between words, and with
+    ``overflow-wrap: anywhere`` inside a token too, which split a date across two lines."""
+    from markupsafe import Markup, escape
+
+    out: list[str] = []
+    last = 0
+    for match in _DATE.finditer(text):
+        out.append(escape(text[last : match.start()]))
+        out.append(f'<span style="white-space:nowrap;">{escape(match.group(0))}</span>')
+        last = match.end()
+    out.append(escape(text[last:]))
+    return Markup("".join(out))  # noqa: S704 - every piece above is escaped

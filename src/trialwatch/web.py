@@ -425,7 +425,7 @@ def create_web_app(app: App, settings: WebSettings) -> Starlette:
 
     def feed(request: Request) -> Response:
         def render() -> Response:
-            from trialwatch.feeds import render_atom_feed
+            from trialwatch.feeds import DEFAULT_TAG_AUTHORITY, render_atom_feed
 
             events, labels = app.recent_changes(FEED_ENTRIES)
             base = settings.public_url or str(request.base_url).rstrip("/")
@@ -437,6 +437,7 @@ def create_web_app(app: App, settings: WebSettings) -> Starlette:
                 data_timestamp=app.data_timestamp(),
                 labels=labels,
                 self_url=self_url,
+                authority=app.settings.web.feed_authority or DEFAULT_TAG_AUTHORITY,
             )
             return Response(body, media_type="application/atom+xml; charset=utf-8")
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from trialwatch import __version__
+from trialwatch.vocabulary import clip
 
 if TYPE_CHECKING:
     from trialwatch.app import App
@@ -64,7 +65,13 @@ def _main(
         ),
     ] = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show the technical cause of failures.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show the technical cause of failures, and log at the configured level "
+            "(one-shot commands otherwise log warnings and errors only).",
+        ),
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -92,7 +99,10 @@ def describe(exc: BaseException) -> str:
     return text
 
 
-def load(*, need_watchlist: bool = False) -> Settings:
+def load(*, need_watchlist: bool = False, daemon: bool = False) -> Settings:
+    """The settings, with logging configured. A one-shot command logs warnings and errors only
+    (its summary is the output a user or cron reads) unless ``--verbose``; the daemon logs at
+    the configured level, its lines being its record."""
     from trialwatch.config import config_path, load_settings
     from trialwatch.exceptions import ConfigError
     from trialwatch.logs import configure_logging
@@ -118,8 +128,17 @@ def load(*, need_watchlist: bool = False) -> Settings:
     from trialwatch.routing import webhook_scrubber
 
     scrub = webhook_scrubber(settings.subscriptions)
-    configure_logging(settings.logging.level, settings.logging.format, scrub=scrub or None)
+    level: str = settings.logging.level
+    if not daemon and not state.verbose:
+        level = _at_least_warning(level)
+    configure_logging(level, settings.logging.format, scrub=scrub or None)
     return settings
+
+
+def _at_least_warning(level: str) -> str:
+    order = ["debug", "info", "warning", "error", "critical"]
+    name = level.lower()
+    return name if name in order and order.index(name) >= order.index("warning") else "warning"
 
 
 def _has_other_watches(settings: Settings) -> bool:
@@ -130,12 +149,25 @@ def _has_other_watches(settings: Settings) -> bool:
 
 
 @contextmanager
-def open_app(*, need_watchlist: bool = False, may_upgrade: bool = False) -> Iterator[App]:
-    """Settings -> app, mapping every expected failure to a message and an exit code."""
-    from trialwatch.app import build_app
+def open_app(
+    *,
+    need_watchlist: bool = False,
+    may_upgrade: bool = False,
+    daemon: bool = False,
+    read_only: bool = False,
+) -> Iterator[App]:
+    """Settings -> app, mapping every expected failure to a message and an exit code.
+    ``read_only`` commands create no database: a missing SQLite file is said, exit 1."""
+    from trialwatch.app import build_app, missing_database
     from trialwatch.exceptions import ConfigError, SchemaOutdatedError, TrialwatchError
 
-    settings = load(need_watchlist=need_watchlist)
+    settings = load(need_watchlist=need_watchlist, daemon=daemon)
+    if read_only and (missing := missing_database(settings)) is not None:
+        fail(
+            f"no database at {missing} yet (nothing was created): `trialwatch sync` makes it, "
+            "or point [database] url or TRIALWATCH_DATABASE__URL at yours",
+            EXIT_FAILURE,
+        )
     try:
         # sync and daemon (may_upgrade) apply the config's watchlist under the sync lock.
         app = build_app(settings, may_upgrade=may_upgrade, apply_config_watchlist=not may_upgrade)
@@ -159,14 +191,56 @@ def when(value: datetime | None) -> str:
     return "-" if value is None else utc_time(value)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    width: int | None = None,
+    flexible: Sequence[int] | None = None,
+) -> str:
+    """Rows under headers, columns two spaces apart. Within ``width`` characters when given:
+    the widest of the ``flexible`` columns (default: any) gives a character at a time (its
+    cells clipped with an ellipsis), down to its header's width or 8, whichever is more."""
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
+    if width is not None:
+        floors = [max(len(h), 8) for h in headers]
+        may_shrink = range(len(headers)) if flexible is None else flexible
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            shrinkable = [i for i in may_shrink if widths[i] > floors[i]]
+            if not shrinkable:
+                break
+            widest = max(shrinkable, key=lambda i: widths[i])
+            widths[widest] -= 1
+        rows = [[clip(c, w) for c, w in zip(r, widths, strict=True)] for r in rows]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
+
+
+def terminal_width() -> int | None:
+    """The width to fit: ``COLUMNS`` when set, else the terminal's; None (no limit) when the
+    output is not a terminal, so a file or a pipe gets whole lines."""
+    import shutil
+    import sys
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def fit(text: str, width: int | None) -> str:
+    """``text`` wrapped to ``width`` (unchanged when None), continuation lines indented."""
+    if width is None or len(text) <= width:
+        return text
+    import textwrap
+
+    return textwrap.fill(text, width, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

@@ -48,7 +48,15 @@ def resolve_one(app: App, key: str) -> str:
             EXIT_CONFIG,
         )
     if len(found) > 1:
-        fail(f"{key.strip()!r} names several trials ({', '.join(found)}): use an id", EXIT_CONFIG)
+        titles = app.trial_titles(found)
+        candidates = "".join(
+            f"\n  {nct_id}  {titles.get(nct_id, (None, None))[0] or ''}".rstrip()
+            for nct_id in found
+        )
+        fail(
+            f"{key.strip()!r} names {len(found)} trials; use an id or more of a label:{candidates}",
+            EXIT_CONFIG,
+        )
     return found[0]
 
 
@@ -149,7 +157,7 @@ def history(
     check_format(fmt, ("text", "json"), "history")
     from trialwatch.history import history_json, render_history_text
 
-    with open_app() as app:
+    with open_app(read_only=True) as app:
         found = app.trial_history(resolve_one(app, trial))
     if found is None:  # resolved, then gone: a concurrent `watch remove` cannot do that
         fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
@@ -202,7 +210,7 @@ def diff_versions(
     check_format(fmt, ("text", "json"), "diff")
     from trialwatch.history import render_version_diff_text, version_diff, version_diff_json
 
-    with open_app() as app:
+    with open_app(read_only=True) as app:
         found = app.trial_history(resolve_one(app, trial))
     if found is None:
         fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
@@ -280,7 +288,7 @@ def export(
     day = read_day("--since", since)
     shown = read_filter(min_severity, category)
 
-    with open_app() as app:
+    with open_app(read_only=True) as app:
         if of_changes:
             count = _export_changes(app, fmt, day, output, shown=shown, bom=bom)
             what = "change" if count == 1 else "changes"
@@ -349,8 +357,17 @@ def _export_changes(
             labels[event.nct_id] = label
             events.append(event)
         written = len(events)
+        from trialwatch.feeds import DEFAULT_TAG_AUTHORITY
+
+        web = app.settings.web
         feed = render_atom_feed(
-            events, generated_at=app.clock(), data_timestamp=data_timestamp(app), labels=labels
+            events,
+            generated_at=app.clock(),
+            data_timestamp=data_timestamp(app),
+            labels=labels,
+            authority=web.feed_authority or DEFAULT_TAG_AUTHORITY,
+            # The feed `trialwatch serve` publishes, when the config says where it lives.
+            self_url=f"{web.public_url}/feed.atom" if web.public_url else None,
         )
         out.write(feed.decode("utf-8"))
 

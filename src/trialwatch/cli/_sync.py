@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,15 +13,18 @@ from trialwatch.cli._common import (
     EXIT_FAILURE,
     cli,
     fail,
+    fit,
     open_app,
     table,
+    terminal_width,
     when,
 )
-from trialwatch.vocabulary import clip
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from trialwatch.app import App
-    from trialwatch.models import SyncResult
+    from trialwatch.models import SyncResult, TrialLine
     from trialwatch.sync import Progress
 
 PROGRESS_ABOVE = 300  # studies: smaller syncs finish before a bar would be worth drawing
@@ -202,66 +205,114 @@ def _recipient(channel: str, recipient: str, subscription: str | None = None) ->
     return recipient
 
 
+STATUS_LISTS_UP_TO = 50
+"""A watch set this small is listed whole by ``status``; a larger one is summed up."""
+
+
 @cli.command()
 def status(
     check: Annotated[
         bool,
         typer.Option("--check", help="Print only health; exit 1 when unhealthy (healthchecks)."),
     ] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Full text in every column, whatever the width.")
+    ] = False,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all", help=f"List every trial, even above {STATUS_LISTS_UP_TO} (else summed up)."
+        ),
+    ] = False,
 ) -> None:
-    """Show every watched trial (status, last change, last check) and trialwatch's health.
+    """Show the watched trials (status, last change, problems) and trialwatch's health; above
+    50 trials, counts by status, the latest changes and the trials with problems. Fits the
+    terminal's width (COLUMNS) unless --wide. Makes no request to CT.gov.
 
     Example: trialwatch status
     """
     from trialwatch.vocabulary import status_label
 
-    with open_app() as app:
+    width = None if wide else terminal_width()
+    with open_app(read_only=True) as app:
         health = app.health()
         if check:
             if health.healthy:
                 typer.echo("healthy" + "".join(f"\nwarning: {w}" for w in health.warnings))
                 return
             fail("unhealthy: " + "; ".join(health.problems), EXIT_FAILURE)
-        rows = []
-        for state in app.trial_states():
-            snap = state.snapshot
-            rows.append(
+        glance = app.status_glance(list_up_to=sys.maxsize if every else STATUS_LISTS_UP_TO)
+
+        def changed(moment: datetime | None) -> str:
+            # The day is enough where width is short; --wide (or a pipe) gets the minute.
+            return when(moment) if width is None or moment is None else f"{moment:%Y-%m-%d}"
+
+        def say(text: str) -> None:
+            typer.echo(fit(text, width))
+
+        def rows(lines: Sequence[TrialLine], *, problem: bool = True) -> list[list[str]]:
+            return [
                 [
-                    state.nct_id,
-                    clip(state.label, 40),
-                    status_label(snap.overall_status) if snap else "-",
-                    when(state.last_changed_at),
-                    when(state.last_synced_at),
-                    clip(state.problem or "", 70),
+                    line.nct_id,
+                    line.label,
+                    status_label(line.overall_status) if line.overall_status else "-",
+                    changed(line.last_changed_at),
+                    *([line.problem or ""] if problem else []),
                 ]
+                for line in lines
+            ]
+
+        headers = ["TRIAL", "LABEL", "STATUS", "LAST CHANGED", "PROBLEM"]
+        if glance.every is not None:
+            typer.echo(table(headers, rows(glance.every), width=width, flexible=(1, 4)))
+        else:
+            counts = ", ".join(
+                f"{n:,} {status_label(s).lower() if s else 'not synced yet'}"
+                for s, n in sorted(glance.by_status.items(), key=lambda kv: (-kv[1], kv[0] or ""))
             )
-        headers = ["TRIAL", "LABEL", "STATUS", "LAST CHANGED", "LAST CHECKED", "PROBLEM"]
-        typer.echo(table(headers, rows))
+            say(f"{glance.watched:,} trials watched: {counts}.")
+            if glance.latest:
+                typer.echo(f"\nLatest changes ({len(glance.latest)} most recent):")
+                typer.echo(
+                    table(
+                        headers[:-1], rows(glance.latest, problem=False), width=width, flexible=(1,)
+                    )
+                )
+            if glance.problems:
+                shown = len(glance.problems)
+                more = f"; the first {shown}" if shown < glance.problem_count else ""
+                typer.echo(f"\nTrials with problems ({glance.problem_count:,}{more}):")
+                typer.echo(table(headers, rows(glance.problems), width=width, flexible=(1, 4)))
+            typer.echo("")
+            say(
+                f"Every trial: `trialwatch status --all`, or `trialwatch watch list | less` "
+                f"(all {glance.watched:,})."
+            )
         typer.echo("")
         if health.last_success_at is None:
-            typer.echo("No complete sync yet: run `trialwatch sync`.")
+            say("No complete sync yet: run `trialwatch sync`.")
         else:
-            typer.echo(
+            say(
                 f"Last successful sync: {when(health.last_success_at)} "
                 f"(CT.gov data as of {health.data_timestamp})."
             )
         if health.consecutive_failures:
-            typer.echo(
+            say(
                 f"Consecutive failed syncs: {health.consecutive_failures}"
                 + (f" (last error: {health.last_error})" if health.last_error else "")
             )
-        typer.echo(f"Notifications queued: {health.queued}; dead letters: {health.dead}.")
+        say(f"Notifications queued: {health.queued}; dead letters: {health.dead}.")
         for dead in app.dead_letters():
-            typer.echo(
+            say(
                 f"  dead #{dead.id} to "
                 f"{_recipient(dead.channel, dead.recipient, dead.subscription)}: "
                 # Scrubbed again: a row an older release recorded may hold an echoed secret.
                 f"{app.scrub(dead.last_error or '')} (re-queue: trialwatch notify retry)"
             )
         for warning in health.warnings:
-            typer.echo(f"warning: {warning}")
+            say(f"warning: {warning}")
         for problem in health.problems:
-            typer.echo(f"UNHEALTHY: {problem}")
+            say(f"UNHEALTHY: {problem}")
 
 
 @cli.command()
@@ -272,6 +323,6 @@ def daemon() -> None:
     """
     from trialwatch.daemon import Daemon
 
-    with open_app(need_watchlist=True, may_upgrade=True) as app:
+    with open_app(need_watchlist=True, may_upgrade=True, daemon=True) as app:
         code = Daemon(app).run()
     raise typer.Exit(code)

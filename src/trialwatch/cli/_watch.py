@@ -11,7 +11,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from trialwatch.cli._common import EXIT_CONFIG, EXIT_FAILURE, cli, fail, open_app, table, when
+from trialwatch.cli._common import EXIT_CONFIG, cli, fail, open_app, table, when
 from trialwatch.ids import fold_nct_id, nct_id_problem
 from trialwatch.vocabulary import clip
 
@@ -65,7 +65,7 @@ def watch_list() -> None:
     """
     from trialwatch.vocabulary import status_label
 
-    with open_app() as app:
+    with open_app(read_only=True) as app:
         entries = app.watch_entries()
         rows = [
             [
@@ -102,7 +102,20 @@ def watch_add(
         for nct_id in change.already:
             typer.echo(f"{nct_id} was already watched.")
         if change.added:
-            typer.echo("Run `trialwatch sync` to fetch them now.")
+            them = "it" if len(change.added) == 1 else "them"
+            typer.echo(f"Run `trialwatch sync` to fetch {them} now.")
+
+
+def _already_watched(ids: list[str]) -> set[str]:
+    """Which of ``ids`` the database watches (none when there is no database yet: a dry run
+    creates nothing)."""
+    from trialwatch.app import missing_database
+    from trialwatch.cli._common import load
+
+    if missing_database(load()) is not None:
+        return set()
+    with open_app() as app:
+        return app.watched_among(ids)
 
 
 @watch_cli.command("remove")
@@ -126,7 +139,7 @@ def watch_remove(
                 "stop watching it."
             )
         if change.kept_by_config and not change.removed:
-            raise typer.Exit(EXIT_FAILURE)
+            raise typer.Exit(EXIT_CONFIG)  # usage: the config file, not the command, holds it
 
 
 _BLOCK = 1 << 20
@@ -193,10 +206,15 @@ def watch_import(
     if not ids:
         fail(f"no NCT numbers found in {source}", EXIT_CONFIG)
     if dry_run:
+        watched = _already_watched(ids)
         for t in found.trials:
             extra = f"  (printed: {t.printed_status_text})" if t.printed_status_text else ""
-            typer.echo(f"would watch {t.nct_id}{extra}")
-        typer.echo(f"{len(ids)} NCT number(s) found; nothing changed (--dry-run).")
+            verb = "already watched:" if t.nct_id in watched else "would watch"
+            typer.echo(f"{verb} {t.nct_id}{extra}")
+        typer.echo(
+            f"{len(ids)} NCT number(s) found: {len(ids) - len(watched)} would be added, "
+            f"{len(watched)} already watched; nothing changed (--dry-run)."
+        )
         return
     with open_app() as app:
         change, printed = app.import_watches(
