@@ -167,3 +167,12 @@ def test_since_print_names_each_drift_once() -> None:
     )
     assert drifts[0].title_note is not None
     assert drifts[1].unknown and "not known to ClinicalTrials.gov" in drifts[1].line
+
+
+def test_a_merged_registration_neither_enters_nor_leaves_a_query() -> None:
+    survivor = StudySummary("NCT07000002", brief_title="T", overall_status="RECRUITING")
+    before = {"NCT07000001": True}
+    merged = {"NCT07000001": "NCT07000002"}  # the retired id now answers with the survivor
+    assert decide_query("q", before, [survivor], {}, merged).changes == ()
+    # Without the merge, the same answer is a new match and one that left.
+    assert len(decide_query("q", before, [survivor], {}).changes) == 2

@@ -25,11 +25,15 @@ from trialwatch import rawcodec
 from trialwatch.diff import diff
 from trialwatch.exceptions import RecordError
 from trialwatch.models import (
+    Category,
+    ChangeKind,
+    FieldChange,
     FoundStudy,
     MissingStudy,
     NewVersion,
     OutcomeKind,
     Router,
+    Severity,
     Snapshot,
     StoredState,
     StudyResult,
@@ -41,12 +45,15 @@ from trialwatch.prepare import Prepared
 
 __all__ = [
     "FULL_SWEEP_MAX_AGE",
+    "MERGED_FIELD",
     "MISSING_REASON",
     "SHORT_READ_REASON",
     "PageScan",
     "RunKind",
     "RunPlan",
     "decide_page",
+    "merge_change",
+    "newly_merged",
     "plan_run",
     "read_by_older_normalizer",
     "scan_page",
@@ -58,6 +65,9 @@ log = structlog.get_logger("trialwatch.sync")
 
 MISSING_REASON = "not returned by ClinicalTrials.gov (not public, withdrawn from view, or unknown)"
 SHORT_READ_REASON = "left out of CT.gov's answer although it counted it (a short read)"
+
+MERGED_FIELD = "merged_into"
+"""The field of the one event a merged registration makes."""
 
 FULL_SWEEP_MAX_AGE = timedelta(days=8)
 """An incremental watch set is swept in full at least this often, whatever the schedule says:
@@ -135,6 +145,38 @@ def plan_run(
     return RunPlan(RunKind.INCREMENTAL, since)
 
 
+# --- a merged registration --------------------------------------------------------------------
+
+
+def newly_merged(found: FoundStudy, state: StoredState | None) -> bool:
+    """Whether ``found`` tells, for the first time, that its requested id was merged.
+
+    The registry merges duplicate registrations: the retired id answers with the surviving
+    study, which lists it in ``identificationModule.nctIdAliases`` (a source hands over such a
+    study with its own ``nct_id``, see :class:`~trialwatch.models.FoundStudy`). It is news when
+    the trial was stored under another study (its own, or one it has since left): a trial first
+    seen already merged is simply baselined as the surviving study, silently."""
+    return (
+        found.nct_id != found.requested_id
+        and state is not None
+        and state.version_id is not None
+        and state.canonical_id != found.nct_id
+    )
+
+
+def merge_change(retired: str, surviving: str) -> FieldChange:
+    """The one event of a merge: "NCT… was merged into NCT…" (major)."""
+    return FieldChange(
+        field=MERGED_FIELD,
+        category=Category.STATUS,
+        severity=Severity.MAJOR,
+        kind=ChangeKind.CHANGED,
+        summary=f"{retired} was merged into {surviving} on ClinicalTrials.gov",
+        old=retired,
+        new=surviving,
+    )
+
+
 # --- a page --------------------------------------------------------------------------------------
 
 
@@ -206,6 +248,7 @@ def scan_page(
             and state.content_hash is not None
             and state.fingerprint == fingerprint
             and not read_by_older_normalizer(state)
+            and not newly_merged(result, state)
         ):
             scan.outcomes[nct_id] = TrialOutcome(
                 nct_id=nct_id,
@@ -311,6 +354,19 @@ def _decide_changed(
     if state is None or state.content_hash is None or state.version_id is None:
         log.debug("trial.baseline", nct_id=nct_id, status=ready.overall_status)
         return TrialOutcome(kind=OutcomeKind.BASELINE, version=_version_of(ready, found), **common)
+
+    if newly_merged(found, state):
+        # Two different studies: no field-by-field diff. One event names the surviving study,
+        # whose record becomes this trial's baseline (its history continues from there).
+        change = merge_change(nct_id, found.nct_id)
+        log.info("trial.merged", nct_id=nct_id, into=found.nct_id)
+        return TrialOutcome(
+            kind=OutcomeKind.CHANGED,
+            version=_version_of(ready, found),
+            changes=(change,),
+            routes=(tuple(router(nct_id, state.label or ready.acronym, change)),),
+            **common,
+        )
 
     rebaseline: NewVersion | None = None
     if state.version_id in old_raw:

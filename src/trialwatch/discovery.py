@@ -72,14 +72,22 @@ def decide_query(
     previous: Mapping[str, bool] | None,
     matches: Sequence[StudySummary],
     left_status: Mapping[str, str | None],
+    merged: Mapping[str, str] | None = None,
 ) -> QueryOutcome:
-    """``previous``: nct_id -> present in the last answer (None: no baseline yet)."""
+    """``previous``: nct_id -> present in the last answer (None: no baseline yet).
+
+    ``merged``: retired id -> surviving id, for trials of the last answer that the registry
+    has since merged into another study (a duplicate registration). The surviving study
+    answering in place of the retired one is the same trial: neither a new match nor one that
+    left (the merge is told once, as the watched trial's own event)."""
     if previous is None:
         return QueryOutcome(name, True, tuple(matches), (), (), False)
     before = {nct_id for nct_id, present in previous.items() if present}
     now = {m.nct_id for m in matches}
+    followed = {old: new for old, new in (merged or {}).items() if old in before and new in now}
+    before |= set(followed.values())
     entered = tuple(m for m in matches if m.nct_id not in before)
-    left = tuple(sorted(before - now))
+    left = tuple(sorted(before - now - followed.keys()))
     changes: list[tuple[str, FieldChange]] = []
     for match in entered:
         text = describe_match(match)

@@ -511,6 +511,9 @@ class StoredState:
     normalizer_version: int | None
     label: str | None = None
     flagged: bool = False  # missing, to recheck, or in error: seeing it again clears that
+    # The id CT.gov served this trial under when it was last stored (None: its own): a merged
+    # registration answers with the surviving study, and is news only the first time.
+    canonical_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

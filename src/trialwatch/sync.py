@@ -631,11 +631,14 @@ class _Sync:
                 n for n, present in (previous or {}).items() if present and n not in current
             )
             left_status: dict[str, str | None] = {}
-            if left:  # their current status often says why they left
+            merged: dict[str, str] = {}
+            if left:  # their current status often says why they left, or that they merged
                 for result in source.iter_studies(left):
                     if isinstance(result, FoundStudy):
                         left_status[result.requested_id] = _overall_status(result)
-            outcome = decide_query(query.name, previous, matches, left_status)
+                        if result.nct_id != result.requested_id:
+                            merged[result.requested_id] = result.nct_id
+            outcome = decide_query(query.name, previous, matches, left_status, merged)
             changes = [
                 (nct_id, change, tuple(self.route(nct_id, None, change)))
                 for nct_id, change in outcome.changes

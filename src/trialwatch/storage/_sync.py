@@ -154,6 +154,7 @@ class SyncWritesMixin(StoreBase):
                     _T.c.consecutive_misses,
                     _T.c.recheck,
                     _T.c.last_error,
+                    _T.c.canonical_id,
                 ).where(_T.c.nct_id.in_(list(ids)))
             ).all()
             labels = best_labels(
@@ -171,6 +172,7 @@ class SyncWritesMixin(StoreBase):
                 normalizer_version=r.normalizer_version,
                 label=labels.get(r.nct_id),
                 flagged=bool(r.consecutive_misses or r.recheck or r.last_error),
+                canonical_id=r.canonical_id,
             )
             for r in rows
         }

@@ -183,14 +183,15 @@ class WatchMixin(StoreBase):
             return int(s.exec(select(sa.func.count(sa.distinct(col(Watch.nct_id))))).one())
 
     def iter_watched_ids(self, chunk: int = 1000) -> Iterator[list[str]]:
-        """Watched ids in order, ``chunk`` at a time (keyset paging: memory flat in N)."""
+        """Watched ids in order, ``chunk`` at a time (keyset paging: memory flat in N), less
+        those folded into another watched trial (see :func:`_not_folded`)."""
         after = ""
         while True:
             with self.session() as s:
                 ids = list(
                     s.exec(
                         select(Watch.nct_id)
-                        .where(col(Watch.nct_id) > after)
+                        .where(col(Watch.nct_id) > after, _not_folded())
                         .distinct()
                         .order_by(col(Watch.nct_id))
                         .limit(chunk)
@@ -207,9 +208,25 @@ class WatchMixin(StoreBase):
         for chunk in _chunks(sorted(set(ids)), 500):
             with self.session() as s:
                 found.update(
-                    s.exec(select(Watch.nct_id).where(col(Watch.nct_id).in_(chunk)).distinct())
+                    s.exec(
+                        select(Watch.nct_id)
+                        .where(col(Watch.nct_id).in_(chunk), _not_folded())
+                        .distinct()
+                    )
                 )
         return sorted(found)
+
+
+def _not_folded() -> sa.ColumnElement[bool]:
+    """A watched trial is fetched unless CT.gov merged it into a study that is watched too:
+    the two are one trial then, fetched (and told about) once, under the surviving id."""
+    trial = Trial.__table__  # type: ignore[attr-defined]
+    other = Watch.__table__.alias("surviving")  # type: ignore[attr-defined]
+    return ~sa.exists().where(
+        trial.c.nct_id == col(Watch.nct_id),
+        trial.c.canonical_id.is_not(None),
+        trial.c.canonical_id == other.c.nct_id,
+    )
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
