@@ -21,7 +21,13 @@ import structlog
 
 from trialwatch.config import Settings
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
-from trialwatch.health import Health, assess, render_alert, render_flood_alert
+from trialwatch.health import (
+    Health,
+    assess,
+    render_alert,
+    render_flood_alert,
+    render_refused_alert,
+)
 from trialwatch.models import Clock, Severity, Snapshot, StatusGlance, SyncResult, WatchItem
 from trialwatch.redact import Scrubber
 from trialwatch.routing import SubscriptionRouter, resolve_webhook, webhook_scrubber
@@ -154,7 +160,23 @@ class App:
                     client.close()
         if result.flooded:
             self._tell_admin_about_flood(result)
+        if not result.skipped:
+            self._tell_admin_about_refused()
         return result
+
+    def _tell_admin_about_refused(self) -> None:
+        """One notice per id CT.gov refuses (met by a sync, or marked by the upgrade), once."""
+        admin = self.settings.health.admin_email
+        if admin is None:
+            return
+        for nct_id, reason in self.store.refused_trials():
+            self.store.queue_notice(
+                key=f"refused-{nct_id}",
+                kind="alert",
+                recipient=admin,
+                payload=render_refused_alert(nct_id, reason),
+                now=self.clock(),
+            )
 
     def _tell_admin_about_flood(self, result: SyncResult) -> None:
         admin = self.settings.health.admin_email

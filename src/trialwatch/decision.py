@@ -224,6 +224,14 @@ def scan_page(
             nct_id = result.requested_id
             scan.order.append(nct_id)
             state = states.get(nct_id)
+            if result.refused is not None:
+                # Not an absence: CT.gov will not look it up at all. Marked, and left out of
+                # later batches, so it costs neither its batch nor every later poll.
+                log.warning("trial.refused", nct_id=nct_id, reason=result.refused)
+                scan.outcomes[nct_id] = TrialOutcome(
+                    nct_id=nct_id, kind=OutcomeKind.REFUSED, error=result.refused
+                )
+                continue
             confirmed = result.confirmed
             had = state is not None and state.version_id is not None  # returned before
             # Absent although returned before, or left out of a short answer: fetch it again

@@ -143,6 +143,19 @@ def render_flood_alert(
     return _payload(subject, lines)
 
 
+def render_refused_alert(nct_id: str, reason: str) -> dict[str, str]:
+    """Subject, text and HTML of the note telling the admin that CT.gov refuses an id."""
+    subject = f"trialwatch: {nct_id} is refused by ClinicalTrials.gov"
+    lines = [
+        f"The watched id {nct_id} cannot be looked up: {reason}.",
+        "",
+        "It is left out of every sync (the other trials are checked as usual) and shown as "
+        "refused by `trialwatch watch list` and `trialwatch status`. Remove it with "
+        f"`trialwatch watch remove {nct_id}`, or watch the id you meant.",
+    ]
+    return _payload(subject, lines)
+
+
 def _payload(subject: str, lines: list[str]) -> dict[str, str]:
     text = "\n".join(lines) + "\n"
     # One line only: a problem text can never add a header.

@@ -18,12 +18,17 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 __all__ = [
+    "REFUSED_PREFIX",
     "InvalidNctIdError",
     "check_nct_id",
     "fold_nct_id",
     "match_trial_names",
     "nct_id_problem",
+    "refused_mark",
 ]
+
+REFUSED_PREFIX: Final = "refused by CT.gov"
+"""How a trial whose id the registry refuses to look up is marked (``watch list``, ``status``)."""
 
 # The API spec's pattern for filter.ids and /studies/{nctId}, with \d made ASCII (the server's).
 SPEC_PATTERN: Final = re.compile(r"[Nn][Cc][Tt]0*[1-9][0-9]{0,7}")
@@ -104,3 +109,14 @@ def match_trial_names(key: str, names: Iterable[tuple[str, str | None]]) -> list
         if found:
             return sorted(found)
     return []
+
+
+def refused_mark(stored: str) -> str | None:
+    """The mark of an id already stored (by a version before this validator) that CT.gov would
+    refuse in ``filter.ids``: ``"refused by CT.gov: <why>"``; None for an id as the registry
+    writes it. A stored id must be exactly that form: one still holding full-width digits is
+    sent as stored, and refused."""
+    problem = nct_id_problem(stored)
+    if problem is None and fold_nct_id(stored) != stored:
+        problem = "not written as the registry writes it (NCT and 8 ASCII digits)"
+    return None if problem is None else f"{REFUSED_PREFIX}: {problem}"

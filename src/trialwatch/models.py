@@ -461,6 +461,7 @@ class SyncResult:
     requests: int = 0
     failed: tuple[TrialFailure, ...] = ()
     missing: tuple[str, ...] = ()
+    refused: tuple[TrialFailure, ...] = ()  # ids CT.gov refused to look up, and why
     aliases: Mapping[str, str] = field(default_factory=dict)
     updates: tuple[TrialUpdate, ...] = ()
     wrote: bool = False
@@ -536,6 +537,7 @@ class OutcomeKind(StrEnum):
     REBASELINED = "rebaselined"  # read again by a newer normalizer, silently
     FAILED = "failed"  # the record could not be read
     MISSING = "missing"  # CT.gov did not return it
+    REFUSED = "refused"  # CT.gov refuses to look its id up: marked, left out of later batches
 
 
 @dataclass(frozen=True, slots=True)

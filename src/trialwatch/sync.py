@@ -137,7 +137,9 @@ class SyncStore(Protocol):
 
     def watched_count(self) -> int: ...
 
-    def iter_watched_ids(self, chunk: int = ...) -> Iterator[list[str]]: ...
+    def iter_watched_ids(
+        self, chunk: int = ..., *, to_fetch: bool = ...
+    ) -> Iterator[list[str]]: ...
 
     def ids_to_recheck(self, limit: int = ...) -> list[str]: ...
 
@@ -225,6 +227,7 @@ class _Tally:
     routed_trials: int = 0
     failed: list[TrialFailure] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    refused: list[TrialFailure] = field(default_factory=list)
     newly_missing: list[str] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
     updates: list[TrialUpdate] = field(default_factory=list)
@@ -238,6 +241,9 @@ class _Tally:
             self.missing.append(outcome.nct_id)
             if state is None or not state.flagged:
                 self.newly_missing.append(outcome.nct_id)
+            return
+        if kind == OutcomeKind.REFUSED:
+            self.refused.append(TrialFailure(outcome.nct_id, outcome.error or ""))
             return
         self.checked += 1
         if outcome.canonical_id and outcome.canonical_id != outcome.nct_id:
@@ -512,7 +518,7 @@ class _Sync:
             self.total = len(wanted)
             return self.chunks(wanted)
         self.total = watched
-        return store.iter_watched_ids(self.batch_size)
+        return store.iter_watched_ids(self.batch_size, to_fetch=True)
 
     def idle(self) -> SyncResult:
         """CT.gov's data is the stored data and no trial needs fetching. After failed runs that
@@ -724,6 +730,7 @@ class _Sync:
             requests=self.requests(),
             failed=tuple(tally.failed),
             missing=tuple(tally.missing),
+            refused=tuple(tally.refused),
             newly_missing=tuple(tally.newly_missing),
             aliases=dict(tally.aliases),
             updates=tuple(tally.updates),

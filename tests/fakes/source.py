@@ -30,6 +30,9 @@ class FakeSource:
         self.fail_after_version: FetchError | None = None
         self.short: set[str] = set()  # left out of answers that still count them (short read)
         self.requested: list[list[str]] = []  # the ids of every iter_studies call
+        # Ids CT.gov refuses to look up: answered as the client answers a 400 it split down
+        # to one id (trialwatch.ctgov), the rest of the batch fetched.
+        self.refuse: set[str] = set()
 
     def put(self, record: Mapping[str, Any]) -> None:
         nct_id = record["protocolSection"]["identificationModule"]["nctId"]
@@ -47,6 +50,11 @@ class FakeSource:
         if self.fail_after_version is not None:
             raise self.fail_after_version
         for requested in ids:
+            if requested in self.refuse:
+                yield MissingStudy(
+                    requested, confirmed=False, refused="refused by ClinicalTrials.gov (HTTP 400)"
+                )
+                continue
             if requested in self.short:
                 yield MissingStudy(requested, confirmed=False)
                 continue

@@ -71,6 +71,12 @@ def _print_sync(result: SyncResult) -> None:
         typer.echo(f"  note: {alias} is now {canonical} on ClinicalTrials.gov (alias)")
     for failure in result.failed:
         typer.echo(f"  FAILED {failure.nct_id}: {failure.reason}", err=True)
+    for refused in result.refused:
+        typer.echo(
+            f"  REFUSED {refused.nct_id}: {refused.reason}; left out of later syncs "
+            "(`trialwatch watch remove` it, or watch the right id)",
+            err=True,
+        )
     for nct_id in result.newly_missing:
         typer.echo(f"  MISSING {nct_id}: not returned by ClinicalTrials.gov", err=True)
     still = len(result.missing) - len(result.newly_missing)

@@ -73,7 +73,8 @@ def watch_list() -> None:
                 clip(e.display_label, 40),
                 ",".join(e.sources),
                 when(e.added_at),
-                status_label(e.overall_status) if e.overall_status else "not synced yet",
+                e.refused
+                or (status_label(e.overall_status) if e.overall_status else "not synced yet"),
             ]
             for e in entries
         ]

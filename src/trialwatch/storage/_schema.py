@@ -16,12 +16,12 @@ from sqlmodel import Field, SQLModel
 
 from trialwatch.models import Category, ChangeKind, FieldChange, Severity
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The schema revision this code writes; kept in step with the newest migration (tested)."""
 
 RELEASES: dict[str, str] = {
     "0.1.0": "0001",  # no migrations yet: its tables, without alembic_version
-    "0.2.0": "0005",  # 0005: the registry's record history (trialwatch backfill)
+    "0.2.0": "0006",  # 0005: the registry's record history (backfill); 0006: refused ids
 }
 """The schema revision each release writes, oldest first: the one table that names releases in
 database messages. A release that changes the schema adds its line (a test holds this
@@ -98,6 +98,9 @@ class Trial(SQLModel, table=True):
     # Returned before, absent from the last answer: the next poll fetches it again.
     recheck: bool = False
     last_error: str | None = _text()
+    # Why CT.gov refuses to look this id up ("refused by CT.gov: ..."): shown, and left out of
+    # every batch. None: it does not.
+    refused: str | None = _text()
 
 
 class Watch(SQLModel, table=True):

@@ -207,6 +207,7 @@ class SyncWritesMixin(StoreBase):
                 select(_T.c.nct_id)
                 .where(
                     _T.c.nct_id.in_(watched),
+                    _T.c.refused.is_(None),
                     sa.or_(
                         _T.c.recheck.is_(True),
                         sa.and_(
@@ -230,11 +231,26 @@ class SyncWritesMixin(StoreBase):
             watched = select(_W.c.nct_id).distinct().scalar_subquery()
             rows = s.execute(
                 select(_T.c.nct_id)
-                .where(_T.c.nct_id.in_(watched), _T.c.last_error.is_not(None))
+                .where(
+                    _T.c.nct_id.in_(watched),
+                    _T.c.last_error.is_not(None),
+                    _T.c.refused.is_(None),
+                )
                 .order_by(_T.c.nct_id)
                 .limit(limit)
             )
             return [r[0] for r in rows]
+
+    def refused_trials(self) -> list[tuple[str, str]]:
+        """Watched trials CT.gov refuses to look up: (nct_id, why), by id."""
+        with self.session() as s:
+            watched = select(_W.c.nct_id).distinct().scalar_subquery()
+            rows = s.execute(
+                select(_T.c.nct_id, _T.c.refused)
+                .where(_T.c.nct_id.in_(watched), _T.c.refused.is_not(None))
+                .order_by(_T.c.nct_id)
+            )
+            return [(r[0], r[1]) for r in rows]
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -490,7 +506,7 @@ class SyncWritesMixin(StoreBase):
         version_ids: dict[tuple[str, str], int],
         now: datetime,
     ) -> None:
-        stored, refreshed, failed, missing = [], [], [], []
+        stored, refreshed, failed, missing, refused = [], [], [], [], []
         for o in outcomes:
             if o.kind in _STORES_VERSION:
                 assert o.version is not None
@@ -522,6 +538,8 @@ class SyncWritesMixin(StoreBase):
                 failed.append({"b_id": o.nct_id, "error": o.error})
             elif o.kind == "missing":
                 missing.append({"b_id": o.nct_id, "error": o.error, "b_recheck": o.recheck})
+            elif o.kind == "refused":
+                refused.append({"b_id": o.nct_id, "error": o.error})
         by_id = _T.c.nct_id == sa.bindparam("b_id")
         if stored:
             s.execute(
@@ -575,6 +593,15 @@ class SyncWritesMixin(StoreBase):
                     recheck=sa.bindparam("b_recheck"),
                 ),
                 missing,
+            )
+        if refused:  # left out of every later batch (see WatchMixin.iter_watched_ids)
+            s.execute(
+                sa.update(_T)
+                .where(by_id)
+                .values(
+                    refused=sa.bindparam("error"), last_error=sa.bindparam("error"), recheck=False
+                ),
+                refused,
             )
 
     def _record_changes(

@@ -43,6 +43,7 @@ class WatchEntry:
     overall_status: str | None
     acronym: str | None
     brief_title: str | None
+    refused: str | None = None  # "refused by CT.gov: ..." (see trialwatch.ids.refused_mark)
 
     @property
     def display_label(self) -> str:
@@ -174,6 +175,7 @@ class WatchMixin(StoreBase):
                     overall_status=row.overall_status if row else None,
                     acronym=row.acronym if row else None,
                     brief_title=row.brief_title if row else None,
+                    refused=row.refused if row else None,
                 )
             )
         return entries
@@ -182,16 +184,19 @@ class WatchMixin(StoreBase):
         with self.session() as s:
             return int(s.exec(select(sa.func.count(sa.distinct(col(Watch.nct_id))))).one())
 
-    def iter_watched_ids(self, chunk: int = 1000) -> Iterator[list[str]]:
-        """Watched ids in order, ``chunk`` at a time (keyset paging: memory flat in N), less
-        those folded into another watched trial (see :func:`_not_folded`)."""
+    def iter_watched_ids(self, chunk: int = 1000, *, to_fetch: bool = False) -> Iterator[list[str]]:
+        """Watched ids in order, ``chunk`` at a time (keyset paging: memory flat in N).
+
+        ``to_fetch``: only those a sync asks CT.gov for — not the ones it refuses to look up,
+        nor those folded into another watched trial (see :func:`_fetchable`)."""
+        wanted = _fetchable() if to_fetch else sa.true()
         after = ""
         while True:
             with self.session() as s:
                 ids = list(
                     s.exec(
                         select(Watch.nct_id)
-                        .where(col(Watch.nct_id) > after, _not_folded())
+                        .where(col(Watch.nct_id) > after, wanted)
                         .distinct()
                         .order_by(col(Watch.nct_id))
                         .limit(chunk)
@@ -203,30 +208,33 @@ class WatchMixin(StoreBase):
             after = ids[-1]
 
     def watched_among(self, ids: Iterable[str]) -> list[str]:
-        """Which of ``ids`` are watched (e.g. of the studies CT.gov updated today)."""
+        """Which of ``ids`` are watched and fetched (of the studies CT.gov updated today)."""
         found: set[str] = set()
         for chunk in _chunks(sorted(set(ids)), 500):
             with self.session() as s:
                 found.update(
                     s.exec(
                         select(Watch.nct_id)
-                        .where(col(Watch.nct_id).in_(chunk), _not_folded())
+                        .where(col(Watch.nct_id).in_(chunk), _fetchable())
                         .distinct()
                     )
                 )
         return sorted(found)
 
 
-def _not_folded() -> sa.ColumnElement[bool]:
-    """A watched trial is fetched unless CT.gov merged it into a study that is watched too:
-    the two are one trial then, fetched (and told about) once, under the surviving id."""
+def _fetchable() -> sa.ColumnElement[bool]:
+    """A watched trial is fetched unless CT.gov refuses to look its id up (``refused``), or
+    merged it into a study that is watched too: the two are one trial then, fetched (and told
+    about) once, under the surviving id."""
     trial = Trial.__table__  # type: ignore[attr-defined]
     other = Watch.__table__.alias("surviving")  # type: ignore[attr-defined]
-    return ~sa.exists().where(
+    refused = sa.exists().where(trial.c.nct_id == col(Watch.nct_id), trial.c.refused.is_not(None))
+    folded = sa.exists().where(
         trial.c.nct_id == col(Watch.nct_id),
         trial.c.canonical_id.is_not(None),
         trial.c.canonical_id == other.c.nct_id,
     )
+    return sa.and_(~refused, ~folded)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
