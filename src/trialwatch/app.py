@@ -8,6 +8,7 @@ call it, and write what it decided.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -27,6 +28,7 @@ from trialwatch.health import (
     render_alert,
     render_flood_alert,
     render_refused_alert,
+    render_refused_query_alert,
 )
 from trialwatch.models import Clock, Severity, Snapshot, StatusGlance, SyncResult, WatchItem
 from trialwatch.redact import Scrubber
@@ -162,7 +164,30 @@ class App:
             self._tell_admin_about_flood(result)
         if not result.skipped:
             self._tell_admin_about_refused()
+            self._tell_admin_about_refused_queries(result)
         return result
+
+    def refused_queries(self) -> dict[str, str]:
+        """The configured queries CT.gov refused at the last sync that ran them: name -> why."""
+        names = {q.name for q in self.settings.queries}
+        return {n: r for n, r in self.store.refused_queries().items() if n in names}
+
+    def _tell_admin_about_refused_queries(self, result: SyncResult) -> None:
+        """One notice per refused query and search (an edited search that is refused again is
+        news; the same one refused at every refresh is not)."""
+        admin = self.settings.health.admin_email
+        if admin is None or not result.refused_queries:
+            return
+        searches = {q.name: sorted(q.params.items()) for q in self.queries}
+        for refused in result.refused_queries:
+            search = json.dumps([refused.nct_id, searches.get(refused.nct_id)])
+            self.store.queue_notice(
+                key=f"refused-query-{hashlib.sha256(search.encode()).hexdigest()[:32]}",
+                kind="alert",
+                recipient=admin,
+                payload=render_refused_query_alert(refused.nct_id, refused.reason),
+                now=self.clock(),
+            )
 
     def _tell_admin_about_refused(self) -> None:
         """One notice per id CT.gov refuses (met by a sync, or marked by the upgrade), once."""

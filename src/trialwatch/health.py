@@ -156,6 +156,19 @@ def render_refused_alert(nct_id: str, reason: str) -> dict[str, str]:
     return _payload(subject, lines)
 
 
+def render_refused_query_alert(name: str, reason: str) -> dict[str, str]:
+    """Subject, text and HTML of the note telling the admin that CT.gov refuses a query."""
+    subject = f"trialwatch: ClinicalTrials.gov refuses the query {name!r}"
+    lines = [
+        f"The [[queries]] entry name = {name!r} was refused: {reason}.",
+        "",
+        "The watched trials are synced as usual; this query finds nothing new until its search "
+        "is fixed in the config (a bare [ or ] outside Essie's AREA[...] and RANGE[...] is the "
+        "usual cause). `trialwatch status` names it while it is refused.",
+    ]
+    return _payload(subject, lines)
+
+
 def _payload(subject: str, lines: list[str]) -> dict[str, str]:
     text = "\n".join(lines) + "\n"
     # One line only: a problem text can never add a header.

@@ -462,6 +462,7 @@ class SyncResult:
     failed: tuple[TrialFailure, ...] = ()
     missing: tuple[str, ...] = ()
     refused: tuple[TrialFailure, ...] = ()  # ids CT.gov refused to look up, and why
+    refused_queries: tuple[TrialFailure, ...] = ()  # [[queries]] CT.gov refused: (name, why)
     aliases: Mapping[str, str] = field(default_factory=dict)
     updates: tuple[TrialUpdate, ...] = ()
     wrote: bool = False

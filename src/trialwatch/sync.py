@@ -52,7 +52,7 @@ from trialwatch.decision import (
 )
 from trialwatch.diff import counted
 from trialwatch.discovery import decide_query, params_hash
-from trialwatch.exceptions import FetchError, RecordError, StaleDataError
+from trialwatch.exceptions import ApiRequestError, FetchError, RecordError, StaleDataError
 from trialwatch.failpoints import failpoint
 from trialwatch.models import (
     ApiVersion,
@@ -183,6 +183,8 @@ class SyncStore(Protocol):
 
     def record_failed_run(self, start: RunStart, totals: RunTotals) -> None: ...
 
+    def mark_query_refused(self, name: str, reason: str, *, now: Any) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class FloodRule:
@@ -228,6 +230,7 @@ class _Tally:
     failed: list[TrialFailure] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     refused: list[TrialFailure] = field(default_factory=list)
+    refused_queries: list[TrialFailure] = field(default_factory=list)  # (query name, why)
     newly_missing: list[str] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
     updates: list[TrialUpdate] = field(default_factory=list)
@@ -631,7 +634,19 @@ class _Sync:
         for index, query in enumerate(queries):
             digest = params_hash(query.params)
             previous = self.store.query_baseline(query.name, digest)
-            matches = source.search(query.params)
+            try:
+                matches = source.search(query.params)
+            except ApiRequestError as exc:
+                if exc.status_code != 400:
+                    raise
+                # CT.gov will not run this search (e.g. an Essie expression it cannot parse):
+                # named, and the run completes for the watched trials; the next refresh asks
+                # again (an edited query may be fine).
+                reason = str(exc)
+                self.log.warning("query.refused", query=query.name, reason=reason)
+                self.store.mark_query_refused(query.name, reason, now=self.clock())
+                tally.refused_queries.append(TrialFailure(query.name, reason))
+                continue
             current = {m.nct_id for m in matches}
             left = sorted(
                 n for n, present in (previous or {}).items() if present and n not in current
@@ -731,6 +746,7 @@ class _Sync:
             failed=tuple(tally.failed),
             missing=tuple(tally.missing),
             refused=tuple(tally.refused),
+            refused_queries=tuple(tally.refused_queries),
             newly_missing=tuple(tally.newly_missing),
             aliases=dict(tally.aliases),
             updates=tuple(tally.updates),

@@ -71,6 +71,12 @@ def _print_sync(result: SyncResult) -> None:
         typer.echo(f"  note: {alias} is now {canonical} on ClinicalTrials.gov (alias)")
     for failure in result.failed:
         typer.echo(f"  FAILED {failure.nct_id}: {failure.reason}", err=True)
+    for query in result.refused_queries:
+        typer.echo(
+            f"  QUERY REFUSED {query.nct_id}: {query.reason} (the watched trials were synced; "
+            "fix the query's search in the config)",
+            err=True,
+        )
     for refused in result.refused:
         typer.echo(
             f"  REFUSED {refused.nct_id}: {refused.reason}; left out of later syncs "
@@ -307,6 +313,8 @@ def status(
                 f"Consecutive failed syncs: {health.consecutive_failures}"
                 + (f" (last error: {health.last_error})" if health.last_error else "")
             )
+        for name, reason in app.refused_queries().items():
+            say(f"Query {name!r} refused by CT.gov at the last sync: {reason}")
         say(f"Notifications queued: {health.queued}; dead letters: {health.dead}.")
         for dead in app.dead_letters():
             say(

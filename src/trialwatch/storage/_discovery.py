@@ -120,7 +120,11 @@ class DiscoveryMixin(SyncWritesMixin):
                     )
                 )
             else:
-                values: dict[str, Any] = {"matched": len(present), "checked_at": now}
+                values: dict[str, Any] = {
+                    "matched": len(present),
+                    "checked_at": now,
+                    "refused": None,
+                }
                 if state[0] != params_hash:
                     values.update(params_hash=params_hash, baselined_at=now)
                 s.execute(sa.update(_QS).where(_QS.c.query_name == name).values(**values))
@@ -143,6 +147,33 @@ class DiscoveryMixin(SyncWritesMixin):
             ]
             self._insert_events(s, run, page, rows, [r for _, _, r in changes], now)
         return started
+
+    def mark_query_refused(self, name: str, reason: str, *, now: datetime) -> None:
+        """Record that CT.gov refused query ``name``'s search (its baseline, if any, is kept;
+        one it never answered gets an empty one, so its first answer is a silent baseline)."""
+        with self.session() as s:
+            updated = s.execute(
+                sa.update(_QS).where(_QS.c.query_name == name).values(refused=reason)
+            )
+            if not updated.rowcount:  # type: ignore[attr-defined]
+                s.execute(
+                    sa.insert(_QS).values(
+                        query_name=name,
+                        params_hash="",  # matches no search: the first answer baselines it
+                        matched=0,
+                        baselined_at=now,
+                        checked_at=now,
+                        refused=reason,
+                    )
+                )
+
+    def refused_queries(self) -> dict[str, str]:
+        """Query name -> why CT.gov refused its search at the last sync that ran it."""
+        with self.session() as s:
+            rows = s.execute(
+                select(_QS.c.query_name, _QS.c.refused).where(_QS.c.refused.is_not(None))
+            )
+            return {r[0]: r[1] for r in rows}
 
     # -- what a paper printed -------------------------------------------------------------
 

@@ -291,6 +291,9 @@ class QueryState(SQLModel, table=True):
     matched: int = 0
     baselined_at: datetime | None = _dt(nullable=False)
     checked_at: datetime | None = _dt(nullable=False)
+    # Why CT.gov refused this search at the last sync (None: it answered); the baseline above
+    # is kept, so the next answer is compared with the last one it gave.
+    refused: str | None = _text()
 
 
 class PrintedEntry(SQLModel, table=True):

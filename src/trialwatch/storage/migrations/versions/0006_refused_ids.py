@@ -1,10 +1,12 @@
-"""``trial.refused``: why CT.gov refuses to look a trial's id up (None: it does not).
+"""``trial.refused`` and ``query_state.refused``: why CT.gov refuses to look a trial's id up,
+or to run a ``[[queries]]`` search (None: it does not).
 
 CT.gov refuses a whole ``filter.ids`` request for one id off its pattern (``NCT00000000``, a
 placeholder papers print; digits of other scripts). trialwatch now refuses such ids at every
 door, but a database an older version filled may hold them: the upgrade marks each with the
 validator's reason, so it is shown (``watch list``, ``status``) and left out of every batch
-instead of costing its batch, or the run, on every poll.
+instead of costing its batch, or the run, on every poll. A query the server refuses at run time
+(a 400 the load-time check did not foresee) is recorded the same way, so ``status`` names it.
 
 Revision ID: 0006
 Revises: 0005
@@ -25,6 +27,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("trial") as batch:
+        batch.add_column(sa.Column("refused", sa.Text(), nullable=True))
+    with op.batch_alter_table("query_state") as batch:
         batch.add_column(sa.Column("refused", sa.Text(), nullable=True))
     trial = sa.table(
         "trial",
@@ -49,5 +53,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("query_state") as batch:
+        batch.drop_column("refused")
     with op.batch_alter_table("trial") as batch:
         batch.drop_column("refused")
