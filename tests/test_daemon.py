@@ -22,7 +22,7 @@ from trialwatch.app import App, utc_now
 from trialwatch.config import ScheduleSettings, Settings, load_settings
 from trialwatch.cron import crontab_trigger, crontab_weekdays
 from trialwatch.daemon import Cancelled, Daemon
-from trialwatch.exceptions import ConfigError, StorageError
+from trialwatch.exceptions import ConfigError, StorageError, TrialwatchError
 from trialwatch.storage import Store
 from trialwatch.storage._lock import _key
 
@@ -518,3 +518,107 @@ def test_a_database_out_of_reach_stops_the_first_start_but_not_a_running_daemon(
     a.ticks.advance(a.daemon.retry_s)
     a.daemon.step()
     assert a.daemon.active
+
+
+# -- re-polls the same day ------------------------------------------------------------------------
+
+
+class RecordingScheduler(StubScheduler):
+    """Keeps the one-off jobs the daemon adds, so the test can run them at their time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: dict[str, tuple[Callable[[], None], datetime]] = {}
+
+    def add_job(self, fn: Callable[[], None], trigger: Any, *, id: str, **_: Any) -> None:
+        self.jobs[id] = (fn, trigger.run_date)
+
+    def get_job(self, job_id: str) -> Any:
+        return self.jobs.get(job_id)
+
+    def remove_job(self, job_id: str) -> None:
+        del self.jobs[job_id]
+
+
+def test_a_late_refresh_or_a_failed_run_is_polled_again_the_same_day(db_path: Path) -> None:
+    from tests.conftest import FakeClock, load_record
+    from tests.fakes.ctgov_server import FakeCtGov
+    from tests.records import complete
+    from trialwatch.config import ApiSettings, WatchlistEntry
+    from trialwatch.daemon import REPOLL_AFTER
+
+    clock = FakeClock(datetime(2026, 11, 23, 14, 25, tzinfo=UTC))  # a Monday, 09:25 in New York
+    with FakeCtGov([load_record("NCT01213277.json")]) as api:
+        settings = Settings(
+            api=ApiSettings(
+                base_url=api.base_url,
+                min_interval_s=0,
+                max_attempts=2,
+                backoff_initial_s=0.01,
+                backoff_max_s=0.02,
+            ),
+            watchlist=(WatchlistEntry(nct_id="NCT01213277"),),
+        )
+        app = App(settings=settings, store=Store.open(f"sqlite:///{db_path}"), clock=clock)
+        daemon = Daemon(app)
+        scheduler = RecordingScheduler()
+        daemon.scheduler = scheduler  # type: ignore[assignment]
+        assert daemon.lock.try_acquire()
+        try:
+            daemon.sync_job(daemon.tenure)  # the baseline: new data, no re-poll
+            assert scheduler.jobs == {}
+
+            # The next weekday CT.gov is late: the scheduled poll finds the same data.
+            clock.advance(days=1)
+            api.clear_requests()
+            daemon.sync_job(daemon.tenure)
+            assert len(api.requests) == 1  # /version only
+            assert {k: at for k, (_, at) in scheduler.jobs.items()} == {
+                f"repoll-{i}": clock.now + after for i, after in enumerate(REPOLL_AFTER)
+            }
+
+            # +2 h: still not refreshed; one /version request, and no re-polls of re-polls.
+            first, _ = scheduler.jobs.pop("repoll-0")
+            clock.advance(hours=2)
+            api.clear_requests()
+            first()
+            assert len(api.requests) == 1 and set(scheduler.jobs) == {"repoll-1"}
+
+            # Refreshed by +6 h: that re-poll syncs the change.
+            api.update_study("NCT01213277", complete)
+            last, _ = scheduler.jobs.pop("repoll-1")
+            clock.advance(hours=4)
+            last()
+            recent = app.store.recent_runs(1)[0]
+            assert recent.status == "complete" and recent.changed == 1
+
+            # A scheduled run that fails is tried again the same day.
+            clock.advance(days=1)
+            api.update_study("NCT01213277", lambda record: None)
+            api.fail_all("status", status=500)
+            with pytest.raises(TrialwatchError):
+                daemon.sync_job(daemon.tenure)
+            assert set(scheduler.jobs) == {"repoll-0", "repoll-1"}
+
+            # The re-poll that syncs cancels the one left.
+            api.clear_faults()
+            retry, _ = scheduler.jobs.pop("repoll-0")
+            clock.advance(hours=2)
+            retry()
+            assert scheduler.jobs == {}
+            assert app.store.recent_runs(1)[0].status == "complete"
+        finally:
+            daemon.lock.release()
+            app.close()
+
+
+def test_only_a_scheduled_run_plans_re_polls() -> None:
+    from trialwatch.daemon import repolls
+
+    at = datetime(2026, 11, 24, 14, 25, tzinfo=UTC)
+    assert repolls(at=at, scheduled=True, failed=False, stale=False) == ()
+    assert repolls(at=at, scheduled=False, failed=True, stale=True) == ()
+    assert repolls(at=at, scheduled=True, failed=True, stale=False) == (
+        at + timedelta(hours=2),
+        at + timedelta(hours=6),
+    )

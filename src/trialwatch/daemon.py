@@ -6,6 +6,10 @@
   coalesced into one (``coalesce=True``) within a deliberate ``misfire_grace_time`` — APScheduler's
   default grace of 1 s would silently drop them. Cron weekdays are read as crontab reads them
   (0 = Sunday; APScheduler 3 alone would take ``1-5`` for Tuesday to Saturday).
+- On a cron schedule, a sync that failed, or that found CT.gov not refreshed yet (its data as of
+  the last complete run: an idle poll), is tried again the same day, at +2 h and +6 h
+  (:data:`REPOLL_AFTER`; an idle re-poll costs one ``/version`` request). A re-poll that syncs
+  cancels the ones left; a run on a late day is thus caught that day, not the next weekday's.
 - Flushes the outbox on its own short interval; folds and sends daily/weekly digests on theirs.
 - Holds the database's ``daemon`` lock while active: a second daemon waits as a standby and
   neither syncs nor sends until the first is gone. Every sync also takes the ``sync`` lock, so a
@@ -33,13 +37,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from trialwatch.app import App
@@ -53,6 +59,22 @@ HEARTBEAT_S = 5.0  # the active daemon checks its lock this often, even when idl
 STANDBY_RETRY_S = 1.0  # a standby tries to take the lock this often
 WEB_STOP_S = 2.0  # open connections get this long to finish when the daemon stops
 TICK_S = 0.1  # the main loop's pace (a signal cuts it short)
+
+
+REPOLL_AFTER: Final = (timedelta(hours=2), timedelta(hours=6))
+"""After a scheduled sync that failed or found CT.gov not refreshed: when to poll again."""
+
+
+def repolls(*, at: datetime, scheduled: bool, failed: bool, stale: bool) -> tuple[datetime, ...]:
+    """When to poll again after a sync that ended at ``at``. Pure.
+
+    Only a scheduled (cron) sync plans re-polls, so they never breed more: one that failed, or
+    that found CT.gov's data still the last complete run's (CT.gov refreshes on weekdays,
+    generally by 9 a.m. US Eastern, sometimes hours later), is tried again at each of
+    :data:`REPOLL_AFTER`. A sync that found new data needs none."""
+    if not scheduled or not (failed or stale):
+        return ()
+    return tuple(at + after for after in REPOLL_AFTER)
 
 
 class Cancelled(TrialwatchError):
@@ -160,11 +182,21 @@ class Daemon:
 
         return sleep
 
-    def sync_job(self, tenure: _Tenure, *, full: bool = False) -> None:
+    def sync_job(self, tenure: _Tenure, *, full: bool = False, repoll: bool = False) -> None:
+        """One sync, then health and delivery; plans the same day's re-polls (:func:`repolls`)
+        after a scheduled one that failed or found CT.gov not refreshed (``repoll``: this is
+        one of those re-polls)."""
         client = self.app.client(sleep=self._sleeper(tenure))
+        failed, stale = False, False
         try:
             try:
-                self.app.sync(wait_s=0, client=client, full=full, force=full)
+                result = self.app.sync(wait_s=0, client=client, full=full, force=full)
+                stale = result.skipped
+            except (Cancelled, LockHeldError):
+                raise  # stopping, or a manual sync is running: not a failed sync
+            except TrialwatchError:
+                failed = True
+                raise
             finally:
                 client.close()
         finally:
@@ -172,6 +204,29 @@ class Daemon:
             if self._keeps_lock(tenure):
                 self.app.check_alerts()
                 self.app.flush(should_stop=lambda: not self._keeps_lock(tenure))
+                if not full:
+                    self._plan_repolls(tenure, repoll=repoll, failed=failed, stale=stale)
+
+    def _plan_repolls(self, tenure: _Tenure, *, repoll: bool, failed: bool, stale: bool) -> None:
+        scheduler = self.scheduler
+        if scheduler is None or tenure is not self.tenure:
+            return
+        if repoll and not (failed or stale):  # it synced: the re-polls left are not needed
+            for index in range(len(REPOLL_AFTER)):
+                if scheduler.get_job(f"repoll-{index}") is not None:
+                    scheduler.remove_job(f"repoll-{index}")
+            return
+        scheduled = not repoll and not self.app.settings.schedule.interval_seconds
+        times = repolls(at=self.app.clock(), scheduled=scheduled, failed=failed, stale=stale)
+        for index, when in enumerate(times):
+            scheduler.add_job(
+                self._job("repoll", lambda t: self.sync_job(t, repoll=True), tenure),
+                DateTrigger(run_date=when),
+                id=f"repoll-{index}",
+                replace_existing=True,
+            )
+        if times:
+            log.info("sync.repolls", at=[t.isoformat() for t in times], failed=failed)
 
     def full_sweep_job(self, tenure: _Tenure) -> None:
         """The weekly full sweep of a watch set that syncs incrementally ([sync])."""
