@@ -45,7 +45,7 @@ def test_a_short_read_and_a_forced_recovery_as_a_user_sees_them(
     assert "Overall status" not in first.out
     api.clear_requests()
     again = _run(env, tmp_path, "sync")  # same dataTimestamp: not "Nothing to do"
-    assert "Rechecked 1 trials" in again.out
+    assert "Rechecked 1 trial (" in again.out
     assert "Active, not recruiting → Completed" in again.out
     assert api.count_lookups() == 1
     assert "Nothing to do" in _run(env, tmp_path, "sync").out

@@ -98,7 +98,7 @@ def test_import_sync_remove_and_history(api: FakeCtGov, tmp_path: Path) -> None:
     assert added.code == 0 and "Watching NCT01607905." in added.out
     assert "was already watched" in _run(env, tmp_path, "watch", "add", SEAL).out
     again = _run(env, tmp_path, "sync")
-    assert "Rechecked 1 trials" in again.out and "1 new" in again.out
+    assert "Rechecked 1 trial (" in again.out and "1 new" in again.out
     assert api.count("/studies") == 1
 
     # Bad ids: a clear error, exit 2, nothing written.

@@ -32,6 +32,7 @@ PROGRESS_ABOVE = 300  # studies: smaller syncs finish before a bar would be wort
 
 def _print_sync(result: SyncResult) -> None:
     from trialwatch.diff import ChangeCount
+    from trialwatch.vocabulary import plural
 
     if result.skipped:
         typer.echo(
@@ -43,8 +44,8 @@ def _print_sync(result: SyncResult) -> None:
         result.kind, "Synced"
     )
     typer.echo(
-        f"{what} {result.checked} trials (CT.gov data as of {result.data_timestamp}) "
-        f"in {result.requests} requests: "
+        f"{what} {plural(result.checked, 'trial')} (CT.gov data as of {result.data_timestamp}) "
+        f"in {plural(result.requests, 'request')}: "
         f"{ChangeCount(result.change_count, result.changed).text}; {result.baselined} new, "
         f"{result.unchanged} unchanged, {len(result.failed)} failed, "
         f"{len(result.missing)} missing."
