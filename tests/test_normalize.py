@@ -336,6 +336,20 @@ def test_enrollment_without_type() -> None:
     assert normalize(record).enrollment == Enrollment(12, None)
 
 
+def test_an_enrollment_type_without_a_count_is_no_enrollment() -> None:
+    """{"type": "ACTUAL"} alone says no number: the snapshot holds none, so a diff from a
+    count to it says the count went, with the snapshot's own value (found by the A->B->C
+    property of test_history_render)."""
+    record = minimal()
+    record["protocolSection"]["designModule"] = {"enrollmentInfo": {"type": "ACTUAL"}}
+    counted = minimal()
+    counted["protocolSection"]["designModule"] = {"enrollmentInfo": {"count": 12}}
+
+    assert normalize(record).enrollment is None
+    (change,) = diff(normalize(counted), normalize(record))
+    assert (change.field, change.new) == ("enrollment", normalize(record).to_dict()["enrollment"])
+
+
 # --- Text ---------------------------------------------------------------------------------------
 
 

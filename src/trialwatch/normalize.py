@@ -515,7 +515,9 @@ def _enrollment(design: _Node | None) -> Enrollment | None:
     if count is not None and count < 0:
         raise _wrong(info.at("count"), "a non-negative integer", count)
     kind = info.text("type")
-    if count is None and kind is None:
+    if count is None:
+        # A type without a count says no number ({"type": "ESTIMATED"} alone): no enrollment,
+        # so every reader (diff, history, exports) sees the same nothing.
         return None
     return Enrollment(count=count, type=kind)
 
