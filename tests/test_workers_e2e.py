@@ -61,7 +61,7 @@ def test_kill_9_mid_sync_with_a_worker_loses_and_doubles_nothing(tmp_path: Path)
         killed = _run(env, tmp_path, "sync", TRIALWATCH_FAILPOINTS="sync.page_committed:2")
         assert killed.code == -signal.SIGKILL
         assert _rows(db, "SELECT count(*) FROM record_version") == [(200,)]
-        again = _run(env, tmp_path, "sync")
+        again = _run(env, tmp_path, "sync", "--verbose")  # info lines: workers.started
         assert again.code == 0, again.err
         assert "100 new" in again.out and "200 unchanged" in again.out
         assert "workers.started" in again.err  # the worker did prepare them
