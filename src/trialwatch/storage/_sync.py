@@ -103,56 +103,6 @@ def insert_trial_rows(s: Session, ids: Sequence[str], now: datetime) -> None:
         s.execute(sa.insert(_T), rows)
 
 
-# The columns of a stored outcome's trial update, in the order of _update_trials' rows.
-_STORED_COLUMNS: tuple[tuple[str, Any], ...] = (
-    ("b_id", _T.c.nct_id.type),
-    ("current_version_id", _T.c.current_version_id.type),
-    ("current_hash", _T.c.current_hash.type),
-    ("fingerprint", _T.c.fingerprint.type),
-    ("normalizer_version", _T.c.normalizer_version.type),
-    ("canonical_id", _T.c.canonical_id.type),
-    ("brief_title", _T.c.brief_title.type),
-    ("acronym", _T.c.acronym.type),
-    ("overall_status", _T.c.overall_status.type),
-    ("changed_at", _T.c.last_changed_at.type),
-    ("change_summary", sa.Text()),
-)
-
-
-def _update_stored_from_values(stored: Sequence[dict[str, Any]]) -> sa.Update:
-    """One ``UPDATE trial ... FROM (VALUES ...)`` for a page's stored trials (PostgreSQL).
-
-    An executemany sends the server one UPDATE per trial, each planned and run on its own: on
-    PostgreSQL that, not the client, was most of a first sync's page. One statement joins the
-    page's rows at once. (SQLite runs in this process: its executemany is already the cheap
-    way, and it keeps it.)
-    """
-    page = sa.values(
-        *(sa.column(name, type_) for name, type_ in _STORED_COLUMNS), name="page"
-    ).data([tuple(row[name] for name, _ in _STORED_COLUMNS) for row in stored])
-    # A VALUES column of NULLs only is text to PostgreSQL: each is cast to its column's type.
-    v = {name: sa.cast(page.c[name], type_) for name, type_ in _STORED_COLUMNS}
-    return (
-        sa.update(_T)
-        .where(_T.c.nct_id == v["b_id"])
-        .values(
-            current_version_id=v["current_version_id"],
-            current_hash=v["current_hash"],
-            fingerprint=v["fingerprint"],
-            normalizer_version=v["normalizer_version"],
-            canonical_id=v["canonical_id"],
-            brief_title=v["brief_title"],
-            acronym=v["acronym"],
-            overall_status=v["overall_status"],
-            last_changed_at=sa.func.coalesce(v["changed_at"], _T.c.last_changed_at),
-            last_change_summary=sa.func.coalesce(v["change_summary"], _T.c.last_change_summary),
-            consecutive_misses=0,
-            recheck=False,
-            last_error=None,
-        )
-    )
-
-
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True)
 
@@ -542,14 +492,7 @@ class SyncWritesMixin(StoreBase):
             for (nct_id, content_hash), v in wanted.items()
             if (nct_id, content_hash) not in found
         ]
-        if rows and self.dialect == "postgresql":
-            # One statement for the page, its ids returned by it: an executemany would be one
-            # INSERT per version on the server, and reading the ids back one more round trip.
-            inserted = s.execute(
-                sa.insert(_V).values(rows).returning(_V.c.id, _V.c.nct_id, _V.c.content_hash)
-            )
-            found.update({(r.nct_id, r.content_hash): int(r.id) for r in inserted})
-        elif rows:
+        if rows:
             # A plain multi-row insert, then the ids read back in one query: RETURNING with
             # the rows' order kept makes SQLAlchemy send SQLite one INSERT per row.
             s.execute(sa.insert(_V), rows)
@@ -598,9 +541,7 @@ class SyncWritesMixin(StoreBase):
             elif o.kind == "refused":
                 refused.append({"b_id": o.nct_id, "error": o.error})
         by_id = _T.c.nct_id == sa.bindparam("b_id")
-        if stored and self.dialect == "postgresql":
-            s.execute(_update_stored_from_values(stored))
-        elif stored:
+        if stored:
             s.execute(
                 sa.update(_T)
                 .where(by_id)
