@@ -320,6 +320,29 @@ def test_a_dripping_answer_meets_the_exchange_deadline() -> None:
     assert elapsed < 4 * 1 * 2 + 5  # two exchanges of at most 4 x timeout_s, and a backoff
 
 
+def test_dripping_headers_meet_the_exchange_deadline_too() -> None:
+    """The status line and headers a byte at a time: each read arrives within timeout_s, so
+    only a deadline on every socket read (not just the body's) ends the exchange."""
+
+    def respond(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+        for _ in range(300):  # a minute of drip, far past two exchanges' deadlines
+            time.sleep(0.2)
+            conn.sendall(b"a")
+
+    with RawServer(respond) as server:
+        started = time.monotonic()
+        with (
+            CtGovClient(
+                base_url=server.base_url, min_interval_s=0, timeout_s=1, max_attempts=2
+            ) as client,
+            pytest.raises(ApiUnavailableError, match="did not answer in time"),
+        ):
+            client.version()
+        elapsed = time.monotonic() - started
+    assert elapsed < 4 * 1 * 2 + 5  # two exchanges of at most 4 x timeout_s, and a backoff
+
+
 @pytest.mark.parametrize(
     "location",
     ["https://elsewhere.example/api/v2/version", "http://clinicaltrials.gov/api/v2/version"],

@@ -31,11 +31,13 @@ import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
+import httpcore
 import httpx
 import msgspec
 import orjson
@@ -130,6 +132,86 @@ _MAX_LISTING_PAGES: Final = 100_000
 # are not about ids (a parameter CT.gov stopped accepting, a proxy refusing everything).
 _MAX_REFUSED_PER_BATCH: Final = 8
 _MAX_REDIRECTS: Final = 5
+
+# The end of the exchange under way (time.monotonic()), read by every socket read: httpx's
+# timeouts bound each read, so a server dripping its status line and headers a byte a second
+# passes them and would hold the sync (and its lock) for as long as it pleases.
+_EXCHANGE_ENDS: ContextVar[float | None] = ContextVar("trialwatch_exchange_ends", default=None)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose reads stop at the exchange's deadline (headers included)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        ends = _EXCHANGE_ENDS.get()
+        if ends is not None:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise httpcore.ReadTimeout("the exchange's deadline passed")
+            timeout = left if timeout is None else min(timeout, left)
+        return self._stream.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, its streams bounded by :data:`_EXCHANGE_ENDS`."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _deadline_transport() -> httpx.HTTPTransport:
+    """httpx's own transport, its sockets read under the exchange's deadline. httpx does not
+    take a network backend, so it is set on the pool it made (tested end to end by a server
+    dripping its headers: a change in httpx that drops it fails that test)."""
+    transport = httpx.HTTPTransport()
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, httpcore.ConnectionPool):
+        pool._network_backend = _DeadlineBackend(pool._network_backend)
+    return transport
+
+
 # The most attempts a throttle is ridden out for, whatever the waits add up to.
 _MAX_THROTTLED: Final = 50
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
@@ -319,7 +401,7 @@ class CtGovClient:
                 "User-Agent": user_agent or DEFAULT_USER_AGENT,
                 "Accept": "application/json",
             },
-            transport=transport,
+            transport=transport if transport is not None else _deadline_transport(),
             # Redirects are followed by hand, and only on the same scheme and host: an answer
             # from elsewhere (a captive portal, a hijacked name) is not CT.gov's.
             follow_redirects=False,
@@ -690,6 +772,7 @@ class CtGovClient:
         self._requests_made += 1
         target = f"{path}?{_encode(params)}" if params else path
         deadline = self._monotonic() + self._deadline_s
+        ends = _EXCHANGE_ENDS.set(time.monotonic() + self._deadline_s)
         try:
             for _ in range(_MAX_REDIRECTS + 1):
                 with self._http.stream("GET", target) as response:
@@ -720,6 +803,8 @@ class CtGovClient:
         except httpx.RequestError as exc:
             # Reset connections, a body cut off mid-way, a server that hangs up.
             raise _RetryableError(f"{type(exc).__name__}: {exc}", kind="broken") from exc
+        finally:
+            _EXCHANGE_ENDS.reset(ends)
 
         status = response.status_code
         content_type = response.headers.get("Content-Type", "")
