@@ -99,6 +99,7 @@ def test_a_placeholder_left_in_an_old_database_is_marked_on_upgrade(
         # schema before the mark.
         with sqlite3.connect(db) as conn:
             conn.execute("ALTER TABLE trial DROP COLUMN refused")
+            conn.execute("ALTER TABLE query_state DROP COLUMN refused")
             conn.execute("UPDATE alembic_version SET version_num = '0005'")
             conn.execute(
                 "INSERT INTO trial (nct_id, added_at, consecutive_misses, recheck) "
