@@ -99,6 +99,7 @@ def test_a_placeholder_left_in_an_old_database_is_marked_on_upgrade(
         # schema before the mark.
         with sqlite3.connect(db) as conn:
             conn.execute("ALTER TABLE trial DROP COLUMN refused")
+            conn.execute("ALTER TABLE query_state DROP COLUMN refused")
             conn.execute("UPDATE alembic_version SET version_num = '0005'")
             conn.execute(
                 "INSERT INTO trial (nct_id, added_at, consecutive_misses, recheck) "
@@ -118,7 +119,7 @@ def test_a_placeholder_left_in_an_old_database_is_marked_on_upgrade(
         listed = trialwatch("watch", "list", env=env, cwd=tmp_path)
         status = trialwatch("status", env=env, cwd=tmp_path)
     assert sent == ["NCT02967393", "NCT02967393"]  # never sent, never costs its batch
-    assert "Synced 1 trials" in synced.out
+    assert "Synced 1 trial (" in synced.out
     row = next(line for line in listed.out.splitlines() if "NCT00000000" in line)
     assert "refused by CT.gov: a placeholder" in row
     row = next(line for line in status.out.splitlines() if "NCT00000000" in line)
