@@ -54,7 +54,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     ("edges", frozenset({"storage", "storage.*", "ctgov", "registry_history", "notify"})),
     ("use cases", frozenset({"sync", "backfill", "workers", "outbox"})),
-    ("app", frozenset({"app", "daemon", "web"})),
+    ("app", frozenset({"app", "daemon", "web", "statusview"})),
     ("cli", frozenset({"cli", "cli.*", "__main__"})),
 )
 

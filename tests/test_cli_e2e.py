@@ -231,6 +231,10 @@ def test_the_same_commands_on_postgresql(api: FakeCtGov, db: Path, pg_schema_url
     assert len(api.requests) == 1
     doc = json.loads(_run(api, db, "export", **env).out)
     assert {t["nct_id"]: t["overall_status"] for t in doc["trials"]}[SEAL] == "COMPLETED"
+    status = _run(api, db, "status", "--wide", **env)  # the app's road: the same reads
+    assert status.code == 0, status.err
+    assert any(SEAL in line and "Completed" in line for line in status.out.splitlines())
+    assert "Last successful sync:" in status.out and "dead letters: 0" in status.out
     assert not db.exists()  # nothing went to the SQLite default
 
 

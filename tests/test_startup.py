@@ -47,16 +47,52 @@ def test_version_and_help_import_no_heavy_library(argv: list[str], tmp_path: Pat
     assert not loaded & heavy, sorted(loaded & heavy)
 
 
-def test_status_imports_no_network_mail_or_template_library(tmp_path: Path) -> None:
+def _trialwatch(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trialwatch", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_status_takes_the_light_road_on_a_sqlite_file(tmp_path: Path) -> None:
+    """Issue 21: on a SQLite database whose config watches are applied, ``status`` reads it
+    over the standard library's sqlite3: no SQLAlchemy, SQLModel or structlog is imported."""
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "trialwatch.toml").write_text(
-        '[[watchlist]]\nnct_id = "NCT02606461"\n', encoding="utf-8"
+        '[[watchlist]]\nnct_id = "NCT02606461"\nlabel = "SEAL"\n', encoding="utf-8"
+    )
+    assert _trialwatch(["db", "upgrade"], tmp_path).returncode == 0  # makes the database
+    assert _trialwatch(["status"], tmp_path).returncode == 0  # applies the config
+    loaded = _modules_after(["status"], tmp_path)
+    heavy = {"sqlalchemy", "sqlmodel", "structlog", "httpx", "jinja2", "smtplib", "alembic"}
+    assert not loaded & heavy, sorted(loaded & heavy)
+    shown = _trialwatch(["status"], tmp_path)
+    assert "NCT02606461  SEAL" in shown.stdout, shown.stdout + shown.stderr
+
+
+def test_status_takes_the_full_road_when_the_config_changed(tmp_path: Path) -> None:
+    """A trial just added to the config file is applied first (the app does it), then shown:
+    the light road declines rather than show a watch set the config no longer has."""
+    config = tmp_path / "config" / "trialwatch.toml"
+    config.parent.mkdir()
+    config.write_text('[[watchlist]]\nnct_id = "NCT02606461"\n', encoding="utf-8")
+    assert _trialwatch(["db", "upgrade"], tmp_path).returncode == 0
+    assert _trialwatch(["status"], tmp_path).returncode == 0
+    config.write_text(
+        '[[watchlist]]\nnct_id = "NCT02606461"\n[[watchlist]]\nnct_id = "NCT03110562"\n'
+        'label = "BOSTON"\n',
+        encoding="utf-8",
     )
     loaded = _modules_after(["status"], tmp_path)
-    assert "sqlalchemy" in loaded  # it does read the database
+    assert "sqlalchemy" in loaded  # the app applied the config's watch list
     assert not loaded & {"httpx", "jinja2", "smtplib", "alembic"}, sorted(
         loaded & {"httpx", "jinja2", "smtplib", "alembic"}
     )
+    shown = _trialwatch(["status"], tmp_path)
+    assert "NCT03110562  BOSTON" in shown.stdout, shown.stdout + shown.stderr
 
 
 PURE_CORE = (

@@ -14,8 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -24,7 +23,6 @@ from trialwatch.config import Settings
 from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
 from trialwatch.health import (
     Health,
-    assess,
     render_alert,
     render_flood_alert,
     render_refused_alert,
@@ -33,6 +31,7 @@ from trialwatch.health import (
 from trialwatch.models import Clock, Severity, Snapshot, StatusGlance, SyncResult, WatchItem
 from trialwatch.redact import Scrubber
 from trialwatch.routing import SubscriptionRouter, resolve_webhook, webhook_scrubber
+from trialwatch.statusview import configured_refusals, health_of, utc_now
 from trialwatch.storage import Store
 
 if TYPE_CHECKING:
@@ -60,10 +59,6 @@ QUIET_LISTED_MAX = 100
 
 PICTURE_MAX_TRIALS = 1000
 """An HTML report or a timeline draws at most this many trials (each is an SVG)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -169,8 +164,8 @@ class App:
 
     def refused_queries(self) -> dict[str, str]:
         """The configured queries CT.gov refused at the last sync that ran them: name -> why."""
-        names = {q.name for q in self.settings.queries}
-        return {n: r for n, r in self.store.refused_queries().items() if n in names}
+        with self.store.glance() as glance:
+            return configured_refusals(glance.refused_queries(), self.settings)
 
     def _tell_admin_about_refused_queries(self, result: SyncResult) -> None:
         """One notice per refused query and search (an edited search that is refused again is
@@ -311,22 +306,8 @@ class App:
     # -- health ---------------------------------------------------------------------------
 
     def health(self) -> Health:
-        last = self.store.last_complete_run()
-        runs = self.store.recent_runs(1)
-        last_error = None
-        if runs and runs[0].status == "failed" and runs[0].errors_json:
-            errors = json.loads(runs[0].errors_json)
-            last_error = errors[0] if errors else None
-        return assess(
-            now=self.clock(),
-            settings=self.settings.health,
-            last_success_at=last.finished_at if last else None,
-            data_timestamp=last.data_timestamp if last else None,
-            consecutive_failures=self.store.consecutive_failures(),
-            last_error=last_error,
-            outbox=self.store.outbox_counts(),
-            retrying=self.store.retrying_count(),
-        )
+        with self.store.glance() as glance:  # the same reads as ``status``'s light road
+            return health_of(glance.health_facts(), self.settings, self.clock())
 
     def check_alerts(self) -> str | None:
         """Queue one admin alert when health turns bad and one notice when it heals."""
@@ -372,7 +353,8 @@ class App:
     def status_glance(self, *, list_up_to: int, show: int = 10) -> StatusGlance:
         """``status``'s view of the watch set: every trial up to ``list_up_to`` of them, else
         counts by status, the ``show`` latest changes and trials with problems."""
-        return self.store.status_glance(list_up_to=list_up_to, show=show)
+        with self.store.glance() as glance:
+            return glance.status_glance(list_up_to=list_up_to, show=show)
 
     def since_print(self, *, unreported_only: bool = False) -> list[Drift]:
         """How the registry moved since a paper printed its table (``watch import``)."""
@@ -672,15 +654,6 @@ class App:
 
 
 # --- the database before an app is built --------------------------------------------------------
-
-
-def missing_database(settings: Settings) -> Path | None:
-    """The SQLite file the settings name when it does not exist yet (None otherwise): a
-    command that only reads says so rather than create it."""
-    from trialwatch.storage import sqlite_path
-
-    path = sqlite_path(settings.database.url)
-    return path if path is not None and not path.exists() else None
 
 
 def database_watches_anything(settings: Settings) -> bool:

@@ -22,6 +22,7 @@ from trialwatch.vocabulary import clip
 if TYPE_CHECKING:
     from trialwatch.app import App
     from trialwatch.config import Settings
+    from trialwatch.statusview import StatusView
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -99,13 +100,11 @@ def describe(exc: BaseException) -> str:
     return text
 
 
-def load(*, need_watchlist: bool = False, daemon: bool = False) -> Settings:
-    """The settings, with logging configured. A one-shot command logs warnings and errors only
-    (its summary is the output a user or cron reads) unless ``--verbose``; the daemon logs at
-    the configured level, its lines being its record."""
+def load(*, need_watchlist: bool = False, daemon: bool = False, logging: bool = True) -> Settings:
+    """The settings, with logging configured (unless ``logging`` is False: see
+    :func:`configure_logs`)."""
     from trialwatch.config import config_path, load_settings
     from trialwatch.exceptions import ConfigError
-    from trialwatch.logs import configure_logging
 
     try:
         settings = load_settings(state.config, os.environ)
@@ -125,6 +124,16 @@ def load(*, need_watchlist: bool = False, daemon: bool = False) -> Settings:
             "settings file.",
             EXIT_CONFIG,
         )
+    if logging:
+        configure_logs(settings, daemon=daemon)
+    return settings
+
+
+def configure_logs(settings: Settings, *, daemon: bool = False) -> None:
+    """A one-shot command logs warnings and errors only (its summary is the output a user or
+    cron reads) unless ``--verbose``; the daemon logs at the configured level, its lines being
+    its record. (``status``'s light road logs nothing and skips this: structlog's import.)"""
+    from trialwatch.logs import configure_logging
     from trialwatch.routing import webhook_scrubber
 
     scrub = webhook_scrubber(settings.subscriptions)
@@ -132,7 +141,6 @@ def load(*, need_watchlist: bool = False, daemon: bool = False) -> Settings:
     if not daemon and not state.verbose:
         level = _at_least_warning(level)
     configure_logging(level, settings.logging.format, scrub=scrub or None)
-    return settings
 
 
 def _at_least_warning(level: str) -> str:
@@ -158,16 +166,56 @@ def open_app(
 ) -> Iterator[App]:
     """Settings -> app, mapping every expected failure to a message and an exit code.
     ``read_only`` commands create no database: a missing SQLite file is said, exit 1."""
-    from trialwatch.app import build_app, missing_database
-    from trialwatch.exceptions import ConfigError, SchemaOutdatedError, TrialwatchError
-
     settings = load(need_watchlist=need_watchlist, daemon=daemon)
-    if read_only and (missing := missing_database(settings)) is not None:
+    if read_only:
+        _refuse_missing_database(settings)
+    with _app_from(settings, may_upgrade=may_upgrade) as app:
+        yield app
+
+
+@contextmanager
+def open_status() -> Iterator[StatusView]:
+    """``status``'s view: the light road over a SQLite file when it can answer (no SQLAlchemy,
+    no structlog), else the app (:func:`open_app`, read-only)."""
+    from trialwatch.exceptions import TrialwatchError
+    from trialwatch.statusview import open_light_status
+
+    settings = load(logging=False)
+    _refuse_missing_database(settings)
+    try:
+        light = open_light_status(settings)
+    except TrialwatchError as exc:
+        fail(describe(exc), EXIT_FAILURE)
+    if light is None:
+        configure_logs(settings)
+        with _app_from(settings, may_upgrade=False) as app:
+            yield app
+        return
+    try:
+        yield light
+    except TrialwatchError as exc:
+        fail(describe(exc), EXIT_FAILURE)
+    finally:
+        light.close()
+
+
+def _refuse_missing_database(settings: Settings) -> None:
+    """A command that only reads says a missing SQLite file is missing, and creates none."""
+    from trialwatch.statusview import missing_database
+
+    if (missing := missing_database(settings)) is not None:
         fail(
             f"no database at {missing} yet (nothing was created): `trialwatch sync` makes it, "
             "or point [database] url or TRIALWATCH_DATABASE__URL at yours",
             EXIT_FAILURE,
         )
+
+
+@contextmanager
+def _app_from(settings: Settings, *, may_upgrade: bool) -> Iterator[App]:
+    from trialwatch.app import build_app
+    from trialwatch.exceptions import ConfigError, SchemaOutdatedError, TrialwatchError
+
     try:
         # sync and daemon (may_upgrade) apply the config's watchlist under the sync lock.
         app = build_app(settings, may_upgrade=may_upgrade, apply_config_watchlist=not may_upgrade)

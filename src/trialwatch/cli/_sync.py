@@ -15,6 +15,7 @@ from trialwatch.cli._common import (
     fail,
     fit,
     open_app,
+    open_status,
     table,
     terminal_width,
     when,
@@ -247,7 +248,7 @@ def status(
     from trialwatch.vocabulary import status_label
 
     width = None if wide else terminal_width()
-    with open_app(read_only=True) as app:
+    with open_status() as app:
         health = app.health()
         if check:
             if health.healthy:

@@ -110,8 +110,8 @@ def watch_add(
 def _already_watched(ids: list[str]) -> set[str]:
     """Which of ``ids`` the database watches (none when there is no database yet: a dry run
     creates nothing)."""
-    from trialwatch.app import missing_database
     from trialwatch.cli._common import load
+    from trialwatch.statusview import missing_database
 
     if missing_database(load()) is not None:
         return set()

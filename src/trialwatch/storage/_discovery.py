@@ -167,14 +167,6 @@ class DiscoveryMixin(SyncWritesMixin):
                     )
                 )
 
-    def refused_queries(self) -> dict[str, str]:
-        """Query name -> why CT.gov refused its search at the last sync that ran it."""
-        with self.session() as s:
-            rows = s.execute(
-                select(_QS.c.query_name, _QS.c.refused).where(_QS.c.refused.is_not(None))
-            )
-            return {r[0]: r[1] for r in rows}
-
     # -- what a paper printed -------------------------------------------------------------
 
     def import_watches(

@@ -25,8 +25,10 @@ from trialwatch.exceptions import (
     SchemaOutdatedError,
     StorageError,
 )
+from trialwatch.storage._glance import Glance
 from trialwatch.storage._lock import DatabaseLock
-from trialwatch.storage._schema import HEAD_REVISION, RELEASES, made_by, metadata
+from trialwatch.storage._plain import HEAD_REVISION, RELEASES, made_by, sqlite_path
+from trialwatch.storage._schema import metadata
 
 V010_REVISION = RELEASES["0.1.0"]
 """The schema of release 0.1.0, which had no migrations (and so no ``alembic_version``)."""
@@ -36,14 +38,6 @@ def normalize_url(url: str) -> str:
     if url.startswith("postgresql://"):
         return "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL (None for other engines and in-memory databases)."""
-    if not url.startswith("sqlite"):
-        return None
-    path = sa.engine.make_url(url).database
-    return Path(path) if path and path != ":memory:" else None
 
 
 def _prepare_sqlite_file(path: Path) -> None:
@@ -173,6 +167,21 @@ class StoreBase:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @contextmanager
+    def glance(self) -> Iterator[Glance]:
+        """``status``'s reads (:mod:`._glance`) over one pooled connection of this engine: the
+        same SQL the light road runs over :mod:`sqlite3`, on SQLite and PostgreSQL alike."""
+        dialect = self.engine.dialect
+        try:
+            with self.engine.connect() as conn:
+                yield Glance(
+                    conn.connection.dbapi_connection,
+                    paramstyle=dialect.paramstyle,
+                    errors=dialect.loaded_dbapi.Error,
+                )
+        except DBAPIError as exc:  # checking the connection out failed
+            raise StorageError(f"database error: {first_line(exc.orig)}") from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -159,17 +159,6 @@ class OutboxMixin(StoreBase):
             )
         return True
 
-    def retrying_count(self) -> int:
-        """Pending notifications that failed at least once (waiting for their next attempt)."""
-        with self.session() as s:
-            return int(
-                s.exec(
-                    select(sa.func.count())
-                    .select_from(Notification)
-                    .where(Notification.status == "pending", col(Notification.attempts) > 0)
-                ).one()
-            )
-
     def fold_digests(self, mode: str, *, now: datetime) -> int:
         """Fold every waiting ``mode`` notification into one digest per recipient; returns how
         many digests were created.

@@ -23,7 +23,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from trialwatch.exceptions import StorageError
 from trialwatch.ids import match_trial_names
-from trialwatch.models import PartialDate, Snapshot, StatusGlance, TrialLine
+from trialwatch.models import PartialDate, Snapshot
 from trialwatch.records import (
     Period,
     RecordedChange,
@@ -32,15 +32,13 @@ from trialwatch.records import (
     assemble_histories,
 )
 from trialwatch.storage._engine import StoreBase
+from trialwatch.storage._plain import SOURCE_ORDER, best_labels, source_rank
 from trialwatch.storage._schema import (
-    SOURCE_ORDER,
     ChangeEvent,
     RecordVersion,
     SyncRun,
     Trial,
     Watch,
-    best_labels,
-    source_rank,
 )
 
 HISTORY_BATCH = 500
@@ -159,81 +157,6 @@ class QueriesMixin(StoreBase):
                 select(Trial.nct_id, Trial.acronym).where(col(Trial.acronym).is_not(None))
             )
         return match_trial_names(text, names)
-
-    def status_glance(self, *, list_up_to: int, show: int) -> StatusGlance:
-        """The watch set for ``status``: every trial when at most ``list_up_to`` are watched,
-        else counts by status and ``show`` latest changes and trials with problems. A handful
-        of queries on the trial rows, whatever N."""
-        watched_ids = select(Watch.nct_id).distinct().subquery()
-        base = select(watched_ids.c.nct_id, Trial).join(
-            Trial, col(Trial.nct_id) == watched_ids.c.nct_id, isouter=True
-        )
-        synced = col(Trial.current_version_id).is_not(None)
-        with self.session() as s:
-            watched = int(s.exec(select(sa.func.count()).select_from(watched_ids)).one())
-            counted = s.exec(
-                select(Trial.overall_status, sa.func.count())
-                .join(watched_ids, watched_ids.c.nct_id == col(Trial.nct_id))
-                .where(synced)
-                .group_by(col(Trial.overall_status))
-            )
-            by_status: dict[str | None, int] = {status or "UNKNOWN": n for status, n in counted}
-            if (unsynced := watched - sum(by_status.values())) > 0:
-                by_status[None] = unsynced
-            troubled = col(Trial.last_error).is_not(None) | col(Trial.current_version_id).is_(None)
-            problem_count = int(
-                s.exec(select(sa.func.count()).select_from(base.where(troubled).subquery())).one()
-            )
-            if watched <= list_up_to:
-                every = list(s.exec(base.order_by(watched_ids.c.nct_id)))
-                latest = problems = []
-            else:
-                every = None
-                latest = list(
-                    s.exec(
-                        base.where(col(Trial.last_changed_at).is_not(None))
-                        .order_by(col(Trial.last_changed_at).desc(), watched_ids.c.nct_id)
-                        .limit(show)
-                    )
-                )
-                problems = list(
-                    s.exec(base.where(troubled).order_by(watched_ids.c.nct_id).limit(show))
-                )
-            shown = {nct_id for nct_id, _ in [*(every or ()), *latest, *problems]}
-            labels = best_labels(
-                s.exec(
-                    select(Watch.nct_id, Watch.source, Watch.label).where(
-                        col(Watch.nct_id).in_(sorted(shown))
-                    )
-                )
-            )
-
-        def line(row: tuple[str, Trial | None]) -> TrialLine:
-            nct_id, trial = row
-            problem = None
-            if trial is not None and trial.last_error:
-                problem = trial.last_error
-                if trial.consecutive_misses > 1:
-                    problem += f" ({trial.consecutive_misses} syncs in a row)"
-            elif trial is None or trial.current_version_id is None:
-                problem = "not synced yet"
-            label = labels.get(nct_id) or (trial and (trial.acronym or trial.brief_title))
-            return TrialLine(
-                nct_id=nct_id,
-                label=label or nct_id,
-                overall_status=trial.overall_status if trial and trial.current_version_id else None,
-                last_changed_at=trial.last_changed_at if trial else None,
-                problem=problem,
-            )
-
-        return StatusGlance(
-            watched=watched,
-            by_status=by_status,
-            every=None if every is None else [line(r) for r in every],
-            latest=[line(r) for r in latest],
-            problems=[line(r) for r in problems],
-            problem_count=problem_count,
-        )
 
     def trial_titles(self, ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
         """nct_id -> (label, brief title) for just these trials (a report's, not all N)."""

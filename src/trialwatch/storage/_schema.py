@@ -7,7 +7,6 @@ that upgrading a 0.1.0 database step by step gives exactly these tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,32 +14,6 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from trialwatch.models import Category, ChangeKind, FieldChange, Severity
-
-HEAD_REVISION = "0006"
-"""The schema revision this code writes; kept in step with the newest migration (tested)."""
-
-RELEASES: dict[str, str] = {
-    "0.1.0": "0001",  # no migrations yet: its tables, without alembic_version
-    "0.2.0": "0006",  # 0005: the registry's record history (backfill); 0006: refused ids
-}
-"""The schema revision each release writes, oldest first: the one table that names releases in
-database messages. A release that changes the schema adds its line (a test holds this
-package's version to :data:`HEAD_REVISION`)."""
-
-
-def made_by(revision: str) -> str:
-    """Which trialwatch writes schema ``revision``, in words: "trialwatch 0.1.0", or for a
-    revision no release wrote, the releases around it."""
-    older = [release for release, rev in RELEASES.items() if rev < revision]
-    newer = [release for release, rev in RELEASES.items() if rev > revision]
-    exact = [release for release, rev in RELEASES.items() if rev == revision]
-    if exact:
-        return f"trialwatch {exact[0]}"
-    if older and newer:
-        return f"a development version between trialwatch {older[-1]} and {newer[0]}"
-    if older:
-        return f"a trialwatch newer than {older[-1]}"
-    return "an unknown version of trialwatch"
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -115,27 +88,6 @@ class Watch(SQLModel, table=True):
     table_ref: str | None = Field(default=None, max_length=200)
     reference: str | None = _text()
     added_at: datetime | None = _dt(nullable=False)
-
-
-SOURCE_ORDER = ("config", "cli", "import")
-"""Whose label names a trial when several sources give one: the config file, then ``watch
-add``, then an import, then queries (by name)."""
-
-
-def source_rank(source: str) -> tuple[int, str]:
-    return (SOURCE_ORDER.index(source) if source in SOURCE_ORDER else len(SOURCE_ORDER), source)
-
-
-def best_labels(rows: Iterable[tuple[str, str, str | None]]) -> dict[str, str]:
-    """(nct_id, source, label) rows -> each trial's label from its best source that has one."""
-    best: dict[str, tuple[tuple[int, str], str]] = {}
-    for nct_id, source, label in rows:
-        if not label:
-            continue
-        rank = source_rank(source)
-        if nct_id not in best or rank < best[nct_id][0]:
-            best[nct_id] = (rank, label)
-    return {nct_id: label for nct_id, (_, label) in best.items()}
 
 
 class RecordVersion(SQLModel, table=True):

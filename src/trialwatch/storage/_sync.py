@@ -42,6 +42,7 @@ from trialwatch.models import (
     TrialOutcome,
 )
 from trialwatch.storage._engine import StoreBase
+from trialwatch.storage._plain import best_labels
 from trialwatch.storage._schema import (
     ChangeEvent,
     Notification,
@@ -49,7 +50,6 @@ from trialwatch.storage._schema import (
     SyncRun,
     Trial,
     Watch,
-    best_labels,
 )
 
 _T = Trial.__table__  # type: ignore[attr-defined]

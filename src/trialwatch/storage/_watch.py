@@ -12,7 +12,8 @@ from sqlmodel import Session, col, select
 
 from trialwatch.models import WatchItem
 from trialwatch.storage._engine import StoreBase
-from trialwatch.storage._schema import Trial, Watch, source_rank
+from trialwatch.storage._plain import source_rank
+from trialwatch.storage._schema import Trial, Watch
 from trialwatch.storage._sync import ensure_trial_rows
 from trialwatch.vocabulary import clip
 

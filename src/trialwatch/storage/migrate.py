@@ -33,9 +33,8 @@ from trialwatch.storage._engine import (
     make_engine,
     newer_message,
     schema_revision,
-    sqlite_path,
 )
-from trialwatch.storage._schema import HEAD_REVISION
+from trialwatch.storage._plain import HEAD_REVISION, sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
