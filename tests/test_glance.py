@@ -172,3 +172,26 @@ def test_a_broken_database_is_a_storage_error_not_a_traceback(
     with pytest.raises(StorageError, match="database error: no such table: notification"):
         glance.health_facts()
     glance.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///a.db",
+        "sqlite:////tmp/a b.db",
+        "sqlite:///tmp/a%20b.db",
+        "sqlite+pysqlite:///x/y.db?timeout=3",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:///",
+        "sqlite://localhost/a.db",
+        "postgresql+psycopg://postgres@127.0.0.1/test",
+    ],
+)
+def test_the_sqlite_file_is_read_from_the_url_as_sqlalchemy_reads_it(url: str) -> None:
+    """``sqlite_path`` needs no SQLAlchemy (the light road); it must agree with ``make_url``."""
+    from trialwatch.storage import sqlite_path
+
+    database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
+    expected = Path(database) if database and database != ":memory:" else None
+    assert sqlite_path(url) == expected
