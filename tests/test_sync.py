@@ -709,3 +709,48 @@ def test_data_older_than_the_last_complete_run_is_a_transient_failure(
     assert run_sync(source=source, store=store, clock=clock, watchlist=watch).skipped
     assert change_events(store) == events
     assert store.consecutive_failures() == 0
+
+
+def test_the_next_page_is_fetched_while_this_one_is_read_and_written(
+    store: Store, clock: FakeClock
+) -> None:
+    """Waiting for CT.gov's next page overlaps this process's work on the current one: page
+    2's request is on its way before page 1's stored state is read. The store below refuses to
+    read page 1's state until page 2's fetch has begun; a sync that fetched one page after the
+    other would wait here in vain (and fail on the timeout) instead of finishing."""
+    import threading
+
+    ids = [f"NCT0{n:07d}" for n in range(2000001, 2000005)]
+    records = []
+    for n, nct_id in enumerate(ids):
+        record = copy.deepcopy(load_record(f"{IDS[n % len(IDS)]}.json"))
+        record["protocolSection"]["identificationModule"]["nctId"] = nct_id
+        records.append(record)
+    second_page_asked = threading.Event()
+
+    class Source(FakeSource):
+        def iter_studies(self, wanted: Any) -> Any:
+            if list(wanted) == ids[2:]:
+                second_page_asked.set()
+            return super().iter_studies(wanted)
+
+    class Waiting:
+        def __init__(self, inner: Store) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def page_state(self, page: Any) -> Any:
+            if list(page) == ids[:2]:
+                assert second_page_asked.wait(10), "page 2 was not asked for before page 1's state"
+            return self.inner.page_state(page)
+
+    result = run_sync(
+        source=Source(records),
+        store=Waiting(store),  # type: ignore[arg-type]
+        watchlist=[WatchItem(i) for i in ids],
+        clock=clock,
+        batch_size=2,
+    )
+    assert result.baselined == 4

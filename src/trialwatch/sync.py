@@ -28,6 +28,8 @@ stay (their changes are real and are delivered), and the next poll fetches every
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -352,6 +354,35 @@ def run_sync(
     )
 
 
+class _Prefetch:
+    """One page of studies fetched in a thread of its own, from the moment it is made; its
+    :meth:`result` (the studies, or the fetch's exception) is waited for in the syncing
+    thread. The thread is a daemon: an interrupted sync never waits for a page nobody will
+    read (closing the client ends its request). It runs in a copy of the caller's context,
+    so its log lines carry the run's bound values."""
+
+    def __init__(self, fetch: Callable[[list[str]], Iterable[StudyResult]], ids: list[str]):
+        self._results: list[StudyResult] = []
+        self._error: BaseException | None = None
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._fetch, fetch, ids), name="trialwatch-fetch", daemon=True
+        )
+        self._thread.start()
+
+    def _fetch(self, fetch: Callable[[list[str]], Iterable[StudyResult]], ids: list[str]) -> None:
+        try:
+            self._results = list(fetch(ids))
+        except BaseException as exc:  # noqa: BLE001 - the syncing thread raises it
+            self._error = exc
+
+    def result(self) -> list[StudyResult]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._results
+
+
 class _Sync:
     """One run of :func:`run_sync`: plan, then fetch page by page (each decided, then written),
     then run the queries and finish. Holds what the steps share: the run's row (written with
@@ -604,12 +635,22 @@ class _Sync:
     def fetch(self, chunks: Iterable[list[str]]) -> None:
         # Pipelined by one page: page k+1 is fetched and its records handed to the preparer
         # before page k is decided and written, so that workers prepare while this process
-        # writes. Pages hold disjoint trials, so reading k+1's state before k is written is
-        # safe; what was fetched before a failure to fetch is still decided and written.
+        # writes; and page k+1 is fetched in a thread while page k's state is read and page
+        # k-1 written, so that waiting for CT.gov's answer (a second or two a page on the real
+        # server) overlaps this process's work. Pages hold disjoint trials, so reading k+1's
+        # state before k is written is safe; what was fetched before a failure to fetch is
+        # still decided and written.
         held: tuple[Mapping[str, StoredState], PageScan, Callable[[], Any]] | None = None
+        pages = iter(chunks)
+        ids = next(pages, None)
+        ahead = None if ids is None else _Prefetch(self.source.iter_studies, ids)
         try:
-            for ids in chunks:
-                results = list(self.source.iter_studies(ids))
+            while ahead is not None and ids is not None:
+                results = ahead.result()
+                following = next(pages, None)
+                ahead = (
+                    None if following is None else _Prefetch(self.source.iter_studies, following)
+                )
                 failpoint("sync.fetched")
                 states = self.store.page_state(ids)
                 scan = scan_page(
@@ -619,6 +660,7 @@ class _Sync:
                 if held is not None:
                     self.write(*held)
                 held = (states, scan, answers)
+                ids = following
         except FetchError:
             if held is not None:
                 self.write(*held)
