@@ -57,7 +57,7 @@ from trialwatch.exceptions import (
     ShortReadError,
     TransientFetchError,
 )
-from trialwatch.ids import fold_nct_id, nct_id_problem
+from trialwatch.ids import fold_nct_id, is_canonical, nct_id_problem
 from trialwatch.models import (
     ApiVersion,
     FoundStudy,
@@ -1147,7 +1147,7 @@ def _normalize_ids(ids: Sequence[str]) -> list[str]:
         problem = nct_id_problem(raw) if isinstance(raw, str) else "not a string"
         if problem is not None:
             raise ApiRequestError(f"{raw!r} is not an NCT id: {problem}")
-        wanted[fold_nct_id(raw)] = None
+        wanted[raw if is_canonical(raw) else fold_nct_id(raw)] = None
     return list(wanted)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "InvalidNctIdError",
     "check_nct_id",
     "fold_nct_id",
+    "is_canonical",
     "match_trial_names",
     "nct_id_problem",
     "refused_mark",
@@ -33,6 +34,8 @@ REFUSED_PREFIX: Final = "refused by CT.gov"
 # The API spec's pattern for filter.ids and /studies/{nctId}, with \d made ASCII (the server's).
 SPEC_PATTERN: Final = re.compile(r"[Nn][Cc][Tt]0*[1-9][0-9]{0,7}")
 _WRITTEN: Final = re.compile(r"NCT([0-9]*)")
+# An id exactly as the registry writes it: NCT, 8 ASCII digits, not all zeros.
+_CANONICAL: Final = re.compile(r"NCT(?!0{8})[0-9]{8}")
 # Full-width Latin letters and digits, as East Asian input methods type them.
 _FOLD: Final = str.maketrans(
     {
@@ -47,6 +50,12 @@ class InvalidNctIdError(ValueError):
     """Not an NCT id; the message says why."""
 
 
+def is_canonical(raw: str) -> bool:
+    """Whether ``raw`` is an id exactly as the registry writes it (``NCT`` and 8 ASCII digits,
+    not all zeros): valid, and already folded."""
+    return _CANONICAL.fullmatch(raw) is not None
+
+
 def fold_nct_id(raw: str) -> str:
     """``raw`` stripped, full-width letters and digits folded to ASCII, upper-cased."""
     return raw.strip().translate(_FOLD).upper()
@@ -54,6 +63,8 @@ def fold_nct_id(raw: str) -> str:
 
 def nct_id_problem(raw: str) -> str | None:
     """Why ``raw`` (after :func:`fold_nct_id`) is not an NCT id, in a few words; None if it is."""
+    if is_canonical(raw):
+        return None  # the registry's own form (every stored id): nothing to fold
     text = fold_nct_id(raw)
     foreign = [c for c in text if not c.isascii() and unicodedata.category(c) == "Nd"]
     if foreign:
