@@ -287,3 +287,243 @@ def test_an_arms_new_description_is_told() -> None:
 
     assert c.summary == "Arm changed: Selinexor 40 mg (description: (none) → Twice weekly)"
     assert (c.kind, c.severity) == (ChangeKind.CHANGED, Severity.MAJOR)
+
+
+# --- More sites that are, or are not, one site respelt (issue 24, second round) ---------------
+
+RESEARCH_INCHEON = Location("Research Site", "Incheon", None, "Korea, Republic of", "RECRUITING")
+RESEARCH_ICHEON = dataclasses.replace(RESEARCH_INCHEON, city="Icheon")
+RESEARCH_BUSAN = dataclasses.replace(RESEARCH_INCHEON, city="Busan")
+
+
+def kinds(changes: list[object]) -> list[tuple[ChangeKind, str | None]]:
+    return [(c.kind, c.item_key) for c in changes]  # type: ignore[attr-defined]
+
+
+def test_anonymous_research_sites_closing_and_opening_are_not_guessed_to_be_one() -> None:
+    # Incheon and Icheon are two Korean cities one letter apart. The sponsor names several
+    # sites only "Research Site", so nothing says the one that opened is the one that closed.
+    changes = diff(with_sites(RESEARCH_INCHEON, RESEARCH_BUSAN), with_sites(RESEARCH_ICHEON, LEEDS))
+
+    assert kinds(changes) == [
+        (ChangeKind.REMOVED, "Research Site, Busan, Korea, Republic of"),
+        (ChangeKind.ADDED, "Research Site, Icheon, Korea, Republic of"),
+        (ChangeKind.REMOVED, "Research Site, Incheon, Korea, Republic of"),
+        (ChangeKind.ADDED, "St James's University Hospital, Leeds, United Kingdom"),
+    ]
+    assert {c.severity for c in changes} == {Severity.MAJOR}
+
+
+def test_a_typo_fix_listed_after_an_anonymous_sites_closure_is_still_a_correction() -> None:
+    changes = diff(
+        with_sites(RESEARCH_INCHEON, RESEARCH_BUSAN, TYPO), with_sites(RESEARCH_BUSAN, FIXED)
+    )
+
+    assert told(changes) == [
+        (
+            ChangeKind.REMOVED,
+            Severity.MAJOR,
+            "Site removed: Research Site, Incheon, Korea, Republic of",
+        ),
+        (
+            ChangeKind.CHANGED,
+            Severity.MINOR,
+            "Site details corrected: Zhejiang Cancer Hospital, Hangzhou, Zhejiang, China "
+            "(city: Hanzhou → Hangzhou)",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "opened",
+    [
+        Location("Asan Medical Center", "Incheon", None, "Korea, Republic of", "RECRUITING"),
+        Location("Research Sites", "Incheon", None, "Korea, Republic of", "RECRUITING"),
+    ],
+    ids=["named-hospital", "one-letter-apart"],
+)
+def test_an_anonymous_site_with_a_map_point_is_not_paired_with_one_without(
+    opened: Location,
+) -> None:
+    # The closed "Research Site" has a map point, the new one has none: its name is one of
+    # several, so only two agreeing map points could say they are one site.
+    closed = dataclasses.replace(RESEARCH_INCHEON, latitude=37.4563, longitude=126.7052)
+
+    changes = diff(with_sites(closed, RESEARCH_BUSAN), with_sites(opened, RESEARCH_BUSAN))
+
+    assert sorted((c.kind, c.severity) for c in changes) == [
+        (ChangeKind.ADDED, Severity.MAJOR),
+        (ChangeKind.REMOVED, Severity.MAJOR),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("closed", "opened"),
+    [
+        (
+            Location("Mercy Hospital", "Springfield", "Illinois", "United States", "RECRUITING"),
+            Location("Mercy Hospital", "Springfield", "Missouri", "United States", "RECRUITING"),
+        ),
+        (
+            Location("Hospital Universitario", "Valencia", None, "Spain", "RECRUITING"),
+            Location("Hospital Universitario", "Valencia", None, "Venezuela", "RECRUITING"),
+        ),
+    ],
+    ids=["another-state", "another-country"],
+)
+def test_a_like_named_site_in_a_like_named_city_elsewhere_is_another_site(
+    closed: Location, opened: Location
+) -> None:
+    changes = diff(with_sites(closed, LEEDS), with_sites(opened, LEEDS))
+
+    assert sorted((c.kind, c.severity, c.summary) for c in changes) == [
+        (ChangeKind.ADDED, Severity.MAJOR, f"Site added: {_name(opened)}"),
+        (ChangeKind.REMOVED, Severity.MAJOR, f"Site removed: {_name(closed)}"),
+    ]
+
+
+def _name(site: Location) -> str:
+    return ", ".join(p for p in (site.facility, site.city, site.state, site.country) if p)
+
+
+@pytest.mark.parametrize(
+    ("old_city", "new_city", "country"),
+    [
+        ("Northampton", "Hampton", "United Kingdom"),  # a town inside another's name
+        ("Lucca", "Lecce", "Italy"),  # two cities two letters apart
+        ("Caen", "Agen", "France"),
+    ],
+)
+def test_a_chain_in_another_town_with_a_similar_name_is_another_site(
+    old_city: str, new_city: str, country: str
+) -> None:
+    closed = Location("Centre Hospitalier", old_city, None, country, "RECRUITING")
+    opened = dataclasses.replace(closed, city=new_city)
+
+    changes = diff(with_sites(closed, LEEDS), with_sites(opened, LEEDS))
+
+    assert sorted((c.kind, c.severity) for c in changes) == [
+        (ChangeKind.ADDED, Severity.MAJOR),
+        (ChangeKind.REMOVED, Severity.MAJOR),
+    ]
+
+
+def test_two_hospitals_two_letters_apart_in_one_city_are_two_sites() -> None:
+    rosa = Location("Santa Rosa Medical Center", "Lima", None, "Peru", "RECRUITING")
+    rita = dataclasses.replace(rosa, facility="Santa Rita Medical Center")
+
+    changes = diff(with_sites(rosa, LEEDS), with_sites(rita, LEEDS))
+
+    assert [c.kind for c in changes] == [ChangeKind.ADDED, ChangeKind.REMOVED]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "corrected"),
+    [
+        (
+            Location("Hôpital Saint-Louis", "Paris", None, "France", "RECRUITING"),
+            Location("Hôpital Saint Louis", "Paris", None, "France", "RECRUITING"),
+            "Site details corrected: Hôpital Saint Louis, Paris, France "
+            "(facility: Hôpital Saint-Louis → Hôpital Saint Louis)",
+        ),
+        (
+            Location("University Medical Center", "Turecht", None, "Netherlands", "RECRUITING"),
+            Location("University Medical Center", "Utrecht", None, "Netherlands", "RECRUITING"),
+            "Site details corrected: University Medical Center, Utrecht, Netherlands "
+            "(city: Turecht → Utrecht)",
+        ),
+    ],
+    ids=["hyphen", "first-letters-swapped"],
+)
+def test_small_spelling_fixes_are_one_site_corrected(
+    before: Location, after: Location, corrected: str
+) -> None:
+    c = only(diff(with_sites(before, LEEDS), with_sites(after, LEEDS)))
+
+    assert (c.kind, c.severity, c.summary) == (ChangeKind.CHANGED, Severity.MINOR, corrected)
+
+
+def test_a_typo_fix_beside_two_openings_is_told_with_both() -> None:
+    changes = diff(with_sites(TYPO, LEEDS), with_sites(FIXED, LEEDS, COCHIN, NECKER))
+
+    assert [(c.kind, c.severity) for c in changes] == [
+        (ChangeKind.ADDED, Severity.MAJOR),
+        (ChangeKind.ADDED, Severity.MAJOR),
+        (ChangeKind.CHANGED, Severity.MINOR),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old_point", "new_point", "one_site"),
+    [
+        ((52.1917, -1.7083), (52.1917, -2.2083), False),  # same latitude, 35 km west
+        ((52.1917, -1.7083), (52.6917, -1.7083), False),  # same longitude, 55 km north
+        ((-0.02, 109.3425), (-0.01, 109.3425), True),  # Pontianak: 0.01° apart, about 1 km
+        ((51.4826, -0.01), (51.4826, 0.0), True),  # Greenwich: 0.01° apart
+    ],
+)
+def test_map_points_a_kilometre_apart_are_one_place_and_farther_are_not(
+    old_point: tuple[float, float], new_point: tuple[float, float], one_site: bool
+) -> None:
+    county = Location("County Hospital", "Stratford", None, "United Kingdom", "RECRUITING")
+    old = dataclasses.replace(county, latitude=old_point[0], longitude=old_point[1])
+    new = dataclasses.replace(
+        county, city="Stafford", latitude=new_point[0], longitude=new_point[1]
+    )
+
+    changes = diff(with_sites(old, LEEDS), with_sites(new, LEEDS))
+
+    if one_site:
+        assert [(c.kind, c.severity) for c in changes] == [(ChangeKind.CHANGED, Severity.MINOR)]
+    else:
+        assert sorted(c.kind for c in changes) == [ChangeKind.ADDED, ChangeKind.REMOVED]
+
+
+def test_a_site_with_half_a_map_point_is_compared_by_its_names() -> None:
+    # normalize never keeps half a point; a snapshot made otherwise must not break the diff.
+    old = dataclasses.replace(TYPO, latitude=30.27)
+    new = dataclasses.replace(FIXED, latitude=30.27)
+
+    c = only(diff(with_sites(old, LEEDS), with_sites(new, LEEDS)))
+
+    assert c.summary.endswith("(city: Hanzhou → Hangzhou)")
+
+
+def test_an_unnamed_site_is_told_as_such() -> None:
+    c = only(diff(with_sites(LEEDS), with_sites(LEEDS, Location(status="RECRUITING"))))
+
+    assert c.summary == "Site added: (unnamed site)"
+
+
+# --- More unreadable parts -------------------------------------------------------------------
+
+ENROLLMENT = "protocolSection.designModule.enrollmentInfo"
+
+
+@pytest.mark.parametrize(
+    ("old_unreadable", "new_unreadable", "told_kinds"),
+    [
+        # A part still unreadable is not told again when another one breaks.
+        ((ENROLLMENT,), (ENROLLMENT, f"{SITES}[1]"), [ChangeKind.ADDED]),
+        # One more site unreadable is one sentence, not one per unreadable site.
+        ((f"{SITES}[1]",), (f"{SITES}[1]", f"{SITES}[2]"), [ChangeKind.ADDED]),
+        ((f"{SITES}[1]", f"{SITES}[2]"), (f"{SITES}[1]",), [ChangeKind.REMOVED]),
+        (
+            (f"{SITES}[1]", f"{SITES}[2]", f"{SITES}[3]"),
+            (f"{SITES}[1]",),
+            [ChangeKind.REMOVED, ChangeKind.REMOVED],
+        ),
+        ((ENROLLMENT, f"{SITES}[1]"), (ENROLLMENT,), [ChangeKind.REMOVED]),
+    ],
+)
+def test_only_parts_that_break_or_mend_are_told(
+    old_unreadable: tuple[str, ...],
+    new_unreadable: tuple[str, ...],
+    told_kinds: list[ChangeKind],
+) -> None:
+    changes = diff(
+        with_sites(LEEDS, unreadable=old_unreadable), with_sites(LEEDS, unreadable=new_unreadable)
+    )
+
+    assert [(c.field, c.kind) for c in changes] == [("unreadable", k) for k in told_kinds]
+    assert all(ENROLLMENT not in c.summary for c in changes)
