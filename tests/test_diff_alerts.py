@@ -12,13 +12,18 @@ import dataclasses
 import pytest
 
 from tests.test_diff import BASE, change, only
-from trialwatch.diff import diff
+from trialwatch.diff import ChangeCount, change_count, diff, headline
 from trialwatch.models import (
     Arm,
+    Category,
     ChangeKind,
     Enrollment,
+    FieldChange,
+    Intervention,
     Location,
+    Outcome,
     PartialDate,
+    Reference,
     Severity,
     Snapshot,
 )
@@ -527,3 +532,186 @@ def test_only_parts_that_break_or_mend_are_told(
 
     assert [(c.field, c.kind) for c in changes] == [("unreadable", k) for k in told_kinds]
     assert all(ENROLLMENT not in c.summary for c in changes)
+
+
+# --- More words that reach an inbox -----------------------------------------------------------
+
+
+def test_a_new_reason_for_stopping_is_kept_as_the_new_value() -> None:
+    c = only(diff(change(why_stopped="Funding ended"), change(why_stopped="Sponsor decision")))
+
+    assert c.summary == "Why stopped: “Funding ended” → “Sponsor decision”"
+    assert (c.old, c.new) == ("Funding ended", "Sponsor decision")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "summary"),
+    [
+        ("ANTICIPATED", None, "Start date type: ANTICIPATED → (none) (2024-03)"),
+        (None, "ANTICIPATED", "Start date type: (none) → ANTICIPATED (2024-03)"),
+    ],
+)
+def test_a_legacy_date_type_is_told_by_name(
+    before: str | None, after: str | None, summary: str
+) -> None:
+    # Older records say "ANTICIPATED"; neither side is actual or estimated.
+    old = change(start_date=PartialDate("2024-03", before))
+    new = change(start_date=PartialDate("2024-03", after))
+
+    c = only(diff(old, new))
+
+    assert c.summary == summary
+    assert (c.severity, c.category) == (Severity.MINOR, Category.DATES)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "summary"),
+    [
+        # A date in a form diff does not read is shown as written, not counted.
+        ("2024-Q3", "2024-06", "Start date: 2024-Q3 → 2024-06"),
+        # The same day written two ways did not move.
+        ("2024-03-05", "2024-3-5", "Start date: 2024-03-05 → 2024-3-5"),
+    ],
+)
+def test_dates_that_cannot_be_counted_apart_are_shown_as_written(
+    before: str, after: str, summary: str
+) -> None:
+    old = change(start_date=PartialDate(before, None))
+    new = change(start_date=PartialDate(after, None))
+
+    assert only(diff(old, new)).summary == summary
+
+
+def test_a_phase_the_vocabulary_does_not_know_is_named_last() -> None:
+    c = only(diff(BASE, change(phases=("PHASE1_2", "PHASE2"))))
+
+    assert c.summary == "Phase: Phase 2 → Phase 2/Phase1 2"
+    assert c.new == ["PHASE2", "PHASE1_2"]
+
+
+def test_not_applicable_comes_before_early_phase_1() -> None:
+    c = only(diff(BASE, change(phases=("EARLY_PHASE1", "NA"))))
+
+    assert c.new == ["NA", "EARLY_PHASE1"]
+
+
+def test_an_arms_interventions_are_listed_before_and_after() -> None:
+    two = Arm("Selinexor 40 mg", "EXPERIMENTAL", None, ("Drug: Ruxolitinib", "Drug: Selinexor"))
+    three = dataclasses.replace(two, intervention_names=(*two.intervention_names, "Drug: Zz"))
+
+    c = only(diff(change(arms=(two, BASE.arms[1])), change(arms=(three, BASE.arms[1]))))
+
+    assert c.summary == (
+        "Arm changed: Selinexor 40 mg (interventions: Drug: Ruxolitinib, Drug: Selinexor → "
+        "Drug: Ruxolitinib, Drug: Selinexor, Drug: Zz)"
+    )
+
+
+def test_a_time_frame_of_sixty_characters_is_still_shown() -> None:
+    frame = "From randomisation to disease progression, up to 36 months.."
+    assert len(frame) == 60
+    old = change(secondary_outcomes=(Outcome("Spleen volume reduction", "24 weeks"),))
+    new = change(secondary_outcomes=(Outcome("Spleen volume reduction", frame),))
+
+    c = only(diff(old, new))
+
+    assert c.summary == (
+        f"Secondary outcome changed: Spleen volume reduction (time frame: 24 weeks → {frame})"
+    )
+
+
+def test_an_intervention_without_a_type_is_named_by_its_name() -> None:
+    extra = Intervention("Best available therapy", None, None)
+
+    c = only(diff(BASE, change(interventions=(*BASE.interventions, extra))))
+
+    assert c.summary == "Intervention added: Best available therapy"
+
+
+PAPER = Reference("12345678", "BACKGROUND", "Smith J. A paper. 2020.")
+
+
+def test_a_references_corrected_citation_is_one_change_of_that_reference() -> None:
+    corrected = dataclasses.replace(PAPER, citation="Smith J. A paper. Blood. 2020.")
+
+    c = only(diff(change(references=(PAPER,)), change(references=(corrected,))))
+
+    assert (c.kind, c.severity, c.category) == (
+        ChangeKind.CHANGED,
+        Severity.MINOR,
+        Category.ADMINISTRATIVE,
+    )
+    assert c.summary == (
+        "Reference changed: PMID 12345678 "
+        "(citation: Smith J. A paper. 2020. → Smith J. A paper. Blood. 2020.)"
+    )
+
+
+def test_references_without_a_pmid_are_told_by_citation() -> None:
+    old_paper = Reference(None, "RESULT", "Jones K. Interim results. ASH 2024.")
+    new_paper = Reference(None, "RESULT", "Jones K. Final results. ASH 2025.")
+
+    changes = diff(change(references=(old_paper,)), change(references=(new_paper,)))
+
+    assert told(changes) == [
+        (ChangeKind.ADDED, Severity.MINOR, "Reference added: Jones K. Final results. ASH 2025."),
+        (
+            ChangeKind.REMOVED,
+            Severity.MINOR,
+            "Reference removed: Jones K. Interim results. ASH 2024.",
+        ),
+    ]
+
+
+LONG_CITATION = (
+    "Smith J, Jones K, Brown L, et al. Selinexor plus ruxolitinib in JAK inhibitor-naive "
+    "myelofibrosis: a phase 1 study. Blood. 2024;143(2):100-110."
+)
+
+
+def test_a_long_citation_is_cut_to_a_hundred_characters() -> None:
+    assert len(LONG_CITATION) > 101
+    paper = Reference(None, "RESULT", LONG_CITATION)
+
+    c = only(diff(BASE, change(references=(*BASE.references, paper))))
+
+    assert c.summary == f"Reference added: {LONG_CITATION[:99]}…"
+
+
+def test_the_order_of_changes_does_not_depend_on_the_order_of_the_lists() -> None:
+    # Two references whose names (cut at 100 characters) are the same: their changes differ
+    # only in content, and that content decides their order, whatever order they came in.
+    ascii_end = Reference(None, "RESULT", f"{LONG_CITATION} Erratum z.")
+    accented_end = Reference(None, "BACKGROUND", f"{LONG_CITATION} Erratum é.")
+
+    for listed in [(ascii_end, accented_end), (accented_end, ascii_end)]:
+        changes = diff(change(references=listed), change(references=()))
+
+        assert [c.old for c in changes] == [
+            {"pmid": None, "type": "RESULT", "citation": ascii_end.citation},
+            {"pmid": None, "type": "BACKGROUND", "citation": accented_end.citation},
+        ]
+
+
+def test_a_trial_is_counted_once_and_every_trial_is_counted() -> None:
+    first = only(diff(BASE, change(overall_status="TERMINATED")))
+    second = only(diff(BASE, change(lead_sponsor="Another sponsor")))
+
+    count = change_count([("NCT00000001", [first]), ("NCT00000002", [second])])
+
+    assert count == ChangeCount(2, 2)
+
+
+def test_a_change_of_a_field_the_table_no_longer_has_is_named_after_the_tables() -> None:
+    # A trial's history can hold changes of a field since dropped from the table.
+    retired = FieldChange(
+        field="verification_date",
+        category=Category.ADMINISTRATIVE,
+        severity=Severity.MAJOR,
+        kind=ChangeKind.CHANGED,
+        summary="Verification date: 2024-01 → 2024-02",
+    )
+    sponsor = only(diff(BASE, change(lead_sponsor="Another sponsor")))
+
+    assert headline([retired, sponsor]) is sponsor
+    assert headline([sponsor, retired]) is sponsor
