@@ -826,3 +826,87 @@ def test_a_null_inside_the_conditions_list_is_skipped_and_the_rest_kept() -> Non
 
     assert s.conditions == ("Amyloidosis", "Multiple Myeloma", "Plasmacytoma")
     assert s.unreadable == ()
+
+
+_ID = "protocolSection.identificationModule.nctId"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (_ID, ..., "record has no identificationModule.nctId"),
+        (
+            "protocolSection.statusModule.overallStatus",
+            ...,
+            "record has no statusModule.overallStatus",
+        ),
+        (
+            _ID,
+            {"id": "NCT01234567"},
+            f"{_ID}: expected an NCT number like NCT01234567, got a JSON object",
+        ),
+        (_ID, 2**63, f"{_ID}: expected an NCT number like NCT01234567, got {2**63}"),
+        (_ID, 2**64, f"{_ID}: expected an NCT number like NCT01234567, got a very large integer"),
+        (_ID, "N" * 78, f"{_ID}: expected an NCT number like NCT01234567, got '{'N' * 78}'"),
+        (_ID, "N" * 79, f"{_ID}: expected an NCT number like NCT01234567, got '{'N' * 76}..."),
+        (_ID, b"NCT01234567", f"{_ID}: expected an NCT number like NCT01234567, got a bytes"),
+    ],
+    ids=["no-id", "no-status", "object", "64-bit", "65-bit", "80-chars", "81-chars", "bytes"],
+)
+def test_record_error_says_exactly_what_is_wrong(path: str, value: Any, message: str) -> None:
+    # The message is what an operator reads in the sync log for a record that was skipped.
+    record = _set(load("NCT05923281"), path, value)
+
+    with pytest.raises(RecordError) as caught:
+        normalize(record)
+
+    assert str(caught.value) == message
+
+
+def test_eligibility_text_before_any_heading_is_kept_as_other_criteria() -> None:
+    record = minimal()
+    record["protocolSection"]["eligibilityModule"] = {
+        "eligibilityCriteria": (
+            "Adults with myelofibrosis\n\nInclusion Criteria:\n\n* Age 18 or older\n\n"
+            "Exclusion Criteria:\n\n* Prior JAK inhibitor"
+        )
+    }
+
+    s = normalize(record)
+
+    assert s.other_criteria == ("Adults with myelofibrosis",)
+    assert s.inclusion_criteria == ("Age 18 or older",)
+    assert s.exclusion_criteria == ("Prior JAK inhibitor",)
+
+
+def test_a_number_inside_the_conditions_list_is_unreadable_and_the_rest_kept() -> None:
+    record = minimal()
+    record["protocolSection"]["conditionsModule"] = {
+        "conditions": ["Multiple Myeloma", 42, "Amyloidosis"]
+    }
+
+    s = normalize(record)
+
+    assert s.conditions == ("Amyloidosis", "Multiple Myeloma")
+    assert s.unreadable == ("protocolSection.conditionsModule.conditions[1]",)
+
+
+def test_map_points_at_the_poles_and_the_date_line_are_read_and_beyond_them_not() -> None:
+    record = minimal()
+    record["protocolSection"]["contactsLocationsModule"] = {
+        "locations": [
+            {"facility": "Amundsen-Scott Station", "geoPoint": {"lat": -90, "lon": 180}},
+            {"facility": "Nowhere", "geoPoint": {"lat": 90.5, "lon": 0}},
+            {"facility": "Nowhere else", "geoPoint": {"lat": 0, "lon": -180.5}},
+        ]
+    }
+
+    s = normalize(record)
+
+    assert [(site.facility, site.latitude, site.longitude) for site in s.locations] == [
+        ("Amundsen-Scott Station", -90.0, 180.0)
+    ]
+    assert s.unreadable == (
+        "protocolSection.contactsLocationsModule.locations[1].geoPoint.lat",
+        "protocolSection.contactsLocationsModule.locations[2].geoPoint.lon",
+    )
