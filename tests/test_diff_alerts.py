@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 
 from tests.test_diff import BASE, change, only
-from trialwatch.diff import ChangeCount, change_count, diff, headline
+from trialwatch.diff import ChangeCount, ChangeFilter, change_count, diff, headline
 from trialwatch.models import (
     Arm,
     Category,
@@ -413,6 +413,15 @@ def test_a_chain_in_another_town_with_a_similar_name_is_another_site(
     ]
 
 
+def test_a_city_garbled_by_a_paste_error_is_not_one_spelling_fix() -> None:
+    parma = Location("Ospedale Maggiore", "Parma", None, "Italy", "RECRUITING")
+    garbled = dataclasses.replace(parma, city="Parmapaarma")
+
+    changes = diff(with_sites(garbled, LEEDS), with_sites(parma, LEEDS))
+
+    assert sorted(c.kind for c in changes) == [ChangeKind.ADDED, ChangeKind.REMOVED]
+
+
 def test_two_hospitals_two_letters_apart_in_one_city_are_two_sites() -> None:
     rosa = Location("Santa Rosa Medical Center", "Lima", None, "Peru", "RECRUITING")
     rita = dataclasses.replace(rosa, facility="Santa Rita Medical Center")
@@ -715,3 +724,25 @@ def test_a_change_of_a_field_the_table_no_longer_has_is_named_after_the_tables()
 
     assert headline([retired, sponsor]) is sponsor
     assert headline([sponsor, retired]) is sponsor
+
+
+def test_a_subscription_to_major_status_changes_gets_only_those() -> None:
+    terminated = only(diff(BASE, change(overall_status="TERMINATED")))  # critical, status
+    last_known = only(diff(BASE, change(last_known_status="RECRUITING")))  # minor, status
+    sponsor = only(diff(BASE, change(lead_sponsor="Another sponsor")))  # major, administrative
+    stopped = only(diff(BASE, change(why_stopped="Funding ended")))  # major, status
+    posted = only(diff(BASE, change(last_update_posted="2026-11-01")))  # admin: never told
+    status_major = ChangeFilter(Severity.MAJOR, frozenset({Category.STATUS}))
+
+    assert [status_major.admits(c) for c in (terminated, last_known, sponsor, stopped)] == [
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert [ChangeFilter().admits(c) for c in (last_known, sponsor, posted)] == [True, True, False]
+    assert not ChangeFilter(Severity.ADMIN).admits(posted)
+
+
+def test_change_counts_add_up() -> None:
+    assert ChangeCount(1, 1) + ChangeCount(3, 2) == ChangeCount(4, 3)
