@@ -146,7 +146,7 @@ class SyncWritesMixin(StoreBase):
         """What is stored for ``ids`` (absent ids have no trial row yet)."""
         if not ids:
             return {}
-        with self.session() as s:
+        with self.reading() as s:
             rows = s.execute(
                 select(
                     _T.c.nct_id,
@@ -186,7 +186,7 @@ class SyncWritesMixin(StoreBase):
         ids = sorted(set(version_ids))
         if not ids:
             return {}
-        with self.session() as s:
+        with self.reading() as s:
             rows = s.execute(
                 select(_V.c.id, _V.c.snapshot_json).where(one_of(_V.c.id, ids, self.dialect))
             ).all()
@@ -201,7 +201,7 @@ class SyncWritesMixin(StoreBase):
         ids = sorted(set(version_ids))
         if not ids:
             return {}
-        with self.session() as s:
+        with self.reading() as s:
             rows = s.execute(
                 select(_V.c.id, _V.c.raw_record).where(one_of(_V.c.id, ids, self.dialect))
             ).all()

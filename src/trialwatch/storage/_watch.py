@@ -191,24 +191,34 @@ class WatchMixin(StoreBase):
 
         ``to_fetch``: only those a sync asks CT.gov for — not the ones it refuses to look up,
         nor those folded into another watched trial (see :func:`_fetchable`)."""
+        skipped = self._not_fetched() if to_fetch else frozenset()
         after = ""
         kept: list[str] = []
         while True:
-            with self.session() as s:
-                window = _next_watched(after, chunk)
-                if to_fetch:
-                    rows = s.execute(_with_skips(window)).all()
-                    ids = [r[0] for r in rows]
-                    kept.extend(r[0] for r in rows if r[1] is None and r[2] is None)
-                else:
-                    ids = list(s.execute(sa.select(window.c.nct_id)).scalars())
-                    kept.extend(ids)
+            with self.reading() as s:
+                ids = list(s.execute(_next_watched(after, chunk)).scalars())
+            kept.extend(i for i in ids if i not in skipped)
             while len(kept) >= chunk or (kept and not ids):
                 yield kept[:chunk]
                 kept = kept[chunk:]
             if not ids:
                 return
             after = ids[-1]
+
+    def _not_fetched(self) -> frozenset[str]:
+        """The trials a sync does not fetch (:func:`_fetchable`'s rule, asked once): few, if
+        any. Read once, so that each page's window is an index range alone."""
+        trial = Trial.__table__  # type: ignore[attr-defined]
+        surviving = Watch.__table__.alias("surviving")  # type: ignore[attr-defined]
+        folded = sa.exists().where(
+            trial.c.canonical_id.is_not(None), surviving.c.nct_id == trial.c.canonical_id
+        )
+        with self.reading() as s:
+            return frozenset(
+                s.execute(
+                    sa.select(trial.c.nct_id).where(sa.or_(trial.c.refused.is_not(None), folded))
+                ).scalars()
+            )
 
     def watched_among(self, ids: Iterable[str]) -> list[str]:
         """Which of ``ids`` are watched and fetched (of the studies CT.gov updated today)."""
@@ -240,13 +250,13 @@ def _fetchable() -> sa.ColumnElement[bool]:
     return sa.and_(~refused, ~folded)
 
 
-def _next_watched(after: str, chunk: int) -> sa.Subquery:
+def _next_watched(after: str, chunk: int) -> sa.Select[tuple[str]]:
     """The next ``chunk`` watched ids after ``after``, in order: the window a page is read in.
 
-    An index range of the watch table, whatever else the page needs: so that PostgreSQL can
-    stop after ``chunk`` ids. With the exclusions of :func:`_fetchable` in the same WHERE, it
-    anti-joined the whole trial table (or sorted every remaining watched id, before ANALYZE)
-    for every page: 90 ms a page at 20,000 watched, growing with N.
+    An index range of the watch table and nothing else, so that PostgreSQL stops after
+    ``chunk`` ids. With :func:`_fetchable`'s exclusions in the same WHERE, it anti-joined the
+    whole trial table (or, before ANALYZE, sorted every remaining watched id) for every
+    page: 90 ms a page at 20,000 watched, growing with N.
     """
     watch = Watch.__table__  # type: ignore[attr-defined]
     return (
@@ -255,29 +265,7 @@ def _next_watched(after: str, chunk: int) -> sa.Subquery:
         .distinct()
         .order_by(watch.c.nct_id)
         .limit(chunk)
-        .subquery("window")
     )
-
-
-def _with_skips(window: sa.Subquery) -> sa.Select[tuple[str, str | None, str | None]]:
-    """Each id of ``window`` with why a sync does not fetch it (both None: it does): CT.gov
-    refuses it, or the watched trial it was merged into. The same rule as :func:`_fetchable`,
-    asked per id: scalar subqueries, one index lookup each (a join let PostgreSQL scan the
-    trial table for 500 ids)."""
-    trial = Trial.__table__  # type: ignore[attr-defined]
-    surviving = Watch.__table__.alias("surviving")  # type: ignore[attr-defined]
-    refused = sa.select(trial.c.refused).where(trial.c.nct_id == window.c.nct_id).scalar_subquery()
-    folded_into = (
-        sa.select(surviving.c.nct_id)
-        .where(
-            trial.c.nct_id == window.c.nct_id,
-            trial.c.canonical_id.is_not(None),
-            surviving.c.nct_id == trial.c.canonical_id,
-        )
-        .limit(1)
-        .scalar_subquery()
-    )
-    return sa.select(window.c.nct_id, refused, folded_into).order_by(window.c.nct_id)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
