@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import FakeClock
-from trialwatch.storage import Store
+from trialwatch.storage import Store, _engine
 
 pytestmark = pytest.mark.postgres
 
@@ -87,3 +87,16 @@ def test_versions_are_compressed_with_lz4_where_the_server_has_it(pg_store: Stor
         ).scalar()
         used = conn.execute(sa.text("SHOW default_toast_compression")).scalar()
     assert used == ("lz4" if has_lz4 else "pglz")
+
+
+def test_a_connection_closed_while_idle_is_replaced_before_use(
+    pg_store: Store, pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pg_store.engine.connect() as conn:  # the pool's one connection, idle from now on
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    admin = sa.create_engine(pg_schema_url)
+    with admin.begin() as conn:  # the server (a restart, an idle timeout) closes it
+        assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    admin.dispose()
+    monkeypatch.setattr(_engine, "PING_AFTER_IDLE_S", 0.0)  # as if it had idled 10 s
+    assert pg_store.watched_count() == 0  # the ping found it closed: the pool reconnected
