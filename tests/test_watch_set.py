@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from tests import storage_reads
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
 from trialwatch.exceptions import StorageError
 from trialwatch.models import WatchItem
-from trialwatch.storage import Store
+from trialwatch.storage import Store, Trial
 from trialwatch.sync import run_sync
 
 A, B, C = "NCT01213277", "NCT02967393", "NCT05915845"
@@ -64,6 +65,25 @@ def test_watched_ids_stream_in_order_in_chunks(store: Store, clock: FakeClock) -
     chunks = list(store.iter_watched_ids(1000))
     assert [len(c) for c in chunks] == [1000, 1000, 500]
     assert [i for c in chunks for i in c] == ids
+
+
+def test_pages_to_fetch_stay_full_around_the_ids_a_sync_skips(
+    store: Store, clock: FakeClock
+) -> None:
+    ids = [f"NCT{n:08d}" for n in range(1, 2501)]
+    store.add_watches(ids, source="import", now=clock.now)
+    store.add_watches(ids[:1200], source="cli", now=clock.now)  # two sources: one id still
+    refused, folded, surviving = ids[10], ids[999], ids[1500]
+    with store.session() as s:
+        trial = Trial.__table__  # type: ignore[attr-defined]
+        s.execute(sa.update(trial).where(trial.c.nct_id == refused).values(refused="refused"))
+        s.execute(sa.update(trial).where(trial.c.nct_id == folded).values(canonical_id=surviving))
+        # merged into a trial nobody watches: still fetched, under its own id
+        s.execute(sa.update(trial).where(trial.c.nct_id == ids[5]).values(canonical_id="NCT1"))
+    chunks = list(store.iter_watched_ids(1000, to_fetch=True))
+    assert [len(c) for c in chunks] == [1000, 1000, 498]
+    assert [i for c in chunks for i in c] == [i for i in ids if i not in (refused, folded)]
+    assert [len(c) for c in store.iter_watched_ids(1000)] == [1000, 1000, 500]
 
 
 def test_labels_and_titles_for_reports(store: Store, clock: FakeClock) -> None:

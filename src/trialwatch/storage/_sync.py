@@ -41,7 +41,7 @@ from trialwatch.models import (
     StoredState,
     TrialOutcome,
 )
-from trialwatch.storage._engine import StoreBase
+from trialwatch.storage._engine import StoreBase, one_of
 from trialwatch.storage._plain import best_labels
 from trialwatch.storage._schema import (
     ChangeEvent,
@@ -88,9 +88,12 @@ def ensure_trial_rows(s: Session, ids: Iterable[str], now: datetime) -> None:
     if not wanted:
         return
     existing: set[str] = set()
+    dialect = s.get_bind().dialect.name
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        existing.update(r[0] for r in s.execute(select(_T.c.nct_id).where(_T.c.nct_id.in_(chunk))))
+        existing.update(
+            r[0] for r in s.execute(select(_T.c.nct_id).where(one_of(_T.c.nct_id, chunk, dialect)))
+        )
     insert_trial_rows(s, [i for i in wanted if i not in existing], now)
 
 
@@ -165,8 +168,9 @@ class SyncWritesMixin(StoreBase):
         if not ids:
             return {}
         trial_sql, watch_sql, wanted = _page_state_sql(list(ids), self.dialect)
-        with self.session() as s:
-            # The session's own connection (its transaction), its driver's cursor: plain tuples.
+        with self.reading() as s:
+            # The session's own connection (on PostgreSQL in autocommit: no BEGIN and COMMIT
+            # round trips), its driver's cursor: plain tuples.
             cursor = s.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 cursor.execute(trial_sql, (wanted,))
@@ -203,8 +207,10 @@ class SyncWritesMixin(StoreBase):
         ids = sorted(set(version_ids))
         if not ids:
             return {}
-        with self.session() as s:
-            rows = s.execute(select(_V.c.id, _V.c.snapshot_json).where(_V.c.id.in_(ids))).all()
+        with self.reading() as s:
+            rows = s.execute(
+                select(_V.c.id, _V.c.snapshot_json).where(one_of(_V.c.id, ids, self.dialect))
+            ).all()
         found = {r.id: Snapshot.from_dict(json.loads(r.snapshot_json)) for r in rows}
         if len(found) != len(ids):
             raise StorageError(f"record versions missing: {sorted(set(ids) - set(found))}")
@@ -216,8 +222,10 @@ class SyncWritesMixin(StoreBase):
         ids = sorted(set(version_ids))
         if not ids:
             return {}
-        with self.session() as s:
-            rows = s.execute(select(_V.c.id, _V.c.raw_record).where(_V.c.id.in_(ids))).all()
+        with self.reading() as s:
+            rows = s.execute(
+                select(_V.c.id, _V.c.raw_record).where(one_of(_V.c.id, ids, self.dialect))
+            ).all()
         return {r.id: r.raw_record for r in rows}
 
     def ids_to_recheck(self, limit: int = 10_000) -> list[str]:
@@ -451,7 +459,9 @@ class SyncWritesMixin(StoreBase):
         current = {
             r.nct_id: r.current_hash
             for r in s.execute(
-                select(_T.c.nct_id, _T.c.current_hash).where(_T.c.nct_id.in_(ids)).with_for_update()
+                select(_T.c.nct_id, _T.c.current_hash)
+                .where(one_of(_T.c.nct_id, ids, self.dialect))
+                .with_for_update()
             )
         }
         for o in outcomes:
@@ -491,7 +501,9 @@ class SyncWritesMixin(StoreBase):
             # By trial only, the hashes matched here: "nct_id IN (...) AND content_hash IN
             # (...)" makes SQLite probe the unique index for every pair (250,000 a page).
             rows = s.execute(
-                select(_V.c.id, _V.c.nct_id, _V.c.content_hash).where(_V.c.nct_id.in_(ids))
+                select(_V.c.id, _V.c.nct_id, _V.c.content_hash).where(
+                    one_of(_V.c.nct_id, ids, self.dialect)
+                )
             )
             return {
                 (r.nct_id, r.content_hash): int(r.id)

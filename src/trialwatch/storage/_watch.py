@@ -18,6 +18,8 @@ from trialwatch.storage._sync import ensure_trial_rows
 from trialwatch.vocabulary import clip
 
 CONFIG = "config"
+ANALYZE_AFTER = 1000
+"""Watch rows added at once from which PostgreSQL's statistics of the watch set are renewed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,23 +192,34 @@ class WatchMixin(StoreBase):
 
         ``to_fetch``: only those a sync asks CT.gov for — not the ones it refuses to look up,
         nor those folded into another watched trial (see :func:`_fetchable`)."""
-        wanted = _fetchable() if to_fetch else sa.true()
+        skipped = self._not_fetched() if to_fetch else frozenset()
         after = ""
+        kept: list[str] = []
         while True:
-            with self.session() as s:
-                ids = list(
-                    s.exec(
-                        select(Watch.nct_id)
-                        .where(col(Watch.nct_id) > after, wanted)
-                        .distinct()
-                        .order_by(col(Watch.nct_id))
-                        .limit(chunk)
-                    )
-                )
+            with self.reading() as s:
+                ids = list(s.execute(_next_watched(after, chunk)).scalars())
+            kept.extend(i for i in ids if i not in skipped)
+            while len(kept) >= chunk or (kept and not ids):
+                yield kept[:chunk]
+                kept = kept[chunk:]
             if not ids:
                 return
-            yield ids
             after = ids[-1]
+
+    def _not_fetched(self) -> frozenset[str]:
+        """The trials a sync does not fetch (:func:`_fetchable`'s rule, asked once): few, if
+        any. Read once, so that each page's window is an index range alone."""
+        trial = Trial.__table__  # type: ignore[attr-defined]
+        surviving = Watch.__table__.alias("surviving")  # type: ignore[attr-defined]
+        folded = sa.exists().where(
+            trial.c.canonical_id.is_not(None), surviving.c.nct_id == trial.c.canonical_id
+        )
+        with self.reading() as s:
+            return frozenset(
+                s.execute(
+                    sa.select(trial.c.nct_id).where(sa.or_(trial.c.refused.is_not(None), folded))
+                ).scalars()
+            )
 
     def watched_among(self, ids: Iterable[str]) -> list[str]:
         """Which of ``ids`` are watched and fetched (of the studies CT.gov updated today)."""
@@ -236,6 +249,24 @@ def _fetchable() -> sa.ColumnElement[bool]:
         trial.c.canonical_id == other.c.nct_id,
     )
     return sa.and_(~refused, ~folded)
+
+
+def _next_watched(after: str, chunk: int) -> sa.Select[tuple[str]]:
+    """The next ``chunk`` watched ids after ``after``, in order: the window a page is read in.
+
+    An index range of the watch table and nothing else, so that PostgreSQL stops after
+    ``chunk`` ids. With :func:`_fetchable`'s exclusions in the same WHERE, it anti-joined the
+    whole trial table (or, before ANALYZE, sorted every remaining watched id) for every
+    page: 90 ms a page at 20,000 watched, growing with N.
+    """
+    watch = Watch.__table__  # type: ignore[attr-defined]
+    return (
+        sa.select(watch.c.nct_id)
+        .where(watch.c.nct_id > after)
+        .distinct()
+        .order_by(watch.c.nct_id)
+        .limit(chunk)
+    )
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -288,4 +319,9 @@ def add_watch_rows(
             )
     added = [i for i in unique if i not in watched]
     ensure_trial_rows(s, added, now)
+    if len(new_rows) >= ANALYZE_AFTER and s.get_bind().dialect.name == "postgresql":
+        # PostgreSQL plans from statistics that only ANALYZE (or autovacuum, when it runs, a
+        # minute or so later) gathers: a watch set imported into empty tables looks empty to
+        # the planner, which then sorts every watched id to page through a few of them.
+        s.execute(sa.text("ANALYZE watch, trial"))
     return WatchChange(added=tuple(added), already=tuple(i for i in unique if i in watched))

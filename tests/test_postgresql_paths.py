@@ -1,0 +1,104 @@
+"""How the sync's reads and writes reach PostgreSQL: statements, parameters and settings
+checked, not timed (benchmarks/bench_sync.py times them; README "PostgreSQL against SQLite").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import FakeClock
+from trialwatch.storage import Store, _engine
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_store(pg_schema_url: str) -> Iterator[Store]:
+    store = Store.open(pg_schema_url)
+    yield store
+    store.close()
+
+
+class Statements:
+    """Every statement sent to the database, with its parameters."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.sent: list[tuple[str, Any]] = []
+        sa.event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(
+        self, conn: Any, cursor: Any, statement: str, params: Any, ctx: Any, many: bool
+    ) -> None:
+        self.sent.append((" ".join(statement.split()), params))
+
+    def reading(self, table: str) -> list[tuple[str, Any]]:
+        return [s for s in self.sent if s[0].startswith("SELECT") and f"FROM {table} " in s[0]]
+
+
+def _ids(n: int) -> list[str]:
+    return [f"NCT{k:08d}" for k in range(1, n + 1)]
+
+
+def test_a_page_of_ids_is_one_array_parameter_whatever_its_length(
+    pg_store: Store, clock: FakeClock
+) -> None:
+    """page_state runs its statements on the driver's cursor (no ORM rows): the statements it
+    sends are the same text for 500 ids and for 7 (so psycopg and the server keep them
+    prepared), with the ids in one array parameter; and they read what was stored."""
+    from trialwatch.storage._sync import _page_state_sql
+
+    ids = _ids(600)
+    pg_store.add_watches(ids, source="import", now=clock.now)
+    big, small = pg_store.page_state(ids[:500]), pg_store.page_state(ids[:7])
+    assert len(big) == 500 and len(small) == 7
+    assert big[ids[0]] == small[ids[0]]
+    *texts_big, params_big = _page_state_sql(ids[:500], "postgresql")
+    *texts_small, params_small = _page_state_sql(ids[:7], "postgresql")
+    assert texts_big == texts_small and all("= ANY(%s)" in t for t in texts_big)
+    assert params_big == ids[:500] and params_small == ids[:7]
+
+
+def test_a_large_watch_set_change_leaves_the_planner_statistics(
+    pg_store: Store, clock: FakeClock
+) -> None:
+    pg_store.add_watches(_ids(1500), source="import", now=clock.now)
+    with pg_store.engine.connect() as conn:
+        tuples = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT relname, reltuples FROM pg_class WHERE oid IN "
+                    "(to_regclass('watch'), to_regclass('trial'))"
+                )
+            ).all()
+        )
+    # Without ANALYZE a table that was empty stays "never analyzed" (-1) or 0 to the planner.
+    assert tuples == {"watch": 1500, "trial": 1500}
+
+
+def test_versions_are_compressed_with_lz4_where_the_server_has_it(pg_store: Store) -> None:
+    with pg_store.engine.connect() as conn:
+        has_lz4 = conn.execute(
+            sa.text(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+                "WHERE name = 'default_toast_compression'"
+            )
+        ).scalar()
+        used = conn.execute(sa.text("SHOW default_toast_compression")).scalar()
+    assert used == ("lz4" if has_lz4 else "pglz")
+
+
+def test_a_connection_closed_while_idle_is_replaced_before_use(
+    pg_store: Store, pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pg_store.engine.connect() as conn:  # the pool's one connection, idle from now on
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    admin = sa.create_engine(pg_schema_url)
+    with admin.begin() as conn:  # the server (a restart, an idle timeout) closes it
+        assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    admin.dispose()
+    monkeypatch.setattr(_engine, "PING_AFTER_IDLE_S", 0.0)  # as if it had idled 10 s
+    assert pg_store.watched_count() == 0  # the ping found it closed: the pool reconnected
