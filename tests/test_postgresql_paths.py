@@ -102,3 +102,11 @@ def test_a_connection_closed_while_idle_is_replaced_before_use(
     admin.dispose()
     monkeypatch.setattr(_engine, "PING_AFTER_IDLE_S", 0.0)  # as if it had idled 10 s
     assert pg_store.watched_count() == 0  # the ping found it closed: the pool reconnected
+
+
+def test_an_id_longer_than_the_column_is_not_cut_to_match_another(
+    pg_store: Store, clock: FakeClock
+) -> None:
+    pg_store.add_watches(["NCT0000000000001"], source="import", now=clock.now)  # 16: the column's
+    assert pg_store.page_state(["NCT00000000000012"]) == {}
+    assert list(pg_store.page_state(["NCT0000000000001"])) == ["NCT0000000000001"]
