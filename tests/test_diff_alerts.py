@@ -746,3 +746,27 @@ def test_a_subscription_to_major_status_changes_gets_only_those() -> None:
 
 def test_change_counts_add_up() -> None:
     assert ChangeCount(1, 1) + ChangeCount(3, 2) == ChangeCount(4, 3)
+
+
+@pytest.mark.parametrize(
+    ("field", "noun"), [("conditions", "Condition"), ("collaborators", "Collaborator")]
+)
+def test_a_name_removed_and_another_added_carry_their_values_and_keys(
+    field: str, noun: str
+) -> None:
+    """A condition (or collaborator) dropped and another named: two changes, each with the name
+    as its value and its key — what the export, the history and a subscription's filter read,
+    not only the sentence."""
+    old = dataclasses.replace(BASE, **{field: ("Multiple Myeloma", "Sarcoma")})
+    new = dataclasses.replace(BASE, **{field: ("Sarcoma", "Liposarcoma")})
+    got = {(c.kind, c.old, c.new, c.item_key, c.summary) for c in diff(old, new)}
+    assert got == {
+        (
+            ChangeKind.REMOVED,
+            "Multiple Myeloma",
+            None,
+            "Multiple Myeloma",
+            f"{noun} removed: Multiple Myeloma",
+        ),
+        (ChangeKind.ADDED, None, "Liposarcoma", "Liposarcoma", f"{noun} added: Liposarcoma"),
+    }
