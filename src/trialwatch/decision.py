@@ -4,8 +4,11 @@ The sync fetches a page and reads the stored state of its trials; :func:`scan_pa
 what costs nothing (missing, unchanged fingerprint) and lists the records to prepare
 (:mod:`trialwatch.prepare`); :func:`versions_to_read` names the stored snapshots and raw
 records the rest must be compared with; :func:`decide_page` turns each into an outcome — a new
-baseline, registry churn, a silent re-baseline or changes, each change routed. No store, no
-network, no clock: everything is passed in as values, and the outcomes are handed to storage.
+baseline, registry churn, a silent re-baseline or changes, each change routed. The sync takes
+the same steps a slice of a page at a time (:meth:`PageScan.take`, :func:`versions_needed`,
+:func:`decide_moved`), so that the stored snapshots it reads are held for a slice, not a page.
+No store, no network, no clock: everything is passed in as values, and the outcomes are handed
+to storage.
 
 :func:`plan_run` is the one rule for what a run fetches: the trials to recheck, the watched
 trials CT.gov updated since a day (incremental), or the whole watch set (full).
@@ -13,7 +16,7 @@ trials CT.gov updated since a day (incremental), or the whole watch set (full).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -51,17 +54,24 @@ __all__ = [
     "PageScan",
     "RunKind",
     "RunPlan",
+    "decide_moved",
     "decide_page",
     "merge_change",
+    "moved_records",
     "newly_merged",
     "plan_run",
     "read_by_older_normalizer",
     "scan_page",
     "syncs_incrementally",
+    "versions_needed",
     "versions_to_read",
 ]
 
 log = structlog.get_logger("trialwatch.sync")
+
+Moved = tuple[FoundStudy, StoredState | None, str | None, Prepared | str]
+"""A record whose fingerprint moved, its stored state, its served fingerprint, and its
+preparation (or why it could not be read)."""
 
 MISSING_REASON = "not returned by ClinicalTrials.gov (not public, withdrawn from view, or unknown)"
 SHORT_READ_REASON = "left out of CT.gov's answer although it counted it (a short read)"
@@ -202,6 +212,14 @@ class PageScan:
             for found, state, _ in self.todo
         ]
 
+    def take(self, prepared: Sequence[Prepared | str]) -> list[Moved]:
+        """The moved records with their preparations (``prepared``: in the order of
+        :meth:`jobs`), handed over once: the scan lets go of them, so that each record (its
+        served bytes, its canonical snapshot) can be dropped as soon as it is decided."""
+        moved = moved_records(self, prepared)
+        self.todo = []
+        return moved
+
 
 def read_by_older_normalizer(state: StoredState) -> bool:
     """Whether the trial's stored snapshot was made by another normalizer than this one
@@ -270,9 +288,9 @@ def scan_page(
     return scan
 
 
-def _moved(
-    scan: PageScan, prepared: Sequence[Prepared | str]
-) -> list[tuple[FoundStudy, StoredState | None, str | None, Prepared | str]]:
+def moved_records(scan: PageScan, prepared: Sequence[Prepared | str]) -> list[Moved]:
+    """Each record of ``scan`` whose fingerprint moved, with its preparation (``prepared``: in
+    the order of :meth:`PageScan.jobs`)."""
     return [(f, s, fp, ready) for (f, s, fp), ready in zip(scan.todo, prepared, strict=True)]
 
 
@@ -282,9 +300,15 @@ def versions_to_read(
     """Which stored versions :func:`decide_page` needs, as (snapshots, raw records): only what
     this page needs — the stored snapshots of its changed trials, and the raw records of those
     a newer normalizer must read again (``prepared``: in the order of :meth:`PageScan.jobs`)."""
+    return versions_needed(moved_records(scan, prepared))
+
+
+def versions_needed(moved: Iterable[Moved]) -> tuple[set[int], set[int]]:
+    """Which stored versions :func:`decide_moved` needs for ``moved``, as (snapshots, raw
+    records), as :func:`versions_to_read` says for a page."""
     snapshot_ids: set[int] = set()
     raw_ids: set[int] = set()
-    for _, state, _, ready in _moved(scan, prepared):
+    for _, state, _, ready in moved:
         if isinstance(ready, str) or state is None or state.version_id is None:
             continue
         if read_by_older_normalizer(state):
@@ -309,21 +333,41 @@ def decide_page(
     stored raw record in ``old_raw``, silently), each routed. Returns the page's outcomes in
     the order it was served; writes nothing. The sync overlaps the two halves across pages."""
     outcomes = dict(scan.outcomes)
-    for found, state, fingerprint, ready in _moved(scan, prepared):
+    moved = moved_records(scan, prepared)
+    for outcome in decide_moved(moved, old_snapshots, old_raw, router, log=log):
+        outcomes[outcome.nct_id] = outcome
+    return [outcomes[i] for i in scan.order]
+
+
+def decide_moved(
+    moved: Iterable[Moved],
+    old_snapshots: Mapping[int, Snapshot],
+    old_raw: Mapping[int, bytes],
+    router: Router,
+    *,
+    log: Any = log,
+) -> list[TrialOutcome]:
+    """The outcome of each of ``moved`` (some or all of a page's moved records, with their
+    preparations), in order, against the stored versions :func:`versions_needed` names for
+    them, as :func:`decide_page` decides a page. Writes nothing."""
+    outcomes: list[TrialOutcome] = []
+    for found, state, fingerprint, ready in moved:
         if isinstance(ready, str):  # the record could not be read
             log.warning("trial.failed", nct_id=found.requested_id, reason=ready)
-            outcomes[found.requested_id] = TrialOutcome(
-                nct_id=found.requested_id,
-                kind=OutcomeKind.FAILED,
-                canonical_id=found.nct_id if found.nct_id != found.requested_id else None,
-                previous_hash=state.content_hash if state else None,
-                error=ready,
+            outcomes.append(
+                TrialOutcome(
+                    nct_id=found.requested_id,
+                    kind=OutcomeKind.FAILED,
+                    canonical_id=found.nct_id if found.nct_id != found.requested_id else None,
+                    previous_hash=state.content_hash if state else None,
+                    error=ready,
+                )
             )
             continue
-        outcomes[found.requested_id] = _decide_changed(
-            found, state, fingerprint, ready, old_snapshots, old_raw, router, log
+        outcomes.append(
+            _decide_changed(found, state, fingerprint, ready, old_snapshots, old_raw, router, log)
         )
-    return [outcomes[i] for i in scan.order]
+    return outcomes
 
 
 def _new_version(canonical: bytes, digest: str, raw: bytes) -> NewVersion:

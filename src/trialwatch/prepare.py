@@ -42,8 +42,10 @@ class Prepared:
 Preparer = Callable[[Sequence[tuple[bytes, bool]]], Callable[[], list["Prepared | str"]]]
 """Starts preparing records given as (served bytes, compress too?) and returns the function
 that gives the answers, in order: a :class:`Prepared`, or the reason a record cannot be read
-(a :class:`RecordError`'s message). :func:`prepare_here` prepares them when asked, in this
-process; ``trialwatch.workers.PreparePool`` starts worker processes on them at once."""
+(a :class:`RecordError`'s message). The answers are given once: the function lets go of the
+records when it gives them, so that the caller alone decides how long they live.
+:func:`prepare_here` prepares them when asked, in this process;
+``trialwatch.workers.PreparePool`` starts worker processes on them at once."""
 
 
 def prepare_one(body: bytes, compress: bool) -> Prepared | str:
@@ -70,4 +72,9 @@ def prepare_all(jobs: Sequence[tuple[bytes, bool]]) -> list[Prepared | str]:
 
 def prepare_here(jobs: Sequence[tuple[bytes, bool]]) -> Callable[[], list[Prepared | str]]:
     """The :data:`Preparer` of this process alone: the work is done when the answer is asked."""
-    return lambda: prepare_all(jobs)
+    held: list[Sequence[tuple[bytes, bool]]] = [jobs]
+
+    def answers() -> list[Prepared | str]:
+        return prepare_all(held.pop())
+
+    return answers

@@ -33,15 +33,16 @@ from typing import Final, Self
 
 import structlog
 
-from trialwatch.prepare import Prepared, prepare_all
+from trialwatch.prepare import Prepared, prepare_all, prepare_here
 
-__all__ = ["MIN_PARALLEL", "PreparePool", "default_workers"]
+__all__ = ["CHUNK", "MIN_PARALLEL", "PreparePool", "default_workers"]
 
 log = structlog.get_logger("trialwatch.workers")
 
 # Below this many records a page is prepared here: starting a process (~0.3 s) or shipping the
 # records to it would cost more than it saves.
 MIN_PARALLEL: Final = 64
+CHUNK: Final = 64  # records per share handed to a worker
 MAX_AUTO_WORKERS: Final = 4
 _PARENT_CHECK_S: Final = 0.5
 
@@ -84,9 +85,11 @@ class PreparePool:
         fetched the next page and handed it out too.
         """
         if self._workers == 0 or self._broken or len(jobs) < self._min_parallel:
-            return lambda: prepare_all(jobs)
+            return prepare_here(jobs)
         mine = len(jobs) // (2 * self._workers + 2)
-        size = math.ceil((len(jobs) - mine) / self._workers)
+        # In shares of at most CHUNK records: a share waits pickled in this process until a
+        # worker takes it, and its answers arrive pickled; small shares keep both small.
+        size = min(CHUNK, math.ceil((len(jobs) - mine) / self._workers))
         try:
             # The workers are spawned by the first submit. SIGINT is blocked meanwhile, and the
             # workers inherit the mask: a Ctrl-C while one is still starting (importing, before
@@ -101,16 +104,21 @@ class PreparePool:
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             # A worker died since the last page (the OOM killer?), or none could start.
             self._give_up(exc)
-            return lambda: prepare_all(jobs)
+            return prepare_here(jobs)
+        held = [jobs]
 
         def answers() -> list[Prepared | str]:
-            prepared = prepare_all(jobs[:mine])
+            # Given once (see Preparer): the records and the futures' answers are let go.
+            records = held.pop()
+            prepared = prepare_all(records[:mine])
             try:
                 for future in futures:
                     prepared.extend(future.result())
             except BrokenProcessPool as exc:
                 self._give_up(exc)
-                return prepare_all(jobs)
+                return prepare_all(records)
+            finally:
+                futures.clear()
             return prepared
 
         return answers
