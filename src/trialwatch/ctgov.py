@@ -712,7 +712,7 @@ class CtGovClient:
             yield MissingStudy(requested_id=requested_id, confirmed=confirmed)
 
     def _iter_pages(
-        self, params: Mapping[str, str], decode: Callable[[bytes], _P], *, max_pages: int
+        self, params: Mapping[str, str], decode: Callable[[bytearray], _P], *, max_pages: int
     ) -> Iterator[_P]:
         """``GET /studies`` with ``params``, then each ``nextPageToken`` with the same params,
         yielding each page, as ``decode`` reads it, as it arrives."""
@@ -737,7 +737,7 @@ class CtGovClient:
             detail=f"GET {self._display_base}/studies: paging did not end after {max_pages} pages",
         )
 
-    def _get(self, path: str, params: Mapping[str, str], decode: Callable[[bytes], _T]) -> _T:
+    def _get(self, path: str, params: Mapping[str, str], decode: Callable[[bytearray], _T]) -> _T:
         """GET ``path`` with retries; return its body as ``decode`` reads it (``decode`` raises
         :class:`_NotJson` or :class:`_BadShape` for a body to retry)."""
         what = f"GET {self._shown(path)}"
@@ -765,7 +765,9 @@ class CtGovClient:
                 when += f" over {_duration(idle)}"
             raise _exhausted(last, self._host, when, detail) from last
 
-    def _attempt(self, path: str, params: Mapping[str, str], decode: Callable[[bytes], _T]) -> _T:
+    def _attempt(
+        self, path: str, params: Mapping[str, str], decode: Callable[[bytearray], _T]
+    ) -> _T:
         """Send one request (following same-host redirects); classify the outcome as data,
         retryable, or refused."""
         self._pace()
@@ -844,7 +846,7 @@ class CtGovClient:
             )
         return str(url)
 
-    def _read(self, response: httpx.Response, path: str, deadline: float) -> bytes:
+    def _read(self, response: httpx.Response, path: str, deadline: float) -> bytearray:
         """The whole body of a successful answer, within the size cap and the exchange's
         deadline; a failed answer raises (retryable or refused)."""
         status = response.status_code
@@ -858,8 +860,10 @@ class CtGovClient:
 
     def _read_capped(
         self, response: httpx.Response, path: str, deadline: float, *, limit: int
-    ) -> bytes:
-        chunks: list[bytes] = []
+    ) -> bytearray:
+        # One buffer, grown in place: chunks joined at the end would hold a 5 MB page twice,
+        # and the page decoder cuts the studies out of a bytearray without copying it.
+        body = bytearray()
         size = 0
         for chunk in response.iter_bytes():
             size += len(chunk)
@@ -867,7 +871,7 @@ class CtGovClient:
                 if limit < self._max_answer_bytes:
                     break  # an error page: its first bytes say enough
                 raise self._too_large(path, f"more than {limit:,} bytes arrived")
-            chunks.append(chunk)
+            body += chunk
             if self._monotonic() > deadline:
                 # A read timeout bounds each read; a body dripping a byte at a time passes it
                 # and would hold the sync (and its lock) for as long as it pleases.
@@ -876,7 +880,7 @@ class CtGovClient:
                     f"({size:,} bytes so far)",
                     kind="timeout",
                 )
-        return b"".join(chunks)
+        return body
 
     def _too_large(self, path: str, how: str) -> ApiUnavailableError:
         cap = f"{self._max_answer_bytes / (1024 * 1024):g} MiB"
@@ -887,7 +891,7 @@ class CtGovClient:
             detail=f"GET {self._shown(path)}: {how}; cap {self._max_answer_bytes} bytes",
         )
 
-    def _refuse(self, response: httpx.Response, path: str, status: int, body: bytes) -> None:
+    def _refuse(self, response: httpx.Response, path: str, status: int, body: bytearray) -> None:
         """Raise what a non-2xx answer means: retryable (429, 5xx), or refused (4xx)."""
         if status == 429 or status >= 500:
             retry_after = (
@@ -1256,10 +1260,10 @@ def _get_path(value: Any, *keys: str) -> Any:
     return value
 
 
-def _json_decoder(problem: Callable[[Any], str | None]) -> Callable[[bytes], Any]:
+def _json_decoder(problem: Callable[[Any], str | None]) -> Callable[[bytearray], Any]:
     """A decoder for a small JSON answer whose shape ``problem`` checks."""
 
-    def decode(content: bytes) -> Any:
+    def decode(content: bytearray) -> Any:
         try:
             data = orjson.loads(content)
         except (ValueError, RecursionError) as exc:
@@ -1272,15 +1276,15 @@ def _json_decoder(problem: Callable[[Any], str | None]) -> Callable[[bytes], Any
     return decode
 
 
-def _decode_page(content: bytes) -> _Page:
+def _decode_page(content: bytearray) -> _Page:
     return _checked_page(_PAGE_DECODER, content)
 
 
-def _decode_listing(content: bytes) -> _ListingPage:
+def _decode_listing(content: bytearray) -> _ListingPage:
     return _checked_page(_LISTING_DECODER, content)
 
 
-def _checked_page(decoder: msgspec.json.Decoder[_P], content: bytes) -> _P:
+def _checked_page(decoder: msgspec.json.Decoder[_P], content: bytearray) -> _P:
     try:
         page = decoder.decode(content)
     except msgspec.ValidationError as exc:  # JSON, in another shape: "... - at `$.studies`"
