@@ -687,7 +687,9 @@ class CtGovClient:
             if index == 0:  # countTotal answers on the first page only
                 total = page.totalCount
             for raw in page.studies:
-                body = bytes(raw)  # its own bytes: nothing keeps the page alive
+                # A view into the page: a study kept is copied out of it (FoundStudy.body),
+                # one found unchanged is not, and the page goes with the last view.
+                body = memoryview(raw)
                 ident = _head_ident(body)
                 nct_id = _study_id_of(ident)
                 if ident is None or nct_id is None:
@@ -1042,7 +1044,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def record_fingerprint(record: bytes | Mapping[str, Any]) -> str:
+def record_fingerprint(record: bytes | memoryview | Mapping[str, Any]) -> str:
     """A 128-bit hex digest of a record exactly as served: equal digests, equal records.
 
     ``record`` is the study's JSON as it arrived, byte for byte (a parsed record is written
@@ -1056,7 +1058,7 @@ def record_fingerprint(record: bytes | Mapping[str, Any]) -> str:
     Use it to skip normalizing a record that has not moved, never to decide that something
     changed.
     """
-    body = record if isinstance(record, bytes) else compact_json(record)
+    body = record if isinstance(record, bytes | memoryview) else compact_json(record)
     return hashlib.sha256(body).hexdigest()[:32]
 
 
@@ -1220,7 +1222,7 @@ def _valid_id(value: Any) -> str | None:
     return value.strip().upper()
 
 
-def _head_ident(body: bytes) -> _Ident | None:
+def _head_ident(body: bytes | memoryview) -> _Ident | None:
     """The ``identificationModule`` of a study served as ``body``, without parsing the rest;
     None when the study is not an object or has no readable module."""
     try:
@@ -1236,7 +1238,7 @@ def _study_id_of(ident: _Ident | None) -> str | None:
 
 
 def _attribute(
-    body: bytes, ident: _Ident, nct_id: str, pending: dict[str, None]
+    body: memoryview, ident: _Ident, nct_id: str, pending: dict[str, None]
 ) -> Iterator[FoundStudy]:
     """Yield a FoundStudy per pending id the study answers (own id, aliases); unmark them."""
     raw_aliases = ident.nctIdAliases

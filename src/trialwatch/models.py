@@ -321,7 +321,7 @@ class FoundStudy:
         record: Mapping[str, Any] | None = None,
         fingerprint: str | None = None,
         *,
-        body: bytes | None = None,
+        body: bytes | memoryview | None = None,
     ) -> None:
         if record is None and body is None:
             raise TypeError("a FoundStudy needs its record or its body as served")
@@ -334,8 +334,7 @@ class FoundStudy:
     @property
     def record(self) -> Mapping[str, Any]:
         if self._record is None:
-            assert self._body is not None
-            self._record = parse_record(self._body)
+            self._record = parse_record(self.body)
         return self._record
 
     @property
@@ -343,7 +342,18 @@ class FoundStudy:
         if self._body is None:
             assert self._record is not None
             self._body = compact_json(self._record)
+        elif isinstance(self._body, memoryview):
+            # A view into the page it was served in (see served): made its own bytes on
+            # first use, and the page is let go of.
+            self._body = bytes(self._body)
         return self._body
+
+    @property
+    def served(self) -> bytes | memoryview:
+        """The record as served, without copying it: ``body``, or a view into the page the
+        source cut it from (a study that turns out unchanged is dropped without ever being
+        copied)."""
+        return self.body if self._body is None else self._body
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FoundStudy):
