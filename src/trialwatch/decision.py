@@ -199,18 +199,11 @@ class PageScan:
     outcomes: dict[str, TrialOutcome] = field(default_factory=dict)
     todo: list[tuple[FoundStudy, StoredState | None, str | None]] = field(default_factory=list)
 
-    def jobs(self) -> list[tuple[bytes, bool]]:
-        """What to prepare: each moved record's bytes, and whether to compress them too: a new
-        trial's version is certainly stored, and so is one read by an older normalizer (it is
-        re-baselined or changed); a known trial's only if its snapshot moved, which registry
-        churn mostly does not (compressed later, in this process, when it did)."""
-        return [
-            (
-                found.body,
-                state is None or state.version_id is None or read_by_older_normalizer(state),
-            )
-            for found, state, _ in self.todo
-        ]
+    def jobs(self) -> list[bytes]:
+        """What to prepare: each moved record as served, in order, handed over (once): the
+        scan's studies keep their ids, and the bytes live as long as the preparer needs them,
+        not until the page is decided."""
+        return [found.hand_over() for found, _, _ in self.todo]
 
     def take(self, prepared: Sequence[Prepared | str]) -> list[Moved]:
         """The moved records with their preparations (``prepared``: in the order of
@@ -373,12 +366,11 @@ def decide_moved(
 def _new_version(canonical: bytes, digest: str, raw: bytes) -> NewVersion:
     """A version to store: its canonical snapshot, and the record as served, compressed (a
     page holds ~4 KB per trial, not ~10 KB; see :mod:`rawcodec`)."""
-    return NewVersion(digest, canonical.decode("utf-8"), raw, NORMALIZER_VERSION)
+    return NewVersion(digest, canonical, raw, NORMALIZER_VERSION)
 
 
-def _version_of(ready: Prepared, found: FoundStudy) -> NewVersion:
-    raw = ready.raw if ready.raw is not None else rawcodec.compress(found.body)
-    return _new_version(ready.canonical, ready.digest, raw)
+def _version_of(ready: Prepared) -> NewVersion:
+    return _new_version(ready.canonical, ready.digest, ready.raw)
 
 
 def _decide_changed(
@@ -405,7 +397,7 @@ def _decide_changed(
     }
     if state is None or state.content_hash is None or state.version_id is None:
         log.debug("trial.baseline", nct_id=nct_id, status=ready.overall_status)
-        return TrialOutcome(kind=OutcomeKind.BASELINE, version=_version_of(ready, found), **common)
+        return TrialOutcome(kind=OutcomeKind.BASELINE, version=_version_of(ready), **common)
 
     if newly_merged(found, state):
         # Two different studies: no field-by-field diff. One event names the surviving study,
@@ -414,7 +406,7 @@ def _decide_changed(
         log.info("trial.merged", nct_id=nct_id, into=found.nct_id)
         return TrialOutcome(
             kind=OutcomeKind.CHANGED,
-            version=_version_of(ready, found),
+            version=_version_of(ready),
             changes=(change,),
             routes=(tuple(router(nct_id, state.label or ready.acronym, change)),),
             **common,
@@ -431,15 +423,11 @@ def _decide_changed(
             previous = None
         if previous is None:
             log.info("trial.rebaseline_unreadable", nct_id=nct_id)
-            return TrialOutcome(
-                kind=OutcomeKind.REBASELINED, version=_version_of(ready, found), **common
-            )
+            return TrialOutcome(kind=OutcomeKind.REBASELINED, version=_version_of(ready), **common)
         previous_canonical = canonical_bytes(previous)
         previous_hash = hash_of(previous_canonical)
         if previous_hash == digest:
-            return TrialOutcome(
-                kind=OutcomeKind.REBASELINED, version=_version_of(ready, found), **common
-            )
+            return TrialOutcome(kind=OutcomeKind.REBASELINED, version=_version_of(ready), **common)
         if previous_hash != state.content_hash:
             rebaseline = _new_version(previous_canonical, previous_hash, stored_raw)
     elif digest == state.content_hash:
@@ -467,7 +455,7 @@ def _decide_changed(
     routes = tuple(tuple(router(nct_id, label, change)) for change in changes)
     return TrialOutcome(
         kind=OutcomeKind.CHANGED,
-        version=_version_of(ready, found),
+        version=_version_of(ready),
         rebaseline=rebaseline,
         changes=changes,
         routes=routes,

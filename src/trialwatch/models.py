@@ -303,7 +303,9 @@ class FoundStudy:
     hands over either (the CT.gov client hands over the body, cut out of its page without
     parsing it), and the other is made on first use, so a study whose fingerprint shows it
     unchanged is never parsed. ``record`` raises :class:`~trialwatch.exceptions.RecordError`
-    when the body cannot be read as a JSON object.
+    when the body cannot be read as a JSON object. The client's body is a view into its page
+    until it is first asked for (then it is copied out): a page whose studies are unchanged
+    is dropped whole, without a copy of each. :meth:`hand_over` gives the body away.
 
     ``fingerprint`` identifies the record exactly as served (see
     :func:`trialwatch.ctgov.record_fingerprint`): equal fingerprints mean equal records, so an
@@ -340,20 +342,21 @@ class FoundStudy:
     @property
     def body(self) -> bytes:
         if self._body is None:
-            assert self._record is not None
+            if self._record is None:
+                raise RuntimeError(f"{self.requested_id}: its record was handed over")
             self._body = compact_json(self._record)
         elif isinstance(self._body, memoryview):
-            # A view into the page it was served in (see served): made its own bytes on
-            # first use, and the page is let go of.
+            # A view into the page the source cut it from: made its own bytes on first use,
+            # and the page is let go of (a study found unchanged is never copied).
             self._body = bytes(self._body)
         return self._body
 
-    @property
-    def served(self) -> bytes | memoryview:
-        """The record as served, without copying it: ``body``, or a view into the page the
-        source cut it from (a study that turns out unchanged is dropped without ever being
-        copied)."""
-        return self.body if self._body is None else self._body
+    def hand_over(self) -> bytes:
+        """The record as served, handed over: this study keeps its ids and fingerprint, and
+        forgets its body and record (asking for them afterwards raises RuntimeError)."""
+        body = self.body
+        self._body = self._record = None
+        return body
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FoundStudy):
@@ -530,10 +533,14 @@ class StoredState:
 
 @dataclass(frozen=True, slots=True)
 class NewVersion:
-    """A snapshot to store (once per content hash) with the raw record it was read from."""
+    """A snapshot to store (once per content hash) with the raw record it was read from.
+
+    The snapshot is kept as its canonical JSON bytes (stored as ``snapshot_json`` text):
+    decoded, a snapshot with one character past Latin-1 takes two bytes a character, and the
+    database driver keeps its UTF-8 beside it; storage decodes each as it writes it."""
 
     content_hash: str
-    snapshot_json: str
+    canonical: bytes  # trialwatch.normalize.canonical_bytes of the snapshot, UTF-8
     raw_record: bytes  # compressed, see trialwatch.rawcodec
     normalizer_version: int
 
