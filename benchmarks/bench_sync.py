@@ -86,36 +86,77 @@ class Measured:
     stderr: str
 
 
+# A child is forked (or vforked) from this process, and Linux keeps the larger of its peak RSS
+# before and after exec in its ru_maxrss: measured directly, a command's peak RSS would be at
+# least this benchmark's own resident memory (over 100 MiB at 100,000 studies, most of it the
+# audit's checksums). So a small launcher runs each command and reports the command's own
+# rusage: the launcher starts at about 10 MiB, below any command measured here.
+_LAUNCHER = """
+import json, os, signal, subprocess, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+child = subprocess.Popen(command)
+signal.signal(signal.SIGTERM, lambda signum, frame: child.kill())
+_, status, usage = os.wait4(child.pid, 0)
+wall = time.perf_counter() - started
+with open(report, "w", encoding="utf-8") as fh:
+    json.dump(
+        {
+            "wall_s": wall,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "maxrss_kib": usage.ru_maxrss,
+            "nvcsw": usage.ru_nvcsw,
+            "nivcsw": usage.ru_nivcsw,
+        },
+        fh,
+    )
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def measure(cmd: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float) -> Measured:
     """Run ``cmd``: its wall time, and from ``os.wait4`` its CPU time and peak RSS (its own, or
-    the largest of a child it waited for)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
+    the largest of a child it waited for), taken by a launcher process (see ``_LAUNCHER``)."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory(prefix="tw-measure-") as scratch,
+    ):
+        report = Path(scratch) / "rusage.json"
         proc = subprocess.Popen(
-            list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            [sys.executable, "-c", _LAUNCHER, str(report), *cmd],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
         )
-        killer = threading.Timer(timeout, proc.kill)
+        killer = threading.Timer(timeout, proc.terminate)  # the launcher kills the command
         killer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         except BaseException:  # interrupted: leave no command running behind us
-            proc.kill()
-            os.waitpid(proc.pid, 0)
+            proc.terminate()
+            proc.wait()
             raise
         finally:
             killer.cancel()
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+        if not report.exists():
+            raise BenchError(f"{cmd[0]}: the launcher reported nothing:\n{stderr[-2000:]}")
+        usage = json.loads(report.read_text(encoding="utf-8"))
         return Measured(
             code=proc.returncode,
-            wall_s=wall,
-            cpu_s=usage.ru_utime + usage.ru_stime,
-            peak_rss_kib=usage.ru_maxrss,
-            context_switches={"voluntary": usage.ru_nvcsw, "involuntary": usage.ru_nivcsw},
-            stdout=out.read().decode("utf-8", "replace"),
-            stderr=err.read().decode("utf-8", "replace"),
+            wall_s=usage["wall_s"],
+            cpu_s=usage["cpu_s"],
+            peak_rss_kib=usage["maxrss_kib"],
+            context_switches={"voluntary": usage["nvcsw"], "involuntary": usage["nivcsw"]},
+            stdout=stdout,
+            stderr=stderr,
         )
 
 

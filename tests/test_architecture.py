@@ -52,7 +52,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             {"history", "timeline", "report", "pages", "period", "messages", "feeds", "export"}
         ),
     ),
-    ("edges", frozenset({"storage", "storage.*", "ctgov", "registry_history", "notify"})),
+    (
+        "edges",
+        frozenset({"storage", "storage.*", "ctgov", "registry_history", "notify", "allocator"}),
+    ),
     ("use cases", frozenset({"sync", "backfill", "workers", "outbox"})),
     ("app", frozenset({"app", "daemon", "web", "statusview"})),
     ("cli", frozenset({"cli", "cli.*", "__main__"})),

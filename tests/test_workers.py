@@ -20,6 +20,7 @@ from tests.conftest import FakeClock
 from tests.fakes.ctgov_server import load_records
 from tests.fakes.source import FakeSource
 from tests.records import change_events, distinct_records, edit_status
+from trialwatch import rawcodec
 from trialwatch.models import WatchItem
 from trialwatch.prepare import Prepared, prepare_all, prepare_here
 from trialwatch.storage import Store
@@ -29,13 +30,12 @@ from trialwatch.workers import PreparePool, default_workers
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _jobs() -> list[tuple[bytes, bool]]:
+def _jobs() -> list[bytes]:
     records = load_records()
     bodies = [json.dumps(r).encode() for r in records]
     # One of each kind of unreadable record among them: not JSON, not an object, no status.
     broken = [b"{not json", b"[1, 2]", json.dumps({"protocolSection": {}}).encode()]
-    mixed = bodies * 6 + broken
-    return [(body, i % 2 == 0) for i, body in enumerate(mixed)]
+    return bodies * 6 + broken
 
 
 def test_workers_answer_what_this_process_answers_in_order() -> None:
@@ -46,8 +46,7 @@ def test_workers_answer_what_this_process_answers_in_order() -> None:
     assert answers == prepare_all(jobs)
     assert [isinstance(a, str) for a in answers[-3:]] == [True, True, True]
     first = answers[0]
-    assert isinstance(first, Prepared) and first.raw is not None  # compressed when asked
-    assert isinstance(answers[1], Prepared) and answers[1].raw is None
+    assert isinstance(first, Prepared) and rawcodec.decompress(first.raw) == jobs[0]
 
 
 def test_a_small_page_starts_no_process() -> None:
@@ -143,7 +142,7 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
         from trialwatch.workers import PreparePool
 
         pool = PreparePool(workers=2, min_parallel=1)
-        jobs = [(json.dumps(r).encode(), True) for r in load_records()] * 4
+        jobs = [json.dumps(r).encode() for r in load_records()] * 4
         pool(jobs)()
         print(json.dumps(sorted(pool._executor._processes)), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)

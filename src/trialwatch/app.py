@@ -121,8 +121,12 @@ class App:
 
         Raises LockHeldError when another process keeps syncing for longer than ``wait_s``.
         """
+        from trialwatch.allocator import one_heap
         from trialwatch.workers import PreparePool
 
+        # Before the sync's threads start: a page allocated in one and freed in another
+        # would otherwise leave free memory in each thread's own heap (see allocator).
+        one_heap()
         run_id = uuid.uuid4().hex
         # Every log line of this sync (client retries and deliveries included) carries run_id.
         lock = self.store.lock("sync")

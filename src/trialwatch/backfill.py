@@ -79,7 +79,7 @@ def read_version(entry: RegistryEntry, raw: bytes, record: Mapping[str, Any]) ->
     a live record)."""
     snapshot = normalize(record)
     canonical = canonical_bytes(snapshot)
-    new = NewVersion(hash_of(canonical), canonical.decode("utf-8"), raw, NORMALIZER_VERSION)
+    new = NewVersion(hash_of(canonical), canonical, raw, NORMALIZER_VERSION)
     return ReadVersion(entry, snapshot, new)
 
 

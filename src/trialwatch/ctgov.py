@@ -687,7 +687,9 @@ class CtGovClient:
             if index == 0:  # countTotal answers on the first page only
                 total = page.totalCount
             for raw in page.studies:
-                body = bytes(raw)  # its own bytes: nothing keeps the page alive
+                # A view into the page: a study kept is copied out of it (FoundStudy.body),
+                # one found unchanged is not, and the page goes with the last view.
+                body = memoryview(raw)
                 ident = _head_ident(body)
                 nct_id = _study_id_of(ident)
                 if ident is None or nct_id is None:
@@ -712,7 +714,7 @@ class CtGovClient:
             yield MissingStudy(requested_id=requested_id, confirmed=confirmed)
 
     def _iter_pages(
-        self, params: Mapping[str, str], decode: Callable[[bytes], _P], *, max_pages: int
+        self, params: Mapping[str, str], decode: Callable[[bytearray], _P], *, max_pages: int
     ) -> Iterator[_P]:
         """``GET /studies`` with ``params``, then each ``nextPageToken`` with the same params,
         yielding each page, as ``decode`` reads it, as it arrives."""
@@ -737,7 +739,7 @@ class CtGovClient:
             detail=f"GET {self._display_base}/studies: paging did not end after {max_pages} pages",
         )
 
-    def _get(self, path: str, params: Mapping[str, str], decode: Callable[[bytes], _T]) -> _T:
+    def _get(self, path: str, params: Mapping[str, str], decode: Callable[[bytearray], _T]) -> _T:
         """GET ``path`` with retries; return its body as ``decode`` reads it (``decode`` raises
         :class:`_NotJson` or :class:`_BadShape` for a body to retry)."""
         what = f"GET {self._shown(path)}"
@@ -765,7 +767,9 @@ class CtGovClient:
                 when += f" over {_duration(idle)}"
             raise _exhausted(last, self._host, when, detail) from last
 
-    def _attempt(self, path: str, params: Mapping[str, str], decode: Callable[[bytes], _T]) -> _T:
+    def _attempt(
+        self, path: str, params: Mapping[str, str], decode: Callable[[bytearray], _T]
+    ) -> _T:
         """Send one request (following same-host redirects); classify the outcome as data,
         retryable, or refused."""
         self._pace()
@@ -844,7 +848,7 @@ class CtGovClient:
             )
         return str(url)
 
-    def _read(self, response: httpx.Response, path: str, deadline: float) -> bytes:
+    def _read(self, response: httpx.Response, path: str, deadline: float) -> bytearray:
         """The whole body of a successful answer, within the size cap and the exchange's
         deadline; a failed answer raises (retryable or refused)."""
         status = response.status_code
@@ -858,8 +862,10 @@ class CtGovClient:
 
     def _read_capped(
         self, response: httpx.Response, path: str, deadline: float, *, limit: int
-    ) -> bytes:
-        chunks: list[bytes] = []
+    ) -> bytearray:
+        # One buffer, grown in place: chunks joined at the end would hold a 5 MB page twice,
+        # and the page decoder cuts the studies out of a bytearray without copying it.
+        body = bytearray()
         size = 0
         for chunk in response.iter_bytes():
             size += len(chunk)
@@ -867,7 +873,7 @@ class CtGovClient:
                 if limit < self._max_answer_bytes:
                     break  # an error page: its first bytes say enough
                 raise self._too_large(path, f"more than {limit:,} bytes arrived")
-            chunks.append(chunk)
+            body += chunk
             if self._monotonic() > deadline:
                 # A read timeout bounds each read; a body dripping a byte at a time passes it
                 # and would hold the sync (and its lock) for as long as it pleases.
@@ -876,7 +882,7 @@ class CtGovClient:
                     f"({size:,} bytes so far)",
                     kind="timeout",
                 )
-        return b"".join(chunks)
+        return body
 
     def _too_large(self, path: str, how: str) -> ApiUnavailableError:
         cap = f"{self._max_answer_bytes / (1024 * 1024):g} MiB"
@@ -887,7 +893,7 @@ class CtGovClient:
             detail=f"GET {self._shown(path)}: {how}; cap {self._max_answer_bytes} bytes",
         )
 
-    def _refuse(self, response: httpx.Response, path: str, status: int, body: bytes) -> None:
+    def _refuse(self, response: httpx.Response, path: str, status: int, body: bytearray) -> None:
         """Raise what a non-2xx answer means: retryable (429, 5xx), or refused (4xx)."""
         if status == 429 or status >= 500:
             retry_after = (
@@ -1038,7 +1044,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def record_fingerprint(record: bytes | Mapping[str, Any]) -> str:
+def record_fingerprint(record: bytes | memoryview | Mapping[str, Any]) -> str:
     """A 128-bit hex digest of a record exactly as served: equal digests, equal records.
 
     ``record`` is the study's JSON as it arrived, byte for byte (a parsed record is written
@@ -1052,7 +1058,7 @@ def record_fingerprint(record: bytes | Mapping[str, Any]) -> str:
     Use it to skip normalizing a record that has not moved, never to decide that something
     changed.
     """
-    body = record if isinstance(record, bytes) else compact_json(record)
+    body = record if isinstance(record, bytes | memoryview) else compact_json(record)
     return hashlib.sha256(body).hexdigest()[:32]
 
 
@@ -1216,7 +1222,7 @@ def _valid_id(value: Any) -> str | None:
     return value.strip().upper()
 
 
-def _head_ident(body: bytes) -> _Ident | None:
+def _head_ident(body: bytes | memoryview) -> _Ident | None:
     """The ``identificationModule`` of a study served as ``body``, without parsing the rest;
     None when the study is not an object or has no readable module."""
     try:
@@ -1232,7 +1238,7 @@ def _study_id_of(ident: _Ident | None) -> str | None:
 
 
 def _attribute(
-    body: bytes, ident: _Ident, nct_id: str, pending: dict[str, None]
+    body: memoryview, ident: _Ident, nct_id: str, pending: dict[str, None]
 ) -> Iterator[FoundStudy]:
     """Yield a FoundStudy per pending id the study answers (own id, aliases); unmark them."""
     raw_aliases = ident.nctIdAliases
@@ -1256,10 +1262,10 @@ def _get_path(value: Any, *keys: str) -> Any:
     return value
 
 
-def _json_decoder(problem: Callable[[Any], str | None]) -> Callable[[bytes], Any]:
+def _json_decoder(problem: Callable[[Any], str | None]) -> Callable[[bytearray], Any]:
     """A decoder for a small JSON answer whose shape ``problem`` checks."""
 
-    def decode(content: bytes) -> Any:
+    def decode(content: bytearray) -> Any:
         try:
             data = orjson.loads(content)
         except (ValueError, RecursionError) as exc:
@@ -1272,15 +1278,15 @@ def _json_decoder(problem: Callable[[Any], str | None]) -> Callable[[bytes], Any
     return decode
 
 
-def _decode_page(content: bytes) -> _Page:
+def _decode_page(content: bytearray) -> _Page:
     return _checked_page(_PAGE_DECODER, content)
 
 
-def _decode_listing(content: bytes) -> _ListingPage:
+def _decode_listing(content: bytearray) -> _ListingPage:
     return _checked_page(_LISTING_DECODER, content)
 
 
-def _checked_page(decoder: msgspec.json.Decoder[_P], content: bytes) -> _P:
+def _checked_page(decoder: msgspec.json.Decoder[_P], content: bytearray) -> _P:
     try:
         page = decoder.decode(content)
     except msgspec.ValidationError as exc:  # JSON, in another shape: "... - at `$.studies`"

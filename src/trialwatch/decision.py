@@ -4,8 +4,11 @@ The sync fetches a page and reads the stored state of its trials; :func:`scan_pa
 what costs nothing (missing, unchanged fingerprint) and lists the records to prepare
 (:mod:`trialwatch.prepare`); :func:`versions_to_read` names the stored snapshots and raw
 records the rest must be compared with; :func:`decide_page` turns each into an outcome — a new
-baseline, registry churn, a silent re-baseline or changes, each change routed. No store, no
-network, no clock: everything is passed in as values, and the outcomes are handed to storage.
+baseline, registry churn, a silent re-baseline or changes, each change routed. The sync takes
+the same steps a slice of a page at a time (:meth:`PageScan.take`, :func:`versions_needed`,
+:func:`decide_moved`), so that the stored snapshots it reads are held for a slice, not a page.
+No store, no network, no clock: everything is passed in as values, and the outcomes are handed
+to storage.
 
 :func:`plan_run` is the one rule for what a run fetches: the trials to recheck, the watched
 trials CT.gov updated since a day (incremental), or the whole watch set (full).
@@ -13,7 +16,7 @@ trials CT.gov updated since a day (incremental), or the whole watch set (full).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -51,17 +54,24 @@ __all__ = [
     "PageScan",
     "RunKind",
     "RunPlan",
+    "decide_moved",
     "decide_page",
     "merge_change",
+    "moved_records",
     "newly_merged",
     "plan_run",
     "read_by_older_normalizer",
     "scan_page",
     "syncs_incrementally",
+    "versions_needed",
     "versions_to_read",
 ]
 
 log = structlog.get_logger("trialwatch.sync")
+
+Moved = tuple[FoundStudy, StoredState | None, str | None, Prepared | str]
+"""A record whose fingerprint moved, its stored state, its served fingerprint, and its
+preparation (or why it could not be read)."""
 
 MISSING_REASON = "not returned by ClinicalTrials.gov (not public, withdrawn from view, or unknown)"
 SHORT_READ_REASON = "left out of CT.gov's answer although it counted it (a short read)"
@@ -189,18 +199,19 @@ class PageScan:
     outcomes: dict[str, TrialOutcome] = field(default_factory=dict)
     todo: list[tuple[FoundStudy, StoredState | None, str | None]] = field(default_factory=list)
 
-    def jobs(self) -> list[tuple[bytes, bool]]:
-        """What to prepare: each moved record's bytes, and whether to compress them too: a new
-        trial's version is certainly stored, and so is one read by an older normalizer (it is
-        re-baselined or changed); a known trial's only if its snapshot moved, which registry
-        churn mostly does not (compressed later, in this process, when it did)."""
-        return [
-            (
-                found.body,
-                state is None or state.version_id is None or read_by_older_normalizer(state),
-            )
-            for found, state, _ in self.todo
-        ]
+    def jobs(self) -> list[bytes]:
+        """What to prepare: each moved record as served, in order, handed over (once): the
+        scan's studies keep their ids, and the bytes live as long as the preparer needs them,
+        not until the page is decided."""
+        return [found.hand_over() for found, _, _ in self.todo]
+
+    def take(self, prepared: Sequence[Prepared | str]) -> list[Moved]:
+        """The moved records with their preparations (``prepared``: in the order of
+        :meth:`jobs`), handed over once: the scan lets go of them, so that each record (its
+        served bytes, its canonical snapshot) can be dropped as soon as it is decided."""
+        moved = moved_records(self, prepared)
+        self.todo = []
+        return moved
 
 
 def read_by_older_normalizer(state: StoredState) -> bool:
@@ -270,9 +281,9 @@ def scan_page(
     return scan
 
 
-def _moved(
-    scan: PageScan, prepared: Sequence[Prepared | str]
-) -> list[tuple[FoundStudy, StoredState | None, str | None, Prepared | str]]:
+def moved_records(scan: PageScan, prepared: Sequence[Prepared | str]) -> list[Moved]:
+    """Each record of ``scan`` whose fingerprint moved, with its preparation (``prepared``: in
+    the order of :meth:`PageScan.jobs`)."""
     return [(f, s, fp, ready) for (f, s, fp), ready in zip(scan.todo, prepared, strict=True)]
 
 
@@ -282,9 +293,15 @@ def versions_to_read(
     """Which stored versions :func:`decide_page` needs, as (snapshots, raw records): only what
     this page needs — the stored snapshots of its changed trials, and the raw records of those
     a newer normalizer must read again (``prepared``: in the order of :meth:`PageScan.jobs`)."""
+    return versions_needed(moved_records(scan, prepared))
+
+
+def versions_needed(moved: Iterable[Moved]) -> tuple[set[int], set[int]]:
+    """Which stored versions :func:`decide_moved` needs for ``moved``, as (snapshots, raw
+    records), as :func:`versions_to_read` says for a page."""
     snapshot_ids: set[int] = set()
     raw_ids: set[int] = set()
-    for _, state, _, ready in _moved(scan, prepared):
+    for _, state, _, ready in moved:
         if isinstance(ready, str) or state is None or state.version_id is None:
             continue
         if read_by_older_normalizer(state):
@@ -309,32 +326,51 @@ def decide_page(
     stored raw record in ``old_raw``, silently), each routed. Returns the page's outcomes in
     the order it was served; writes nothing. The sync overlaps the two halves across pages."""
     outcomes = dict(scan.outcomes)
-    for found, state, fingerprint, ready in _moved(scan, prepared):
+    moved = moved_records(scan, prepared)
+    for outcome in decide_moved(moved, old_snapshots, old_raw, router, log=log):
+        outcomes[outcome.nct_id] = outcome
+    return [outcomes[i] for i in scan.order]
+
+
+def decide_moved(
+    moved: Iterable[Moved],
+    old_snapshots: Mapping[int, Snapshot],
+    old_raw: Mapping[int, bytes],
+    router: Router,
+    *,
+    log: Any = log,
+) -> list[TrialOutcome]:
+    """The outcome of each of ``moved`` (some or all of a page's moved records, with their
+    preparations), in order, against the stored versions :func:`versions_needed` names for
+    them, as :func:`decide_page` decides a page. Writes nothing."""
+    outcomes: list[TrialOutcome] = []
+    for found, state, fingerprint, ready in moved:
         if isinstance(ready, str):  # the record could not be read
             log.warning("trial.failed", nct_id=found.requested_id, reason=ready)
-            outcomes[found.requested_id] = TrialOutcome(
-                nct_id=found.requested_id,
-                kind=OutcomeKind.FAILED,
-                canonical_id=found.nct_id if found.nct_id != found.requested_id else None,
-                previous_hash=state.content_hash if state else None,
-                error=ready,
+            outcomes.append(
+                TrialOutcome(
+                    nct_id=found.requested_id,
+                    kind=OutcomeKind.FAILED,
+                    canonical_id=found.nct_id if found.nct_id != found.requested_id else None,
+                    previous_hash=state.content_hash if state else None,
+                    error=ready,
+                )
             )
             continue
-        outcomes[found.requested_id] = _decide_changed(
-            found, state, fingerprint, ready, old_snapshots, old_raw, router, log
+        outcomes.append(
+            _decide_changed(found, state, fingerprint, ready, old_snapshots, old_raw, router, log)
         )
-    return [outcomes[i] for i in scan.order]
+    return outcomes
 
 
 def _new_version(canonical: bytes, digest: str, raw: bytes) -> NewVersion:
     """A version to store: its canonical snapshot, and the record as served, compressed (a
     page holds ~4 KB per trial, not ~10 KB; see :mod:`rawcodec`)."""
-    return NewVersion(digest, canonical.decode("utf-8"), raw, NORMALIZER_VERSION)
+    return NewVersion(digest, canonical, raw, NORMALIZER_VERSION)
 
 
-def _version_of(ready: Prepared, found: FoundStudy) -> NewVersion:
-    raw = ready.raw if ready.raw is not None else rawcodec.compress(found.body)
-    return _new_version(ready.canonical, ready.digest, raw)
+def _version_of(ready: Prepared) -> NewVersion:
+    return _new_version(ready.canonical, ready.digest, ready.raw)
 
 
 def _decide_changed(
@@ -361,7 +397,7 @@ def _decide_changed(
     }
     if state is None or state.content_hash is None or state.version_id is None:
         log.debug("trial.baseline", nct_id=nct_id, status=ready.overall_status)
-        return TrialOutcome(kind=OutcomeKind.BASELINE, version=_version_of(ready, found), **common)
+        return TrialOutcome(kind=OutcomeKind.BASELINE, version=_version_of(ready), **common)
 
     if newly_merged(found, state):
         # Two different studies: no field-by-field diff. One event names the surviving study,
@@ -370,7 +406,7 @@ def _decide_changed(
         log.info("trial.merged", nct_id=nct_id, into=found.nct_id)
         return TrialOutcome(
             kind=OutcomeKind.CHANGED,
-            version=_version_of(ready, found),
+            version=_version_of(ready),
             changes=(change,),
             routes=(tuple(router(nct_id, state.label or ready.acronym, change)),),
             **common,
@@ -387,15 +423,11 @@ def _decide_changed(
             previous = None
         if previous is None:
             log.info("trial.rebaseline_unreadable", nct_id=nct_id)
-            return TrialOutcome(
-                kind=OutcomeKind.REBASELINED, version=_version_of(ready, found), **common
-            )
+            return TrialOutcome(kind=OutcomeKind.REBASELINED, version=_version_of(ready), **common)
         previous_canonical = canonical_bytes(previous)
         previous_hash = hash_of(previous_canonical)
         if previous_hash == digest:
-            return TrialOutcome(
-                kind=OutcomeKind.REBASELINED, version=_version_of(ready, found), **common
-            )
+            return TrialOutcome(kind=OutcomeKind.REBASELINED, version=_version_of(ready), **common)
         if previous_hash != state.content_hash:
             rebaseline = _new_version(previous_canonical, previous_hash, stored_raw)
     elif digest == state.content_hash:
@@ -423,7 +455,7 @@ def _decide_changed(
     routes = tuple(tuple(router(nct_id, label, change)) for change in changes)
     return TrialOutcome(
         kind=OutcomeKind.CHANGED,
-        version=_version_of(ready, found),
+        version=_version_of(ready),
         rebaseline=rebaseline,
         changes=changes,
         routes=routes,

@@ -303,7 +303,9 @@ class FoundStudy:
     hands over either (the CT.gov client hands over the body, cut out of its page without
     parsing it), and the other is made on first use, so a study whose fingerprint shows it
     unchanged is never parsed. ``record`` raises :class:`~trialwatch.exceptions.RecordError`
-    when the body cannot be read as a JSON object.
+    when the body cannot be read as a JSON object. The client's body is a view into its page
+    until it is first asked for (then it is copied out): a page whose studies are unchanged
+    is dropped whole, without a copy of each. :meth:`hand_over` gives the body away.
 
     ``fingerprint`` identifies the record exactly as served (see
     :func:`trialwatch.ctgov.record_fingerprint`): equal fingerprints mean equal records, so an
@@ -321,7 +323,7 @@ class FoundStudy:
         record: Mapping[str, Any] | None = None,
         fingerprint: str | None = None,
         *,
-        body: bytes | None = None,
+        body: bytes | memoryview | None = None,
     ) -> None:
         if record is None and body is None:
             raise TypeError("a FoundStudy needs its record or its body as served")
@@ -334,16 +336,27 @@ class FoundStudy:
     @property
     def record(self) -> Mapping[str, Any]:
         if self._record is None:
-            assert self._body is not None
-            self._record = parse_record(self._body)
+            self._record = parse_record(self.body)
         return self._record
 
     @property
     def body(self) -> bytes:
         if self._body is None:
-            assert self._record is not None
+            if self._record is None:
+                raise RuntimeError(f"{self.requested_id}: its record was handed over")
             self._body = compact_json(self._record)
+        elif isinstance(self._body, memoryview):
+            # A view into the page the source cut it from: made its own bytes on first use,
+            # and the page is let go of (a study found unchanged is never copied).
+            self._body = bytes(self._body)
         return self._body
+
+    def hand_over(self) -> bytes:
+        """The record as served, handed over: this study keeps its ids and fingerprint, and
+        forgets its body and record (asking for them afterwards raises RuntimeError)."""
+        body = self.body
+        self._body = self._record = None
+        return body
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FoundStudy):
@@ -520,10 +533,14 @@ class StoredState:
 
 @dataclass(frozen=True, slots=True)
 class NewVersion:
-    """A snapshot to store (once per content hash) with the raw record it was read from."""
+    """A snapshot to store (once per content hash) with the raw record it was read from.
+
+    The snapshot is kept as its canonical JSON bytes (stored as ``snapshot_json`` text):
+    decoded, a snapshot with one character past Latin-1 takes two bytes a character, and the
+    database driver keeps its UTF-8 beside it; storage decodes each as it writes it."""
 
     content_hash: str
-    snapshot_json: str
+    canonical: bytes  # trialwatch.normalize.canonical_bytes of the snapshot, UTF-8
     raw_record: bytes  # compressed, see trialwatch.rawcodec
     normalizer_version: int
 

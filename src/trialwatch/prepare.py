@@ -24,13 +24,13 @@ __all__ = ["Prepared", "Preparer", "prepare_all", "prepare_here", "prepare_one"]
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A record whose fingerprint moved, made ready to compare and store: parsed, normalized,
-    hashed and (when asked) compressed. Plain data, so that another process can make it (see
+    hashed and compressed. Plain data, so that another process can make it (see
     :mod:`trialwatch.workers`); the snapshot itself is rebuilt from ``canonical`` only for the
     few records that are diffed."""
 
     canonical: bytes
     digest: str
-    raw: bytes | None  # the record as served, compressed; None when not asked for
+    raw: bytes  # the record as served, compressed (see trialwatch.rawcodec)
     brief_title: str | None
     acronym: str | None
     overall_status: str | None
@@ -39,35 +39,49 @@ class Prepared:
         return Snapshot.from_dict(orjson.loads(self.canonical))
 
 
-Preparer = Callable[[Sequence[tuple[bytes, bool]]], Callable[[], list["Prepared | str"]]]
-"""Starts preparing records given as (served bytes, compress too?) and returns the function
-that gives the answers, in order: a :class:`Prepared`, or the reason a record cannot be read
-(a :class:`RecordError`'s message). :func:`prepare_here` prepares them when asked, in this
-process; ``trialwatch.workers.PreparePool`` starts worker processes on them at once."""
+Preparer = Callable[[Sequence[bytes]], Callable[[], list["Prepared | str"]]]
+"""Starts preparing records given as they were served and returns the function that gives
+the answers, in order: a :class:`Prepared`, or the reason a record cannot be read
+(a :class:`RecordError`'s message). The answers are given once: the function lets go of the
+records when it gives them, so that the caller alone decides how long they live.
+:func:`prepare_here` prepares them when asked, in this process;
+``trialwatch.workers.PreparePool`` starts worker processes on them at once."""
 
 
-def prepare_one(body: bytes, compress: bool) -> Prepared | str:
-    """Parse, normalize, hash and optionally compress one served record (pure)."""
+def prepare_one(body: bytes) -> Prepared | str:
+    """Parse, normalize, hash and compress one served record (pure).
+
+    Compressed even when its snapshot turns out not to have moved (registry churn: the
+    compressed bytes are then dropped), so that nothing needs the served bytes once they are
+    prepared, mostly by a worker: the syncing process does not keep a page's records while
+    it decides them."""
     try:
         snapshot = normalize(parse_record(body))
     except RecordError as exc:
         return str(exc)
-    canonical = canonical_bytes(snapshot)
+    # orjson's bytes are allocated two to eight times their length (its buffer, cut short):
+    # a copy of their own size is what a page of prepared records holds.
+    canonical = bytes(memoryview(canonical_bytes(snapshot)))
     return Prepared(
         canonical=canonical,
         digest=hash_of(canonical),
-        raw=rawcodec.compress(body) if compress else None,
+        raw=rawcodec.compress(body),
         brief_title=snapshot.brief_title,
         acronym=snapshot.acronym,
         overall_status=snapshot.overall_status,
     )
 
 
-def prepare_all(jobs: Sequence[tuple[bytes, bool]]) -> list[Prepared | str]:
-    """Prepare every record of ``jobs`` now, in this process."""
-    return [prepare_one(body, compress) for body, compress in jobs]
+def prepare_all(bodies: Sequence[bytes]) -> list[Prepared | str]:
+    """Prepare every record of ``bodies`` now, in this process."""
+    return [prepare_one(body) for body in bodies]
 
 
-def prepare_here(jobs: Sequence[tuple[bytes, bool]]) -> Callable[[], list[Prepared | str]]:
+def prepare_here(bodies: Sequence[bytes]) -> Callable[[], list[Prepared | str]]:
     """The :data:`Preparer` of this process alone: the work is done when the answer is asked."""
-    return lambda: prepare_all(jobs)
+    held: list[Sequence[bytes]] = [bodies]
+
+    def answers() -> list[Prepared | str]:
+        return prepare_all(held.pop())
+
+    return answers

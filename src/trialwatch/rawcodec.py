@@ -32,7 +32,9 @@ def compress(body: bytes) -> bytes:
     compressor = getattr(_local, "compressor", None)
     if compressor is None:
         compressor = _local.compressor = zstandard.ZstdCompressor(level=_LEVEL)
-    return compressor.compress(body)
+    # zstandard hands back a bytes object as large as the worst case (about the input's size)
+    # cut short, not shrunk: a page's compressed records would hold ~10 KB each, not ~4.
+    return bytes(memoryview(compressor.compress(body)))
 
 
 def decompress(blob: bytes) -> bytes:

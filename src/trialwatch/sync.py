@@ -46,11 +46,11 @@ from trialwatch.decision import (
     RunKind,
     RunPlan,
     data_went_back,
-    decide_page,
+    decide_moved,
     plan_run,
     scan_page,
     syncs_incrementally,
-    versions_to_read,
+    versions_needed,
 )
 from trialwatch.diff import counted
 from trialwatch.discovery import decide_query, params_hash
@@ -93,6 +93,7 @@ __all__ = [
 log = structlog.get_logger("trialwatch.sync")
 
 MAX_UPDATES_KEPT = 500  # the result lists at most this many changed trials (counts are exact)
+DECIDE_SLICE = 50  # a page's moved records are decided this many at a time (see _Sync.write)
 
 
 class StudySource(Protocol):
@@ -605,17 +606,28 @@ class _Sync:
         answers: Callable[[], list[Prepared | str]],
     ) -> None:
         """Decide a fetched page (its prepared records against the stored versions they need)
-        and write what it decided in one transaction."""
-        prepared = answers()
-        snapshot_ids, raw_ids = versions_to_read(scan, prepared)
-        outcomes = decide_page(
-            scan,
-            prepared,
-            self.store.snapshots(snapshot_ids),
-            self.store.raw_records(raw_ids),
-            self.route,
-            log=self.log,
-        )
+        and write what it decided in one transaction.
+
+        The moved records are decided :data:`DECIDE_SLICE` at a time, each slice against the
+        stored versions read for it alone, and each record is let go once decided: what the page
+        holds at once is its outcomes, not its served bytes, canonical snapshots and stored
+        snapshots together."""
+        moved = scan.take(answers())
+        decided = dict(scan.outcomes)
+        while moved:
+            part = moved[:DECIDE_SLICE]
+            del moved[:DECIDE_SLICE]
+            snapshot_ids, raw_ids = versions_needed(part)
+            for outcome in decide_moved(
+                part,
+                self.store.snapshots(snapshot_ids),
+                self.store.raw_records(raw_ids),
+                self.route,
+                log=self.log,
+            ):
+                decided[outcome.nct_id] = outcome
+            del part
+        outcomes = [decided.pop(nct_id) for nct_id in scan.order]
         tally = self.tally
         for outcome in outcomes:
             tally.count(outcome, states.get(outcome.nct_id))
@@ -656,6 +668,9 @@ class _Sync:
                 scan = scan_page(
                     results, states, recheck_run=self.kind == RunKind.RECHECK, log=self.log
                 )
+                # The scan keeps the records whose fingerprint moved; the unchanged ones' bytes
+                # go now, not when the next page has arrived.
+                del results
                 answers = self.prepare(scan.jobs())
                 if held is not None:
                     self.write(*held)

@@ -33,15 +33,16 @@ from typing import Final, Self
 
 import structlog
 
-from trialwatch.prepare import Prepared, prepare_all
+from trialwatch.prepare import Prepared, prepare_all, prepare_here
 
-__all__ = ["MIN_PARALLEL", "PreparePool", "default_workers"]
+__all__ = ["CHUNK", "MIN_PARALLEL", "PreparePool", "default_workers"]
 
 log = structlog.get_logger("trialwatch.workers")
 
 # Below this many records a page is prepared here: starting a process (~0.3 s) or shipping the
 # records to it would cost more than it saves.
 MIN_PARALLEL: Final = 64
+CHUNK: Final = 64  # records per share handed to a worker
 MAX_AUTO_WORKERS: Final = 4
 _PARENT_CHECK_S: Final = 0.5
 
@@ -76,7 +77,7 @@ class PreparePool:
         """Whether worker processes were started (only a large page starts them)."""
         return self._executor is not None
 
-    def __call__(self, jobs: Sequence[tuple[bytes, bool]]) -> Callable[[], list[Prepared | str]]:
+    def __call__(self, jobs: Sequence[bytes]) -> Callable[[], list[Prepared | str]]:
         """Start preparing ``jobs``; the function returned gives the answers, in order.
 
         The workers get their shares at once; this process prepares its own (a smaller one: it
@@ -84,9 +85,20 @@ class PreparePool:
         fetched the next page and handed it out too.
         """
         if self._workers == 0 or self._broken or len(jobs) < self._min_parallel:
-            return lambda: prepare_all(jobs)
+            return prepare_here(jobs)
         mine = len(jobs) // (2 * self._workers + 2)
-        size = math.ceil((len(jobs) - mine) / self._workers)
+        # In shares of at most CHUNK records: a share waits pickled in this process until a
+        # worker takes it, and its answers arrive pickled; small shares keep both small.
+        size = min(CHUNK, math.ceil((len(jobs) - mine) / self._workers))
+        # Each share is kept here until a worker has answered it, to be prepared here should
+        # the worker die first; then it is let go of (the records of a page live as long as
+        # they are needed, not until the page is decided).
+        shares: dict[Future[list[Prepared | str]], Sequence[bytes]] = {}
+
+        def answered(future: Future[list[Prepared | str]]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                shares.pop(future, None)
+
         try:
             # The workers are spawned by the first submit. SIGINT is blocked meanwhile, and the
             # workers inherit the mask: a Ctrl-C while one is still starting (importing, before
@@ -94,23 +106,33 @@ class PreparePool:
             # _worker_init; here it is delivered when the mask is restored.
             with _sigint_blocked():
                 executor = self._executor or self._start()
-                futures: list[Future[list[Prepared | str]]] = [
-                    executor.submit(prepare_all, jobs[start : start + size])
-                    for start in range(mine, len(jobs), size)
-                ]
+                futures: list[Future[list[Prepared | str]]] = []
+                for start in range(mine, len(jobs), size):
+                    share = jobs[start : start + size]
+                    future = executor.submit(prepare_all, share)
+                    shares[future] = share
+                    future.add_done_callback(answered)  # at once when already answered
+                    futures.append(future)
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             # A worker died since the last page (the OOM killer?), or none could start.
             self._give_up(exc)
-            return lambda: prepare_all(jobs)
+            return prepare_here(jobs)
+        held = [jobs[:mine]]
 
         def answers() -> list[Prepared | str]:
-            prepared = prepare_all(jobs[:mine])
+            # Given once (see Preparer): the records and the futures' answers are let go.
+            prepared = prepare_all(held.pop())
             try:
                 for future in futures:
-                    prepared.extend(future.result())
-            except BrokenProcessPool as exc:
-                self._give_up(exc)
-                return prepare_all(jobs)
+                    try:
+                        prepared.extend(future.result())
+                    except BrokenProcessPool as exc:
+                        if not self._broken:
+                            self._give_up(exc)
+                        prepared.extend(prepare_all(shares[future]))
+            finally:
+                futures.clear()
+                shares.clear()
             return prepared
 
         return answers

@@ -192,7 +192,7 @@ class RegistryMixin(StoreBase):
                         .values(
                             nct_id=join.nct_id,
                             content_hash=v.new.content_hash,
-                            snapshot_json=v.new.snapshot_json,
+                            snapshot_json=v.new.canonical.decode("utf-8"),
                             raw_record=v.new.raw_record,
                             data_timestamp=None,
                             first_seen_at=day_start(v.date),

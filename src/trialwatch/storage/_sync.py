@@ -60,6 +60,7 @@ _R = SyncRun.__table__  # type: ignore[attr-defined]
 _W = Watch.__table__  # type: ignore[attr-defined]
 
 _STORES_VERSION = frozenset({"baseline", "changed", "rebaselined"})
+VERSION_ROWS = 100  # versions inserted per statement (see SyncWritesMixin._store_versions)
 _SEEN = frozenset({"baseline", "changed", "rebaselined", "refreshed"})
 
 
@@ -513,23 +514,26 @@ class SyncWritesMixin(StoreBase):
 
         found = stored()
         # A record can return to an earlier version: it is stored once.
-        rows = [
-            {
-                "nct_id": nct_id,
-                "content_hash": content_hash,
-                "snapshot_json": v.snapshot_json,
-                "raw_record": v.raw_record,
-                "data_timestamp": data_timestamp,
-                "first_seen_at": now,
-                "normalizer_version": v.normalizer_version,
-            }
-            for (nct_id, content_hash), v in wanted.items()
-            if (nct_id, content_hash) not in found
-        ]
-        if rows:
-            # A plain multi-row insert, then the ids read back in one query: RETURNING with
-            # the rows' order kept makes SQLAlchemy send SQLite one INSERT per row.
+        new = [(key, v) for key, v in wanted.items() if key not in found]
+        # Plain multi-row inserts, then the ids read back in one query: RETURNING with the
+        # rows' order kept makes SQLAlchemy send SQLite one INSERT per row. VERSION_ROWS at a
+        # time: each snapshot is text only while its rows are written (see NewVersion).
+        for start in range(0, len(new), VERSION_ROWS):
+            rows = [
+                {
+                    "nct_id": nct_id,
+                    "content_hash": content_hash,
+                    "snapshot_json": v.canonical.decode("utf-8"),
+                    "raw_record": v.raw_record,
+                    "data_timestamp": data_timestamp,
+                    "first_seen_at": now,
+                    "normalizer_version": v.normalizer_version,
+                }
+                for (nct_id, content_hash), v in new[start : start + VERSION_ROWS]
+            ]
             s.execute(sa.insert(_V), rows)
+            del rows
+        if new:
             found = stored()
         return found
 
