@@ -4,14 +4,21 @@ checked, not timed (benchmarks/bench_sync.py times them; README "PostgreSQL agai
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import FakeClock
+from tests import storage_reads
+from tests.conftest import FakeClock, load_record
+from tests.fakes.source import FakeSource
+from trialwatch.exceptions import StorageError
+from trialwatch.models import WatchItem
 from trialwatch.storage import Store, _engine
+from trialwatch.storage._sync import _copy_versions
+from trialwatch.sync import run_sync
 
 pytestmark = pytest.mark.postgres
 
@@ -110,3 +117,61 @@ def test_an_id_longer_than_the_column_is_not_cut_to_match_another(
     pg_store.add_watches(["NCT0000000000001"], source="import", now=clock.now)  # 16: the column's
     assert pg_store.page_state(["NCT00000000000012"]) == {}
     assert list(pg_store.page_state(["NCT0000000000001"])) == ["NCT0000000000001"]
+
+
+PAGE = ["NCT00712335", "NCT01213277", "NCT01339377", "NCT02967393", "NCT04650945", "NCT05915845"]
+
+
+def _sync(store: Store, source: FakeSource, clock: FakeClock) -> Any:
+    watch = [WatchItem(i, None, None) for i in PAGE]
+    return run_sync(source=source, store=store, watchlist=watch, clock=clock, batch_size=len(PAGE))
+
+
+def test_a_page_of_new_trials_is_one_copy_and_one_update(pg_store: Store, clock: FakeClock) -> None:
+    source = FakeSource([load_record(f"{i}.json") for i in PAGE])
+    statements = Statements(pg_store.engine)
+    assert _sync(pg_store, source, clock).baselined == len(PAGE)
+    # The versions went by COPY (no INSERT), the trials in one UPDATE (not one per trial).
+    assert not [s for s in statements.sent if s[0].startswith("INSERT INTO record_version")]
+    updates = [params for text, params in statements.sent if text.startswith("UPDATE trial ")]
+    assert [len(params["page_nct_id"]) for params in updates] == [len(PAGE)]
+    for nct_id in PAGE:  # as the statements per row wrote it
+        trial = pg_store.trial(nct_id)
+        assert trial is not None and trial.current_hash is not None
+        assert trial.fingerprint is not None and trial.normalizer_version is not None
+        assert trial.last_changed_at is None and trial.recheck is False
+        (version,) = storage_reads.versions(pg_store, nct_id)
+        assert version.id == trial.current_version_id
+        assert version.content_hash == trial.current_hash and version.first_seen_at == clock.now
+        assert storage_reads.raw_record(pg_store, version.id)["protocolSection"]
+
+
+def test_a_page_of_changes_keeps_what_it_does_not_set(pg_store: Store, clock: FakeClock) -> None:
+    source = FakeSource([load_record(f"{i}.json") for i in PAGE])
+    _sync(pg_store, source, clock)
+    record = copy.deepcopy(source.records["NCT01213277"])
+    record["protocolSection"]["statusModule"]["overallStatus"] = "RECRUITING"
+    source.put(record)
+    source.data_timestamp = "2026-11-21T09:00:06"
+    clock.advance(days=1)
+    assert _sync(pg_store, source, clock).changed == 1
+    changed = pg_store.trial("NCT01213277")
+    assert changed is not None and changed.overall_status == "RECRUITING"
+    assert changed.last_changed_at == clock.now and changed.last_change_summary
+    untouched = pg_store.trial("NCT00712335")
+    assert untouched is not None and untouched.last_changed_at is None
+    assert len(storage_reads.versions(pg_store, "NCT01213277")) == 2
+
+
+def test_a_copy_the_server_refuses_is_a_storage_error(pg_store: Store, clock: FakeClock) -> None:
+    row = {
+        "nct_id": "NCT00712335",
+        "content_hash": "x" * 65,  # longer than the column
+        "snapshot_json": "{}",
+        "raw_record": b"",
+        "data_timestamp": None,
+        "first_seen_at": clock.now,
+        "normalizer_version": 1,
+    }
+    with pytest.raises(StorageError, match="value too long"), pg_store.session() as s:
+        _copy_versions(s, [row])

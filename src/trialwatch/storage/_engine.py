@@ -163,12 +163,12 @@ def one_of(column: Any, values: Iterable[Any], dialect: str) -> sa.ColumnElement
     anew. One array keeps the statement the same, so every cache holds it.
     """
     if dialect == "postgresql":
-        array = sa.bindparam(None, list(values), type_=_array_of(column))
+        array = sa.bindparam(None, list(values), type_=array_of(column))
         return column == sa.any_(array)  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
 
 
-def _array_of(column: Any) -> sa.ARRAY[Any]:
+def array_of(column: Any) -> sa.ARRAY[Any]:
     """The type of a PostgreSQL array of ``column``'s values. Strings are ``text[]``: a cast to
     ``varchar(16)[]`` would cut a longer value to 16 characters (and match another id)."""
     kind = column.type
