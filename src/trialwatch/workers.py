@@ -122,8 +122,18 @@ class PreparePool:
         def answers() -> list[Prepared | str]:
             # Given once (see Preparer): the records and the futures' answers are let go.
             prepared = prepare_all(held.pop())
+            # Then the shares no worker has taken yet, from the last back: this process helps
+            # rather than waits whenever the workers are behind (their start, a slow page).
+            stolen: dict[Future[list[Prepared | str]], list[Prepared | str]] = {}
+            for future in reversed(futures):
+                if not future.cancel():
+                    break  # taken: every earlier share is taken too (they go in order)
+                stolen[future] = prepare_all(shares[future])
             try:
                 for future in futures:
+                    if future in stolen:
+                        prepared.extend(stolen.pop(future))
+                        continue
                     try:
                         prepared.extend(future.result())
                     except BrokenProcessPool as exc:
