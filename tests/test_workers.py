@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from trialwatch.models import WatchItem
 from trialwatch.prepare import Prepared, prepare_all, prepare_here
 from trialwatch.storage import Store
 from trialwatch.sync import run_sync
-from trialwatch.workers import PreparePool, default_workers
+from trialwatch.workers import CHUNK, PreparePool, default_workers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,6 +103,71 @@ def test_a_worker_dead_between_two_pages_costs_time_not_the_sync() -> None:
         assert second() == prepare_all(jobs)
         assert third() == prepare_all(jobs[:7])
         assert not pool.started
+
+
+class _GateFuture(Future[Any]):
+    """A share's future whose answer, once asked for, lets the held worker go on."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self._gate = gate
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._gate.set()
+        return super().result(timeout)
+
+
+class _HeldWorker(Executor):
+    """One worker thread that takes shares in order, as a process pool's worker does, and is
+    held in its first share until this process asks for an answer: by then every other share
+    is still waiting to be taken."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.ran: list[int] = []
+        self._queue: queue.Queue[tuple[_GateFuture, Callable[..., Any], tuple[Any, ...]] | None]
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> _GateFuture:
+        future = _GateFuture(self.gate)
+        self._queue.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue  # taken back by the syncing process
+            if not self.ran:
+                self.gate.wait(timeout=30)
+            self.ran.append(len(args[0]))
+            future.set_result(fn(*args))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.gate.set()
+        self._queue.put(None)
+        if wait:
+            self._thread.join(timeout=30)
+
+
+def test_this_process_takes_the_shares_a_slow_worker_has_not_started() -> None:
+    """A worker still busy with its first share (starting up, a slow page) leaves the rest of
+    the page to this process, which prepares them rather than waiting; the answers are the
+    same, in order."""
+    jobs = _jobs() * 20
+    held = _HeldWorker()
+
+    class Pool(PreparePool):
+        def _start(self) -> Any:
+            self._executor = held  # type: ignore[assignment]
+            return held
+
+    with Pool(workers=1, min_parallel=1) as pool:
+        answers = pool(jobs)()
+    assert answers == prepare_all(jobs)
+    assert held.ran == [CHUNK]  # the worker answered the share it had started, no other
 
 
 def test_ctrl_c_is_left_to_the_syncing_process() -> None:
