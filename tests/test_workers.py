@@ -69,10 +69,19 @@ def test_no_workers_means_this_process_only() -> None:
         PreparePool(workers=-1)
 
 
+def _warmed(pool: PreparePool, jobs: list[bytes]) -> None:
+    """Until a worker has answered: this process does not wait for one that is starting."""
+    deadline = time.monotonic() + 60
+    while not pool.warm and time.monotonic() < deadline:
+        assert pool(jobs[:10])() == prepare_all(jobs[:10])
+        time.sleep(0.05)
+    assert pool.warm
+
+
 def test_a_worker_killed_mid_way_costs_time_not_answers() -> None:
     jobs = _jobs() * 20
     with PreparePool(workers=1, min_parallel=1) as pool:
-        assert pool(jobs[:10])() == prepare_all(jobs[:10])  # the worker is up
+        _warmed(pool, jobs)  # the worker is up
         executor = pool._executor  # to find the worker to kill
         assert executor is not None
         (worker,) = executor._processes
@@ -88,6 +97,7 @@ def test_a_worker_dead_between_two_pages_costs_time_not_the_sync() -> None:
     are read, so a worker that died in between fails the hand-out, not only the answers."""
     jobs = _jobs() * 5
     with PreparePool(workers=1, min_parallel=1) as pool:
+        _warmed(pool, jobs)
         first = pool(jobs)
         executor = pool._executor
         assert executor is not None
@@ -118,12 +128,14 @@ class _GateFuture(Future[Any]):
 
 
 class _HeldWorker(Executor):
-    """One worker thread that takes shares in order, as a process pool's worker does, and is
-    held in its first share until this process asks for an answer: by then every other share
-    is still waiting to be taken."""
+    """One worker thread that takes shares in order, as a process pool's worker does. It
+    answers the first ``free`` shares at once, then is held in the next until this process asks
+    for an answer (or the pool stops): by then every later share is still waiting."""
 
-    def __init__(self) -> None:
+    def __init__(self, free: int = 0) -> None:
         self.gate = threading.Event()
+        self.holding = threading.Event()  # held in a share now
+        self.free = free
         self.ran: list[int] = []
         self._queue: queue.Queue[tuple[_GateFuture, Callable[..., Any], tuple[Any, ...]] | None]
         self._queue = queue.Queue()
@@ -140,7 +152,9 @@ class _HeldWorker(Executor):
             future, fn, args = item
             if not future.set_running_or_notify_cancel():
                 continue  # taken back by the syncing process
-            if not self.ran:
+            if len(self.ran) == self.free:
+                self.gate.clear()  # an earlier answer asked for does not let this one go
+                self.holding.set()
                 self.gate.wait(timeout=30)
             self.ran.append(len(args[0]))
             future.set_result(fn(*args))
@@ -152,22 +166,45 @@ class _HeldWorker(Executor):
             self._thread.join(timeout=30)
 
 
-def test_this_process_takes_the_shares_a_slow_worker_has_not_started() -> None:
-    """A worker still busy with its first share (starting up, a slow page) leaves the rest of
-    the page to this process, which prepares them rather than waiting; the answers are the
-    same, in order."""
-    jobs = _jobs() * 20
-    held = _HeldWorker()
-
+def _held_pool(held: _HeldWorker) -> PreparePool:
     class Pool(PreparePool):
         def _start(self) -> Any:
             self._executor = held  # type: ignore[assignment]
             return held
 
-    with Pool(workers=1, min_parallel=1) as pool:
-        answers = pool(jobs)()
+    return Pool(workers=1, min_parallel=1)
+
+
+def test_this_process_takes_the_shares_a_busy_worker_has_not_started() -> None:
+    """A worker busy with a share (a slow page) leaves the rest of the page to this process,
+    which prepares them rather than waiting; the answers are the same, in order."""
+    jobs = _jobs() * 20
+    held = _HeldWorker(free=1)
+    with _held_pool(held) as pool:
+        first = pool(jobs[:10])  # one share, answered at once
+        deadline = time.monotonic() + 30
+        while not pool.warm and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert first() == prepare_all(jobs[:10])
+        page = pool(jobs)
+        assert held.holding.wait(timeout=30)
+        answers = page()
+        assert held.ran == [8, CHUNK]  # then the share it had started, and no other
     assert answers == prepare_all(jobs)
-    assert held.ran == [CHUNK]  # the worker answered the share it had started, no other
+
+
+def test_a_worker_still_starting_is_not_waited_for() -> None:
+    """Until a worker has answered anything (a new interpreter takes ~0.5 s to start), even
+    the shares it has already taken are prepared here: the page does not wait for it."""
+    jobs = _jobs() * 20
+    held = _HeldWorker(free=0)
+    with _held_pool(held) as pool:
+        page = pool(jobs)
+        assert held.holding.wait(timeout=30)
+        answers = page()
+        assert held.ran == []  # nothing was waited for: the held share is still held
+        assert not pool.warm
+    assert answers == prepare_all(jobs)
 
 
 def test_ctrl_c_is_left_to_the_syncing_process() -> None:
@@ -295,3 +332,25 @@ def test_a_sync_with_workers_records_what_a_sync_without_records(tmp_path: Path)
 
 def _id(record: dict[str, Any]) -> str:
     return str(record["protocolSection"]["identificationModule"]["nctId"])
+
+
+def test_a_run_of_one_page_starts_no_worker(tmp_path: Path) -> None:
+    """A day's incremental sync or a recheck is one page: a worker takes longer to start than
+    such a page takes to prepare, so none is started; a run of two pages starts one."""
+    records = distinct_records(12)
+    for batch_size, starts in ((12, False), (11, True)):
+        store = Store.open(f"sqlite:///{tmp_path / f'pages-of-{batch_size}.db'}")
+        try:
+            with PreparePool(workers=1, min_parallel=2) as pool:
+                result = run_sync(
+                    source=FakeSource(records),
+                    store=store,
+                    clock=FakeClock(),
+                    watchlist=[WatchItem(nct_id=_id(r)) for r in records],
+                    batch_size=batch_size,
+                    prepare=pool,
+                )
+                assert pool.started is starts
+            assert result.checked == 12 and result.baselined == 12
+        finally:
+            store.close()

@@ -653,6 +653,11 @@ class _Sync:
         # state before k is written is safe; what was fetched before a failure to fetch is
         # still decided and written.
         held: tuple[Mapping[str, StoredState], PageScan, Callable[[], Any]] | None = None
+        # A run of one page (a day's incremental sync, a recheck) is prepared here: a worker
+        # process takes longer to start (~0.5 s, a new interpreter importing) than such a page
+        # takes to prepare, and would then have to be waited for to stop.
+        one_page = self.total is not None and self.total <= self.batch_size
+        prepare = prepare_here if one_page else self.prepare
         pages = iter(chunks)
         ids = next(pages, None)
         ahead = None if ids is None else _Prefetch(self.source.iter_studies, ids)
@@ -671,7 +676,7 @@ class _Sync:
                 # The scan keeps the records whose fingerprint moved; the unchanged ones' bytes
                 # go now, not when the next page has arrived.
                 del results
-                answers = self.prepare(scan.jobs())
+                answers = prepare(scan.jobs())
                 if held is not None:
                     self.write(*held)
                 held = (states, scan, answers)

@@ -71,11 +71,19 @@ class PreparePool:
         self._min_parallel = max(1, min_parallel)
         self._executor: ProcessPoolExecutor | None = None
         self._broken = False
+        # Whether a worker has answered yet: until then they are still starting (a new
+        # interpreter importing, ~0.5 s), and this process does not wait for them.
+        self._warm = False
 
     @property
     def started(self) -> bool:
         """Whether worker processes were started (only a large page starts them)."""
         return self._executor is not None
+
+    @property
+    def warm(self) -> bool:
+        """Whether a worker has answered a share yet (until then they are starting up)."""
+        return self._warm
 
     def __call__(self, jobs: Sequence[bytes]) -> Callable[[], list[Prepared | str]]:
         """Start preparing ``jobs``; the function returned gives the answers, in order.
@@ -98,6 +106,7 @@ class PreparePool:
         def answered(future: Future[list[Prepared | str]]) -> None:
             if not future.cancelled() and future.exception() is None:
                 shares.pop(future, None)
+                self._warm = True
 
         try:
             # The workers are spawned by the first submit. SIGINT is blocked meanwhile, and the
@@ -133,6 +142,14 @@ class PreparePool:
                 for future in futures:
                     if future in stolen:
                         prepared.extend(stolen.pop(future))
+                        continue
+                    # A share already taken by a worker that has answered nothing yet (still
+                    # starting) is prepared here too rather than waited for: the same answer,
+                    # and the worker's, when it comes, is dropped.
+                    share = None if self._warm or future.done() else shares.get(future)
+                    if share is not None:
+                        future.cancel()
+                        prepared.extend(prepare_all(share))
                         continue
                     try:
                         prepared.extend(future.result())
