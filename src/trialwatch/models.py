@@ -203,7 +203,9 @@ class Snapshot:
     @classmethod
     def from_dict(cls, data: Mapping[str, JSONValue]) -> Snapshot:
         """Inverse of :meth:`to_dict`; unknown keys are ignored, so old versions still load."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = _KNOWN.get(cls)
+        if known is None:
+            known = _KNOWN[cls] = frozenset(f.name for f in dataclasses.fields(cls))
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
@@ -222,9 +224,15 @@ class Snapshot:
 
 def _build(item_type: type[Any], item: Mapping[str, Any]) -> Any:
     # Unknown keys are skipped here too: a snapshot written by a newer normalizer still loads.
-    known = _field_names(item_type)
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in item.items() if k in known}
+    # Hot when many snapshots are read (an export of every trial builds ~20 items each).
+    known = _KNOWN.get(item_type)
+    if known is None:
+        known = _KNOWN[item_type] = frozenset(_field_names(item_type))
+    values = {k: (tuple(v) if v.__class__ is list else v) for k, v in item.items() if k in known}
     return item_type(**values)
+
+
+_KNOWN: dict[type[Any], frozenset[str]] = {}
 
 
 def _field_names(cls: type[Any]) -> tuple[str, ...]:

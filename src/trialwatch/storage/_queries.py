@@ -199,14 +199,14 @@ class QueriesMixin(StoreBase):
                 .join(RecordVersion, col(RecordVersion.id) == col(Trial.current_version_id))
                 .where(col(Trial.nct_id).in_(list(ids)))
             ).all()
-        return {nct_id: Snapshot.from_dict(json.loads(text)) for nct_id, text in rows}
+        return {nct_id: _snapshot_of(text) for nct_id, text in rows}
 
     def snapshot(self, version_id: int) -> Snapshot:
         with self.session() as s:
             version = s.get(RecordVersion, version_id)
             if version is None:
                 raise StorageError(f"record version {version_id} is missing")
-            return Snapshot.from_dict(json.loads(version.snapshot_json))
+            return _snapshot_of(version.snapshot_json)
 
     # --- history: trials, their versions and their changes -----------------------------------
 
@@ -289,7 +289,7 @@ class QueriesMixin(StoreBase):
                 nct_id=row.nct_id,
                 first_seen_at=row.first_seen_at,
                 data_timestamp=row.data_timestamp,
-                snapshot=Snapshot.from_dict(json.loads(row.snapshot_json)),
+                snapshot=_snapshot_of(row.snapshot_json),
                 registry_version=row.registry_version,
                 registry_date=row.registry_date,
             )
@@ -439,3 +439,14 @@ class QueriesMixin(StoreBase):
     def count(self, model: type[SQLModel]) -> int:
         with self.session() as s:
             return int(s.exec(select(sa.func.count()).select_from(model)).one())
+
+
+def _snapshot_of(text: str) -> Snapshot:
+    """A stored snapshot's text, loaded: orjson (~5x the standard library's speed; an export
+    of 100,000 trials loads each), the standard library for what orjson refuses and an older
+    release could have written (an integer beyond 64 bits)."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        data = json.loads(text)
+    return Snapshot.from_dict(data)
