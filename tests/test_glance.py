@@ -195,3 +195,29 @@ def test_the_sqlite_file_is_read_from_the_url_as_sqlalchemy_reads_it(url: str) -
     database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
     expected = Path(database) if database and database != ":memory:" else None
     assert sqlite_path(url) == expected
+
+
+def test_whether_anything_is_watched_is_read_without_the_store(tmp_path: Path) -> None:
+    """A sync with nothing in its config's watch list asks the database whether it watches
+    anything (imported, added) before it opens the store: over sqlite3, the same answer."""
+    from trialwatch.app import database_watches_anything
+
+    db = tmp_path / "trialwatch.db"
+    settings = Settings.model_validate({"database": {"url": f"sqlite:///{db}"}})
+    assert database_watches_anything(settings) is False  # no file: none is created
+    assert not db.exists()
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        glance = open_glance(f"sqlite:///{db}")
+        assert glance is not None
+        assert glance.watches_anything() is False
+        glance.close()
+        assert database_watches_anything(settings) is False
+        store.add_watches([SYNCED[0]], source="import", now=FakeClock()())
+        glance = open_glance(f"sqlite:///{db}")
+        assert glance is not None
+        assert glance.watches_anything() is True
+        glance.close()
+        assert database_watches_anything(settings) is True
+    finally:
+        store.close()

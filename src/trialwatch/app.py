@@ -664,11 +664,19 @@ def database_watches_anything(settings: Settings) -> bool:
     """Whether the database watches trials that the config does not list (cli, imports); a
     missing SQLite file is not created to find that out."""
     from trialwatch.exceptions import TrialwatchError
-    from trialwatch.storage import sqlite_path
+    from trialwatch.storage import open_glance, sqlite_path
 
     path = sqlite_path(settings.database.url)
     if path is not None and not path.exists():
         return False  # no database yet: create nothing just to find that out
+    # A plain SQLite file of this schema is asked over sqlite3: the command opens the store
+    # itself next, and need not open it twice (engine, schema check) to start.
+    glance = open_glance(settings.database.url)
+    if glance is not None:
+        try:
+            return glance.watches_anything()
+        finally:
+            glance.close()
     try:
         store = Store.open(settings.database.url, create=False)
     except TrialwatchError:

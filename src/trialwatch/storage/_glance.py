@@ -190,6 +190,10 @@ class Glance:
 
     # --- the watch set ------------------------------------------------------------------------
 
+    def watches_anything(self) -> bool:
+        """Whether any trial is watched, from any source."""
+        return bool(self._one("SELECT EXISTS (SELECT 1 FROM watch)"))
+
     def status_glance(self, *, list_up_to: int, show: int) -> StatusGlance:
         """Every watched trial when at most ``list_up_to`` are watched, else counts by status
         and the ``show`` latest changes and trials with problems."""
