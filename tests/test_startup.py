@@ -146,3 +146,33 @@ def test_version_names_this_release_wherever_it_is_read(tmp_path: Path) -> None:
     assert importlib.metadata.version("trialwatch") == trialwatch.__version__
     changelog = (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text()
     assert re.findall(r"^## (\S+)", changelog, re.MULTILINE)[0] == trialwatch.__version__
+
+
+# What pip writes as the console script (its entry point, pyproject's [project.scripts]), with
+# a sync's worker pool in place of the command: spawn runs this script again in each worker.
+_CONSOLE_SCRIPT = """
+import re
+import sys
+from trialwatch.__main__ import main
+if __name__ == '__main__':
+    from trialwatch.workers import PreparePool
+    with PreparePool(workers=1) as pool:
+        executor = pool._start()
+        print(executor.submit(eval, "sorted(__import__('sys').modules)").result(timeout=120))
+"""
+
+
+def test_a_worker_process_imports_neither_the_command_line_nor_structlog(
+    tmp_path: Path,
+) -> None:
+    """A worker only prepares records: the command line it was started from (typer, every
+    command module) and the logging library are not its start-up's to pay."""
+    script = tmp_path / "trialwatch"
+    script.write_text(_CONSOLE_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=180
+    )
+    loaded = set(eval(run.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own output
+    assert "trialwatch.prepare" in loaded and "trialwatch.workers" in loaded
+    heavy = {"trialwatch.cli", "typer", "structlog", "rich", "sqlalchemy", "httpx"} & loaded
+    assert not heavy

@@ -29,15 +29,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
-from typing import Final, Self
-
-import structlog
+from typing import Any, Final, Self
 
 from trialwatch.prepare import Prepared, prepare_all, prepare_here
 
 __all__ = ["CHUNK", "MIN_PARALLEL", "PreparePool", "default_workers"]
 
-log = structlog.get_logger("trialwatch.workers")
 
 # Below this many records a page is prepared here: starting a process (~0.3 s) or shipping the
 # records to it would cost more than it saves.
@@ -171,12 +168,12 @@ class PreparePool:
             initializer=_worker_init,
             initargs=(os.getpid(),),
         )
-        log.info("workers.started", workers=self._workers)
+        _log().info("workers.started", workers=self._workers)
         return self._executor
 
     def _give_up(self, exc: BaseException) -> None:
         """No more workers for this sync: the rest is prepared here (slower, not wrong)."""
-        log.warning("workers.broken", error=str(exc) or type(exc).__name__)
+        _log().warning("workers.broken", error=str(exc) or type(exc).__name__)
         self._broken = True
         self.close()
 
@@ -222,3 +219,13 @@ def _worker_init(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="trialwatch-parent-watch", daemon=True).start()
+
+
+def _log() -> Any:
+    """This module's logger, for the syncing process (which has structlog loaded already). A
+    worker process imports this module for :func:`_worker_init` and never logs: importing
+    structlog there (with rich, which its console renderer loads) would cost each worker
+    ~0.1 s of its start."""
+    import structlog
+
+    return structlog.get_logger("trialwatch.workers")
