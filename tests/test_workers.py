@@ -354,3 +354,51 @@ def test_a_run_of_one_page_starts_no_worker(tmp_path: Path) -> None:
             assert result.checked == 12 and result.baselined == 12
         finally:
             store.close()
+
+
+def test_a_first_sync_of_several_pages_starts_its_workers_before_its_first_page(
+    tmp_path: Path,
+) -> None:
+    """The first page of a first sync finds its workers started (CT.gov takes a second or two
+    a page); later syncs start them only for a page with enough moved records."""
+    calls: list[str] = []
+
+    class Recording:
+        def warm_up(self) -> None:
+            calls.append("warm up")
+
+        def __call__(self, jobs: Any) -> Any:
+            calls.append(f"prepare {len(jobs)}")
+            return prepare_here(jobs)
+
+    records = distinct_records(12)
+    store = Store.open(f"sqlite:///{tmp_path / 'warm.db'}")
+    try:
+        for _ in range(2):
+            run_sync(
+                source=FakeSource(records),
+                store=store,
+                clock=FakeClock(),
+                watchlist=[WatchItem(nct_id=_id(r)) for r in records],
+                batch_size=5,
+                force=True,
+                prepare=Recording(),
+            )
+    finally:
+        store.close()
+    assert calls == ["warm up", "prepare 5", "prepare 5", "prepare 2"] + ["prepare 0"] * 3
+
+
+def test_warming_up_starts_a_worker_that_then_answers() -> None:
+    jobs = _jobs() * 5
+    with PreparePool(workers=0) as none:
+        none.warm_up()  # no workers: nothing to start
+        assert not none.started
+    with PreparePool(workers=1, min_parallel=1) as pool:
+        pool.warm_up()
+        assert pool.started
+        deadline = time.monotonic() + 60
+        while not pool.warm and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pool.warm  # started, and answering before any page was given
+        assert pool(jobs)() == prepare_all(jobs)

@@ -45,7 +45,8 @@ the answers, in order: a :class:`Prepared`, or the reason a record cannot be rea
 (a :class:`RecordError`'s message). The answers are given once: the function lets go of the
 records when it gives them, so that the caller alone decides how long they live.
 :func:`prepare_here` prepares them when asked, in this process;
-``trialwatch.workers.PreparePool`` starts worker processes on them at once."""
+``trialwatch.workers.PreparePool`` starts worker processes on them at once, and has a
+``warm_up()`` that a sync calls when it knows it will prepare many pages (its first)."""
 
 
 def prepare_one(body: bytes) -> Prepared | str:

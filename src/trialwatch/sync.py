@@ -421,6 +421,7 @@ class _Sync:
         self.start: RunStart | None = None
         self.kind = RunKind.FULL
         self.total: int | None = None
+        self.first_sync = False  # no complete run before this one
         self.data_timestamp: str | None = None
         self.api_version: str | None = None
 
@@ -447,6 +448,7 @@ class _Sync:
         # runs).
         store.recover_interrupted(now=self.started)
         last = store.last_complete_run()
+        self.first_sync = last is None
         try:
             version = self.source.version()
             if last is not None and data_went_back(version.data_timestamp, last.data_timestamp):
@@ -658,6 +660,11 @@ class _Sync:
         # takes to prepare, and would then have to be waited for to stop.
         one_page = self.total is not None and self.total <= self.batch_size
         prepare = prepare_here if one_page else self.prepare
+        # A first sync of several pages prepares every record: workers are started before its
+        # first page arrives. (Other runs start them when a page brings enough moved records.)
+        warm_up = getattr(prepare, "warm_up", None)
+        if warm_up is not None and self.first_sync:
+            warm_up()
         pages = iter(chunks)
         ids = next(pages, None)
         ahead = None if ids is None else _Prefetch(self.source.iter_studies, ids)

@@ -82,6 +82,22 @@ class PreparePool:
         """Whether a worker has answered a share yet (until then they are starting up)."""
         return self._warm
 
+    def warm_up(self) -> None:
+        """Start the workers now, before the first page arrives (a sync of several pages calls
+        this once it knows): a page from CT.gov takes a second or two, a worker ~0.3 s to
+        start, so the first page's shares find it ready. Harmless when there are none."""
+        if self._workers == 0 or self._broken or self._executor is not None:
+            return
+        try:
+            with _sigint_blocked():
+                self._start().submit(int).add_done_callback(self._answered_nothing)
+        except (BrokenProcessPool, RuntimeError, OSError) as exc:
+            self._give_up(exc)
+
+    def _answered_nothing(self, future: Future[int]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._warm = True
+
     def __call__(self, jobs: Sequence[bytes]) -> Callable[[], list[Prepared | str]]:
         """Start preparing ``jobs``; the function returned gives the answers, in order.
 
