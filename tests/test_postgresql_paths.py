@@ -98,6 +98,13 @@ def test_versions_are_compressed_with_lz4_where_the_server_has_it(pg_store: Stor
     assert used == ("lz4" if has_lz4 else "pglz")
 
 
+def test_no_statement_waits_for_jit_compilation(pg_store: Store) -> None:
+    """JIT would compile any statement the planner costs above jit_above_cost (a scan of a
+    large watch set's tables) before running it: ~100 ms for a statement of milliseconds."""
+    with pg_store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+
+
 def test_a_connection_closed_while_idle_is_replaced_before_use(
     pg_store: Store, pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
