@@ -20,7 +20,7 @@ import math
 import operator
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, TypeVar
 
@@ -107,7 +107,8 @@ def normalize_text(value: str) -> str | None:
         # The escaped character (group 1) without its backslash: a function, as re expands a
         # template such as r"\1" in Python for each match.
         text = _MARKDOWN_ESCAPE.sub(_ESCAPED, text)
-    text = _CONTROL.sub("", text)
+    if not text.isprintable():  # every character _CONTROL matches is unprintable
+        text = _CONTROL.sub("", text)
     # Runs of whitespace to one space, ends stripped: split() splits on exactly what \s matches
     # (str.isspace), a few times faster than the regex.
     return " ".join(text.split()) or None
@@ -185,7 +186,7 @@ def normalize(record: Mapping[str, Any]) -> Snapshot:
     eligibility = read.module(protocol, "eligibilityModule")
     design_info = read.opt(design.obj, "designInfo") if design else None
     masking = read.opt(design_info.obj, "maskingInfo") if design_info else None
-    criteria = read.part(_criteria, eligibility, Criteria())
+    criteria = read.part(_criteria, eligibility, _NO_CRITERIA)
 
     return Snapshot(
         nct_id=nct_id,
@@ -364,7 +365,12 @@ class _Reader:
 
     def opt(self, read: Callable[[_A], _T | None], arg: _A) -> _T | None:
         """:meth:`part` for a value that may be missing: ``None`` when it cannot be read."""
-        return self.part(read, arg, None)
+        # part()'s body, not a call to it: a record has some thirty optional values.
+        try:
+            return read(arg)
+        except _Unreadable as exc:
+            self.unreadable.append(exc.path)
+            return None
 
     def module(self, protocol: _Node, key: str) -> _Node | None:
         return self.opt(protocol.obj, key)
@@ -569,7 +575,7 @@ def _lead_sponsor(sponsors: _Node | None) -> str | None:
 def _criteria(eligibility: _Node | None) -> Criteria:
     text = eligibility.get("eligibilityCriteria") if eligibility else None
     if text is None:
-        return Criteria()
+        return _NO_CRITERIA
     assert eligibility is not None
     if text.__class__ is not str:
         raise _wrong(eligibility.at("eligibilityCriteria"), "a string", text)
@@ -578,6 +584,9 @@ def _criteria(eligibility: _Node | None) -> Criteria:
         for section in split_criteria(text)
     )
     return Criteria(inclusion, exclusion, other)
+
+
+_NO_CRITERIA = Criteria()
 
 
 def _healthy_volunteers(eligibility: _Node | None) -> bool | None:
@@ -643,7 +652,10 @@ def _reference(node: _Node) -> Reference:
     return Reference(pmid=node.text("pmid"), type=node.text("type"), citation=node.text("citation"))
 
 
-def _sorted(items: Iterable[_T]) -> tuple[_T, ...]:
+def _sorted(items: list[_T]) -> tuple[_T, ...]:
+    # One item or none is in order already: no sort key to make (most lists have one).
+    if len(items) < 2:
+        return tuple(items)
     return tuple(sorted(items, key=sort_key))
 
 
