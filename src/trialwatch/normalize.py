@@ -526,7 +526,9 @@ def _date(struct: _Node) -> str | None:
     """The ``date`` of a date struct, checked. Its path is made only for an error: a record has
     a few dates, and making it walks up to the root."""
     value = struct.get("date")
-    text = _text(value, "") if isinstance(value, str) else _text(value, struct.at("date"))
+    if not isinstance(value, str):
+        return _text(value, struct.at("date"))  # None when missing; raises for any other value
+    text = normalize_text(value)
     if text is None:
         return None
     match = _PARTIAL_DATE.fullmatch(text)
