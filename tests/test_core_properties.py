@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from trialwatch.diff import diff, headline
 from trialwatch.exceptions import RecordError
 from trialwatch.models import ChangeKind, FieldChange, Snapshot
-from trialwatch.normalize import canonical_json, content_hash, normalize, unreadable_scope
+from trialwatch.normalize import (
+    canonical_bytes,
+    canonical_json,
+    content_hash,
+    normalize,
+    unreadable_scope,
+)
 
 RECORDS = Path(__file__).parent / "data" / "records"
 RECORD_NAMES = sorted(p.stem for p in RECORDS.glob("NCT*.json"))
@@ -291,6 +297,12 @@ def check_snapshot(snapshot: Snapshot) -> None:
     assert diff(snapshot, snapshot) == []
     assert Snapshot.from_dict(snapshot.to_dict()) == snapshot
     assert Snapshot.from_dict(json.loads(canonical_json(snapshot))) == snapshot
+    # The canonical text is to_dict() as json.dumps writes it (stored hashes were made so),
+    # though canonical_bytes does not build to_dict() first.
+    plain = json.dumps(
+        snapshot.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert canonical_bytes(snapshot) == plain.encode("utf-8")
     assert len(content_hash(snapshot)) == 64
 
 

@@ -6,7 +6,9 @@ import copy
 import dataclasses
 import json
 import re
+import unicodedata
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -373,6 +375,28 @@ def test_normalize_text(raw: str, expected: str | None) -> None:
     assert normalize_text(raw) == expected
 
 
+def _normalize_text_as_written(value: str) -> str | None:
+    """normalize_text's rules one after the other, without its shortcuts."""
+    text = unicodedata.normalize("NFC", re.sub("[\ud800-\udfff]", "\ufffd", value))
+    text = re.sub(r"\\(?=[\r\n])", " ", text)
+    text = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
+    text = re.sub("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]", "", text)
+    return re.sub(r"\s+", " ", text).strip() or None
+
+
+# Every character normalize_text treats in its own way, and some it leaves alone.
+_TEXT_CHARS = st.sampled_from(
+    list("ab Z09.,*<>[]`{}~!/:@-_\\\n\r\t\x0b\x0c\x1c\x1f\x00\x07\x1b\x7f\x84\x85\x86\x9f")
+    + list("\xa0\u1680\u2028\u3000\u00e9\u0301\ud800\udfff\uff46\u212b")
+)
+
+
+@given(st.text(_TEXT_CHARS, max_size=16) | st.text(max_size=16))
+def test_normalize_text_shortcuts_give_what_its_rules_give(value: str) -> None:
+    # The fast paths (printable ASCII, no backslash, split() for \s+) are only shortcuts.
+    assert normalize_text(value) == _normalize_text_as_written(value)
+
+
 def test_empty_strings_become_none() -> None:
     record = minimal(whyStopped="  ")
     record["protocolSection"]["identificationModule"]["acronym"] = ""
@@ -683,6 +707,33 @@ def test_terminated_record_with_an_outcome_without_measure_is_still_read() -> No
     assert s.completion_date == PartialDate("2022-11-16", "ACTUAL")
     assert s.unreadable == ("protocolSection.outcomesModule.secondaryOutcomes[0].measure",)
     assert len(s.secondary_outcomes) == len(normalize(load("NCT04650945")).secondary_outcomes) - 1
+
+
+def _read_only(value: Any) -> Any:
+    """The same JSON value made of other Mapping and Sequence types than dict and list."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: _read_only(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(_read_only(item) for item in value)
+    return value
+
+
+@pytest.mark.parametrize("name", ["NCT05923281", "NCT04650945"])
+def test_any_mapping_and_any_list_or_tuple_read_as_json_objects_and_arrays(name: str) -> None:
+    # normalize takes a Mapping: dict and list have fast paths, other types the general one.
+    record = load(name)
+    outcomes = record["protocolSection"]["outcomesModule"]["primaryOutcomes"]
+    assert len(outcomes) == 1
+    outcomes.append("not an object")
+    outcomes.append({"timeFrame": "no measure"})
+
+    snapshot = normalize(_read_only(record))
+
+    assert snapshot == normalize(record)
+    assert snapshot.unreadable == (
+        "protocolSection.outcomesModule.primaryOutcomes[1]",
+        "protocolSection.outcomesModule.primaryOutcomes[2].measure",
+    )
 
 
 def test_several_unreadable_parts_are_all_listed_in_order() -> None:

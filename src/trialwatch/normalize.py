@@ -20,7 +20,7 @@ import math
 import operator
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, TypeVar
 
@@ -82,7 +82,7 @@ _MARKDOWN_HARD_BREAK = re.compile(r"\\(?=[\r\n])")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Control characters that are not whitespace: invisible, and NUL is refused by PostgreSQL text.
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
-_WHITESPACE = re.compile(r"\s+")
+_ESCAPED = operator.itemgetter(1)
 
 _T = TypeVar("_T")
 _A = TypeVar("_A")
@@ -102,11 +102,16 @@ def normalize_text(value: str) -> str | None:
         return value.strip() or None
     # ASCII has no surrogates and is NFC already (multi-line descriptions mostly are ASCII).
     text = value if is_ascii else unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", value))
-    text = _MARKDOWN_HARD_BREAK.sub(" ", text)
-    text = _MARKDOWN_ESCAPE.sub(r"\1", text)
-    text = _CONTROL.sub("", text)
-    text = _WHITESPACE.sub(" ", text).strip()
-    return text or None
+    if "\\" in text:  # both markdown patterns start with a backslash
+        text = _MARKDOWN_HARD_BREAK.sub(" ", text)
+        # The escaped character (group 1) without its backslash: a function, as re expands a
+        # template such as r"\1" in Python for each match.
+        text = _MARKDOWN_ESCAPE.sub(_ESCAPED, text)
+    if not text.isprintable():  # every character _CONTROL matches is unprintable
+        text = _CONTROL.sub("", text)
+    # Runs of whitespace to one space, ends stripped: split() splits on exactly what \s matches
+    # (str.isspace), a few times faster than the regex.
+    return " ".join(text.split()) or None
 
 
 def sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
@@ -117,17 +122,23 @@ def sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
     """
     if isinstance(item, str):
         return ((True, item),)
-    cls = type(item)
-    values_of = _FIELD_VALUES.get(cls)
-    if values_of is None:
-        names = tuple(f.name for f in dataclasses.fields(item))
-        # attrgetter reads every field in C; with one name it gives the value, not a tuple.
-        getter = operator.attrgetter(*names)
-        values_of = _FIELD_VALUES[cls] = getter if len(names) > 1 else lambda i: (getter(i),)
+    _names, values_of = _fields_of(type(item))
     return tuple([(value is not None, "" if value is None else value) for value in values_of(item)])
 
 
-_FIELD_VALUES: dict[type[Any], Callable[[Any], tuple[Any, ...]]] = {}
+def _fields_of(cls: type[Any]) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """The field names of a model dataclass and the function that reads their values (cached:
+    sorting and the canonical text read every item of every record)."""
+    known = _FIELDS.get(cls)
+    if known is None:
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        # attrgetter reads every field in C; with one name it gives the value, not a tuple.
+        getter = operator.attrgetter(*names)
+        known = _FIELDS[cls] = (names, getter if len(names) > 1 else lambda i: (getter(i),))
+    return known
+
+
+_FIELDS: dict[type[Any], tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
 
 
 def normalize(record: Mapping[str, Any]) -> Snapshot:
@@ -175,7 +186,7 @@ def normalize(record: Mapping[str, Any]) -> Snapshot:
     eligibility = read.module(protocol, "eligibilityModule")
     design_info = read.opt(design.obj, "designInfo") if design else None
     masking = read.opt(design_info.obj, "maskingInfo") if design_info else None
-    criteria = read.part(_criteria, eligibility, Criteria())
+    criteria = read.part(_criteria, eligibility, _NO_CRITERIA)
 
     return Snapshot(
         nct_id=nct_id,
@@ -296,7 +307,21 @@ def canonical_bytes(snapshot: Snapshot) -> bytes:
     ":"), ensure_ascii=False)`` makes (a test holds it: the stored hashes depend on it), about
     ten times faster — it is made for every record a sync reads.
     """
-    return orjson.dumps(snapshot.to_dict(), option=orjson.OPT_SORT_KEYS)
+    # The same text as ``orjson.dumps(snapshot.to_dict(), option=OPT_SORT_KEYS)`` without
+    # building ``to_dict()``'s tree first: orjson asks ``_fields_dict`` for each dataclass (its
+    # own dataclass support ignores OPT_SORT_KEYS, hence the passthrough) and writes the tuples
+    # as the lists ``to_dict`` would make of them. A test holds it to ``to_dict``.
+    return orjson.dumps(snapshot, option=_CANONICAL_OPTIONS, default=_fields_dict)
+
+
+_CANONICAL_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _fields_dict(value: Any) -> dict[str, Any]:
+    """One model dataclass as a dict of its fields, its values as they are (orjson goes on
+    into them); anything else raises TypeError (``dataclasses.fields`` does)."""
+    names, values_of = _fields_of(type(value))
+    return dict(zip(names, values_of(value), strict=True))
 
 
 def canonical_json(snapshot: Snapshot) -> str:
@@ -340,7 +365,12 @@ class _Reader:
 
     def opt(self, read: Callable[[_A], _T | None], arg: _A) -> _T | None:
         """:meth:`part` for a value that may be missing: ``None`` when it cannot be read."""
-        return self.part(read, arg, None)
+        # part()'s body, not a call to it: a record has some thirty optional values.
+        try:
+            return read(arg)
+        except _Unreadable as exc:
+            self.unreadable.append(exc.path)
+            return None
 
     def module(self, protocol: _Node, key: str) -> _Node | None:
         return self.opt(protocol.obj, key)
@@ -371,7 +401,8 @@ class _Reader:
         for index, item in enumerate(self.elements(node, key)):
             assert node is not None
             try:
-                if not isinstance(item, Mapping):
+                # A parsed record's objects are dicts; the ABC check is ten times slower.
+                if item.__class__ is not dict and not isinstance(item, Mapping):
                     raise _wrong(node.item_path(key, index), "a JSON object", item)
                 built.append(build(_Node(item, node, (key, index))))
             except _Unreadable as exc:
@@ -424,7 +455,8 @@ class _Node:
         value = self._data.get(key)
         if value is None:
             return None
-        if not isinstance(value, Mapping):
+        # A parsed record's objects are dicts; the ABC check is ten times slower.
+        if value.__class__ is not dict and not isinstance(value, Mapping):
             raise _wrong(self.at(key), "a JSON object", value)
         return _Node(value, self, key)
 
@@ -433,7 +465,8 @@ class _Node:
         value = self._data.get(key)
         if value is None:
             return []
-        if not isinstance(value, list | tuple):
+        # A parsed record's arrays are lists; a check against a union type is slower.
+        if value.__class__ is not list and not isinstance(value, list | tuple):
             raise _wrong(self.at(key), "a list", value)
         return list(value)
 
@@ -471,14 +504,14 @@ class _Node:
         struct = self.obj(key)
         if struct is None:
             return None
-        day = _date(struct.get("date"), struct.at("date"))
+        day = _date(struct)
         if day is None:
             return None
         return PartialDate(date=day, type=struct.text("type"))
 
     def posted_date(self, key: str) -> str | None:
         struct = self.obj(key)
-        return _date(struct.get("date"), struct.at("date")) if struct else None
+        return _date(struct) if struct else None
 
 
 def _text(value: object, path: str) -> str | None:
@@ -489,18 +522,25 @@ def _text(value: object, path: str) -> str | None:
     return normalize_text(value)
 
 
-def _date(value: object, path: str) -> str | None:
-    text = _text(value, path)
+def _date(struct: _Node) -> str | None:
+    """The ``date`` of a date struct, checked. Its path is made only for an error: a record has
+    a few dates, and making it walks up to the root."""
+    value = struct.get("date")
+    if not isinstance(value, str):
+        return _text(value, struct.at("date"))  # None when missing; raises for any other value
+    text = normalize_text(value)
     if text is None:
         return None
     match = _PARTIAL_DATE.fullmatch(text)
     if match is None:
-        raise _Unreadable(path, f"expected a date as yyyy, yyyy-MM or yyyy-MM-dd, got {text!r}")
+        raise _Unreadable(
+            struct.at("date"), f"expected a date as yyyy, yyyy-MM or yyyy-MM-dd, got {text!r}"
+        )
     year, month, day = match.groups()
     try:
         date(int(year), int(month or 1), int(day or 1))
     except ValueError:
-        raise _Unreadable(path, f"not a calendar date: {text!r}") from None
+        raise _Unreadable(struct.at("date"), f"not a calendar date: {text!r}") from None
     return text
 
 
@@ -537,7 +577,7 @@ def _lead_sponsor(sponsors: _Node | None) -> str | None:
 def _criteria(eligibility: _Node | None) -> Criteria:
     text = eligibility.get("eligibilityCriteria") if eligibility else None
     if text is None:
-        return Criteria()
+        return _NO_CRITERIA
     assert eligibility is not None
     if text.__class__ is not str:
         raise _wrong(eligibility.at("eligibilityCriteria"), "a string", text)
@@ -546,6 +586,9 @@ def _criteria(eligibility: _Node | None) -> Criteria:
         for section in split_criteria(text)
     )
     return Criteria(inclusion, exclusion, other)
+
+
+_NO_CRITERIA = Criteria()
 
 
 def _healthy_volunteers(eligibility: _Node | None) -> bool | None:
@@ -611,7 +654,10 @@ def _reference(node: _Node) -> Reference:
     return Reference(pmid=node.text("pmid"), type=node.text("type"), citation=node.text("citation"))
 
 
-def _sorted(items: Iterable[_T]) -> tuple[_T, ...]:
+def _sorted(items: list[_T]) -> tuple[_T, ...]:
+    # One item or none is in order already: no sort key to make (most lists have one).
+    if len(items) < 2:
+        return tuple(items)
     return tuple(sorted(items, key=sort_key))
 
 
