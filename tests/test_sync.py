@@ -754,3 +754,47 @@ def test_the_next_page_is_fetched_while_this_one_is_read_and_written(
         batch_size=2,
     )
     assert result.baselined == 4
+
+
+def test_sqlite_page_writes_over_the_driver_store_what_sqlalchemy_stores(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's versions and trial updates go to SQLite over the driver's cursor, bound by the
+    columns' own types: every stored value is the one SQLAlchemy's execution stores."""
+    import sqlite3
+
+    from tests.records import distinct_records, edit_status
+    from trialwatch.storage import _sync
+
+    def run(name: str) -> dict[str, list[tuple[Any, ...]]]:
+        records = distinct_records(30)
+        source = FakeSource(records)
+        watch = [
+            WatchItem(nct_id=r["protocolSection"]["identificationModule"]["nctId"]) for r in records
+        ]
+        clock = FakeClock()
+        store = Store.open(f"sqlite:///{tmp_path / name}.db")
+        try:
+            for day in ("2026-11-20", "2026-11-21"):
+                if day == "2026-11-21":
+                    for nct in sorted(source.records)[::4]:
+                        edit_status(source, nct, "COMPLETED", day)
+                source.data_timestamp = f"{day}T09:00:06"
+                run_sync(source=source, store=store, clock=clock, watchlist=watch, batch_size=7)
+                clock.advance(days=1)
+        finally:
+            store.close()
+        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+            return {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # noqa: S608
+                for table in ("trial", "record_version", "change_event")
+            }
+
+    fast = run("driver")
+    assert len(fast["record_version"]) > 30 and fast["change_event"]
+    assert {name for (name, _), bound in _sync._BOUND.items() if bound} == {
+        "versions",
+        "stored trials",
+    }
+    monkeypatch.setattr(_sync, "_bound_many", lambda *args: None)  # SQLAlchemy executes all
+    assert run("sqlalchemy") == fast
