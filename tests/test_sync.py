@@ -798,3 +798,20 @@ def test_sqlite_page_writes_over_the_driver_store_what_sqlalchemy_stores(
     }
     monkeypatch.setattr(_sync, "_bound_many", lambda *args: None)  # SQLAlchemy executes all
     assert run("sqlalchemy") == fast
+
+
+def test_a_driver_error_under_a_page_read_is_a_storage_error(tmp_path: Any) -> None:
+    """The page's reads run over the driver's cursor, past SQLAlchemy's wrapping of errors:
+    a failing statement is still a StorageError (a clear message), never the driver's own."""
+    import sqlalchemy as sa
+
+    from trialwatch.exceptions import StorageError
+
+    store = Store.open(f"sqlite:///{tmp_path / 'broken.db'}")
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE watch"))
+        with pytest.raises(StorageError, match="database error: no such table: watch"):
+            store.page_state(["NCT01607905"])
+    finally:
+        store.close()

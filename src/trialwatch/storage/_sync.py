@@ -314,7 +314,24 @@ _PAGE_TRIALS = (
     " consecutive_misses, recheck, last_error, canonical_id FROM trial WHERE nct_id "
 )
 _PAGE_LABELS = "SELECT nct_id, source, label FROM watch WHERE label IS NOT NULL AND nct_id "
+_PAGE_VERSIONS = "SELECT id, nct_id, content_hash FROM record_version WHERE nct_id "
 _ONE_OF = {"postgresql": "= ANY(%s)", "sqlite": "IN (SELECT value FROM json_each(?))"}
+
+
+def _driver_rows(s: Session, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows of one statement run over the session's own connection (its transaction) with
+    the driver's cursor: plain tuples, no ORM rows; the driver's errors as a StorageError."""
+    conn = s.connection()
+    errors = conn.dialect.loaded_dbapi.Error
+    try:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, params)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+    except errors as exc:  # SQLAlchemy's wrapping does not see the driver's cursor
+        raise StorageError(f"database error: {first_line(exc)}") from exc
 
 
 def _page_state_sql(ids: list[str], dialect: str) -> tuple[str, str, Any]:
@@ -341,14 +358,8 @@ class SyncWritesMixin(StoreBase):
         with self.reading() as s:
             # The session's own connection (on PostgreSQL in autocommit: no BEGIN and COMMIT
             # round trips), its driver's cursor: plain tuples.
-            cursor = s.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(trial_sql, (wanted,))
-                rows = cursor.fetchall()
-                cursor.execute(watch_sql, (wanted,))
-                labels = best_labels(cursor.fetchall())
-            finally:
-                cursor.close()
+            rows = _driver_rows(s, trial_sql, (wanted,))
+            labels = best_labels(_driver_rows(s, watch_sql, (wanted,)))
         return {
             nct_id: StoredState(
                 nct_id=nct_id,
@@ -667,18 +678,17 @@ class SyncWritesMixin(StoreBase):
             return {}
         ids = sorted({k[0] for k in wanted})
 
+        # By trial only, the hashes matched here: "nct_id IN (...) AND content_hash IN (...)"
+        # makes SQLite probe the unique index for every pair (250,000 a page). One constant
+        # statement with the ids as one value (as page_state reads), over the driver's cursor.
+        sql = _PAGE_VERSIONS + _ONE_OF[self.dialect]
+        bound = ids if self.dialect == "postgresql" else json.dumps(ids)
+
         def stored() -> dict[tuple[str, str], int]:
-            # By trial only, the hashes matched here: "nct_id IN (...) AND content_hash IN
-            # (...)" makes SQLite probe the unique index for every pair (250,000 a page).
-            rows = s.execute(
-                select(_V.c.id, _V.c.nct_id, _V.c.content_hash).where(
-                    one_of(_V.c.nct_id, ids, self.dialect)
-                )
-            )
             return {
-                (r.nct_id, r.content_hash): int(r.id)
-                for r in rows
-                if (r.nct_id, r.content_hash) in wanted
+                (nct_id, digest): int(id_)
+                for id_, nct_id, digest in _driver_rows(s, sql, (bound,))
+                if (nct_id, digest) in wanted
             }
 
         found = stored()
