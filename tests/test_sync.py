@@ -815,3 +815,19 @@ def test_a_driver_error_under_a_page_read_is_a_storage_error(tmp_path: Any) -> N
             store.page_state(["NCT01607905"])
     finally:
         store.close()
+
+
+def test_a_statement_sqlalchemy_must_complete_is_left_to_it() -> None:
+    """A column whose default Python computes is filled in by SQLAlchemy's execution: such a
+    statement is not bound over the driver's cursor (the rows would lack that value)."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import sqlite
+
+    from trialwatch.storage import _sync
+
+    table = sa.Table(
+        "t", sa.MetaData(), sa.Column("a", sa.Text), sa.Column("b", sa.Integer, default=lambda: 1)
+    )
+    assert _sync._bound_many("python default", sa.insert(table), ("a",), sqlite.dialect()) is None
+    plain = _sync._bound_many("plain", sa.insert(table), ("a", "b"), sqlite.dialect())
+    assert plain is not None and plain.parameters({"a": "x", "b": 2}) == ["x", 2]
