@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from trialwatch.models import FieldChange, Route, StudySummary
+from trialwatch.storage._engine import batches, one_of
 from trialwatch.storage._schema import PrintedEntry, QueryMatch, QueryState, Watch
 from trialwatch.storage._sync import RunRef, SyncWritesMixin, event_row
 from trialwatch.storage._watch import WatchChange, add_watch_rows
@@ -213,18 +214,33 @@ def _save_printed_rows(
     now: datetime,
     printed_on: str | None = None,
 ) -> int:
-    rows = [
-        {"nct_id": n, "status": st, "status_text": text, "title": title, "printed_on": printed_on}
+    """Store ``entries`` (each replacing what an earlier import stored for its trial), read
+    :data:`ROWS_PER_STATEMENT` at a time; returns how many were stored."""
+    dialect = s.get_bind().dialect.name
+    kept = (
+        (n, st, text, title)
         for n, st, text, title in entries
         # With the paper's publication day, every trial it names is kept (for --since-print).
         if st or text or title or printed_on
-    ]
-    if not rows:
-        return 0
-    ids = [r["nct_id"] for r in rows]
-    s.execute(sa.delete(_P).where(_P.c.nct_id.in_(ids)))
-    s.execute(
-        sa.insert(_P),
-        [{**r, "origin": origin, "imported_at": now, "reported_at": None} for r in rows],
     )
-    return len(rows)
+    stored = 0
+    for chunk in batches(kept):
+        s.execute(sa.delete(_P).where(one_of(_P.c.nct_id, [e[0] for e in chunk], dialect)))
+        s.execute(
+            sa.insert(_P),
+            [
+                {
+                    "nct_id": n,
+                    "status": st,
+                    "status_text": text,
+                    "title": title,
+                    "printed_on": printed_on,
+                    "origin": origin,
+                    "imported_at": now,
+                    "reported_at": None,
+                }
+                for n, st, text, title in chunk
+            ],
+        )
+        stored += len(chunk)
+    return stored

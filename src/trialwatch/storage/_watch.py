@@ -11,13 +11,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from trialwatch.models import WatchItem
-from trialwatch.storage._engine import StoreBase
+from trialwatch.storage._engine import StoreBase, batches, one_of
 from trialwatch.storage._plain import source_rank
 from trialwatch.storage._schema import Trial, Watch
-from trialwatch.storage._sync import ensure_trial_rows
+from trialwatch.storage._sync import ensure_trial_rows, trial_rows_from_watch
 from trialwatch.vocabulary import clip
 
 CONFIG = "config"
+_W = Watch.__table__  # type: ignore[attr-defined]
 ANALYZE_AFTER = 1000
 """Watch rows added at once from which PostgreSQL's statistics of the watch set are renewed."""
 
@@ -224,7 +225,7 @@ class WatchMixin(StoreBase):
     def watched_among(self, ids: Iterable[str]) -> list[str]:
         """Which of ``ids`` are watched and fetched (of the studies CT.gov updated today)."""
         found: set[str] = set()
-        for chunk in _chunks(sorted(set(ids)), 500):
+        for chunk in batches(sorted(set(ids))):
             with self.session() as s:
                 found.update(
                     s.exec(
@@ -269,14 +270,9 @@ def _next_watched(after: str, chunk: int) -> sa.Select[tuple[str]]:
     )
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
 def add_watch_rows(
     s: Session,
-    ids: Sequence[str],
+    ids: Iterable[str],
     *,
     source: str,
     now: datetime,
@@ -284,44 +280,54 @@ def add_watch_rows(
 ) -> WatchChange:
     """In ``s``'s transaction: watch ``ids`` on behalf of ``source`` (a label given for an id
     it already watches replaces the old one); ``added``: the ids nobody watched before, whose
-    trial rows are made now."""
+    trial rows are made now.
+
+    Looked up and written :data:`ROWS_PER_STATEMENT` ids at a time, so that what is held for a
+    statement does not grow with the number of ids; still one transaction (the caller's).
+    """
     labels = labels or {}
-    unique = list(dict.fromkeys(ids))
-    watched: set[str] = set()
-    mine: set[str] = set()
-    for chunk in _chunks(unique, 500):
+    added: list[str] = []
+    already: list[str] = []
+    inserted = 0
+    dialect = s.get_bind().dialect.name
+    for chunk in batches(dict.fromkeys(ids)):
+        watched: set[str] = set()
+        mine: set[str] = set()
         for nct_id, by in s.execute(
-            select(Watch.nct_id, Watch.source).where(col(Watch.nct_id).in_(chunk))
+            sa.select(_W.c.nct_id, _W.c.source).where(one_of(_W.c.nct_id, chunk, dialect))
         ):
             watched.add(nct_id)
             if by == source:
                 mine.add(nct_id)
-    new_rows = [
-        {
-            "nct_id": i,
-            "source": source,
-            "label": labels.get(i),
-            "table_ref": None,
-            "reference": None,
-            "added_at": now,
-        }
-        for i in unique
-        if i not in mine
-    ]
-    if new_rows:
-        s.execute(sa.insert(Watch), new_rows)
-    for nct_id, label in labels.items():
-        if nct_id in mine and label:
-            s.execute(
-                sa.update(Watch)
-                .where(col(Watch.nct_id) == nct_id, col(Watch.source) == source)
-                .values(label=label)
-            )
-    added = [i for i in unique if i not in watched]
-    ensure_trial_rows(s, added, now)
-    if len(new_rows) >= ANALYZE_AFTER and s.get_bind().dialect.name == "postgresql":
+        rows = [
+            {
+                "nct_id": i,
+                "source": source,
+                "label": labels.get(i),
+                "table_ref": None,
+                "reference": None,
+                "added_at": now,
+            }
+            for i in chunk
+            if i not in mine
+        ]
+        if rows:
+            s.execute(sa.insert(_W), rows)
+            inserted += len(rows)
+        for nct_id in chunk if labels else ():
+            if nct_id in mine and (label := labels.get(nct_id)):
+                s.execute(
+                    sa.update(Watch)
+                    .where(col(Watch.nct_id) == nct_id, col(Watch.source) == source)
+                    .values(label=label)
+                )
+        fresh = [i for i in chunk if i not in watched]
+        trial_rows_from_watch(s, fresh, source)
+        added += fresh
+        already += (i for i in chunk if i in watched)
+    if inserted >= ANALYZE_AFTER and dialect == "postgresql":
         # PostgreSQL plans from statistics that only ANALYZE (or autovacuum, when it runs, a
         # minute or so later) gathers: a watch set imported into empty tables looks empty to
         # the planner, which then sorts every watched id to page through a few of them.
         s.execute(sa.text("ANALYZE watch, trial"))
-    return WatchChange(added=tuple(added), already=tuple(i for i in unique if i in watched))
+    return WatchChange(added=tuple(added), already=tuple(already))
