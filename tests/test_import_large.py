@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import SHIPPED_CONFIG, TRIALWATCH
-from trialwatch.importtext import read_import, read_import_pieces
+from trialwatch import importtext
+from trialwatch.importtext import ImportResult, read_import, read_import_pieces
 
 DATA = Path(__file__).parent / "data" / "import"
 TEXTS = sorted(p.name for p in DATA.iterdir() if p.name != "README.md")
@@ -32,6 +33,25 @@ def test_a_long_text_s_line_numbers_and_first_printings_survive_the_chunks() -> 
     rows = [f"| NCT{10000000 + i % 50:08d} | Trial number {i} | Recruiting |\n" for i in range(400)]
     text = "Intro naming NCT10000007 in prose, and NCT123.\n\n" + "".join(rows)
     assert read_import_pieces([text], chunk_chars=1000) == read_import(text)
+
+
+def test_a_bare_list_of_ids_is_read_a_bounded_number_of_lines_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading holds a few hundred bytes a line: a list of ids is read ``chunk_lines`` lines
+    at a time, however few characters those are, and gives what one reading gives."""
+    text = "".join(f"NCT{20000000 + i:08d}\n" for i in range(5_000))
+    whole = read_import(text)
+    chunks: list[str] = []
+
+    def reading(chunk: str) -> ImportResult:
+        chunks.append(chunk)
+        return read_import(chunk)
+
+    monkeypatch.setattr(importtext, "read_import", reading)
+    assert read_import_pieces(_pieces(text, 333), chunk_lines=1000) == whole
+    assert len(chunks) >= 5
+    assert max(chunk.count("\n") for chunk in chunks) <= 1000
 
 
 def _run_import(path: Path, tmp_path: Path) -> tuple[int, str, int]:

@@ -45,7 +45,7 @@ import dataclasses
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from trialwatch.ids import nct_id_problem
 from trialwatch.vocabulary import EXPANDED_ACCESS_STATUSES, OVERALL_STATUS_LABELS, OVERALL_STATUSES
@@ -751,11 +751,12 @@ def _rows(lines: list[_Line]) -> Iterator[_Row]:
 class _Trial:
     nct_id: str
     line: int
-    printed: list[_Printed] = field(default_factory=list)
+    printed: list[_Printed] | None = None  # made for the first (most ids have none: a list)
 
     def done(self) -> ImportedTrial:
-        status = next((p for p in self.printed if p.status_text is not None), None)
-        title = next((p.title for p in self.printed if p.title is not None), None)
+        printed = self.printed or ()
+        status = next((p for p in printed if p.status_text is not None), None)
+        title = next((p.title for p in printed if p.title is not None), None)
         return ImportedTrial(
             nct_id=self.nct_id,
             line=self.line,
@@ -797,8 +798,13 @@ def read_import(text: str) -> ImportResult:
             # 8 digits, yet refused by the registry (NCT00000000, the placeholder papers print).
             skipped.setdefault(f"NCT{digits}", Skipped(f"NCT{digits}", problem, line))
         elif len(digits) == ID_DIGITS:
-            trial = trials.setdefault(f"NCT{digits}", _Trial(f"NCT{digits}", line))
+            nct_id = f"NCT{digits}"
+            trial = trials.get(nct_id)
+            if trial is None:
+                trial = trials[nct_id] = _Trial(nct_id, line)
             if printed is not None:
+                if trial.printed is None:
+                    trial.printed = []
                 trial.printed.append(printed)
         else:
             noun = "digit" if len(digits) == 1 else "digits"
@@ -813,11 +819,17 @@ def read_import(text: str) -> ImportResult:
 CHUNK_CHARS = 1 << 20
 """How much text :func:`read_import_pieces` reads at once: memory stays flat in the size of
 the text (an 89 MB file is read a megabyte at a time)."""
+CHUNK_LINES = 8192
+"""How many lines it reads at once, at most: reading holds a few hundred bytes a line and
+an NCT number, so that a megabyte of a bare list of ids (87,000 of them) held 70 MiB while
+it was read; 8,192 lines of one, 7 MiB. A review's tables are far shorter."""
 
 
-def read_import_pieces(pieces: Iterable[str], *, chunk_chars: int = CHUNK_CHARS) -> ImportResult:
+def read_import_pieces(
+    pieces: Iterable[str], *, chunk_chars: int = CHUNK_CHARS, chunk_lines: int = CHUNK_LINES
+) -> ImportResult:
     """:func:`read_import` over a text given in pieces (a file read a block at a time), holding
-    about ``chunk_chars`` of it at once, whatever its size.
+    about ``chunk_chars`` of it (or ``chunk_lines`` lines, if fewer) at once, whatever its size.
 
     The text is read in chunks cut at a blank line where the chunk has one in its second half
     (so a table row, with its wrapped cells, stays whole), else at a line end; a line longer
@@ -852,13 +864,24 @@ def read_import_pieces(pieces: Iterable[str], *, chunk_chars: int = CHUNK_CHARS)
     buffer = ""
     for piece in pieces:
         buffer += piece
-        while len(buffer) >= chunk_chars:
-            cut = _cut(buffer, chunk_chars)
+        while (size := _chunk_size(buffer, chunk_chars, chunk_lines)) is not None:
+            cut = _cut(buffer, size)
             read(buffer[:cut])
             buffer = buffer[cut:]
     if buffer or not trials:
         read(buffer)
     return ImportResult(trials=tuple(trials.values()), skipped=tuple(skipped.values()))
+
+
+def _chunk_size(text: str, chars: int, lines: int) -> int | None:
+    """The size of the chunk to cut from the start of ``text``: ``chars``, or less where its
+    first ``lines`` lines end sooner; None while ``text`` holds less than a chunk."""
+    end = -1
+    for _ in range(lines):
+        end = text.find("\n", end + 1, chars)
+        if end < 0:
+            return chars if len(text) >= chars else None
+    return end + 1
 
 
 def _cut(text: str, size: int) -> int:

@@ -203,17 +203,17 @@ def watch_import(
         fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_CONFIG)
     for skipped in found.skipped:
         typer.echo(f"skipped {skipped}", err=True)
-    ids = [t.nct_id for t in found.trials]
-    if not ids:
+    if not found.trials:
         fail(f"no NCT numbers found in {source}", EXIT_CONFIG)
     if dry_run:
-        watched = _already_watched(ids)
+        watched = _already_watched([t.nct_id for t in found.trials])
         for t in found.trials:
             extra = f"  (printed: {t.printed_status_text})" if t.printed_status_text else ""
             verb = "already watched:" if t.nct_id in watched else "would watch"
             typer.echo(f"{verb} {t.nct_id}{extra}")
         typer.echo(
-            f"{len(ids)} NCT number(s) found: {len(ids) - len(watched)} would be added, "
+            f"{len(found.trials)} NCT number(s) found: {len(found.trials) - len(watched)} would "
+            "be added, "
             f"{len(watched)} already watched; nothing changed (--dry-run)."
         )
         return
@@ -226,7 +226,7 @@ def watch_import(
         for nct_id in change.added:
             typer.echo(f"Watching {nct_id}.")
         typer.echo(
-            f"{len(ids)} NCT number(s) found: {len(change.added)} added, "
+            f"{len(found.trials)} NCT number(s) found: {len(change.added)} added, "
             f"{len(change.already)} already watched."
         )
         if printed:

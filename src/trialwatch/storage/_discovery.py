@@ -172,7 +172,7 @@ class DiscoveryMixin(SyncWritesMixin):
 
     def import_watches(
         self,
-        ids: Sequence[str],
+        ids: Iterable[str],
         printed: Iterable[tuple[str, str | None, str | None, str | None]],
         *,
         origin: str,

@@ -284,13 +284,16 @@ def add_watch_rows(
 
     Looked up and written :data:`ROWS_PER_STATEMENT` ids at a time, so that what is held for a
     statement does not grow with the number of ids; still one transaction (the caller's).
+    ``ids`` are read once, as they come: an id repeated in a later batch (callers give each
+    once) is reported ``already`` watched there, the rows being right either way.
     """
     labels = labels or {}
     added: list[str] = []
     already: list[str] = []
     inserted = 0
     dialect = s.get_bind().dialect.name
-    for chunk in batches(dict.fromkeys(ids)):
+    for batch in batches(ids):
+        chunk = list(dict.fromkeys(batch))
         watched: set[str] = set()
         mine: set[str] = set()
         for nct_id, by in s.execute(
