@@ -44,11 +44,13 @@ def test_a_bare_list_of_ids_is_read_a_bounded_number_of_lines_at_a_time(
     whole = read_import(text)
     chunks: list[str] = []
 
-    def reading(chunk: str) -> ImportResult:
-        chunks.append(chunk)
-        return read_import(chunk)
+    read_chunk = importtext._read_import
 
-    monkeypatch.setattr(importtext, "read_import", reading)
+    def reading(chunk: str, lines_before: int) -> ImportResult:
+        chunks.append(chunk)
+        return read_chunk(chunk, lines_before)
+
+    monkeypatch.setattr(importtext, "_read_import", reading)
     assert read_import_pieces(_pieces(text, 333), chunk_lines=1000) == whole
     assert len(chunks) >= 5
     assert max(chunk.count("\n") for chunk in chunks) <= 1000

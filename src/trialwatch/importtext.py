@@ -772,6 +772,12 @@ def read_import(text: str) -> ImportResult:
 
     Never raises for what the text contains.
     """
+    return _read_import(text, 0)
+
+
+def _read_import(text: str, lines_before: int) -> ImportResult:
+    """:func:`read_import` of a text that follows ``lines_before`` lines of the same file (its
+    line numbers counted from there)."""
     text = text.replace("\r\n", "\n").translate(_PREPARE)
     lines = _lines(text)
     found: dict[int, tuple[str, _Printed | None]] = {
@@ -792,7 +798,7 @@ def read_import(text: str) -> ImportResult:
     skipped: dict[str, Skipped] = {}
     for offset in sorted(found):
         digits, printed = found[offset]
-        line = bisect.bisect_right(line_starts, offset)
+        line = lines_before + bisect.bisect_right(line_starts, offset)
         problem = nct_id_problem(f"NCT{digits}") if len(digits) == ID_DIGITS else None
         if problem is not None:
             # 8 digits, yet refused by the registry (NCT00000000, the placeholder papers print).
@@ -843,9 +849,10 @@ def read_import_pieces(
 
     def read(chunk: str) -> None:
         nonlocal lines_before
-        found = read_import(chunk)
+        # Line numbers counted from the file's start as the chunk is read: each trial is made
+        # once, not made and then copied with its line moved (100,000 copies of a bare list).
+        found = _read_import(chunk, lines_before)
         for t in found.trials:
-            t = dataclasses.replace(t, line=t.line + lines_before)
             seen = trials.get(t.nct_id)
             if seen is None:
                 trials[t.nct_id] = t
@@ -858,7 +865,7 @@ def read_import_pieces(
                 seen = dataclasses.replace(seen, printed_title=t.printed_title)
             trials[t.nct_id] = seen
         for k in found.skipped:
-            skipped.setdefault(k.text, dataclasses.replace(k, line=k.line + lines_before))
+            skipped.setdefault(k.text, k)
         lines_before += chunk.replace("\r\n", "\n").translate(_PREPARE).count("\n")
 
     buffer = ""
