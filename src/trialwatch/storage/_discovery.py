@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from trialwatch.models import FieldChange, Route, StudySummary
-from trialwatch.storage._engine import batches, one_of
+from trialwatch.storage._engine import batches
 from trialwatch.storage._schema import PrintedEntry, QueryMatch, QueryState, Watch
 from trialwatch.storage._sync import RunRef, SyncWritesMixin, event_row
 from trialwatch.storage._watch import WatchChange, add_watch_rows
@@ -172,7 +172,7 @@ class DiscoveryMixin(SyncWritesMixin):
 
     def import_watches(
         self,
-        ids: Iterable[str],
+        ids: Sequence[str],
         printed: Iterable[tuple[str, str | None, str | None, str | None]],
         *,
         origin: str,
@@ -216,7 +216,6 @@ def _save_printed_rows(
 ) -> int:
     """Store ``entries`` (each replacing what an earlier import stored for its trial), read
     :data:`ROWS_PER_STATEMENT` at a time; returns how many were stored."""
-    dialect = s.get_bind().dialect.name
     kept = (
         (n, st, text, title)
         for n, st, text, title in entries
@@ -225,7 +224,7 @@ def _save_printed_rows(
     )
     stored = 0
     for chunk in batches(kept):
-        s.execute(sa.delete(_P).where(one_of(_P.c.nct_id, [e[0] for e in chunk], dialect)))
+        s.execute(sa.delete(_P).where(_P.c.nct_id.in_([e[0] for e in chunk])))  # (see _watch)
         s.execute(
             sa.insert(_P),
             [

@@ -86,15 +86,17 @@ def summary_line(changes: Sequence[FieldChange]) -> str:
     return top.summary if more == 0 else f"{top.summary} (+{more} more)"
 
 
-def ensure_trial_rows(s: Session, ids: Iterable[str], now: datetime) -> None:
-    """A trial row for each id that has none yet (newly watched, or seen for the first time),
-    :data:`ROWS_PER_STATEMENT` ids at a time."""
+def ensure_trial_rows(s: Session, ids: Sequence[str], now: datetime) -> None:
+    """A trial row for each of ``ids`` (distinct) that has none yet (newly watched, or seen
+    for the first time). Every lookup before any insert (see add_watch_rows), each
+    :data:`ROWS_PER_STATEMENT` ids a statement; only the ids that have a row are kept aside."""
+    existing: set[str] = set()
     dialect = s.get_bind().dialect.name
-    for chunk in batches(dict.fromkeys(ids)):
-        existing = {
+    for chunk in batches(ids):
+        existing.update(
             r[0] for r in s.execute(select(_T.c.nct_id).where(one_of(_T.c.nct_id, chunk, dialect)))
-        }
-        insert_trial_rows(s, [i for i in chunk if i not in existing], now)
+        )
+    insert_trial_rows(s, (i for i in ids if i not in existing), now)
 
 
 def insert_trial_rows(s: Session, ids: Iterable[str], now: datetime) -> None:
@@ -105,25 +107,6 @@ def insert_trial_rows(s: Session, ids: Iterable[str], now: datetime) -> None:
             {"nct_id": i, "added_at": now, "consecutive_misses": 0, "recheck": False} for i in chunk
         ]
         s.execute(sa.insert(_T), rows)
-
-
-def trial_rows_from_watch(s: Session, ids: Sequence[str], source: str) -> None:
-    """A trial row for each of ``ids`` that has none yet, made from its watch row of ``source``
-    (added then): one INSERT ... SELECT, which no row passes through Python on its way. At
-    100,000 ids, a lookup then an insert of rows built here cost 40 % of ``watch import``'s
-    writes (each row's timestamp bound and converted on its own)."""
-    if not ids:
-        return
-    dialect = s.get_bind().dialect.name
-    has_row = sa.exists().where(_T.c.nct_id == _W.c.nct_id)
-    s.execute(
-        sa.insert(_T).from_select(
-            ["nct_id", "added_at", "consecutive_misses", "recheck"],
-            select(_W.c.nct_id, _W.c.added_at, sa.literal(0), sa.literal(False)).where(
-                one_of(_W.c.nct_id, ids, dialect), _W.c.source == source, ~has_row
-            ),
-        )
-    )
 
 
 # PostgreSQL: a page's new versions go in by COPY (binary) and its stored trials' updates in
