@@ -402,24 +402,3 @@ def test_warming_up_starts_a_worker_that_then_answers() -> None:
             time.sleep(0.02)
         assert pool.warm  # started, and answering before any page was given
         assert pool(jobs)() == prepare_all(jobs)
-
-
-def test_waiting_for_a_worker_this_process_prepares_the_next_pages_last_shares() -> None:
-    """Pages are handed out one ahead: while this process waits for a worker's answer on one
-    page, it prepares the last shares of the next instead of idling; that page then has its
-    answers without waiting. The answers are the same, in order."""
-    jobs = _jobs() * 10
-    held = _HeldWorker(free=1)
-    with _held_pool(held) as pool:
-        first = pool(jobs[:10])  # one share, answered at once: the worker is up
-        deadline = time.monotonic() + 30
-        while not pool.warm and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert first() == prepare_all(jobs[:10])
-        page_one = pool(jobs)
-        page_two = pool(jobs[::-1])
-        assert held.holding.wait(timeout=30)  # held in page one's first share
-        assert page_one() == prepare_all(jobs)
-        assert held.ran == [8, CHUNK]  # the held share, and nothing after it
-        assert page_two() == prepare_all(jobs[::-1])
-    assert held.ran == [8, CHUNK]  # page two was all prepared here, while page one waited

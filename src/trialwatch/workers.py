@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Any, Final, Self
@@ -54,35 +54,6 @@ def default_workers() -> int:
     return max(0, min(MAX_AUTO_WORKERS, cores - 1))
 
 
-class _Page:
-    """The shares of one page handed out to the workers, and those this process took back."""
-
-    def __init__(self) -> None:
-        self.futures: list[Future[list[Prepared | str]]] = []
-        # Each share is kept until a worker has answered it, to be prepared here should the
-        # worker die first (or this process take it back); then it is let go of: the records
-        # of a page live as long as they are needed, not until the page is decided.
-        self.shares: dict[Future[list[Prepared | str]], Sequence[bytes]] = {}
-        self.taken_back: dict[Future[list[Prepared | str]], list[Prepared | str]] = {}
-
-    def take_back_last(self) -> bool:
-        """Cancel the last share no worker has taken and prepare it here; False when there is
-        none (a worker took it: every earlier share is taken too, they go in order)."""
-        for future in reversed(self.futures):
-            if future in self.taken_back:
-                continue
-            if not future.cancel():
-                return False
-            self.taken_back[future] = prepare_all(self.shares[future])
-            return True
-        return False
-
-    def close(self) -> None:
-        self.futures.clear()
-        self.shares.clear()
-        self.taken_back.clear()
-
-
 class PreparePool:
     """A :data:`~trialwatch.prepare.Preparer` that shares large pages out to worker processes.
 
@@ -100,7 +71,6 @@ class PreparePool:
         # Whether a worker has answered yet: until then they are still starting (a new
         # interpreter importing, ~0.5 s), and this process does not wait for them.
         self._warm = False
-        self._pages: list[_Page] = []  # handed out, answers not given yet, in order
 
     @property
     def started(self) -> bool:
@@ -133,10 +103,7 @@ class PreparePool:
 
         The workers get their shares at once; this process prepares its own (a smaller one: it
         also fetches and writes) when the answers are asked for, by which time the sync has
-        fetched the next page and handed it out too. Then it takes back, from the last, the
-        shares no worker has started, and while it waits for a worker's answer it prepares the
-        last shares of the pages handed out after this one: neither side waits while the other
-        has work queued.
+        fetched the next page and handed it out too.
         """
         if self._workers == 0 or self._broken or len(jobs) < self._min_parallel:
             return prepare_here(jobs)
@@ -144,11 +111,14 @@ class PreparePool:
         # In shares of at most CHUNK records: a share waits pickled in this process until a
         # worker takes it, and its answers arrive pickled; small shares keep both small.
         size = min(CHUNK, math.ceil((len(jobs) - mine) / self._workers))
-        page = _Page()
+        # Each share is kept here until a worker has answered it, to be prepared here should
+        # the worker die first; then it is let go of (the records of a page live as long as
+        # they are needed, not until the page is decided).
+        shares: dict[Future[list[Prepared | str]], Sequence[bytes]] = {}
 
         def answered(future: Future[list[Prepared | str]]) -> None:
             if not future.cancelled() and future.exception() is None:
-                page.shares.pop(future, None)
+                shares.pop(future, None)
                 self._warm = True
 
         try:
@@ -158,61 +128,54 @@ class PreparePool:
             # _worker_init; here it is delivered when the mask is restored.
             with _sigint_blocked():
                 executor = self._executor or self._start()
+                futures: list[Future[list[Prepared | str]]] = []
                 for start in range(mine, len(jobs), size):
                     share = jobs[start : start + size]
                     future = executor.submit(prepare_all, share)
-                    page.shares[future] = share
+                    shares[future] = share
                     future.add_done_callback(answered)  # at once when already answered
-                    page.futures.append(future)
+                    futures.append(future)
         except (BrokenProcessPool, RuntimeError, OSError) as exc:
             # A worker died since the last page (the OOM killer?), or none could start.
             self._give_up(exc)
             return prepare_here(jobs)
-        self._pages.append(page)
         held = [jobs[:mine]]
 
         def answers() -> list[Prepared | str]:
             # Given once (see Preparer): the records and the futures' answers are let go.
+            prepared = prepare_all(held.pop())
+            # Then the shares no worker has taken yet, from the last back: this process helps
+            # rather than waits whenever the workers are behind (their start, a slow page).
+            stolen: dict[Future[list[Prepared | str]], list[Prepared | str]] = {}
+            for future in reversed(futures):
+                if not future.cancel():
+                    break  # taken: every earlier share is taken too (they go in order)
+                stolen[future] = prepare_all(shares[future])
             try:
-                prepared = prepare_all(held.pop())
-                # Then the shares no worker has taken yet, from the last back: this process
-                # helps rather than waits whenever the workers are behind (a slow page).
-                while page.take_back_last():
-                    pass
-                for future in page.futures:
-                    if future in page.taken_back:
-                        prepared.extend(page.taken_back.pop(future))
+                for future in futures:
+                    if future in stolen:
+                        prepared.extend(stolen.pop(future))
                         continue
                     # A share already taken by a worker that has answered nothing yet (still
                     # starting) is prepared here too rather than waited for: the same answer,
                     # and the worker's, when it comes, is dropped.
-                    share = None if self._warm or future.done() else page.shares.get(future)
+                    share = None if self._warm or future.done() else shares.get(future)
                     if share is not None:
                         future.cancel()
                         prepared.extend(prepare_all(share))
                         continue
-                    # Waiting for a worker's answer: meanwhile, the last shares of later pages.
-                    while not future.done() and self._take_back_one():
-                        pass
                     try:
                         prepared.extend(future.result())
-                    except (BrokenProcessPool, CancelledError) as exc:
-                        # A worker died (or the pool was given up and its queue dropped).
+                    except BrokenProcessPool as exc:
                         if not self._broken:
                             self._give_up(exc)
-                        prepared.extend(prepare_all(page.shares[future]))
-                return prepared
+                        prepared.extend(prepare_all(shares[future]))
             finally:
-                page.close()
-                if page in self._pages:
-                    self._pages.remove(page)
+                futures.clear()
+                shares.clear()
+            return prepared
 
         return answers
-
-    def _take_back_one(self) -> bool:
-        """Prepare here the last share no worker has started, of the last page handed out;
-        False when every share handed out is taken."""
-        return any(page.take_back_last() for page in reversed(self._pages))
 
     def _start(self) -> ProcessPoolExecutor:
         self._executor = ProcessPoolExecutor(
