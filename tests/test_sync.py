@@ -831,3 +831,26 @@ def test_a_statement_sqlalchemy_must_complete_is_left_to_it() -> None:
     assert _sync._bound_many("python default", sa.insert(table), ("a",), sqlite.dialect()) is None
     plain = _sync._bound_many("plain", sa.insert(table), ("a", "b"), sqlite.dialect())
     assert plain is not None and plain.parameters({"a": "x", "b": 2}) == ["x", 2]
+
+
+def test_a_driver_error_under_a_page_write_is_a_storage_error(tmp_path: Any) -> None:
+    """The page's writes run over the driver's cursor too: a failing one (here a second row
+    with the same key) is a StorageError with the database's words, and nothing is kept."""
+    import sqlalchemy as sa
+    from sqlmodel import Session
+
+    from trialwatch.exceptions import StorageError
+    from trialwatch.storage import _sync
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    table = sa.Table("t", sa.MetaData(), sa.Column("k", sa.Text, primary_key=True))
+    table.create(engine)
+    with (
+        pytest.raises(StorageError, match=r"database error: UNIQUE constraint failed: t\.k"),
+        Session(engine) as s,
+        s.begin(),
+    ):
+        _sync._execute_many(s, "t rows", sa.insert(table), [{"k": "a"}, {"k": "a"}])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar() == 0
+    engine.dispose()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -239,13 +238,14 @@ def _execute_many(s: Session, name: str, stmt: Any, rows: Sequence[dict[str, Any
         s.execute(stmt, rows)
         return
     params = [bound.parameters(row) for row in rows]
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(bound.sql, params)
-    except sqlite3.Error as exc:  # SQLAlchemy's wrapping does not see the driver's cursor
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(bound.sql, params)
+        finally:
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as exc:  # past SQLAlchemy's wrapping (as _driver_rows)
         raise StorageError(f"database error: {first_line(exc)}") from exc
-    finally:
-        cursor.close()
 
 
 def _copy_versions(s: Session, rows: Sequence[dict[str, Any]]) -> None:
