@@ -203,9 +203,7 @@ class Snapshot:
     @classmethod
     def from_dict(cls, data: Mapping[str, JSONValue]) -> Snapshot:
         """Inverse of :meth:`to_dict`; unknown keys are ignored, so old versions still load."""
-        known = _KNOWN.get(cls)
-        if known is None:
-            known = _KNOWN[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+        known = _known_fields(cls)
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
@@ -225,11 +223,17 @@ class Snapshot:
 def _build(item_type: type[Any], item: Mapping[str, Any]) -> Any:
     # Unknown keys are skipped here too: a snapshot written by a newer normalizer still loads.
     # Hot when many snapshots are read (an export of every trial builds ~20 items each).
-    known = _KNOWN.get(item_type)
-    if known is None:
-        known = _KNOWN[item_type] = frozenset(_field_names(item_type))
+    known = _known_fields(item_type)
     values = {k: (tuple(v) if v.__class__ is list else v) for k, v in item.items() if k in known}
     return item_type(**values)
+
+
+def _known_fields(cls: type[Any]) -> frozenset[str]:
+    """:func:`_field_names` as a set, for the keys a stored snapshot may carry (cached)."""
+    known = _KNOWN.get(cls)
+    if known is None:
+        known = _KNOWN[cls] = frozenset(_field_names(cls))
+    return known
 
 
 _KNOWN: dict[type[Any], frozenset[str]] = {}

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -238,14 +239,8 @@ def _execute_many(s: Session, name: str, stmt: Any, rows: Sequence[dict[str, Any
         s.execute(stmt, rows)
         return
     params = [bound.parameters(row) for row in rows]
-    try:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(bound.sql, params)
-        finally:
-            cursor.close()
-    except conn.dialect.loaded_dbapi.Error as exc:  # past SQLAlchemy's wrapping (as _driver_rows)
-        raise StorageError(f"database error: {first_line(exc)}") from exc
+    with _driver_cursor(s) as cursor:
+        cursor.executemany(bound.sql, params)
 
 
 def _copy_versions(s: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -317,27 +312,38 @@ _PAGE_VERSIONS = "SELECT id, nct_id, content_hash FROM record_version WHERE nct_
 _ONE_OF = {"postgresql": "= ANY(%s)", "sqlite": "IN (SELECT value FROM json_each(?))"}
 
 
-def _driver_rows(s: Session, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """The rows of one statement run over the session's own connection (its transaction) with
-    the driver's cursor: plain tuples, no ORM rows; the driver's errors as a StorageError."""
+@contextmanager
+def _driver_cursor(s: Session) -> Iterator[Any]:
+    """A cursor of the driver on the session's own connection (its transaction), closed after;
+    the driver's errors, which SQLAlchemy's wrapping does not see here, as a StorageError."""
     conn = s.connection()
-    errors = conn.dialect.loaded_dbapi.Error
     try:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(sql, params)
-            return [tuple(row) for row in cursor.fetchall()]
+            yield cursor
         finally:
             cursor.close()
-    except errors as exc:  # SQLAlchemy's wrapping does not see the driver's cursor
+    except conn.dialect.loaded_dbapi.Error as exc:
         raise StorageError(f"database error: {first_line(exc)}") from exc
 
 
+def _driver_rows(s: Session, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows of one statement over :func:`_driver_cursor`: plain tuples, no ORM rows."""
+    with _driver_cursor(s) as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _where_nct_id_in(ids: list[str], dialect: str) -> tuple[str, Any]:
+    """The end of a statement ``... WHERE nct_id`` over ``ids``, and ``ids`` as its one bound
+    value: ``IN`` a JSON array's values on SQLite, ``= ANY`` an array on PostgreSQL. The text
+    is the same whatever the number of ids, so every cache keeps it."""
+    return _ONE_OF[dialect], (ids if dialect == "postgresql" else json.dumps(ids))
+
+
 def _page_state_sql(ids: list[str], dialect: str) -> tuple[str, str, Any]:
-    """:meth:`page_state`'s two statements and ``ids`` as their one bound value: ``IN`` a JSON
-    array's values on SQLite, ``= ANY`` an array on PostgreSQL."""
-    one_of = _ONE_OF[dialect]
-    wanted = ids if dialect == "postgresql" else json.dumps(ids)
+    """:meth:`page_state`'s two statements and ``ids`` as their one bound value."""
+    one_of, wanted = _where_nct_id_in(ids, dialect)
     return _PAGE_TRIALS + one_of, _PAGE_LABELS + one_of, wanted
 
 
@@ -680,8 +686,8 @@ class SyncWritesMixin(StoreBase):
         # By trial only, the hashes matched here: "nct_id IN (...) AND content_hash IN (...)"
         # makes SQLite probe the unique index for every pair (250,000 a page). One constant
         # statement with the ids as one value (as page_state reads), over the driver's cursor.
-        sql = _PAGE_VERSIONS + _ONE_OF[self.dialect]
-        bound = ids if self.dialect == "postgresql" else json.dumps(ids)
+        one_of, bound = _where_nct_id_in(ids, self.dialect)
+        sql = _PAGE_VERSIONS + one_of
 
         def stored() -> dict[tuple[str, str], int]:
             return {
