@@ -53,6 +53,18 @@ def test_workers_answer_what_this_process_answers_in_order() -> None:
     assert isinstance(first, Prepared) and rawcodec.decompress(first.raw) == jobs[0]
 
 
+def test_a_prepared_record_crosses_the_process_boundary_whole() -> None:
+    """Prepared pickles by its values (its own __reduce__): every field must come back, the
+    ones a new field would add included."""
+    import dataclasses
+    import pickle
+
+    values = {f.name: f"{f.name}-value" for f in dataclasses.fields(Prepared)}
+    values.update(canonical=b'{"x": 1}', raw=b"\x28\xb5\x2f\xfd")
+    prepared = Prepared(**values)
+    assert pickle.loads(pickle.dumps(prepared)) == prepared  # noqa: S301 - our own bytes
+
+
 def test_a_small_page_starts_no_process() -> None:
     jobs = _jobs()[:5]
     with PreparePool(workers=2) as pool:

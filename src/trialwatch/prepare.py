@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -37,6 +38,23 @@ class Prepared:
 
     def snapshot(self) -> Snapshot:
         return Snapshot.from_dict(orjson.loads(self.canonical))
+
+    def __reduce__(self) -> tuple[type[Prepared], tuple[Any, ...]]:
+        # Pickled by its values, as a tuple is. A frozen, slotted dataclass otherwise pickles
+        # through its generated __getstate__/__setstate__, which read the field list and set
+        # each field in Python: 8-14 µs a record more, paid on both sides of the worker pipe
+        # for every record of a first sync.
+        return (
+            Prepared,
+            (
+                self.canonical,
+                self.digest,
+                self.raw,
+                self.brief_title,
+                self.acronym,
+                self.overall_status,
+            ),
+        )
 
 
 Preparer = Callable[[Sequence[bytes]], Callable[[], list["Prepared | str"]]]
