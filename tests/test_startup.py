@@ -199,3 +199,26 @@ def test_the_command_leaves_its_objects_out_of_the_shutdown_collection(
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("own_process", [True, False])
+def test_a_command_in_its_own_process_freezes_what_it_loaded(
+    own_process: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the app is built, what is loaded lives as long as the process: frozen, the
+    collector's full passes skip it. Only in a process of its own (the console script): a test
+    run calling the command line would keep every earlier test's garbage."""
+    import gc
+
+    from trialwatch.cli import _common
+    from trialwatch.config import load_settings
+
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "tw.db"}"\n')
+    monkeypatch.setattr(_common.state, "own_process", own_process)
+    gc.unfreeze()
+    try:
+        with _common._app_from(load_settings(config, env={}), may_upgrade=False):
+            assert (gc.get_freeze_count() > 0) is own_process
+    finally:
+        gc.unfreeze()

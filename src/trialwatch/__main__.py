@@ -13,7 +13,9 @@ import gc
 def main() -> None:
     """Console-script entry point: the command line, parsed and run."""
     from trialwatch.cli import main as run
+    from trialwatch.cli._common import state
 
+    state.own_process = True
     try:
         run()
     finally:
