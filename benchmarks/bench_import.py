@@ -48,7 +48,7 @@ def main() -> None:
         found = read_import(text)
         seconds = time.perf_counter() - start
         mb = len(text) / 1_000_000
-        figures[name] = {"mb": round(mb, 2), "s": round(seconds, 2), "ids": len(found.trials)}
+        figures[name] = {"mb": round(mb, 2), "s": round(seconds, 2), "ids": len(found)}
         print(f"{name:20} {mb:6.2f} MB  {seconds:7.2f} s  {mb / seconds:6.2f} MB/s")
     print(json.dumps(figures))
 

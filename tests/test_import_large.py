@@ -3,6 +3,7 @@ stays flat in the text's size; a binary file is refused plainly."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -11,7 +12,13 @@ import pytest
 
 from tests.e2e import SHIPPED_CONFIG, TRIALWATCH
 from trialwatch import importtext
-from trialwatch.importtext import ImportResult, read_import, read_import_pieces
+from trialwatch.importtext import (
+    ImportedTrial,
+    ImportResult,
+    Skipped,
+    read_import,
+    read_import_pieces,
+)
 
 DATA = Path(__file__).parent / "data" / "import"
 TEXTS = sorted(p.name for p in DATA.iterdir() if p.name != "README.md")
@@ -54,6 +61,68 @@ def test_a_bare_list_of_ids_is_read_a_bounded_number_of_lines_at_a_time(
     assert read_import_pieces(_pieces(text, 333), chunk_lines=1000) == whole
     assert len(chunks) >= 5
     assert max(chunk.count("\n") for chunk in chunks) <= 1000
+
+
+def test_a_long_list_keeps_every_line_and_every_printing_across_its_chunks() -> None:
+    """A result holds ids, lines and printings apart (a list of 100,000 ids prints nothing
+    beside most): none is lost or moved, though the printing of a trial comes chunks after its
+    first line, and a title and a status come from different rows."""
+    bare = [f"NCT{30000000 + i:08d}" for i in range(300)]
+    text = (
+        "".join(f"{nct_id}\n" for nct_id in bare)  # lines 1-300
+        + "\n| NCT30000007 | A first title | Recruiting |\n"  # line 302: first line is 8
+        + "\n| NCT39999999 | A title only, twice over |  |\n"  # line 304
+        + "".join(f"see NCT{31000000 + i:08d}\n" for i in range(200))  # lines 305-504
+        + "| NCT39999999 | Completed |\n"  # line 505: its status, 201 lines on
+        + "| NCT30000007 | Another title | Terminated |\n"  # the first printing stays
+        + "NCT1234567 at the end\n"  # line 507
+    )
+    result = read_import_pieces(_pieces(text, 333), chunk_lines=64)
+    expected = (
+        *(ImportedTrial(nct_id, k) for k, nct_id in enumerate(bare, start=1)),
+        ImportedTrial("NCT39999999", 304, None, None, "A title only, twice over"),
+        *(ImportedTrial(f"NCT{31000000 + i:08d}", 305 + i) for i in range(200)),
+    )
+    expected = tuple(
+        dataclasses.replace(
+            t,
+            printed_status="RECRUITING",
+            printed_status_text="Recruiting",
+            printed_title="A first title",
+        )
+        if t.nct_id == "NCT30000007"
+        else dataclasses.replace(t, printed_status="COMPLETED", printed_status_text="Completed")
+        if t.nct_id == "NCT39999999"
+        else t
+        for t in expected
+    )
+    assert result.trials == expected
+    assert tuple(result) == expected
+    assert len(result) == len(expected) == 501
+    assert result.nct_ids == tuple(t.nct_id for t in expected)
+    assert list(result.printed()) == [
+        (t.nct_id, t.printed_status, t.printed_status_text, t.printed_title) for t in expected
+    ]
+    assert result.skipped == (Skipped("NCT1234567", "7 digits", 507),)
+    assert result == read_import(text)
+    assert result == ImportResult(expected, result.skipped)
+
+
+def test_results_differing_only_in_a_line_or_a_printing_are_not_equal() -> None:
+    """Equality is what the chunked reading is tested by: it looks at lines and printings."""
+    trials = (ImportedTrial("NCT30000001", 1), ImportedTrial("NCT30000002", 2, None, None, "T"))
+    same = ImportResult(trials, ())
+    assert same == ImportResult(list(trials), ())
+    for other in (
+        (trials[0], dataclasses.replace(trials[1], line=3)),
+        (trials[0], dataclasses.replace(trials[1], printed_title=None)),
+        (dataclasses.replace(trials[0], printed_status_text="Ongoing"), trials[1]),
+        (trials[0],),
+    ):
+        assert same != ImportResult(other, ())
+    assert same != ImportResult(trials, (Skipped("NCT1", "1 digit", 1),))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        same.skipped = ()  # type: ignore[misc]
 
 
 def _run_import(path: Path, tmp_path: Path) -> tuple[int, str, int]:

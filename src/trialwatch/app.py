@@ -445,11 +445,8 @@ class App:
         them (and the paper's publication day, when given), in one transaction. Returns the
         change and how many printed entries were kept."""
         return self.store.import_watches(
-            [t.nct_id for t in found.trials],
-            (
-                (t.nct_id, t.printed_status, t.printed_status_text, t.printed_title)
-                for t in found.trials
-            ),
+            found.nct_ids,
+            found.printed(),
             origin=origin,
             now=self.clock(),
             printed_on=printed_on.isoformat() if printed_on else None,

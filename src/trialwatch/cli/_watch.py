@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -107,7 +107,7 @@ def watch_add(
             typer.echo(f"Run `trialwatch sync` to fetch {them} now.")
 
 
-def _already_watched(ids: list[str]) -> set[str]:
+def _already_watched(ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` the database watches (none when there is no database yet: a dry run
     creates nothing)."""
     from trialwatch.cli._common import load
@@ -203,16 +203,16 @@ def watch_import(
         fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_CONFIG)
     for skipped in found.skipped:
         typer.echo(f"skipped {skipped}", err=True)
-    if not found.trials:
+    if not found.nct_ids:
         fail(f"no NCT numbers found in {source}", EXIT_CONFIG)
     if dry_run:
-        watched = _already_watched([t.nct_id for t in found.trials])
-        for t in found.trials:
+        watched = _already_watched(found.nct_ids)
+        for t in found:
             extra = f"  (printed: {t.printed_status_text})" if t.printed_status_text else ""
             verb = "already watched:" if t.nct_id in watched else "would watch"
             typer.echo(f"{verb} {t.nct_id}{extra}")
         typer.echo(
-            f"{len(found.trials)} NCT number(s) found: {len(found.trials) - len(watched)} would "
+            f"{len(found)} NCT number(s) found: {len(found) - len(watched)} would "
             "be added, "
             f"{len(watched)} already watched; nothing changed (--dry-run)."
         )
@@ -228,7 +228,7 @@ def watch_import(
             batch = change.added[start : start + 1000]
             typer.echo("\n".join(f"Watching {nct_id}." for nct_id in batch))
         typer.echo(
-            f"{len(found.trials)} NCT number(s) found: {len(change.added)} added, "
+            f"{len(found)} NCT number(s) found: {len(change.added)} added, "
             f"{len(change.already)} already watched."
         )
         if printed:
