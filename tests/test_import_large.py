@@ -72,38 +72,40 @@ def test_a_long_list_keeps_every_line_and_every_printing_across_its_chunks() -> 
         "".join(f"{nct_id}\n" for nct_id in bare)  # lines 1-300
         + "\n| NCT30000007 | A first title | Recruiting |\n"  # line 302: first line is 8
         + "\n| NCT39999999 | A title only, twice over |  |\n"  # line 304
-        + "".join(f"see NCT{31000000 + i:08d}\n" for i in range(200))  # lines 305-504
-        + "| NCT39999999 | Completed |\n"  # line 505: its status, 201 lines on
+        + "\n| NCT39999998 | Not yet recruiting |\n"  # line 306
+        + "".join(f"see NCT{31000000 + i:08d}\n" for i in range(200))  # lines 307-506
+        + "| NCT39999999 | Completed |\n"  # line 507: its status, 203 lines on
         + "| NCT30000007 | Another title | Terminated |\n"  # the first printing stays
-        + "NCT1234567 at the end\n"  # line 507
+        + "| NCT39999998 | Its title, long after its status |\n"  # line 509
+        + "NCT1234567 at the end\n"  # line 510
     )
     result = read_import_pieces(_pieces(text, 333), chunk_lines=64)
-    expected = (
-        *(ImportedTrial(nct_id, k) for k, nct_id in enumerate(bare, start=1)),
-        ImportedTrial("NCT39999999", 304, None, None, "A title only, twice over"),
-        *(ImportedTrial(f"NCT{31000000 + i:08d}", 305 + i) for i in range(200)),
-    )
+    printings = {
+        "NCT30000007": ("RECRUITING", "Recruiting", "A first title"),
+        "NCT39999999": ("COMPLETED", "Completed", "A title only, twice over"),
+        "NCT39999998": (
+            "NOT_YET_RECRUITING",
+            "Not yet recruiting",
+            "Its title, long after its status",
+        ),
+    }
     expected = tuple(
-        dataclasses.replace(
-            t,
-            printed_status="RECRUITING",
-            printed_status_text="Recruiting",
-            printed_title="A first title",
+        ImportedTrial(nct_id, line, *printings.get(nct_id, (None, None, None)))
+        for nct_id, line in (
+            *((nct_id, k) for k, nct_id in enumerate(bare, start=1)),
+            ("NCT39999999", 304),
+            ("NCT39999998", 306),
+            *((f"NCT{31000000 + i:08d}", 307 + i) for i in range(200)),
         )
-        if t.nct_id == "NCT30000007"
-        else dataclasses.replace(t, printed_status="COMPLETED", printed_status_text="Completed")
-        if t.nct_id == "NCT39999999"
-        else t
-        for t in expected
     )
     assert result.trials == expected
     assert tuple(result) == expected
-    assert len(result) == len(expected) == 501
+    assert len(result) == len(expected) == 502
     assert result.nct_ids == tuple(t.nct_id for t in expected)
     assert list(result.printed()) == [
         (t.nct_id, t.printed_status, t.printed_status_text, t.printed_title) for t in expected
     ]
-    assert result.skipped == (Skipped("NCT1234567", "7 digits", 507),)
+    assert result.skipped == (Skipped("NCT1234567", "7 digits", 510),)
     assert result == read_import(text)
     assert result == ImportResult(expected, result.skipped)
 
