@@ -160,6 +160,12 @@ _UPDATE_STORED = (
 """A page's stored trials in one statement (PostgreSQL): ``unnest(:page_nct_id, ...) AS
 page(nct_id, ...)`` joined to the trial table."""
 
+# "A watch holds this trial", asked of each trial row that passed the cheap tests before it:
+# SQLite then scans the trial table once. Written "nct_id IN (SELECT DISTINCT nct_id FROM
+# watch)", it looked up every watched trial by its key instead: 19 against 5 ms at 10,000
+# watched trials, each incremental sync asking twice.
+_WATCHED = sa.exists().where(_W.c.nct_id == _T.c.nct_id)
+
 _BIND_NAMES = {
     "nct_id": "b_id",
     "last_changed_at": "changed_at",
@@ -418,11 +424,9 @@ class SyncWritesMixin(StoreBase):
         """Watched trials an idle poll must still fetch: never fetched yet (newly watched), or
         returned before and absent from the last answer (``recheck``)."""
         with self.session() as s:
-            watched = select(_W.c.nct_id).distinct().scalar_subquery()
             rows = s.execute(
                 select(_T.c.nct_id)
                 .where(
-                    _T.c.nct_id.in_(watched),
                     _T.c.refused.is_(None),
                     sa.or_(
                         _T.c.recheck.is_(True),
@@ -432,6 +436,7 @@ class SyncWritesMixin(StoreBase):
                             _T.c.last_error.is_(None),
                         ),
                     ),
+                    _WATCHED,
                 )
                 .order_by(_T.c.nct_id)
                 .limit(limit)
@@ -444,14 +449,9 @@ class SyncWritesMixin(StoreBase):
         again at each refresh, as a full one does: CT.gov may fix a record without moving its
         LastUpdatePostDate."""
         with self.session() as s:
-            watched = select(_W.c.nct_id).distinct().scalar_subquery()
             rows = s.execute(
                 select(_T.c.nct_id)
-                .where(
-                    _T.c.nct_id.in_(watched),
-                    _T.c.last_error.is_not(None),
-                    _T.c.refused.is_(None),
-                )
+                .where(_T.c.last_error.is_not(None), _T.c.refused.is_(None), _WATCHED)
                 .order_by(_T.c.nct_id)
                 .limit(limit)
             )
@@ -460,10 +460,9 @@ class SyncWritesMixin(StoreBase):
     def refused_trials(self) -> list[tuple[str, str]]:
         """Watched trials CT.gov refuses to look up: (nct_id, why), by id."""
         with self.session() as s:
-            watched = select(_W.c.nct_id).distinct().scalar_subquery()
             rows = s.execute(
                 select(_T.c.nct_id, _T.c.refused)
-                .where(_T.c.nct_id.in_(watched), _T.c.refused.is_not(None))
+                .where(_T.c.refused.is_not(None), _WATCHED)
                 .order_by(_T.c.nct_id)
             )
             return [(r[0], r[1]) for r in rows]
