@@ -359,6 +359,43 @@ def test_a_redirect_to_another_host_or_scheme_is_not_followed(location: str) -> 
     assert calls == [f"{BASE}/version"]
 
 
+def test_plain_http_is_never_upgraded_by_a_redirect() -> None:
+    """A base URL over plain HTTP reads nothing over TLS: a redirect to https on the same host
+    is another scheme, refused like any other."""
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "https://127.0.0.1:8000/api/v2/version"})
+
+    with (
+        client_for(handler, Sleeps(), base_url="http://127.0.0.1:8000/api/v2") as c,
+        pytest.raises(ApiRequestError, match="not followed"),
+    ):
+        c.version()
+    assert calls == ["http://127.0.0.1:8000/api/v2/version"]
+
+
+def test_https_verifies_against_the_ca_bundle_and_plain_http_loads_none() -> None:
+    """Loading the CA bundle cost each command ~0.1 s; over plain HTTP it is not loaded, and
+    the context left there trusts no authority and requires a certificate (fails closed)."""
+    import ssl
+
+    def context(client: CtGovClient) -> ssl.SSLContext:
+        # httpx's transport -> httpcore's pool -> its context (what _deadline_transport made).
+        return client._http._transport._pool._ssl_context  # type: ignore[attr-defined,no-any-return]
+
+    with (
+        CtGovClient(base_url=BASE) as tls,
+        CtGovClient(base_url="http://127.0.0.1:8000/api/v2") as plain,
+    ):
+        for client in (tls, plain):
+            assert context(client).verify_mode == ssl.CERT_REQUIRED
+            assert context(client).check_hostname
+        assert context(tls).cert_store_stats()["x509_ca"] > 50
+        assert context(plain).cert_store_stats()["x509_ca"] == 0
+
+
 def test_a_redirect_on_the_same_host_is_followed() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/version"):

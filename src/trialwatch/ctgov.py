@@ -201,11 +201,20 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def _deadline_transport() -> httpx.HTTPTransport:
+def _deadline_transport(scheme: str) -> httpx.HTTPTransport:
     """httpx's own transport, its sockets read under the exchange's deadline. httpx does not
     take a network backend, so it is set on the pool it made (tested end to end by a server
-    dripping its headers: a change in httpx that drops it fails that test)."""
-    transport = httpx.HTTPTransport()
+    dripping its headers: a change in httpx that drops it fails that test).
+
+    Over ``https`` it verifies certificates against httpx's CA bundle, as httpx does by default.
+    Over plain ``http`` (a local mirror, a stand-in) no answer is read over TLS (a redirect to
+    another scheme is refused, see CtGovClient._redirect): loading the bundle there cost each
+    command ~0.1 s for nothing. Its context still refuses every certificate (it requires one
+    and trusts no authority), so it fails closed should TLS ever be used."""
+    verify: ssl.SSLContext | bool = True
+    if scheme == "http":
+        verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    transport = httpx.HTTPTransport(verify=verify)
     pool = getattr(transport, "_pool", None)
     if isinstance(pool, httpcore.ConnectionPool):
         pool._network_backend = _DeadlineBackend(pool._network_backend)
@@ -401,7 +410,7 @@ class CtGovClient:
                 "User-Agent": user_agent or DEFAULT_USER_AGENT,
                 "Accept": "application/json",
             },
-            transport=transport if transport is not None else _deadline_transport(),
+            transport=transport if transport is not None else _deadline_transport(url.scheme),
             # Redirects are followed by hand, and only on the same scheme and host: an answer
             # from elsewhere (a captive portal, a hijacked name) is not CT.gov's.
             follow_redirects=False,
