@@ -6,10 +6,13 @@ loopback socket where a server must misbehave below HTTP. Waits go through a fak
 
 from __future__ import annotations
 
+import http.server
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +21,12 @@ import pytest
 from tests.fakes.ctgov_server import FakeCtGov, load_records
 from trialwatch.config import ApiSettings
 from trialwatch.ctgov import DEFAULT_USER_AGENT, MAX_HEAD_BYTES, CtGovClient
-from trialwatch.exceptions import ApiRequestError, ApiUnavailableError, TransientFetchError
+from trialwatch.exceptions import (
+    ApiRequestError,
+    ApiUnavailableError,
+    ApiUnreachableError,
+    TransientFetchError,
+)
 from trialwatch.models import FoundStudy, MissingStudy
 
 RECORDS = load_records()
@@ -359,9 +367,9 @@ def test_a_redirect_to_another_host_or_scheme_is_not_followed(location: str) -> 
     assert calls == [f"{BASE}/version"]
 
 
-def test_plain_http_is_never_upgraded_by_a_redirect() -> None:
-    """A base URL over plain HTTP reads nothing over TLS: a redirect to https on the same host
-    is another scheme, refused like any other."""
+def test_plain_http_is_not_redirected_to_https() -> None:
+    """A redirect from a plain-HTTP base to https on the same host is another scheme: refused,
+    as a redirect from https to http is (the test above)."""
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -376,24 +384,86 @@ def test_plain_http_is_never_upgraded_by_a_redirect() -> None:
     assert calls == ["http://127.0.0.1:8000/api/v2/version"]
 
 
-def test_https_verifies_against_the_ca_bundle_and_plain_http_loads_none() -> None:
-    """Loading the CA bundle cost each command ~0.1 s; over plain HTTP it is not loaded, and
-    the context left there trusts no authority and requires a certificate (fails closed)."""
-    import ssl
+def _https_transport(client: CtGovClient) -> Any:
+    """The client's transport for https URLs (built at its first request)."""
+    # httpx keeps its mounts by URL pattern; the client mounts one transport on https.
+    (transport,) = (t for p, t in client._http._mounts.items() if p.scheme == "https")
+    return transport
 
-    def context(client: CtGovClient) -> ssl.SSLContext:
-        # httpx's transport -> httpcore's pool -> its context (what _deadline_transport made).
-        return client._http._transport._pool._ssl_context  # type: ignore[attr-defined,no-any-return]
 
+def _tls_context(transport: Any) -> ssl.SSLContext:
+    # httpx's transport -> httpcore's pool -> its TLS context.
+    return transport._pool._ssl_context  # type: ignore[no-any-return]
+
+
+def test_the_ca_bundle_is_loaded_by_the_first_https_request_only() -> None:
+    """Loading the CA bundle cost each command ~0.1 s: a client of a plain-HTTP base that sends
+    nothing over https never loads it, and its plain transport's TLS context trusts no
+    authority and requires a certificate (fails closed)."""
+    server = FakeCtGov(load_records()).start()
+    try:
+        with CtGovClient(base_url=server.base_url, min_interval_s=0) as client:
+            assert server.base_url.startswith("http://")
+            client.version()
+            assert not _https_transport(client).built
+            plain = _tls_context(client._http._transport)
+            assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+            assert plain.cert_store_stats()["x509_ca"] == 0
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tls_server(certificate: tuple[Path, Path]) -> Iterator[str]:
+    """An https server on loopback answering every GET with ``{"ok": 1}``; yields its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"ok": 1}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_plain_http_base_reads_the_history_over_verified_https(
+    tls_server: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror's base URL over plain HTTP with the record history over https (``[api]
+    history_url``): the https request is made, and verified against the trusted authorities
+    (here the test's own, named by SSL_CERT_FILE as a user would name a private CA)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    with CtGovClient(base_url="http://127.0.0.1:9/api/v2", min_interval_s=0) as client:
+        assert client.get_body(f"{tls_server}/api/int/studies/NCT02606461") == b'{"ok": 1}'
+        https = _https_transport(client)
+        assert https.built
+        context = _tls_context(https._transport)
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+def test_https_is_refused_from_an_authority_nobody_trusts(tls_server: str) -> None:
+    """The same server, its certificate trusted by nobody (the CA bundle as shipped): refused."""
     with (
-        CtGovClient(base_url=BASE) as tls,
-        CtGovClient(base_url="http://127.0.0.1:8000/api/v2") as plain,
+        CtGovClient(base_url="http://127.0.0.1:9/api/v2", min_interval_s=0, max_attempts=1) as c,
+        pytest.raises(ApiUnreachableError, match="certificate is not trusted"),
     ):
-        for client in (tls, plain):
-            assert context(client).verify_mode == ssl.CERT_REQUIRED
-            assert context(client).check_hostname
-        assert context(tls).cert_store_stats()["x509_ca"] > 50
-        assert context(plain).cert_store_stats()["x509_ca"] == 0
+        c.get_body(f"{tls_server}/api/int/studies/NCT02606461")
 
 
 def test_a_redirect_on_the_same_host_is_followed() -> None:

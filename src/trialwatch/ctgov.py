@@ -29,6 +29,7 @@ import random
 import re
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -201,24 +202,51 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def _deadline_transport(scheme: str) -> httpx.HTTPTransport:
+def _deadline_transport(verify: ssl.SSLContext | bool = True) -> httpx.HTTPTransport:
     """httpx's own transport, its sockets read under the exchange's deadline. httpx does not
     take a network backend, so it is set on the pool it made (tested end to end by a server
-    dripping its headers: a change in httpx that drops it fails that test).
-
-    Over ``https`` it verifies certificates against httpx's CA bundle, as httpx does by default.
-    Over plain ``http`` (a local mirror, a stand-in) no answer is read over TLS (a redirect to
-    another scheme is refused, see CtGovClient._redirect): loading the bundle there cost each
-    command ~0.1 s for nothing. Its context still refuses every certificate (it requires one
-    and trusts no authority), so it fails closed should TLS ever be used."""
-    verify: ssl.SSLContext | bool = True
-    if scheme == "http":
-        verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    dripping its headers: a change in httpx that drops it fails that test)."""
     transport = httpx.HTTPTransport(verify=verify)
     pool = getattr(transport, "_pool", None)
     if isinstance(pool, httpcore.ConnectionPool):
         pool._network_backend = _DeadlineBackend(pool._network_backend)
     return transport
+
+
+def _plain_http_transport() -> httpx.HTTPTransport:
+    """The transport for ``http://`` URLs. httpx gives every transport a TLS context, by default
+    one that loads the CA bundle (~0.1 s); this one's is bare, never used over plain HTTP, and
+    fails closed if it were (it requires a certificate and trusts no authority)."""
+    return _deadline_transport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+
+
+class _BuiltOnFirstUse(httpx.BaseTransport):
+    """A transport made when its first request comes, for ``https://`` URLs: the CA bundle is
+    loaded (~0.1 s of each command) only by a client that sends a request over TLS. A client
+    of a plain-HTTP mirror may still read the record history over https (``[api]
+    history_url``); it then verifies it as any https request is verified."""
+
+    def __init__(self, make: Callable[[], httpx.BaseTransport]) -> None:
+        self._make = make
+        self._lock = threading.Lock()  # a sync fetches in a thread of its own
+        self._transport: httpx.BaseTransport | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._transport is not None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            if self._transport is None:
+                self._transport = self._make()
+            transport = self._transport
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
 
 
 # The most attempts a throttle is ridden out for, whatever the waits add up to.
@@ -410,7 +438,10 @@ class CtGovClient:
                 "User-Agent": user_agent or DEFAULT_USER_AGENT,
                 "Accept": "application/json",
             },
-            transport=transport if transport is not None else _deadline_transport(url.scheme),
+            transport=transport if transport is not None else _plain_http_transport(),
+            mounts=None
+            if transport is not None
+            else {"https://": _BuiltOnFirstUse(_deadline_transport)},
             # Redirects are followed by hand, and only on the same scheme and host: an answer
             # from elsewhere (a captive portal, a hijacked name) is not CT.gov's.
             follow_redirects=False,
