@@ -196,3 +196,19 @@ def test_utf16_text_with_its_mark_is_read(tmp_path: Path) -> None:
     path.write_bytes("NCT number\tTitle\nNCT01607905\tSTORM\n".encode("utf-16"))
     code, err, _ = _run_import(path, tmp_path)
     assert code == 0, err
+
+
+def test_a_result_pickles_and_copies_whole() -> None:
+    """The compact result is made again from its parts when pickled or copied (its frozen
+    __setattr__ would refuse the default way), printings and lines included."""
+    import copy
+    import pickle
+
+    result = read_import("NCT30000007 | A title | Recruiting\nNCT30000008\nNCT123\n")
+    assert result.trials[0].printed_status == "RECRUITING" and result.skipped
+    for again in (
+        pickle.loads(pickle.dumps(result)),  # noqa: S301 - our own bytes
+        copy.copy(result),
+        copy.deepcopy(result),
+    ):
+        assert again == result and again.trials == result.trials

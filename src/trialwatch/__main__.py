@@ -20,7 +20,7 @@ def main() -> None:
         run()
     finally:
         # The interpreter's shutdown collects garbage over every object still alive: ~90,000
-        # once SQLAlchemy, pydantic and typer are loaded, 0.3-0.4 s of every command here (a
+        # once SQLAlchemy, pydantic and typer are loaded, 0.3 to 0.5 s of every command here (a
         # fifth of an idle poll), for memory the process is about to give back anyway.
         # Frozen objects are left out of those collections. Nothing is lost: atexit handlers
         # (logging's flush) and the flush of stdout and stderr run as before, and the command

@@ -47,6 +47,7 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from trialwatch.ids import nct_id_problem
 from trialwatch.vocabulary import EXPANDED_ACCESS_STATUSES, OVERALL_STATUS_LABELS, OVERALL_STATUSES
@@ -95,7 +96,9 @@ class Skipped:
 
 _Print = tuple[str | None, str | None, str | None]  # (status, status as printed, title)
 _NOTHING_PRINTED: _Print = (None, None, None)
-_LINE_CODE = "Q"  # line numbers in an array of unsigned 64-bit integers: no file has more lines
+# Line numbers in an array of unsigned ints: 4 bytes each, room for 4 billion lines (an import
+# reads text held in memory whole: far fewer).
+_LINE_CODE = "I"
 
 
 class ImportResult:
@@ -108,7 +111,9 @@ class ImportResult:
     review's few dozen (held for 100,000 ids, with the dict that gathered them, they took
     ``watch import``'s peak from 80 to 91 MiB). Immutable; two results are equal when they name
     the same trials, at the same lines, with the same printings, and skipped the same things.
-    ``len()`` is the number of trials.
+    ``len()`` is the number of trials, so a result that found none is false. Unlike the frozen
+    dataclass it was, ``dataclasses.replace`` and ``asdict`` do not apply; it pickles and copies
+    (by its parts). :attr:`trials` is made anew at each reading: read it once.
     """
 
     __slots__ = ("_ids", "_lines", "_printed", "_skipped")
@@ -158,6 +163,11 @@ class ImportResult:
         set_(self, "_lines", lines)
         set_(self, "_printed", printed)
         set_(self, "_skipped", skipped)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Made again from its parts: the default (its slots set one by one) would meet the
+        # __setattr__ below.
+        return (ImportResult._of, (self._ids, self._lines, self._printed, self._skipped))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
