@@ -458,12 +458,36 @@ def test_a_plain_http_base_reads_the_history_over_verified_https(
 
 
 def test_https_is_refused_from_an_authority_nobody_trusts(tls_server: str) -> None:
-    """The same server, its certificate trusted by nobody (the CA bundle as shipped): refused."""
+    """The same server, its certificate trusted by nobody (the CA bundle as shipped): refused,
+    in words that name the history's host, not the API's."""
     with (
         CtGovClient(base_url="http://127.0.0.1:9/api/v2", min_interval_s=0, max_attempts=1) as c,
-        pytest.raises(ApiUnreachableError, match="certificate is not trusted"),
+        pytest.raises(ApiUnreachableError, match="certificate is not trusted") as refused,
     ):
         c.get_body(f"{tls_server}/api/int/studies/NCT02606461")
+    assert str(refused.value).startswith(
+        f"could not open a secure connection to {tls_server.removeprefix('https://')}:"
+    )
+
+
+def test_an_unreachable_history_host_is_named_with_its_setting() -> None:
+    """A history URL on another host that refuses connections: the message names that host and
+    `[api] history_url`, not the API's base URL."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with (
+        CtGovClient(
+            base_url="http://127.0.0.1:9/api/v2",
+            min_interval_s=0,
+            max_attempts=1,
+            backoff_initial_s=0,
+        ) as c,
+        pytest.raises(TransientFetchError) as failed,
+    ):
+        c.get_body(f"http://127.0.0.1:{port}/api/int/studies/NCT02606461")
+    assert f"could not reach 127.0.0.1:{port}" in str(failed.value)
+    assert "`[api] history_url`" in str(failed.value)
 
 
 def test_a_redirect_on_the_same_host_is_followed() -> None:

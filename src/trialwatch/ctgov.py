@@ -805,7 +805,7 @@ class CtGovClient:
             idle = float(retrying.statistics.get("idle_for", 0.0))
             if _throttled(last) and idle >= 60:
                 when += f" over {_duration(idle)}"
-            raise _exhausted(last, self._host, when, detail) from last
+            raise _exhausted(last, *self._asked(path), when, detail) from last
 
     def _attempt(
         self, path: str, params: Mapping[str, str], decode: Callable[[bytearray], _T]
@@ -837,7 +837,7 @@ class CtGovClient:
         except httpx.ProxyError as exc:
             raise _RetryableError(f"{type(exc).__name__}: {exc}", kind="proxy") from exc
         except httpx.ConnectError as exc:
-            unreachable = _cannot_heal(exc, self._host)
+            unreachable = _cannot_heal(exc, *self._asked(path))
             if unreachable is not None:
                 # Retrying a name that does not resolve only makes an offline run slow.
                 detail = f"GET {self._shown(path)}: {type(exc).__name__}: {exc}"
@@ -981,6 +981,14 @@ class CtGovClient:
             status=status,
         )
 
+    def _asked(self, path: str) -> tuple[str, str]:
+        """The host a request to ``path`` went to, as messages name it, and the setting that
+        names it: the API's own, or the one of an absolute URL (the record history's)."""
+        if "://" not in path:
+            return self._host, "`[api] base_url`"
+        url = httpx.URL(path)
+        return url.host + (f":{url.port}" if url.port is not None else ""), "`[api] history_url`"
+
     def _shown(self, path: str) -> str:
         """How a request is named in messages: an absolute URL as it is (redacted), else the
         path on the base URL."""
@@ -1122,7 +1130,9 @@ def _refused(exc: BaseException) -> bool:
     )
 
 
-def _cannot_heal(exc: httpx.ConnectError, host: str) -> str | None:
+def _cannot_heal(
+    exc: httpx.ConnectError, host: str, setting: str = "`[api] base_url`"
+) -> str | None:
     """The plain message for a connection failure that retrying will not mend; None if it may.
 
     A host name that does not resolve or a network with no route will not come back within a
@@ -1141,7 +1151,7 @@ def _cannot_heal(exc: httpx.ConnectError, host: str) -> str | None:
     if "WRONG_VERSION_NUMBER" in text:
         return (
             f"could not open a secure connection to {host}: it does not speak TLS there; "
-            "check `[api] base_url` (http or https?) or a proxy"
+            f"check {setting} (http or https?) or a proxy"
         )
     if (
         any(isinstance(e, socket.gaierror) for e in chain)
@@ -1150,20 +1160,22 @@ def _cannot_heal(exc: httpx.ConnectError, host: str) -> str | None:
         or "Network is unreachable" in text
         or "No route to host" in text
     ):
-        return f"could not reach {host}: check the network or `[api] base_url`"
+        return f"could not reach {host}: check the network or {setting}"
     return None
 
 
-def _exhausted(last: _RetryableError, host: str, attempts: str, detail: str) -> TransientFetchError:
+def _exhausted(
+    last: _RetryableError, host: str, setting: str, attempts: str, detail: str
+) -> TransientFetchError:
     """The error for retries run out, ``last`` being the final attempt's failure: one plain
     line saying what happened and what to do, the technical ``detail`` kept beside it."""
     status = f"HTTP {last.status}" if last.status is not None else ""
     unreachable = {
         "refused": f"could not reach {host}: the connection was refused {attempts}; "
-        "check `[api] base_url`, or try again later",
-        "connect": f"could not reach {host} {attempts}: check the network or `[api] base_url`",
+        f"check {setting}, or try again later",
+        "connect": f"could not reach {host} {attempts}: check the network or {setting}",
         "connect-timeout": f"could not reach {host}: no answer to connect {attempts}; "
-        "check the network, a firewall or `[api] base_url`",
+        f"check the network, a firewall or {setting}",
         "proxy": f"could not reach {host} through the proxy {attempts}; "
         "check the proxy settings (HTTPS_PROXY, ALL_PROXY)",
     }
