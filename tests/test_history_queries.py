@@ -211,7 +211,7 @@ def test_a_report_reads_the_changed_trials_and_lists_the_others_while_few(
 ) -> None:
     period = Period(DAY[2])  # the slip and the enrollment change
 
-    histories = App(Settings(), store).report_histories(period, picture=False)
+    histories = list(App(Settings(), store).report_histories(period, picture=False))
 
     assert [h.nct_id for h in histories] == [SLIP, GROW, SEAL, QUIET]
     assert all(len(h.changes) == (h.nct_id in (SLIP, GROW)) for h in histories)
@@ -220,7 +220,7 @@ def test_a_report_reads_the_changed_trials_and_lists_the_others_while_few(
     assert "No recorded changes:\n  SEAL (NCT02606461)" in text
 
     monkeypatch.setattr(app_module, "QUIET_LISTED_MAX", 1)
-    few = App(Settings(), store).report_histories(period, picture=False)
+    few = list(App(Settings(), store).report_histories(period, picture=False))
 
     assert [h.nct_id for h in few] == [SLIP, GROW]
     text = _text_report(store, few, period)
@@ -243,7 +243,7 @@ def test_a_picture_reads_whole_histories_up_to_its_limit(
         UserError, match=r"2 trials changed in the period \(since 2026-11-25\); an HTML report"
     ):
         App(Settings(), store).report_histories(period, picture=True)
-    assert len(App(Settings(), store).report_histories(period, picture=False)) == 4
+    assert len(list(App(Settings(), store).report_histories(period, picture=False))) == 4
     with pytest.raises(UserError, match="the watch set has 4 trials; a timeline draws at most 1"):
         App(Settings(), store).timeline_ids()
 

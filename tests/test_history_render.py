@@ -594,3 +594,46 @@ def test_an_admin_line_alone_is_no_change_in_the_report_nor_in_its_gist() -> Non
         page = render_period_report(report, fmt)
         assert "1 change in 1 trial (of 2 watched trials)." in page
         assert "Last update posted" not in page
+
+
+@pytest.mark.parametrize("fmt", [f for f in REPORT_FORMATS if f != "html"])
+def test_a_report_in_words_says_the_same_from_headline_records(fmt: str) -> None:
+    """A report rendered in words keeps of each record only its id, title and status (whole
+    snapshots were most of a large report's memory): what it says is the same as from whole
+    records, and its trials' histories hold nothing more."""
+    histories = watch_set()
+    whole = period_report(histories, SINCE_NEW_YEAR, generated_at=NOW, data_timestamp=DATA_TS)
+    headline = period_report(
+        iter(histories),
+        SINCE_NEW_YEAR,
+        generated_at=NOW,
+        data_timestamp=DATA_TS,
+        keep_records=False,
+    )
+    assert render_period_report(headline, fmt) == render_period_report(whole, fmt)
+    assert not headline.histories and whole.histories
+    for trial in (*headline.trials, *headline.quiet):
+        assert len(trial.history.versions) <= 2
+        for version in trial.history.versions:
+            cut = version.snapshot
+            assert cut == Snapshot(
+                nct_id=cut.nct_id, brief_title=cut.brief_title, overall_status=cut.overall_status
+            )
+    assert any(  # the whole records held more: the test compares something
+        v.snapshot
+        != Snapshot(
+            nct_id=v.snapshot.nct_id,
+            brief_title=v.snapshot.brief_title,
+            overall_status=v.snapshot.overall_status,
+        )
+        for t in whole.trials
+        for v in t.history.versions
+    )
+
+
+def test_an_html_report_refuses_headline_records() -> None:
+    headline = period_report(
+        watch_set(), SINCE_NEW_YEAR, generated_at=NOW, data_timestamp=DATA_TS, keep_records=False
+    )
+    with pytest.raises(ValueError, match="keep_records"):
+        render_period_report(headline, "html")

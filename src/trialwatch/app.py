@@ -9,6 +9,7 @@ call it, and write what it decided.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import uuid
@@ -471,14 +472,15 @@ class App:
 
     # --- reports ---------------------------------------------------------------------------
 
-    def report_histories(self, period: Period, *, picture: bool) -> list[TrialHistory]:
+    def report_histories(self, period: Period, *, picture: bool) -> Iterator[TrialHistory]:
         """What a report of ``period`` reads: the watched trials with changes in it, then the
         others while there are at most :data:`QUIET_LISTED_MAX` (the report counts the rest).
         A ``picture`` (HTML) needs each trial's whole history; words need only the period's
         changes and the ends of each record.
 
+        Given as they are read, a batch at a time (see :func:`trialwatch.period.period_report`).
         Raises :class:`UserError` when a picture would draw more than
-        :data:`PICTURE_MAX_TRIALS`.
+        :data:`PICTURE_MAX_TRIALS` (at once, before any is read).
         """
         store = self.store
         changed = store.changed_trial_ids(period)
@@ -491,12 +493,14 @@ class App:
                 "text, markdown or json"
             )
         changes_in = None if picture else period
-        histories = list(store.histories(changed, changes_in=changes_in, all_versions=picture))
-        if listed:
-            seen = set(changed)
-            quiet = [i for ids in store.iter_watched_ids() for i in ids if i not in seen]
-            histories += store.histories(quiet, changes_in=changes_in, all_versions=picture)
-        return histories
+        histories = store.histories(changed, changes_in=changes_in, all_versions=picture)
+        if not listed:
+            return histories
+        seen = set(changed)
+        quiet = [i for ids in store.iter_watched_ids() for i in ids if i not in seen]
+        return itertools.chain(
+            histories, store.histories(quiet, changes_in=changes_in, all_versions=picture)
+        )
 
     def period_report(
         self, period: Period, *, picture: bool, shown: ChangeFilter | None = None
@@ -516,6 +520,7 @@ class App:
             data_timestamp=self.data_timestamp(),
             watched=self.store.watched_count(),
             shown=shown,
+            keep_records=picture,
         )
 
     def timeline_ids(self) -> list[str]:
@@ -558,12 +563,13 @@ class App:
         dates = self.store.current_dates([r.nct_id for r in page.rows])
         return replace(page, rows=with_next_dates(page.rows, dates, today))
 
-    def changed_histories(self, period: Period) -> tuple[list[TrialHistory], int]:
+    def changed_histories(self, period: Period) -> tuple[Iterator[TrialHistory], int]:
         """The watched trials with changes in ``period`` (only those changes and the ends of
-        each record read), and the size of the watch set: what a period report in words needs."""
+        each record read), given as they are read, and the size of the watch set: what a
+        period report in words needs."""
         changed = self.store.changed_trial_ids(period)
         histories = self.store.histories(changed, changes_in=period, all_versions=False)
-        return list(histories), self.store.watched_count()
+        return histories, self.store.watched_count()
 
     def watched_histories(self, *, page: int, page_size: int) -> tuple[list[TrialHistory], int]:
         """Whole histories of one page of the watch set (by id), and how many trials it has."""

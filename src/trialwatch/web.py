@@ -347,6 +347,7 @@ def create_web_app(app: App, settings: WebSettings) -> Starlette:
                 generated_at=app.clock(),
                 data_timestamp=app.data_timestamp(),
                 watched=watched,
+                keep_records=False,  # the page lists changes in words: no timeline
             )
             trials: list[dict[str, Any]] = []
             for t in report.trials:
