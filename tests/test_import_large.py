@@ -7,6 +7,7 @@ import dataclasses
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,13 +52,13 @@ def test_a_bare_list_of_ids_is_read_a_bounded_number_of_lines_at_a_time(
     whole = read_import(text)
     chunks: list[str] = []
 
-    read_chunk = importtext._read_import
+    read_chunk = importtext._read_into
 
-    def reading(chunk: str, lines_before: int) -> ImportResult:
+    def reading(gather: Any, chunk: str, lines_before: int) -> None:
         chunks.append(chunk)
-        return read_chunk(chunk, lines_before)
+        read_chunk(gather, chunk, lines_before)
 
-    monkeypatch.setattr(importtext, "_read_import", reading)
+    monkeypatch.setattr(importtext, "_read_into", reading)
     assert read_import_pieces(_pieces(text, 333), chunk_lines=1000) == whole
     assert len(chunks) >= 5
     assert max(chunk.count("\n") for chunk in chunks) <= 1000

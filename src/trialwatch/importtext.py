@@ -915,12 +915,14 @@ def read_import(text: str) -> ImportResult:
 
     Never raises for what the text contains.
     """
-    return _read_import(text, 0)
+    gather = _Gather()
+    _read_into(gather, text, 0)
+    return gather.result()
 
 
-def _read_import(text: str, lines_before: int) -> ImportResult:
-    """:func:`read_import` of a text that follows ``lines_before`` lines of the same file (its
-    line numbers counted from there)."""
+def _read_into(gather: _Gather, text: str, lines_before: int) -> None:
+    """Gather what :func:`read_import` finds in a text that follows ``lines_before`` lines of
+    the same file (its line numbers counted from there): a chunk of it, or the whole."""
     text = text.replace("\r\n", "\n").translate(_PREPARE)
     lines = _lines(text)
     found: dict[int, tuple[str, _Printed | None]] = {
@@ -937,7 +939,6 @@ def _read_import(text: str, lines_before: int) -> ImportResult:
             found[row.offset] = (digits, _printed(row) if len(digits) == ID_DIGITS else None)
 
     line_starts = [line.offset for line in lines]
-    gather = _Gather()
     for offset in sorted(found):
         digits, printed = found[offset]
         line = lines_before + bisect.bisect_right(line_starts, offset)
@@ -956,7 +957,6 @@ def _read_import(text: str, lines_before: int) -> ImportResult:
         else:
             noun = "digit" if len(digits) == 1 else "digits"
             gather.skip(Skipped(f"NCT{digits}", f"{len(digits)} {noun}", line))
-    return gather.result()
 
 
 CHUNK_CHARS = 1 << 20
@@ -985,13 +985,9 @@ def read_import_pieces(
 
     def read(chunk: str) -> None:
         nonlocal lines_before
-        # Line numbers counted from the file's start as the chunk is read: each trial is kept
-        # once, not kept and then copied with its line moved (100,000 copies of a bare list).
-        found = _read_import(chunk, lines_before)
-        for k, (nct_id, line) in enumerate(zip(found._ids, found._lines, strict=True)):
-            gather.add(nct_id, line, found._printed.get(k, _NOTHING_PRINTED))
-        for skipped in found.skipped:
-            gather.skip(skipped)
+        # Line numbers counted from the file's start as the chunk is read, into the one
+        # gathering: each trial is kept once, with no result made per chunk and merged.
+        _read_into(gather, chunk, lines_before)
         lines_before += chunk.replace("\r\n", "\n").translate(_PREPARE).count("\n")
 
     buffer = ""
