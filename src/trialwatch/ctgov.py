@@ -412,7 +412,7 @@ class CtGovClient:
 
         self._display_base = _redact(url).rstrip("/")
         # How people name the API in messages: "clinicaltrials.gov", or "127.0.0.1:8000".
-        self._host = url.host + (f":{url.port}" if url.port is not None else "")
+        self._host = _host_named(url)
         self._timeout_s = timeout_s
         self._min_interval_s = min_interval_s
         self._max_attempts = max_attempts
@@ -986,8 +986,7 @@ class CtGovClient:
         names it: the API's own, or the one of an absolute URL (the record history's)."""
         if "://" not in path:
             return self._host, "`[api] base_url`"
-        url = httpx.URL(path)
-        return url.host + (f":{url.port}" if url.port is not None else ""), "`[api] history_url`"
+        return _host_named(httpx.URL(path)), "`[api] history_url`"
 
     def _shown(self, path: str) -> str:
         """How a request is named in messages: an absolute URL as it is (redacted), else the
@@ -1130,9 +1129,12 @@ def _refused(exc: BaseException) -> bool:
     )
 
 
-def _cannot_heal(
-    exc: httpx.ConnectError, host: str, setting: str = "`[api] base_url`"
-) -> str | None:
+def _host_named(url: httpx.URL) -> str:
+    """How messages name a URL's server: ``"clinicaltrials.gov"``, ``"127.0.0.1:8000"``."""
+    return url.host + (f":{url.port}" if url.port is not None else "")
+
+
+def _cannot_heal(exc: httpx.ConnectError, host: str, setting: str) -> str | None:
     """The plain message for a connection failure that retrying will not mend; None if it may.
 
     A host name that does not resolve or a network with no route will not come back within a

@@ -158,7 +158,8 @@ def _headline(history: TrialHistory) -> TrialHistory:
     """``history`` as a report in words reads it: its changes, and its first and last versions
     with their snapshots cut to the id, title and status (the name, the title line, the status
     now and when trialwatch first recorded it). A whole snapshot is some 20 KB of objects: held
-    for every trial of a report of 1,000 changed trials, they were ~45 MiB of its peak."""
+    for every trial of a report of 1,000 changed trials, they took its peak from 106 to 118 MiB
+    (text, 10,000 watched)."""
     versions = history.versions
     ends = versions if len(versions) <= 2 else (versions[0], versions[-1])
     return replace(
