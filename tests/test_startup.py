@@ -8,6 +8,7 @@ library, and `status` loads no HTTP, mail or template library.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -193,6 +194,7 @@ def test_the_command_leaves_its_objects_out_of_the_shutdown_collection(
         raise SystemExit(2)
 
     monkeypatch.setattr(trialwatch.cli, "main", command)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # main() adds its finder
     # main() marks the process as the command's own: undone after the test, so that no later
     # test's command freezes this test process's garbage.
     monkeypatch.setattr(_common.state, "own_process", False)
@@ -226,3 +228,57 @@ def test_a_command_in_its_own_process_freezes_what_it_loaded(
             assert (gc.get_freeze_count() > 0) is own_process
     finally:
         gc.unfreeze()
+
+
+_LEAN_COMMAND = """
+import io, json, logging, sys
+from trialwatch.__main__ import main
+sys.argv = ["trialwatch", "sync"]
+try:
+    main()
+except SystemExit as exc:
+    print("EXIT", exc.code)
+loaded = sorted(sys.modules)
+import httpx, structlog
+from trialwatch.logs import configure_logging
+stream = io.StringIO()
+stream.isatty = lambda: True
+configure_logging("info", "console", stream)
+try:
+    1 / 0
+except ZeroDivisionError:
+    structlog.get_logger("t").exception("boom")
+import rich  # still there for what needs it
+print("LOGGED", json.dumps(stream.getvalue()))
+print("MODULES", json.dumps(loaded))
+"""
+
+
+def test_the_command_loads_neither_httpx_cli_nor_rich_for_structlog(tmp_path: Path) -> None:
+    """httpx's own command line (click, rich, pygments) and structlog's rich tracebacks are
+    kept out of the console script's process (~8 % of its import instructions); a sync still
+    runs, structlog still renders an exception, and rich is still importable."""
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "tw.db"}"\n'
+        # Nothing listens on port 9 of loopback: the sync fails at once, after its imports.
+        '[api]\nbase_url = "http://127.0.0.1:9/api/v2"\nmax_attempts = 1\n'
+        '[[watchlist]]\nnct_id = "NCT02606461"\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _LEAN_COMMAND],
+        cwd=tmp_path,
+        env={**os.environ, "TRIALWATCH_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    assert lines["EXIT"] == "1", run.stderr  # CT.gov unreachable: an operational failure
+    assert "unreachable" in run.stderr.lower() or "127.0.0.1" in run.stderr, run.stderr
+    loaded = {m.split(".")[0] for m in json.loads(lines["MODULES"])}
+    assert {"httpx", "structlog", "sqlalchemy"} <= loaded
+    assert not loaded & {"rich", "click", "pygments", "attr"}, sorted(loaded)
+    logged = json.loads(lines["LOGGED"])
+    assert "boom" in logged and "ZeroDivisionError" in logged and "Traceback" in logged
