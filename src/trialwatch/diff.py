@@ -550,6 +550,10 @@ class _Items(Generic[_T]):
 def _items(spec: _Items[Any]) -> _Compare:
     def compare(rule: _Rule, old: Snapshot, new: Snapshot) -> list[FieldChange]:
         olds, news = getattr(old, rule.field), getattr(new, rule.field)
+        if olds == news:
+            # The same items in the same order (most list fields of most changes): nothing to
+            # match. Equal items look the same and are no change, so this skips no change.
+            return []
         pairs = _match(olds, news, spec.key)
         if spec.edited is not None:
             pairs = _pair_edited(pairs, olds, news, spec.edited)
