@@ -20,8 +20,10 @@ from trialwatch.models import ChangeKind, FieldChange, Snapshot
 from trialwatch.normalize import (
     canonical_bytes,
     canonical_json,
+    canonical_of,
     content_hash,
     normalize,
+    normalized_dict,
     unreadable_scope,
 )
 
@@ -306,6 +308,14 @@ def check_snapshot(snapshot: Snapshot) -> None:
     assert len(content_hash(snapshot)) == 64
 
 
+def check_plain_form(record: Any, snapshot: Snapshot) -> None:
+    """A sync hashes and stores normalized_dict's plain form without building the snapshot:
+    it must be the snapshot's to_dict(), down to the canonical bytes (stored hashes)."""
+    plain = normalized_dict(record)
+    assert Snapshot.from_dict(plain) == snapshot
+    assert canonical_of(plain) == canonical_bytes(snapshot)
+
+
 def normalize_or_record_error(record: Any) -> Snapshot | None:
     try:
         snapshot = normalize(record)
@@ -315,6 +325,11 @@ def normalize_or_record_error(record: Any) -> Snapshot | None:
     else:
         message = "ok"
     event("RecordError" if snapshot is None else "Snapshot")
+    if snapshot is not None:
+        check_plain_form(record, snapshot)
+    else:
+        with pytest.raises(RecordError, match=re.escape(message)):
+            normalized_dict(record)
     assert message  # every RecordError says why
     assert snapshot is None or isinstance(snapshot, Snapshot)
     return snapshot
@@ -325,7 +340,9 @@ def normalize_or_record_error(record: Any) -> Snapshot | None:
 
 @pytest.mark.parametrize("name", RECORD_NAMES)
 def test_real_snapshot_invariants(name: str) -> None:
-    check_snapshot(normalize(real_record(name)))
+    snapshot = normalize(real_record(name))
+    check_snapshot(snapshot)
+    check_plain_form(real_record(name), snapshot)
 
 
 @PROPERTY
@@ -398,7 +415,9 @@ def test_any_json_value_gives_a_snapshot_or_record_error(record: Any) -> None:
 @PROPERTY
 @given(record=STUDY_RECORDS)
 def test_generated_snapshot_invariants(record: dict[str, Any]) -> None:
-    check_snapshot(normalize(record))
+    snapshot = normalize(record)
+    check_snapshot(snapshot)
+    check_plain_form(record, snapshot)
 
 
 @PROPERTY

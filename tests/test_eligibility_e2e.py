@@ -84,6 +84,11 @@ def _as_version_2(record: Any) -> Snapshot:
     return dataclasses.replace(snapshot, **{name: getattr(defaults, name) for name in _V3})
 
 
+def _plain_as_version_2(record: Any) -> dict[str, Any]:
+    """:func:`_as_version_2` in the plain form a sync prepares records in."""
+    return _as_version_2(record).to_dict()
+
+
 def test_upgrading_to_eligibility_tracking_tells_only_the_amendment(
     store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,7 +98,7 @@ def test_upgrading_to_eligibility_tracking_tells_only_the_amendment(
     source = _source()
     # Records are read where they are prepared, and read again where a page is decided.
     with monkeypatch.context() as old_release:
-        old_release.setattr(prepare_module, "normalize", _as_version_2)
+        old_release.setattr(prepare_module, "normalized_dict", _plain_as_version_2)
         old_release.setattr(decision_module, "normalize", _as_version_2)
         old_release.setattr(decision_module, "NORMALIZER_VERSION", 2)
         _sync(store, source, clock, router=_to_clinician)

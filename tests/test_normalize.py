@@ -961,3 +961,64 @@ def test_map_points_at_the_poles_and_the_date_line_are_read_and_beyond_them_not(
         "protocolSection.contactsLocationsModule.locations[1].geoPoint.lat",
         "protocolSection.contactsLocationsModule.locations[2].geoPoint.lon",
     )
+
+
+def test_the_plain_form_lists_every_field_in_its_dataclass_order() -> None:
+    """A sync stores normalized_dict's plain form; its list items sort by their values in
+    order (as sort_key sorts the dataclasses), so each item's keys must be its dataclass's
+    fields, in their order, and the snapshot's keys its fields."""
+    from tests.conftest import RECORDS, SELINEXOR
+    from trialwatch.models import Intervention, Outcome
+    from trialwatch.normalize import normalized_dict
+
+    def names(cls: type[Any]) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    items = {
+        "interventions": Intervention,
+        "arms": Arm,
+        "primary_outcomes": Outcome,
+        "secondary_outcomes": Outcome,
+        "locations": Location,
+        "references": Reference,
+    }
+    seen: set[str] = set()
+    for path in [*RECORDS.glob("NCT*.json"), *SELINEXOR.glob("NCT*.json")]:
+        plain = normalized_dict(json.loads(path.read_text(encoding="utf-8")))
+        assert list(plain) == names(Snapshot), path.name
+        for field, cls in items.items():
+            for item in plain[field]:
+                assert list(item) == names(cls), (path.name, field)
+                seen.add(field)
+        for field in ("start_date", "primary_completion_date", "completion_date"):
+            if plain[field] is not None:
+                assert list(plain[field]) == names(PartialDate)
+                seen.add(field)
+        if plain["enrollment"] is not None:
+            assert list(plain["enrollment"]) == names(Enrollment)
+            seen.add("enrollment")
+    assert seen == {
+        *items,
+        "start_date",
+        "primary_completion_date",
+        "completion_date",
+        "enrollment",
+    }
+
+
+def test_content_hashes_are_those_every_stored_trial_was_hashed_with() -> None:
+    """The content hashes of the real and stand-in records as normalizer version 3 first made
+    them (tests/data/snapshots/README.md): the snapshot's, and a sync's prepared record's."""
+    from tests.conftest import RECORDS
+    from trialwatch.normalize import NORMALIZER_VERSION
+    from trialwatch.prepare import Prepared, prepare_one
+
+    golden = json.loads((RECORDS.parent / "snapshots" / "content-hashes.json").read_text())
+    assert golden["normalizer_version"] == NORMALIZER_VERSION, "bumped: write the hashes again"
+    assert len(golden["content_hashes"]) == 26
+    for name, expected in golden["content_hashes"].items():
+        body = (RECORDS.parent / name).read_bytes()
+        assert content_hash(normalize(json.loads(body))) == expected, name
+        prepared = prepare_one(body)
+        assert isinstance(prepared, Prepared), name
+        assert prepared.digest == expected, name

@@ -608,7 +608,7 @@ def test_a_new_normalizer_rebaselines_silently_and_still_reports_real_changes(
         return dataclasses.replace(snapshot, brief_title=f"v2: {snapshot.brief_title}")
 
     # Records are read where they are prepared, and read again where a page is decided.
-    monkeypatch.setattr(prepare_module, "normalize", normalize_v2)
+    monkeypatch.setattr(prepare_module, "normalized_dict", lambda r: normalize_v2(r).to_dict())
     monkeypatch.setattr(decision_module, "normalize", normalize_v2)
     newer = decision_module.NORMALIZER_VERSION + 1
     monkeypatch.setattr(decision_module, "NORMALIZER_VERSION", newer)

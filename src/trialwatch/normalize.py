@@ -28,24 +28,17 @@ import orjson
 
 from trialwatch.eligibility import Criteria, split_criteria
 from trialwatch.exceptions import RecordError
-from trialwatch.models import (
-    Arm,
-    Enrollment,
-    Intervention,
-    Location,
-    Outcome,
-    PartialDate,
-    Reference,
-    Snapshot,
-)
+from trialwatch.models import Snapshot
 from trialwatch.vocabulary import PHASE_ORDER
 
 __all__ = [
     "NORMALIZER_VERSION",
     "canonical_json",
+    "canonical_of",
     "content_hash",
     "normalize",
     "normalize_text",
+    "normalized_dict",
     "sort_key",
     "unreadable_scope",
 ]
@@ -142,7 +135,19 @@ _FIELDS: dict[type[Any], tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]
 
 
 def normalize(record: Mapping[str, Any]) -> Snapshot:
-    """Build the canonical :class:`Snapshot` of one v2 study object, part by part.
+    """The canonical :class:`Snapshot` of one v2 study object: :func:`normalized_dict` as a
+    snapshot (what it reads, what it raises)."""
+    return Snapshot.from_dict(normalized_dict(record))
+
+
+def normalized_dict(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical snapshot of one v2 study object in its plain form, read part by part:
+    what ``normalize(record).to_dict()`` gives (with tuples where it has lists), so that
+    :func:`canonical_of` of it is :func:`canonical_bytes` of the snapshot.
+
+    Plain data because most records a sync reads are only hashed and stored: their snapshot is
+    never compared, and building its dataclasses (and handing them to orjson one callback each)
+    was a third of normalizing a record. :func:`normalize` builds the snapshot from it.
 
     Reads only ``protocolSection`` and the top-level ``hasResults`` (the client may request
     nothing else); unknown keys are ignored and optional modules may be missing.
@@ -188,44 +193,45 @@ def normalize(record: Mapping[str, Any]) -> Snapshot:
     masking = read.opt(design_info.obj, "maskingInfo") if design_info else None
     criteria = read.part(_criteria, eligibility, _NO_CRITERIA)
 
-    return Snapshot(
-        nct_id=nct_id,
-        brief_title=read.opt(ident.text, "briefTitle"),
-        official_title=read.opt(ident.text, "officialTitle"),
-        acronym=read.opt(ident.text, "acronym"),
-        overall_status=overall_status,
-        last_known_status=read.opt(status.text, "lastKnownStatus"),
-        why_stopped=read.opt(status.text, "whyStopped"),
-        start_date=read.opt(status.date_struct, "startDateStruct"),
-        primary_completion_date=read.opt(status.date_struct, "primaryCompletionDateStruct"),
-        completion_date=read.opt(status.date_struct, "completionDateStruct"),
-        enrollment=read.opt(_enrollment, design),
-        phases=read.part(_phases, design, ()),
-        study_type=read.opt(design.text, "studyType") if design else None,
-        allocation=read.opt(design_info.text, "allocation") if design_info else None,
-        masking=read.opt(masking.text, "masking") if masking else None,
-        has_results=read.part(root.boolean, "hasResults", False),
-        results_first_posted=read.opt(status.posted_date, "resultsFirstPostDateStruct"),
-        lead_sponsor=read.opt(_lead_sponsor, sponsors),
-        collaborators=tuple(sorted(set(read.items(sponsors, "collaborators", _name)))),
-        conditions=tuple(sorted(set(read.texts(conditions, "conditions")))),
-        inclusion_criteria=criteria.inclusion,
-        exclusion_criteria=criteria.exclusion,
-        other_criteria=criteria.other,
-        sex=read.opt(eligibility.text, "sex") if eligibility else None,
-        minimum_age=read.opt(eligibility.text, "minimumAge") if eligibility else None,
-        maximum_age=read.opt(eligibility.text, "maximumAge") if eligibility else None,
-        healthy_volunteers=read.opt(_healthy_volunteers, eligibility),
-        interventions=read.items(arms_interventions, "interventions", _intervention),
-        arms=read.items(arms_interventions, "armGroups", _arm),
-        primary_outcomes=read.items(outcomes, "primaryOutcomes", _outcome),
-        secondary_outcomes=read.items(outcomes, "secondaryOutcomes", _outcome),
-        locations=read.items(contacts, "locations", _location),
-        references=read.items(references, "references", _reference),
+    # Every field of Snapshot, in its order (a test holds the keys to its fields).
+    return {
+        "nct_id": nct_id,
+        "brief_title": read.opt(ident.text, "briefTitle"),
+        "official_title": read.opt(ident.text, "officialTitle"),
+        "acronym": read.opt(ident.text, "acronym"),
+        "overall_status": overall_status,
+        "last_known_status": read.opt(status.text, "lastKnownStatus"),
+        "why_stopped": read.opt(status.text, "whyStopped"),
+        "start_date": read.opt(status.date_struct, "startDateStruct"),
+        "primary_completion_date": read.opt(status.date_struct, "primaryCompletionDateStruct"),
+        "completion_date": read.opt(status.date_struct, "completionDateStruct"),
+        "enrollment": read.opt(_enrollment, design),
+        "phases": read.part(_phases, design, _NO_PHASES),
+        "study_type": read.opt(design.text, "studyType") if design else None,
+        "allocation": read.opt(design_info.text, "allocation") if design_info else None,
+        "masking": read.opt(masking.text, "masking") if masking else None,
+        "has_results": read.part(root.boolean, "hasResults", False),
+        "results_first_posted": read.opt(status.posted_date, "resultsFirstPostDateStruct"),
+        "lead_sponsor": read.opt(_lead_sponsor, sponsors),
+        "collaborators": tuple(sorted(set(read.items(sponsors, "collaborators", _name)))),
+        "conditions": tuple(sorted(set(read.texts(conditions, "conditions")))),
+        "inclusion_criteria": criteria.inclusion,
+        "exclusion_criteria": criteria.exclusion,
+        "other_criteria": criteria.other,
+        "sex": read.opt(eligibility.text, "sex") if eligibility else None,
+        "minimum_age": read.opt(eligibility.text, "minimumAge") if eligibility else None,
+        "maximum_age": read.opt(eligibility.text, "maximumAge") if eligibility else None,
+        "healthy_volunteers": read.opt(_healthy_volunteers, eligibility),
+        "interventions": read.items(arms_interventions, "interventions", _intervention),
+        "arms": read.items(arms_interventions, "armGroups", _arm),
+        "primary_outcomes": read.items(outcomes, "primaryOutcomes", _outcome),
+        "secondary_outcomes": read.items(outcomes, "secondaryOutcomes", _outcome),
+        "locations": read.items(contacts, "locations", _location),
+        "references": read.items(references, "references", _reference),
         # Only the date: the registry flips this struct's type ESTIMATED -> ACTUAL by itself.
-        last_update_posted=read.opt(status.posted_date, "lastUpdatePostDateStruct"),
-        unreadable=tuple(sorted(read.unreadable)),
-    )
+        "last_update_posted": read.opt(status.posted_date, "lastUpdatePostDateStruct"),
+        "unreadable": tuple(sorted(read.unreadable)),
+    }
 
 
 def unreadable_scope(path: str) -> tuple[tuple[str, ...], bool]:
@@ -324,6 +330,12 @@ def _fields_dict(value: Any) -> dict[str, Any]:
     return dict(zip(names, values_of(value), strict=True))
 
 
+def canonical_of(plain: Mapping[str, Any]) -> bytes:
+    """:func:`canonical_bytes` of the snapshot whose plain form :func:`normalized_dict` gave:
+    the same text, with no callback (orjson writes plain data in C alone)."""
+    return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
+
+
 def canonical_json(snapshot: Snapshot) -> str:
     """:func:`canonical_bytes` as text."""
     return canonical_bytes(snapshot).decode("utf-8")
@@ -396,7 +408,8 @@ class _Reader:
         return texts
 
     def items(self, node: _Node | None, key: str, build: Callable[[_Node], _T]) -> tuple[_T, ...]:
-        """The readable items of a list of objects, in :func:`sort_key` order."""
+        """The readable items of a list of objects, in :func:`sort_key` order (of the
+        dataclass an item's plain form stands for: its values are in that class's order)."""
         built = []
         for index, item in enumerate(self.elements(node, key)):
             assert node is not None
@@ -500,14 +513,15 @@ class _Node:
             raise _wrong(self.at(key), "true or false", value)
         return value
 
-    def date_struct(self, key: str) -> PartialDate | None:
+    def date_struct(self, key: str) -> dict[str, Any] | None:
+        """A :class:`~trialwatch.models.PartialDate`, plain."""
         struct = self.obj(key)
         if struct is None:
             return None
         day = _date(struct)
         if day is None:
             return None
-        return PartialDate(date=day, type=struct.text("type"))
+        return {"date": day, "type": struct.text("type")}
 
     def posted_date(self, key: str) -> str | None:
         struct = self.obj(key)
@@ -544,7 +558,8 @@ def _date(struct: _Node) -> str | None:
     return text
 
 
-def _enrollment(design: _Node | None) -> Enrollment | None:
+def _enrollment(design: _Node | None) -> dict[str, Any] | None:
+    """An :class:`~trialwatch.models.Enrollment`, plain."""
     info = design.obj("enrollmentInfo") if design else None
     if info is None:
         return None
@@ -559,7 +574,7 @@ def _enrollment(design: _Node | None) -> Enrollment | None:
         # A type without a count says no number ({"type": "ESTIMATED"} alone): no enrollment,
         # so every reader (diff, history, exports) sees the same nothing.
         return None
-    return Enrollment(count=count, type=kind)
+    return {"count": count, "type": kind}
 
 
 def _phases(design: _Node | None) -> tuple[str, ...]:
@@ -589,6 +604,7 @@ def _criteria(eligibility: _Node | None) -> Criteria:
 
 
 _NO_CRITERIA = Criteria()
+_NO_PHASES: tuple[str, ...] = ()
 
 
 def _healthy_volunteers(eligibility: _Node | None) -> bool | None:
@@ -601,42 +617,46 @@ def _name(node: _Node) -> str:
     return node.required_text("name")
 
 
-def _intervention(node: _Node) -> Intervention:
-    return Intervention(
-        name=node.required_text("name"),
-        type=node.text("type"),
-        description=node.text("description"),
-    )
+# The list items, plain: each a dict of its dataclass's fields in their order (models.py),
+# which is the order they sort in (see _plain_sort_key; a test holds the keys to the fields).
 
 
-def _arm(node: _Node) -> Arm:
-    return Arm(
-        label=node.required_text("label"),
-        type=node.text("type"),
-        description=node.text("description"),
-        intervention_names=tuple(sorted(node.texts("interventionNames"))),
-    )
+def _intervention(node: _Node) -> dict[str, Any]:
+    return {
+        "name": node.required_text("name"),
+        "type": node.text("type"),
+        "description": node.text("description"),
+    }
 
 
-def _outcome(node: _Node) -> Outcome:
-    return Outcome(
-        measure=node.required_text("measure"),
-        time_frame=node.text("timeFrame"),
-        description=node.text("description"),
-    )
+def _arm(node: _Node) -> dict[str, Any]:
+    return {
+        "label": node.required_text("label"),
+        "type": node.text("type"),
+        "description": node.text("description"),
+        "intervention_names": tuple(sorted(node.texts("interventionNames"))),
+    }
 
 
-def _location(node: _Node) -> Location:
+def _outcome(node: _Node) -> dict[str, Any]:
+    return {
+        "measure": node.required_text("measure"),
+        "time_frame": node.text("timeFrame"),
+        "description": node.text("description"),
+    }
+
+
+def _location(node: _Node) -> dict[str, Any]:
     geo = node.obj("geoPoint")
-    return Location(
-        facility=node.text("facility"),
-        city=node.text("city"),
-        state=node.text("state"),
-        country=node.text("country"),
-        status=node.text("status"),
-        latitude=_degrees(geo, "lat", 90) if geo else None,
-        longitude=_degrees(geo, "lon", 180) if geo else None,
-    )
+    return {
+        "facility": node.text("facility"),
+        "city": node.text("city"),
+        "state": node.text("state"),
+        "country": node.text("country"),
+        "status": node.text("status"),
+        "latitude": _degrees(geo, "lat", 90) if geo else None,
+        "longitude": _degrees(geo, "lon", 180) if geo else None,
+    }
 
 
 def _degrees(geo: _Node, key: str, limit: int) -> float:
@@ -650,15 +670,23 @@ def _degrees(geo: _Node, key: str, limit: int) -> float:
     return degrees
 
 
-def _reference(node: _Node) -> Reference:
-    return Reference(pmid=node.text("pmid"), type=node.text("type"), citation=node.text("citation"))
+def _reference(node: _Node) -> dict[str, Any]:
+    return {"pmid": node.text("pmid"), "type": node.text("type"), "citation": node.text("citation")}
 
 
 def _sorted(items: list[_T]) -> tuple[_T, ...]:
     # One item or none is in order already: no sort key to make (most lists have one).
     if len(items) < 2:
         return tuple(items)
-    return tuple(sorted(items, key=sort_key))
+    return tuple(sorted(items, key=_plain_sort_key))
+
+
+def _plain_sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
+    """:func:`sort_key` of the dataclass an item's plain form (a dict of its fields, in their
+    order) stands for, or of a str."""
+    if isinstance(item, str):
+        return ((True, item),)
+    return tuple([(value is not None, "" if value is None else value) for value in item.values()])
 
 
 def _wrong(path: str, expected: str, value: object) -> _Unreadable:

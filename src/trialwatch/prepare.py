@@ -17,7 +17,7 @@ import orjson
 from trialwatch import rawcodec
 from trialwatch.exceptions import RecordError
 from trialwatch.models import Snapshot, parse_record
-from trialwatch.normalize import canonical_bytes, hash_of, normalize
+from trialwatch.normalize import canonical_of, hash_of, normalized_dict
 
 __all__ = ["Prepared", "Preparer", "prepare_all", "prepare_here", "prepare_one"]
 
@@ -75,19 +75,20 @@ def prepare_one(body: bytes) -> Prepared | str:
     prepared, mostly by a worker: the syncing process does not keep a page's records while
     it decides them."""
     try:
-        snapshot = normalize(parse_record(body))
+        # The plain form, not the Snapshot: most records are only hashed and stored.
+        plain = normalized_dict(parse_record(body))
     except RecordError as exc:
         return str(exc)
     # orjson's bytes are allocated two to eight times their length (its buffer, cut short):
     # a copy of their own size is what a page of prepared records holds.
-    canonical = bytes(memoryview(canonical_bytes(snapshot)))
+    canonical = bytes(memoryview(canonical_of(plain)))
     return Prepared(
         canonical=canonical,
         digest=hash_of(canonical),
         raw=rawcodec.compress(body),
-        brief_title=snapshot.brief_title,
-        acronym=snapshot.acronym,
-        overall_status=snapshot.overall_status,
+        brief_title=plain["brief_title"],
+        acronym=plain["acronym"],
+        overall_status=plain["overall_status"],
     )
 
 
