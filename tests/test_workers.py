@@ -91,7 +91,9 @@ def _warmed(pool: PreparePool, jobs: list[bytes]) -> None:
 
 
 def test_a_worker_killed_mid_way_costs_time_not_answers() -> None:
-    jobs = _jobs() * 20
+    # Enough for the worker to be busy still when it is killed (~0.15 s of shares), even
+    # when this process is descheduled between the hand-out and the kill.
+    jobs = _jobs() * 60
     with PreparePool(workers=1, min_parallel=1) as pool:
         _warmed(pool, jobs)  # the worker is up
         executor = pool._executor  # to find the worker to kill
