@@ -654,6 +654,45 @@ def test_trailing_slash_in_base_url_is_tolerated(
     assert route.calls.last.request.url.path == "/api/v2/version"
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        BASE,
+        BASE + "/",
+        "http://127.0.0.1:8710/api/v2",
+        "https://user:pass@mirror.example:8443/ctgov/api/v2/",
+    ],
+)
+def test_each_request_goes_where_httpx_joins_it_onto_the_base_url(
+    base_url: str, make_client: Callable[..., CtGovClient]
+) -> None:
+    """The client builds each request's absolute URL itself (httpx would parse a batch's 7 KB
+    query twice): it must be the URL httpx's own base_url joining makes, query and all."""
+    seen: list[httpx.URL] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        if request.url.path.endswith("/version"):
+            return httpx.Response(200, json={"apiVersion": "2.0.5", "dataTimestamp": "x"})
+        return httpx.Response(200, json={"studies": [], "totalCount": 0})
+
+    ids = ["NCT01234567", "NCT07654321"]
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route().mock(side_effect=answer)
+        client = make_client(base_url=base_url)
+        client.version()
+        list(client.iter_studies(ids))
+        assert len(seen) == 2, seen
+        ours = [str(url) for url in seen]
+        query = seen[1].query.decode("ascii")
+        assert query.startswith("filter.ids=NCT01234567,NCT07654321&")  # commas as they are
+        seen.clear()
+        with httpx.Client(base_url=base_url) as plain:  # the same paths, joined by httpx
+            plain.get("/version")
+            plain.get(f"/studies?{query}")
+    assert ours == [str(url) for url in seen]
+
+
 def test_headers_identify_trialwatch(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient]
 ) -> None:

@@ -446,6 +446,9 @@ class CtGovClient:
             # from elsewhere (a captive portal, a hijacked name) is not CT.gov's.
             follow_redirects=False,
         )
+        # What a request's path is joined onto, as httpx joins it: the base URL's raw path
+        # (with httpx's trailing "/") and the path, one after the other.
+        self._base_path = str(self._http.base_url)
         self._batch_size = self._fit_batch(batch_size)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -814,7 +817,13 @@ class CtGovClient:
         retryable, or refused."""
         self._pace()
         self._requests_made += 1
-        target = f"{path}?{_encode(params)}" if params else path
+        query = f"?{_encode(params)}" if params else ""
+        # The absolute URL, parsed once: httpx parses a relative one, joins it onto the base URL
+        # and parses the result again, each check a loop over every character (0.3 to 0.7 ms
+        # for a batch of 500 ids, a 7 KB query, every request of a sweep).
+        target: str | httpx.URL = httpx.URL(
+            path + query if "://" in path else self._base_path + path.lstrip("/") + query
+        )
         deadline = self._monotonic() + self._deadline_s
         ends = _EXCHANGE_ENDS.set(time.monotonic() + self._deadline_s)
         try:
