@@ -660,6 +660,7 @@ def test_trailing_slash_in_base_url_is_tolerated(
         BASE,
         BASE + "/",
         "http://127.0.0.1:8710/api/v2",
+        "http://127.0.0.1:8710",  # no path at all (a mistake, that must say so, not crash)
         "https://user:pass@mirror.example:8443/ctgov/api/v2/",
     ],
 )

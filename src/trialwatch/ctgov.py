@@ -446,9 +446,11 @@ class CtGovClient:
             # from elsewhere (a captive portal, a hijacked name) is not CT.gov's.
             follow_redirects=False,
         )
-        # What a request's path is joined onto, as httpx joins it: the base URL's raw path
-        # (with httpx's trailing "/") and the path, one after the other.
-        self._base_path = str(self._http.base_url)
+        # What a request's path is joined onto: the text before "x" when httpx joins "x" onto
+        # the base URL (its raw path with a trailing "/": "http://host:8000/" for a bare
+        # "http://host:8000", "https://clinicaltrials.gov/api/v2/"), so that a path joined
+        # here is the URL httpx would have made of it.
+        self._base_path = str(self._http.build_request("GET", "x").url)[:-1]
         self._batch_size = self._fit_batch(batch_size)
 
     # -- lifecycle -------------------------------------------------------------------------------
