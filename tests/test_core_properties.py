@@ -309,11 +309,10 @@ def check_snapshot(snapshot: Snapshot) -> None:
 
 
 def check_plain_form(record: Any, snapshot: Snapshot) -> None:
-    """A sync hashes and stores normalized_dict's plain form without building the snapshot:
-    it must be the snapshot's to_dict(), down to the canonical bytes (stored hashes)."""
-    plain = normalized_dict(record)
-    assert Snapshot.from_dict(plain) == snapshot
-    assert canonical_of(plain) == canonical_bytes(snapshot)
+    """A sync hashes and stores normalized_dict's plain form, written by orjson alone, without
+    building the snapshot: its text must be the snapshot's canonical bytes (stored hashes),
+    which are written from the dataclasses."""
+    assert canonical_of(normalized_dict(record)) == canonical_bytes(snapshot)
 
 
 def normalize_or_record_error(record: Any) -> Snapshot | None:
@@ -327,9 +326,6 @@ def normalize_or_record_error(record: Any) -> Snapshot | None:
     event("RecordError" if snapshot is None else "Snapshot")
     if snapshot is not None:
         check_plain_form(record, snapshot)
-    else:
-        with pytest.raises(RecordError, match=re.escape(message)):
-            normalized_dict(record)
     assert message  # every RecordError says why
     assert snapshot is None or isinstance(snapshot, Snapshot)
     return snapshot

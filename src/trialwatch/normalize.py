@@ -108,15 +108,16 @@ def normalize_text(value: str) -> str | None:
 
 
 def sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
-    """The deterministic full-content order of list items (a frozen model dataclass or a str).
+    """The deterministic full-content order of list items: a frozen model dataclass, its plain
+    form (a dict of its fields in their order, as :func:`normalized_dict` makes it) or a str.
 
     Fields are compared in declaration order, ``None`` before any value, so the order reads
     naturally (sites by facility, arms by label) and never depends on the registry's order.
     """
     if isinstance(item, str):
         return ((True, item),)
-    _names, values_of = _fields_of(type(item))
-    return tuple([(value is not None, "" if value is None else value) for value in values_of(item)])
+    values = item.values() if item.__class__ is dict else _fields_of(type(item))[1](item)
+    return tuple([(value is not None, "" if value is None else value) for value in values])
 
 
 def _fields_of(cls: type[Any]) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
@@ -618,7 +619,7 @@ def _name(node: _Node) -> str:
 
 
 # The list items, plain: each a dict of its dataclass's fields in their order (models.py),
-# which is the order they sort in (see _plain_sort_key; a test holds the keys to the fields).
+# which is the order they sort in (see sort_key; a test holds the keys to the fields).
 
 
 def _intervention(node: _Node) -> dict[str, Any]:
@@ -678,15 +679,7 @@ def _sorted(items: list[_T]) -> tuple[_T, ...]:
     # One item or none is in order already: no sort key to make (most lists have one).
     if len(items) < 2:
         return tuple(items)
-    return tuple(sorted(items, key=_plain_sort_key))
-
-
-def _plain_sort_key(item: Any) -> tuple[tuple[bool, Any], ...]:
-    """:func:`sort_key` of the dataclass an item's plain form (a dict of its fields, in their
-    order) stands for, or of a str."""
-    if isinstance(item, str):
-        return ((True, item),)
-    return tuple([(value is not None, "" if value is None else value) for value in item.values()])
+    return tuple(sorted(items, key=sort_key))
 
 
 def _wrong(path: str, expected: str, value: object) -> _Unreadable:
