@@ -203,6 +203,8 @@ def test_the_command_leaves_its_objects_out_of_the_shutdown_collection(
         with pytest.raises(SystemExit):
             trialwatch.__main__.main()
         assert gc.get_freeze_count() > 0
+        # Off while the command imported, on again whatever it did (this one failed first).
+        assert gc.isenabled()
     finally:
         gc.unfreeze()
 
@@ -282,3 +284,89 @@ def test_the_command_loads_neither_httpx_cli_nor_rich_for_structlog(tmp_path: Pa
     assert not loaded & {"rich", "click", "pygments", "attr"}, sorted(loaded)
     logged = json.loads(lines["LOGGED"])
     assert "boom" in logged and "ZeroDivisionError" in logged and "Traceback" in logged
+
+
+_GC_COMMAND = """
+import gc, sys
+import trialwatch.cli._common as common
+import trialwatch.cli._db as db_commands
+import trialwatch.sync
+from trialwatch.__main__ import main
+
+real_sync, real_over = trialwatch.sync.run_sync, common.startup_over
+
+def run_sync(*args, **kwargs):
+    print("AT_WORK", gc.isenabled())
+    return real_sync(*args, **kwargs)
+
+def startup_over():
+    print("SET_UP", gc.isenabled(), sum(s["collections"] for s in gc.get_stats()) - before)
+    real_over()
+
+trialwatch.sync.run_sync = run_sync
+common.startup_over = db_commands.startup_over = startup_over
+sys.argv = ["trialwatch", *sys.argv[1:]]
+before = sum(s["collections"] for s in gc.get_stats())
+try:
+    main()
+except SystemExit as exc:
+    print("EXIT", exc.code)
+print("AFTER", gc.isenabled())
+"""
+
+
+def test_the_command_imports_without_collections_and_works_with_them(tmp_path: Path) -> None:
+    """The console script turns garbage collection off while a command imports and wires
+    itself (~10 % of the imports' time: each collection walks every object loaded so far), and
+    on again before the command's own work: a sync of 100,000 trials makes garbage."""
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "tw.db"}"\n'
+        '[api]\nbase_url = "http://127.0.0.1:9/api/v2"\nmax_attempts = 1\n'
+        '[[watchlist]]\nnct_id = "NCT02606461"\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _GC_COMMAND, "sync"],
+        cwd=tmp_path,
+        env={**os.environ, "TRIALWATCH_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    assert lines["EXIT"] == "1", run.stderr  # CT.gov unreachable, after the app was opened
+    # Not one collection from the command's start until it was set up; on at its work.
+    assert lines["SET_UP"] == "False 0", run.stdout
+    assert lines["AT_WORK"] == "True", run.stdout
+    assert lines["AFTER"] == "True"
+
+
+@pytest.mark.parametrize("argv", [["status"], ["db", "current"]])
+def test_commands_without_the_app_collect_garbage_again_too(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """status's light road and the db commands never build the app: they too turn collection
+    back on once they are set up."""
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "tw.db"}"\n')
+    env = {**os.environ, "TRIALWATCH_CONFIG": str(config)}
+    subprocess.run(
+        [sys.executable, "-m", "trialwatch", "db", "upgrade"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _GC_COMMAND, *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    assert lines.get("SET_UP") == "False 0", (run.stdout, run.stderr)
+    assert lines["EXIT"] == "0" or "EXIT" not in lines, run.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trialwatch.cli._common import EXIT_FAILURE, cli, describe, fail, load
+from trialwatch.cli._common import EXIT_FAILURE, cli, describe, fail, load, startup_over
 
 db_cli = typer.Typer(
     help=(
@@ -27,6 +27,7 @@ def db_current() -> None:
     from trialwatch.exceptions import TrialwatchError
 
     settings = load()
+    startup_over()
     try:
         revision, head = schema_revisions(settings)
     except TrialwatchError as exc:
@@ -58,6 +59,7 @@ def db_upgrade() -> None:
     from trialwatch.exceptions import TrialwatchError
 
     settings = load()
+    startup_over()  # a migration of a large database makes garbage of its own
     try:
         result = upgrade_schema(settings, now=datetime.now(UTC))
     except TrialwatchError as exc:
