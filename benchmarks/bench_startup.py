@@ -6,6 +6,10 @@ Prints the median and best wall time of each over ``--runs`` fresh processes (a 
 type should answer ``--help`` and ``--version`` about as fast as its CLI framework imports),
 then one JSON line with the figures. ``status`` runs against a small SQLite database made by a
 first ``init`` in a temporary folder, with no network.
+
+It also times the floor under every command that syncs: a process that only imports the
+libraries a sync needs (:data:`SYNC_LIBRARIES`), as the console script imports them (garbage
+collection off, the same modules kept out), and nothing of trialwatch's own.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent / "trialwatch"
+
+# What a sync's process imports from outside trialwatch (python -X importtime, `sync`):
+# SQLAlchemy and sqlmodel (storage), pydantic (settings), typer, httpx and tenacity (the
+# client), structlog, msgspec, orjson and zstandard (records).
+SYNC_LIBRARIES = (
+    "sqlalchemy, sqlalchemy.orm, sqlmodel, pydantic, typer, httpx, tenacity, structlog, "
+    "msgspec, orjson, zstandard"
+)
 
 
 def _time(argv: list[str], runs: int, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -45,6 +57,12 @@ def main() -> None:
         )  # creates the database once (read-only commands such as status create nothing)
         cases = {
             "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+            "a sync's libraries alone": [
+                sys.executable,
+                "-c",
+                "import gc, sys; gc.disable(); from trialwatch.__main__ import _LeanImports; "
+                f"sys.meta_path.insert(0, _LeanImports); import {SYNC_LIBRARIES}",
+            ],
             "trialwatch --version": [str(BIN), "--version"],
             "trialwatch --help": [str(BIN), "--help"],
             "trialwatch status": [str(BIN), "status"],
