@@ -3,6 +3,7 @@ engine, and over the standard library's sqlite3 (the light road), the same answe
 
 from __future__ import annotations
 
+import os
 from datetime import UTC
 from pathlib import Path
 
@@ -195,6 +196,48 @@ def test_the_sqlite_file_is_read_from_the_url_as_sqlalchemy_reads_it(url: str) -
     database = sa.engine.make_url(url).database if url.startswith("sqlite") else None
     expected = Path(database) if database and database != ":memory:" else None
     assert sqlite_path(url) == expected
+
+
+@pytest.mark.parametrize("watched", [True, False])
+def test_a_sync_of_imported_trials_opens_the_database_once(
+    db_url: str, watched: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no [[watchlist]] in its config, a sync first asks the database whether it
+    watches anything. SQLite answers over sqlite3; PostgreSQL through the store, which the
+    sync then uses: one engine and one schema check on either engine, not two (~40-50 ms of
+    every such sync on PostgreSQL). Nothing watched: the store is closed, and the command
+    says so."""
+    import typer
+
+    from trialwatch.cli import _common
+    from trialwatch.storage import _store
+
+    store = Store.open(db_url)
+    if watched:
+        store.add_watches([SYNCED[0]], source="import", now=FakeClock()())
+    store.close()
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    monkeypatch.setattr(_common.state, "config", config)
+    for name in [n for n in os.environ if n.startswith("TRIALWATCH_")]:
+        monkeypatch.delenv(name)
+    opened: list[str] = []
+    real_open = _store.open_engine
+
+    def open_engine(url: str, **kwargs: bool) -> sa.Engine:
+        opened.append(url)
+        return real_open(url, **kwargs)
+
+    monkeypatch.setattr(_store, "open_engine", open_engine)
+    if not watched:
+        with pytest.raises(typer.Exit) as exit_, _common.open_app(need_watchlist=True):
+            pass
+        assert exit_.value.exit_code == _common.EXIT_CONFIG
+        assert len(opened) == (0 if db_url.startswith("sqlite") else 1)
+        return
+    with _common.open_app(need_watchlist=True, may_upgrade=True) as app:
+        assert app.store.watched_count() == 1
+    assert len(opened) == 1
 
 
 def test_whether_anything_is_watched_is_read_without_the_store(tmp_path: Path) -> None:

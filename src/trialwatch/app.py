@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from trialwatch.config import Settings
-from trialwatch.exceptions import ConcurrentUpdateError, SchemaOutdatedError, UserError
+from trialwatch.exceptions import (
+    ConcurrentUpdateError,
+    NothingToWatchError,
+    SchemaOutdatedError,
+    UserError,
+)
 from trialwatch.health import (
     Health,
     render_alert,
@@ -666,30 +671,47 @@ class App:
 def database_watches_anything(settings: Settings) -> bool:
     """Whether the database watches trials that the config does not list (cli, imports); a
     missing SQLite file is not created to find that out."""
+    watches, store = open_if_watching(settings)
+    if store is not None:
+        store.close()
+    return watches
+
+
+def open_if_watching(settings: Settings) -> tuple[bool, Store | None]:
+    """Whether the database watches trials that the config does not list (cli, imports), and
+    the store opened to find that out, when there is one to use: :func:`build_app` uses it
+    rather than open the database a second time (an engine, a connection and a schema
+    check). None when the answer came without one, or is no. A missing SQLite file is not
+    created to find that out."""
     from trialwatch.exceptions import TrialwatchError
     from trialwatch.storage import open_glance, sqlite_path
 
     path = sqlite_path(settings.database.url)
     if path is not None and not path.exists():
-        return False  # no database yet: create nothing just to find that out
-    # A plain SQLite file of this schema is asked over sqlite3: the command opens the store
-    # itself next, and need not open it twice (engine, schema check) to start.
+        return False, None  # no database yet: create nothing just to find that out
+    # A plain SQLite file of this schema is asked over sqlite3: cheaper than the store's
+    # engine, and SQLite has no server to connect to twice.
     glance = open_glance(settings.database.url)
     if glance is not None:
         try:
-            return glance.watches_anything()
+            return glance.watches_anything(), None
         finally:
             glance.close()
     try:
         store = Store.open(settings.database.url, create=False)
     except TrialwatchError:
-        return True  # let the command itself say what is wrong with the database
+        return True, None  # let the command itself say what is wrong with the database
     try:
-        return store.watched_count() > 0
+        watches = store.watched_count() > 0
     except TrialwatchError:
-        return False  # an empty database (no tables yet) watches nothing
-    finally:
+        watches = False  # an empty database (no tables yet) watches nothing
+    except BaseException:
         store.close()
+        raise
+    if not watches:
+        store.close()
+        return False, None
+    return True, store
 
 
 def schema_revisions(settings: Settings) -> tuple[str | None, str]:
@@ -722,6 +744,7 @@ def build_app(
     clock: Clock = utc_now,
     may_upgrade: bool = False,
     apply_config_watchlist: bool = True,
+    need_watches: bool = False,
 ) -> App:
     """Open the database named by the settings and wire the app.
 
@@ -729,24 +752,18 @@ def build_app(
     ``trialwatch db upgrade`` — which ``may_upgrade`` (sync, daemon) does by itself when the
     user opted in with ``[database] auto_upgrade``. ``apply_config_watchlist`` makes the config
     file's [[watchlist]] the ``config`` source's entries now; ``sync`` does it under its lock
-    instead (a sync refused for the lock writes nothing).
+    instead (a sync refused for the lock writes nothing). ``need_watches`` (sync, daemon)
+    raises NothingToWatchError when neither the config nor the database watches a trial,
+    before anything is created or upgraded.
     """
-    url = settings.database.url
-    try:
-        store = Store.open(url)
-    except SchemaOutdatedError:
-        if not (may_upgrade and settings.database.auto_upgrade):
-            raise
-        from trialwatch.storage.migrate import upgrade
-
-        result = upgrade(url, now=clock(), scrub=webhook_scrubber(settings.subscriptions))
-        structlog.get_logger("trialwatch.app").warning(
-            "database.upgraded",
-            before=result.before,
-            after=result.after,
-            backup=str(result.backup) if result.backup else None,
-        )
-        store = Store.open(url)
+    store = None
+    if need_watches and not (settings.watchlist or settings.queries):
+        # A query watch finds (and may track) trials by itself.
+        watches, store = open_if_watching(settings)
+        if not watches:
+            raise NothingToWatchError("nothing to watch")
+    if store is None:
+        store = _open_store(settings, clock=clock, may_upgrade=may_upgrade)
     app = App(settings=settings, store=store, clock=clock)
     if not apply_config_watchlist:
         return app
@@ -758,6 +775,25 @@ def build_app(
         store.close()
         raise
     return app
+
+
+def _open_store(settings: Settings, *, clock: Clock, may_upgrade: bool) -> Store:
+    url = settings.database.url
+    try:
+        return Store.open(url)
+    except SchemaOutdatedError:
+        if not (may_upgrade and settings.database.auto_upgrade):
+            raise
+    from trialwatch.storage.migrate import upgrade
+
+    result = upgrade(url, now=clock(), scrub=webhook_scrubber(settings.subscriptions))
+    structlog.get_logger("trialwatch.app").warning(
+        "database.upgraded",
+        before=result.before,
+        after=result.after,
+        backup=str(result.backup) if result.backup else None,
+    )
+    return Store.open(url)
 
 
 __all__ = ["App", "build_app", "utc_now"]

@@ -7,6 +7,7 @@ reaches the user is a bug. Operational failures are wrapped with their cause
     TrialwatchError
     ├── UserError                    the user can fix it; shown without a traceback
     │   ├── ConfigError (ValueError) every problem of the settings at once
+    │   │   └── NothingToWatchError  a sync, with no trial in the config or the database
     │   ├── SchemaOutdatedError      the database needs `trialwatch db upgrade`
     │   └── LockHeldError            another process is syncing this database
     ├── FetchError                   talking to ClinicalTrials.gov failed
@@ -50,6 +51,10 @@ class ConfigError(UserError, ValueError):
         noun = "problem" if len(self.problems) == 1 else "problems"
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"invalid configuration ({len(self.problems)} {noun}):\n{lines}")
+
+
+class NothingToWatchError(ConfigError):
+    """Neither the config nor the database watches a trial: a sync would have nothing to do."""
 
 
 class SchemaOutdatedError(UserError):

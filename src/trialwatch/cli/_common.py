@@ -104,33 +104,31 @@ def describe(exc: BaseException) -> str:
     return text
 
 
-def load(*, need_watchlist: bool = False, daemon: bool = False, logging: bool = True) -> Settings:
+def load(*, daemon: bool = False, logging: bool = True) -> Settings:
     """The settings, with logging configured (unless ``logging`` is False: see
     :func:`configure_logs`)."""
-    from trialwatch.config import config_path, load_settings
+    from trialwatch.config import load_settings
     from trialwatch.exceptions import ConfigError
 
     try:
         settings = load_settings(state.config, os.environ)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
-    if (
-        need_watchlist
-        and not settings.watchlist
-        and not settings.queries  # a query watch finds (and may track) trials by itself
-        and not _has_other_watches(settings)
-    ):
-        path = config_path(state.config, os.environ)
-        where = f"the watchlist in {path} is empty" if path.exists() else f"no {path} here"
-        fail(
-            f"nothing to watch: {where}. Add trials with `trialwatch watch add NCT…` or "
-            "`trialwatch watch import FILE`, or point --config or TRIALWATCH_CONFIG at your "
-            "settings file.",
-            EXIT_CONFIG,
-        )
     if logging:
         configure_logs(settings, daemon=daemon)
     return settings
+
+
+def _nothing_to_watch() -> str:
+    from trialwatch.config import config_path
+
+    path = config_path(state.config, os.environ)
+    where = f"the watchlist in {path} is empty" if path.exists() else f"no {path} here"
+    return (
+        f"nothing to watch: {where}. Add trials with `trialwatch watch add NCT…` or "
+        "`trialwatch watch import FILE`, or point --config or TRIALWATCH_CONFIG at your "
+        "settings file."
+    )
 
 
 def configure_logs(settings: Settings, *, daemon: bool = False) -> None:
@@ -153,13 +151,6 @@ def _at_least_warning(level: str) -> str:
     return name if name in order and order.index(name) >= order.index("warning") else "warning"
 
 
-def _has_other_watches(settings: Settings) -> bool:
-    """Whether the database watches trials that the config does not list (cli, imports)."""
-    from trialwatch.app import database_watches_anything
-
-    return database_watches_anything(settings)
-
-
 @contextmanager
 def open_app(
     *,
@@ -170,10 +161,10 @@ def open_app(
 ) -> Iterator[App]:
     """Settings -> app, mapping every expected failure to a message and an exit code.
     ``read_only`` commands create no database: a missing SQLite file is said, exit 1."""
-    settings = load(need_watchlist=need_watchlist, daemon=daemon)
+    settings = load(daemon=daemon)
     if read_only:
         _refuse_missing_database(settings)
-    with _app_from(settings, may_upgrade=may_upgrade) as app:
+    with _app_from(settings, may_upgrade=may_upgrade, need_watches=need_watchlist) as app:
         yield app
 
 
@@ -217,13 +208,27 @@ def _refuse_missing_database(settings: Settings) -> None:
 
 
 @contextmanager
-def _app_from(settings: Settings, *, may_upgrade: bool) -> Iterator[App]:
+def _app_from(
+    settings: Settings, *, may_upgrade: bool, need_watches: bool = False
+) -> Iterator[App]:
     from trialwatch.app import build_app
-    from trialwatch.exceptions import ConfigError, SchemaOutdatedError, TrialwatchError
+    from trialwatch.exceptions import (
+        ConfigError,
+        NothingToWatchError,
+        SchemaOutdatedError,
+        TrialwatchError,
+    )
 
     try:
         # sync and daemon (may_upgrade) apply the config's watchlist under the sync lock.
-        app = build_app(settings, may_upgrade=may_upgrade, apply_config_watchlist=not may_upgrade)
+        app = build_app(
+            settings,
+            may_upgrade=may_upgrade,
+            apply_config_watchlist=not may_upgrade,
+            need_watches=need_watches,
+        )
+    except NothingToWatchError:
+        fail(_nothing_to_watch(), EXIT_CONFIG)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except TrialwatchError as exc:
