@@ -696,6 +696,11 @@ def test_a_bad_webhook_url_is_reported_without_echoing_it(tmp_path: Path) -> Non
     ("variable", "value", "message"),
     [
         ("TRIALWATCH_API__BASE_URL", "https://clinicaltrials.gov:abc/api/v2", "invalid port"),
+        # trialwatch appends its paths and queries: after a query or a fragment they would be
+        # swallowed (a request to /api/v2/x#fragstudies?... is a request to /api/v2/x).
+        ("TRIALWATCH_API__BASE_URL", "https://clinicaltrials.gov/api/v2#", "query or a fragment"),
+        ("TRIALWATCH_API__BASE_URL", "https://mirror.example/api/v2?key=1", "query or a fragm"),
+        ("TRIALWATCH_API__HISTORY_URL", "https://clinicaltrials.gov/api/int?x", "query or a"),
         ("TRIALWATCH_EMAIL__SENDER", "trialwatch@bad_domain.org", "not an email address"),
         ("TRIALWATCH_EMAIL__PASSWORD_FILE", "/nonexistent/password", "cannot read"),
         ("TRIALWATCH_HEALTH__ADMIN_EMAIL", "admin@example.org", "enabled is false"),

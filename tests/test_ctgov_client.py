@@ -1176,6 +1176,9 @@ def test_client_is_a_context_manager(router: respx.MockRouter, clock: FakeClock)
         {"max_attempts": 0},
         {"timeout_s": 0},
         {"min_interval_s": -1},
+        {"base_url": "https://clinicaltrials.gov/api/v2#frag"},
+        {"base_url": "https://clinicaltrials.gov/api/v2?key=1"},
+        {"base_url": "https://clinicaltrials.gov/api/v2?"},
     ],
 )
 def test_unusable_settings_are_refused(kwargs: dict[str, Any]) -> None:

@@ -82,6 +82,18 @@ def _check_http_url(value: str) -> str:
     return value
 
 
+def _check_api_url(value: str) -> str:
+    """An API's base URL: trialwatch adds its own paths and queries to it, so it may carry
+    neither a query nor a fragment (httpx would append the paths after them)."""
+    _check_http_url(value)
+    if "?" in value or "#" in value:
+        raise ValueError(
+            f"{_redact_url(value)!r} has a query or a fragment (?… or #…): give the API's base "
+            "URL alone, e.g. https://clinicaltrials.gov/api/v2"
+        )
+    return value
+
+
 def _check_secret_url(value: str) -> str:
     """Like _check_http_url, but the URL is a secret (Slack/Teams paths): never echo it."""
     try:
@@ -179,9 +191,9 @@ class ApiSettings(_Frozen):
             raise ValueError("user_agent must be printable ASCII (it is sent as an HTTP header)")
         return value
 
-    _url = field_validator("base_url")(_check_http_url)
+    _url = field_validator("base_url")(_check_api_url)
     _history = field_validator("history_url")(
-        lambda value: None if value is None else _check_http_url(value)
+        lambda value: None if value is None else _check_api_url(value)
     )
 
     @property

@@ -393,6 +393,10 @@ class CtGovClient:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"base_url must be an http(s) URL, got {_redact(url)!r}")
+        if "?" in base_url or "#" in base_url:
+            # Each request's path is added after the base URL: after a query or a fragment it
+            # would be no path at all (…/api/v2#x + studies?… asks for /api/v2).
+            raise ValueError(f"base_url must have no query or fragment, got {_redact(url)!r}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if min_interval_s < 0:
