@@ -264,6 +264,29 @@ def test_nothing_to_watch_is_said_plainly(api: FakeCtGov, db: Path, database: st
     assert api.count("/version") == 0
 
 
+@pytest.mark.postgres
+def test_nothing_to_watch_on_postgresql_creates_no_table(
+    api: FakeCtGov, db: Path, pg_schema_url: str
+) -> None:
+    """An empty PostgreSQL schema stays empty: the sync asks whether it watches anything
+    without creating its tables first."""
+    import sqlalchemy as sa
+
+    config = db.parent.parent / "empty.toml"
+    config.write_text("# nothing watched yet\n")
+    run = _run(
+        api, db, "sync", TRIALWATCH_CONFIG=str(config), TRIALWATCH_DATABASE__URL=pg_schema_url
+    )
+    assert run.code == 2, run.err
+    assert "nothing to watch" in run.err
+    engine = sa.create_engine(pg_schema_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    assert api.count("/version") == 0
+
+
 def test_a_config_with_only_a_query_watch_syncs(api: FakeCtGov, db: Path) -> None:
     config = db.parent.parent / "query-only.toml"
     config.write_text(

@@ -229,14 +229,54 @@ def test_a_sync_of_imported_trials_opens_the_database_once(
         return real_open(url, **kwargs)
 
     monkeypatch.setattr(_store, "open_engine", open_engine)
+    closed: list[Store] = []
+    real_close = Store.close
+
+    def close(self: Store) -> None:
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(Store, "close", close)
     if not watched:
         with pytest.raises(typer.Exit) as exit_, _common.open_app(need_watchlist=True):
             pass
         assert exit_.value.exit_code == _common.EXIT_CONFIG
         assert len(opened) == (0 if db_url.startswith("sqlite") else 1)
+        assert len(closed) == len(opened)  # the store opened to ask is closed
         return
     with _common.open_app(need_watchlist=True, may_upgrade=True) as app:
         assert app.store.watched_count() == 1
+    assert len(opened) == 1
+    assert len(closed) == 1
+
+
+def test_an_unreachable_database_is_tried_once_to_learn_what_it_watches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that does not answer is said at once: the sync does not try it a second time
+    (each try waits out the connect timeout) after asking whether it watches anything."""
+    import typer
+
+    from trialwatch.cli import _common
+    from trialwatch.storage import _store
+
+    config = tmp_path / "trialwatch.toml"
+    # Nothing listens on port 9 of loopback: refused at once.
+    config.write_text('[database]\nurl = "postgresql+psycopg://postgres@127.0.0.1:9/test"\n')
+    monkeypatch.setattr(_common.state, "config", config)
+    for name in [n for n in os.environ if n.startswith("TRIALWATCH_")]:
+        monkeypatch.delenv(name)
+    opened: list[str] = []
+    real_open = _store.open_engine
+
+    def open_engine(url: str, **kwargs: bool) -> sa.Engine:
+        opened.append(url)
+        return real_open(url, **kwargs)
+
+    monkeypatch.setattr(_store, "open_engine", open_engine)
+    with pytest.raises(typer.Exit) as exit_, _common.open_app(need_watchlist=True):
+        pass
+    assert exit_.value.exit_code == _common.EXIT_FAILURE
     assert len(opened) == 1
 
 

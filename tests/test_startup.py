@@ -207,6 +207,7 @@ def test_the_command_leaves_its_objects_out_of_the_shutdown_collection(
         assert gc.isenabled()
     finally:
         gc.unfreeze()
+        gc.enable()  # should that ever fail, not for the rest of the test run
 
 
 @pytest.mark.parametrize("own_process", [True, False])
@@ -370,3 +371,51 @@ def test_commands_without_the_app_collect_garbage_again_too(
     lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
     assert lines.get("SET_UP") == "False 0", (run.stdout, run.stderr)
     assert lines["EXIT"] == "0" or "EXIT" not in lines, run.stderr
+
+
+_UPGRADE_COMMAND = """
+import gc, sys
+import trialwatch.storage.migrate as migrate
+from trialwatch.__main__ import main
+
+real = migrate.upgrade
+
+def upgrade(*args, **kwargs):
+    print("UPGRADING", gc.isenabled())
+    return real(*args, **kwargs)
+
+migrate.upgrade = upgrade
+sys.argv = ["trialwatch", "sync"]
+try:
+    main()
+except SystemExit as exc:
+    print("EXIT", exc.code)
+"""
+
+
+def test_a_sync_that_upgrades_the_database_collects_garbage_meanwhile(tmp_path: Path) -> None:
+    """With ``[database] auto_upgrade`` a sync migrates an old database before its work: on a
+    large one the migration makes garbage of its own, so collection is on by then, as in
+    ``db upgrade``."""
+    import shutil
+
+    db = tmp_path / "tw.db"
+    shutil.copy(Path(__file__).parent / "data" / "db" / "trialwatch-0.1.0.db", db)
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{db}"\nauto_upgrade = true\n'
+        '[api]\nbase_url = "http://127.0.0.1:9/api/v2"\nmax_attempts = 1\n'
+        '[[watchlist]]\nnct_id = "NCT02606461"\n'
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _UPGRADE_COMMAND],
+        cwd=tmp_path,
+        env={**os.environ, "TRIALWATCH_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    assert lines.get("UPGRADING") == "True", (run.stdout, run.stderr)
+    assert lines["EXIT"] == "1", run.stderr  # upgraded, then CT.gov unreachable

@@ -683,7 +683,7 @@ def open_if_watching(settings: Settings) -> tuple[bool, Store | None]:
     rather than open the database a second time (an engine, a connection and a schema
     check). None when the answer came without one, or is no. A missing SQLite file is not
     created to find that out."""
-    from trialwatch.exceptions import TrialwatchError
+    from trialwatch.exceptions import DatabaseUnavailableError, TrialwatchError
     from trialwatch.storage import open_glance, sqlite_path
 
     path = sqlite_path(settings.database.url)
@@ -699,8 +699,10 @@ def open_if_watching(settings: Settings) -> tuple[bool, Store | None]:
             glance.close()
     try:
         store = Store.open(settings.database.url, create=False)
+    except DatabaseUnavailableError:
+        raise  # said now: trying again would wait as long a second time for the same answer
     except TrialwatchError:
-        return True, None  # let the command itself say what is wrong with the database
+        return True, None  # an outdated schema: the command upgrades it, or says how
     try:
         watches = store.watched_count() > 0
     except TrialwatchError:
@@ -761,7 +763,7 @@ def build_app(
         # A query watch finds (and may track) trials by itself.
         watches, store = open_if_watching(settings)
         if not watches:
-            raise NothingToWatchError("nothing to watch")
+            raise NothingToWatchError
     if store is None:
         store = _open_store(settings, clock=clock, may_upgrade=may_upgrade)
     app = App(settings=settings, store=store, clock=clock)

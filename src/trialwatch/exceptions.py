@@ -56,6 +56,11 @@ class ConfigError(UserError, ValueError):
 class NothingToWatchError(ConfigError):
     """Neither the config nor the database watches a trial: a sync would have nothing to do."""
 
+    def __init__(self) -> None:
+        super().__init__(
+            ["nothing to watch: neither the config's [[watchlist]] nor the database names a trial"]
+        )
+
 
 class SchemaOutdatedError(UserError):
     """The database's schema is older (or newer) than this trialwatch; nothing was written."""

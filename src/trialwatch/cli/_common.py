@@ -219,6 +219,9 @@ def _app_from(
         TrialwatchError,
     )
 
+    # Before the app is built: building it may upgrade the schema ([database] auto_upgrade),
+    # a migration that makes garbage of its own on a large database.
+    startup_over()
     try:
         # sync and daemon (may_upgrade) apply the config's watchlist under the sync lock.
         app = build_app(
@@ -233,7 +236,6 @@ def _app_from(
         fail(str(exc), EXIT_CONFIG)
     except TrialwatchError as exc:
         fail(describe(exc), EXIT_CONFIG if isinstance(exc, SchemaOutdatedError) else EXIT_FAILURE)
-    startup_over()
     try:
         yield app
     except ConfigError as exc:
@@ -245,15 +247,14 @@ def _app_from(
 
 
 def startup_over() -> None:
-    """The command has imported and wired what it needs: garbage collection resumes (the
-    console script turns it off meanwhile, see ``trialwatch.__main__``), over what is made
-    from now on.
+    """The command has imported what it needs: garbage collection resumes (the console script
+    turns it off meanwhile, see ``trialwatch.__main__``), over what is made from now on.
 
     What is loaded by now (SQLAlchemy, pydantic, typer, the app: ~90,000 objects) is nearly
     all kept as long as the process runs. Frozen, the garbage collector's full passes no
     longer walk it each time: 0.14 -> 0.02 s of collections in a day's sync of 10,000 trials.
-    The price: garbage already waiting in a cycle now (the settings' validation, a
-    migration's) is kept too, once, a bounded amount. Only in a process of its own: in a test
+    The price: garbage already waiting in a cycle now (the settings' validation) is kept too,
+    once, a bounded amount. Only in a process of its own: in a test
     run it would keep the garbage of every test before it."""
     if state.own_process:
         gc.freeze()
