@@ -198,6 +198,21 @@ def test_the_sqlite_file_is_read_from_the_url_as_sqlalchemy_reads_it(url: str) -
     assert sqlite_path(url) == expected
 
 
+def _count_engines(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URL of each engine the store opens from now on (the test's own open none)."""
+    from trialwatch.storage import _store
+
+    opened: list[str] = []
+    real_open = _store.open_engine
+
+    def open_engine(url: str, **kwargs: bool) -> sa.Engine:
+        opened.append(url)
+        return real_open(url, **kwargs)
+
+    monkeypatch.setattr(_store, "open_engine", open_engine)
+    return opened
+
+
 @pytest.mark.parametrize("watched", [True, False])
 def test_a_sync_of_imported_trials_opens_the_database_once(
     db_url: str, watched: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -210,7 +225,6 @@ def test_a_sync_of_imported_trials_opens_the_database_once(
     import typer
 
     from trialwatch.cli import _common
-    from trialwatch.storage import _store
 
     store = Store.open(db_url)
     if watched:
@@ -221,14 +235,7 @@ def test_a_sync_of_imported_trials_opens_the_database_once(
     monkeypatch.setattr(_common.state, "config", config)
     for name in [n for n in os.environ if n.startswith("TRIALWATCH_")]:
         monkeypatch.delenv(name)
-    opened: list[str] = []
-    real_open = _store.open_engine
-
-    def open_engine(url: str, **kwargs: bool) -> sa.Engine:
-        opened.append(url)
-        return real_open(url, **kwargs)
-
-    monkeypatch.setattr(_store, "open_engine", open_engine)
+    opened = _count_engines(monkeypatch)
     closed: list[Store] = []
     real_close = Store.close
 
@@ -258,7 +265,6 @@ def test_an_unreachable_database_is_tried_once_to_learn_what_it_watches(
     import typer
 
     from trialwatch.cli import _common
-    from trialwatch.storage import _store
 
     config = tmp_path / "trialwatch.toml"
     # Nothing listens on port 9 of loopback: refused at once.
@@ -266,14 +272,7 @@ def test_an_unreachable_database_is_tried_once_to_learn_what_it_watches(
     monkeypatch.setattr(_common.state, "config", config)
     for name in [n for n in os.environ if n.startswith("TRIALWATCH_")]:
         monkeypatch.delenv(name)
-    opened: list[str] = []
-    real_open = _store.open_engine
-
-    def open_engine(url: str, **kwargs: bool) -> sa.Engine:
-        opened.append(url)
-        return real_open(url, **kwargs)
-
-    monkeypatch.setattr(_store, "open_engine", open_engine)
+    opened = _count_engines(monkeypatch)
     with pytest.raises(typer.Exit) as exit_, _common.open_app(need_watchlist=True):
         pass
     assert exit_.value.exit_code == _common.EXIT_FAILURE

@@ -233,6 +233,36 @@ def test_a_command_in_its_own_process_freezes_what_it_loaded(
         gc.unfreeze()
 
 
+def _unreachable_sync_config(tmp_path: Path, database: str = "") -> Path:
+    """A config whose sync fails at once, after its imports and its app: nothing listens on
+    port 9 of loopback. ``database`` adds lines to its [database] section."""
+    config = tmp_path / "trialwatch.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "tw.db"}"\n{database}'
+        '[api]\nbase_url = "http://127.0.0.1:9/api/v2"\nmax_attempts = 1\n'
+        '[[watchlist]]\nnct_id = "NCT02606461"\n'
+    )
+    return config
+
+
+def _python(
+    code: str, config: Path, *argv: str, check: bool = True
+) -> tuple[dict[str, str], subprocess.CompletedProcess[str]]:
+    """Run ``code`` in a fresh interpreter beside ``config``; its ``KEY value`` lines, and the
+    run itself (for its stderr)."""
+    run = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=config.parent,
+        env={**os.environ, "TRIALWATCH_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    return lines, run
+
+
 _LEAN_COMMAND = """
 import io, json, logging, sys
 from trialwatch.__main__ import main
@@ -261,23 +291,7 @@ def test_the_command_loads_neither_httpx_cli_nor_rich_for_structlog(tmp_path: Pa
     """httpx's own command line (click, rich, pygments) and structlog's rich tracebacks are
     kept out of the console script's process (~8 % of its import instructions); a sync still
     runs, structlog still renders an exception, and rich is still importable."""
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "tw.db"}"\n'
-        # Nothing listens on port 9 of loopback: the sync fails at once, after its imports.
-        '[api]\nbase_url = "http://127.0.0.1:9/api/v2"\nmax_attempts = 1\n'
-        '[[watchlist]]\nnct_id = "NCT02606461"\n'
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", _LEAN_COMMAND],
-        cwd=tmp_path,
-        env={**os.environ, "TRIALWATCH_CONFIG": str(config)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    lines, run = _python(_LEAN_COMMAND, _unreachable_sync_config(tmp_path))
     assert lines["EXIT"] == "1", run.stderr  # CT.gov unreachable: an operational failure
     assert "unreachable" in run.stderr.lower() or "127.0.0.1" in run.stderr, run.stderr
     loaded = {m.split(".")[0] for m in json.loads(lines["MODULES"])}
@@ -320,22 +334,7 @@ def test_the_command_imports_without_collections_and_works_with_them(tmp_path: P
     """The console script turns garbage collection off while a command imports and wires
     itself (~10 % of the imports' time: each collection walks every object loaded so far), and
     on again before the command's own work: a sync of 100,000 trials makes garbage."""
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "tw.db"}"\n'
-        '[api]\nbase_url = "http://127.0.0.1:9/api/v2"\nmax_attempts = 1\n'
-        '[[watchlist]]\nnct_id = "NCT02606461"\n'
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", _GC_COMMAND, "sync"],
-        cwd=tmp_path,
-        env={**os.environ, "TRIALWATCH_CONFIG": str(config)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    lines, run = _python(_GC_COMMAND, _unreachable_sync_config(tmp_path), "sync")
     assert lines["EXIT"] == "1", run.stderr  # CT.gov unreachable, after the app was opened
     # Not one collection from the command's start until it was set up; on at its work.
     assert lines["SET_UP"] == "False 0", run.stdout
@@ -359,16 +358,7 @@ def test_commands_without_the_app_collect_garbage_again_too(
         check=True,
         capture_output=True,
     )
-    run = subprocess.run(
-        [sys.executable, "-c", _GC_COMMAND, *argv],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    lines, run = _python(_GC_COMMAND, config, *argv, check=False)
     assert lines.get("SET_UP") == "False 0", (run.stdout, run.stderr)
     assert lines["EXIT"] == "0" or "EXIT" not in lines, run.stderr
 
@@ -399,23 +389,8 @@ def test_a_sync_that_upgrades_the_database_collects_garbage_meanwhile(tmp_path: 
     ``db upgrade``."""
     import shutil
 
-    db = tmp_path / "tw.db"
-    shutil.copy(Path(__file__).parent / "data" / "db" / "trialwatch-0.1.0.db", db)
-    config = tmp_path / "trialwatch.toml"
-    config.write_text(
-        f'[database]\nurl = "sqlite:///{db}"\nauto_upgrade = true\n'
-        '[api]\nbase_url = "http://127.0.0.1:9/api/v2"\nmax_attempts = 1\n'
-        '[[watchlist]]\nnct_id = "NCT02606461"\n'
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", _UPGRADE_COMMAND],
-        cwd=tmp_path,
-        env={**os.environ, "TRIALWATCH_CONFIG": str(config)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if " " in line)
+    shutil.copy(Path(__file__).parent / "data" / "db" / "trialwatch-0.1.0.db", tmp_path / "tw.db")
+    config = _unreachable_sync_config(tmp_path, database="auto_upgrade = true\n")
+    lines, run = _python(_UPGRADE_COMMAND, config)
     assert lines.get("UPGRADING") == "True", (run.stdout, run.stderr)
     assert lines["EXIT"] == "1", run.stderr  # upgraded, then CT.gov unreachable
