@@ -282,7 +282,12 @@ def test_an_unreachable_database_is_tried_once_to_learn_what_it_watches(
 def test_whether_anything_is_watched_is_read_without_the_store(tmp_path: Path) -> None:
     """A sync with nothing in its config's watch list asks the database whether it watches
     anything (imported, added) before it opens the store: over sqlite3, the same answer."""
-    from trialwatch.app import database_watches_anything
+    from trialwatch.app import open_if_watching
+
+    def database_watches_anything(settings: Settings) -> bool:
+        watches, store = open_if_watching(settings)
+        assert store is None  # SQLite is asked over sqlite3
+        return watches
 
     db = tmp_path / "trialwatch.db"
     settings = Settings.model_validate({"database": {"url": f"sqlite:///{db}"}})

@@ -52,8 +52,8 @@ def main() -> None:
     # that SQLAlchemy, pydantic, typer and the app create set off a collection every 700
     # allocations, each walking the objects made so far; ~10 % of the imports' time (0.355 ->
     # 0.320 s, five alternate runs). Imports make almost no cyclic garbage. The command turns
-    # collection back on once it has opened its app (trialwatch.cli._common.startup_over),
-    # before any of its own work; every command that runs long opens it.
+    # collection back on once it has imported what it needs, before it opens its database
+    # (trialwatch.cli._common.startup_over); the finally below turns it on in any case.
     gc.disable()
     from trialwatch.cli import main as run
     from trialwatch.cli._common import state

@@ -668,15 +668,6 @@ class App:
 # --- the database before an app is built --------------------------------------------------------
 
 
-def database_watches_anything(settings: Settings) -> bool:
-    """Whether the database watches trials that the config does not list (cli, imports); a
-    missing SQLite file is not created to find that out."""
-    watches, store = open_if_watching(settings)
-    if store is not None:
-        store.close()
-    return watches
-
-
 def open_if_watching(settings: Settings) -> tuple[bool, Store | None]:
     """Whether the database watches trials that the config does not list (cli, imports), and
     the store opened to find that out, when there is one to use: :func:`build_app` uses it
