@@ -530,6 +530,41 @@ def test_a_garbled_page_is_retried_then_reported(
     assert reason in (caught.value.detail or "")
 
 
+def test_a_lone_surrogate_escape_in_one_study_leaves_the_page_readable(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    """JSON text may escape half a surrogate pair alone (``"\\ud800"``); msgspec and orjson
+    refuse the whole page for it. Not assumed of the real server, but allowed by JSON: one
+    such title must not leave every other study of the batch unchecked at every poll. The page
+    is read by the standard library, the lone half becomes U+FFFD (as the normalizer reads
+    it), and an escaped pair stays the character it stands for."""
+    records = real_records()[:3]
+    poisoned, paired = json.loads(json.dumps(records[1])), json.loads(json.dumps(records[2]))
+    poisoned["protocolSection"]["identificationModule"]["briefTitle"] = "Half \ud800 a pair"
+    paired["protocolSection"]["identificationModule"]["briefTitle"] = "A pair \U0001f600"
+    body = json.dumps({"studies": [records[0], poisoned, paired], "totalCount": 3}).encode()
+    assert b"\\ud800" in body and b"\\ud83d\\ude00" in body  # json.dumps escapes them
+    route = router.get("/studies").mock(return_value=httpx.Response(200, content=body))
+
+    results = list(make_client(max_attempts=2).iter_studies([nct_id(r) for r in records]))
+
+    assert route.call_count == 1
+    assert set(found(results)) == {nct_id(r) for r in records}
+    titles = {
+        result.requested_id: json.loads(result.body)["protocolSection"]["identificationModule"][
+            "briefTitle"
+        ]
+        for result in results
+        if isinstance(result, FoundStudy)
+    }
+    assert titles[nct_id(records[1])] == "Half \ufffd a pair"
+    assert titles[nct_id(records[2])] == "A pair \U0001f600"
+    assert (
+        titles[nct_id(records[0])]
+        == records[0]["protocolSection"]["identificationModule"]["briefTitle"]
+    )
+
+
 def test_a_listing_with_bytes_that_are_not_utf8_is_retried_then_reported(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient]
 ) -> None:

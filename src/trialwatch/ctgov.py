@@ -24,6 +24,7 @@ from __future__ import annotations
 import email.utils
 import errno
 import hashlib
+import json
 import logging
 import random
 import re
@@ -1362,10 +1363,50 @@ def _checked_page(decoder: msgspec.json.Decoder[_P], content: bytearray) -> _P:
         raise _BadShape(str(exc)) from exc
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         # UnicodeDecodeError: bytes that are not UTF-8 in a string msgspec had to read.
-        raise _NotJson(str(exc)) from exc
+        tolerated = _page_with_lone_surrogates(decoder, content)
+        if tolerated is None:
+            raise _NotJson(str(exc)) from exc
+        page = tolerated
     if page.totalCount is not None and page.totalCount < 0:
         raise _BadShape(f"totalCount must be a count, got {page.totalCount}")
     return page
+
+
+_LONE_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _page_with_lone_surrogates(decoder: msgspec.json.Decoder[_P], content: bytearray) -> _P | None:
+    """A page that msgspec (and orjson) refuse for a ``\\ud800``-style escape in one study: JSON
+    text can escape half of a surrogate pair alone, Unicode cannot hold it. Read by the standard
+    library, which keeps it, then written again with U+FFFD in its place (as the normalizer reads
+    one) and decoded as any page: the other studies of the page are checked as usual, instead
+    of every study of the batch going unchecked at every poll. Such a page's studies are the
+    bytes written again, not as served: their fingerprints move while it lasts, which costs a
+    normalization and reports nothing. None when the page is not JSON for that reason."""
+    if not _LONE_SURROGATE_ESCAPE.search(content):
+        return None
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        return None
+    try:
+        text = json.dumps(_without_surrogates(data), ensure_ascii=False, separators=(",", ":"))
+        return decoder.decode(text.encode())
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError, RecursionError):
+        return None
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` (parsed JSON) with each lone surrogate replaced by U+FFFD, in keys too."""
+    if isinstance(value, str):
+        # The standard library joins an escaped pair into one character: what is left is alone.
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _version_problem(data: Any) -> str | None:
