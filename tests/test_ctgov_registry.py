@@ -114,6 +114,39 @@ def test_many_refusals_in_one_batch_are_not_about_ids() -> None:
         list(client.iter_studies(wanted))
 
 
+@pytest.mark.parametrize("watched", [2, 3, 8])
+def test_a_small_batch_refused_id_by_id_is_not_about_ids(watched: int) -> None:
+    """Something between us and CT.gov (a proxy, a captive portal) answering every request
+    with a bare 400: a watch set of a few trials would have had each id marked refused, and
+    left out of every later sync for good. Every id of a batch of several refused, one by one,
+    is the refusal said instead (each id matched the spec's pattern before it was sent)."""
+    calls: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.params["filter.ids"].split(","))
+        return httpx.Response(400, text="Bad Request")
+
+    wanted = [f"NCT{n:08d}" for n in range(1, watched + 1)]
+    with (
+        client_for(handler, Sleeps()) as client,
+        pytest.raises(ApiRequestError, match=f"every id of a batch of {watched}"),
+    ):
+        list(client.iter_studies(wanted))
+    assert sorted(ids[0] for ids in calls if len(ids) == 1) == wanted  # each was asked alone
+
+
+def test_one_watched_id_refused_is_still_marked_refused() -> None:
+    """A watch set of one cannot tell a refused id from a proxy refusing everything: the id
+    is marked refused (shown by `status`, one notice), as a refusal among others is."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, text="Bad Request")
+
+    with client_for(handler, Sleeps()) as client:
+        results = list(client.iter_studies(["NCT00000001"]))
+    assert [r.refused is not None for r in results if isinstance(r, MissingStudy)] == [True]
+
+
 @pytest.mark.parametrize("status", [414, 431, 400])
 def test_a_head_too_large_halves_the_batch(status: int) -> None:
     wanted = [f"NCT{n:08d}" for n in range(1, 9)]

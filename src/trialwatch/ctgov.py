@@ -628,9 +628,12 @@ class CtGovClient:
     def _iter_batches(self, wanted: list[str]) -> Iterator[StudyResult]:
         for start in range(0, len(wanted), self._batch_size):
             refused: list[str] = []
-            yield from self._iter_batch_or_halves(wanted[start : start + self._batch_size], refused)
+            batch = wanted[start : start + self._batch_size]
+            yield from self._iter_batch_or_halves(batch, refused, whole=len(batch))
 
-    def _iter_batch_or_halves(self, batch: list[str], refused: list[str]) -> Iterator[StudyResult]:
+    def _iter_batch_or_halves(
+        self, batch: list[str], refused: list[str], *, whole: int
+    ) -> Iterator[StudyResult]:
         """The batch; or, when CT.gov refuses it, its halves, until the refusal is found.
 
         A 414 or 431 (the request head too large) or a 400 that names no other parameter is
@@ -638,7 +641,9 @@ class CtGovClient:
         (one id off the spec's pattern refuses the whole request) comes down to the id it
         refuses, which is answered as a :class:`MissingStudy` with ``refused`` set while the
         rest of the batch is fetched. More than :data:`_MAX_REFUSED_PER_BATCH` refused ids in a
-        batch raise the refusal: it is not about ids.
+        batch, or every id of a batch of several (``whole``: its size), raise the refusal: it is
+        not about ids (each was checked against the spec's pattern before it was sent), and an
+        id marked refused is left out of every later sync.
         """
         results = self._iter_batch(batch)
         try:
@@ -656,11 +661,15 @@ class CtGovClient:
                 if status != 400:
                     raise
                 refused.append(batch[0])
-                if len(refused) > _MAX_REFUSED_PER_BATCH:
+                if len(refused) > _MAX_REFUSED_PER_BATCH or len(refused) == whole > 1:
+                    how_many = (
+                        f"every id of a batch of {whole}"
+                        if len(refused) == whole
+                        else f"more than {_MAX_REFUSED_PER_BATCH} ids of one batch"
+                    )
                     raise ApiRequestError(
-                        f"{self._host} refused more than {_MAX_REFUSED_PER_BATCH} ids of one "
-                        f"batch ({', '.join(refused)}): that is not about the ids; "
-                        f"last answer: {exc}",
+                        f"{self._host} refused {how_many} ({', '.join(refused)}): that is not "
+                        f"about the ids; last answer: {exc}",
                         status_code=status,
                     ) from exc
                 log.warning("%s refused to look up %s: %s", self._host, batch[0], exc)
@@ -679,8 +688,8 @@ class CtGovClient:
                 status,
             )
             half = len(batch) // 2
-            yield from self._iter_batch_or_halves(batch[:half], refused)
-            yield from self._iter_batch_or_halves(batch[half:], refused)
+            yield from self._iter_batch_or_halves(batch[:half], refused, whole=whole)
+            yield from self._iter_batch_or_halves(batch[half:], refused, whole=whole)
             return
         yield first
         yield from results
