@@ -66,6 +66,49 @@ def page(ids: list[str], total: int | None = None) -> httpx.Response:
     return httpx.Response(200, json=body)
 
 
+# -- attributing studies to the ids asked -------------------------------------------------------
+# Where the spec and the facts are silent, the server is assumed less kind than we would like:
+# a study nobody asked for, and an alias list naming another study of the same page.
+
+
+def test_a_study_nobody_asked_for_does_not_count_toward_the_registry_count() -> None:
+    asked, stray = ["NCT00000001", "NCT00000002"], "NCT00000099"
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        token = request.url.params.get("pageToken")
+        sent.append(token)
+        if token is None:  # the first page: one asked, one not, and the count of the two asked
+            response = page([asked[0], stray], total=2)
+            return httpx.Response(200, json={**response.json(), "nextPageToken": "p2"})
+        return page([asked[1]], total=2)
+
+    with client_for(handler, Sleeps()) as client:
+        results = list(client.iter_studies(asked))
+    assert sorted(r.requested_id for r in results if isinstance(r, FoundStudy)) == asked
+    assert [r for r in results if isinstance(r, MissingStudy)] == []
+    assert sent == [None, "p2"]  # the count of the asked was not reached on the first page
+
+
+@pytest.mark.parametrize("order", ["lister first", "own record first"])
+def test_a_study_answers_its_own_id_before_another_lists_it_as_an_alias(order: str) -> None:
+    lister, listed = "NCT00000001", "NCT00000002"
+    studies = [
+        {"protocolSection": {"identificationModule": {"nctId": lister, "nctIdAliases": [listed]}}},
+        {"protocolSection": {"identificationModule": {"nctId": listed}}},
+    ]
+    if order == "own record first":
+        studies.reverse()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"studies": studies, "totalCount": 2})
+
+    with client_for(handler, Sleeps()) as client:
+        results = list(client.iter_studies([lister, listed]))
+    served_as = {r.requested_id: r.nct_id for r in results if isinstance(r, FoundStudy)}
+    assert served_as == {lister: lister, listed: listed}  # no merge read into the order
+
+
 # -- refused ids and heads too large ----------------------------------------------------------
 
 

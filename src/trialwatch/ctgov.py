@@ -745,6 +745,7 @@ class CtGovClient:
         for index, page in enumerate(pages):
             if index == 0:  # countTotal answers on the first page only
                 total = page.totalCount
+            heads: list[tuple[memoryview, _Ident, str]] = []
             for raw in page.studies:
                 # A view into the page: a study kept is copied out of it (FoundStudy.body),
                 # one found unchanged is not, and the page goes with the last view.
@@ -754,8 +755,17 @@ class CtGovClient:
                 if ident is None or nct_id is None:
                     log.warning("skipping a study without a usable nctId in a /studies page")
                     continue
-                arrived.add(nct_id)
-                yield from _attribute(body, ident, nct_id, pending)
+                heads.append((body, ident, nct_id))
+            # A study answers its own id before another study's alias list may claim it, in
+            # whatever order the page has them.
+            own = {nct_id for _, _, nct_id in heads if nct_id in pending}
+            for body, ident, nct_id in heads:
+                answers = list(_attribute(body, ident, nct_id, pending, taken=own))
+                if answers:
+                    # Only a study that answers an id asked counts toward the registry's count:
+                    # one nobody asked for must not make a study still to come look absent.
+                    arrived.add(nct_id)
+                yield from answers
             if total is not None and len(arrived) >= total:
                 break  # all the registry counted has arrived: a token now leads to nothing
         confirmed = total is not None and len(arrived) >= total
@@ -1317,13 +1327,18 @@ def _study_id_of(ident: _Ident | None) -> str | None:
 
 
 def _attribute(
-    body: memoryview, ident: _Ident, nct_id: str, pending: dict[str, None]
+    body: memoryview, ident: _Ident, nct_id: str, pending: dict[str, None], *, taken: set[str]
 ) -> Iterator[FoundStudy]:
-    """Yield a FoundStudy per pending id the study answers (own id, aliases); unmark them."""
+    """Yield a FoundStudy per pending id the study answers (own id, aliases); unmark them.
+    An alias in ``taken`` (ids that studies of the page answer as their own) is not answered."""
     raw_aliases = ident.nctIdAliases
     listed = raw_aliases if isinstance(raw_aliases, list) else []
     aliases = [a.strip().upper() for a in listed if isinstance(a, str)]
-    answered = [i for i in dict.fromkeys([nct_id, *aliases]) if i in pending]
+    answered = [
+        i
+        for i in dict.fromkeys([nct_id, *aliases])
+        if i in pending and (i == nct_id or i not in taken)
+    ]
     if not answered:
         log.debug("ignoring %s: not requested, or already returned", nct_id)
         return
