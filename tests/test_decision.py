@@ -6,12 +6,15 @@ import copy
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.conftest import selinexor_records
 from tests.records import status_module
 from trialwatch.decision import (
     FULL_SWEEP_MAX_AGE,
     RunKind,
     RunPlan,
+    data_went_back,
     decide_page,
     plan_run,
     scan_page,
@@ -147,3 +150,25 @@ def test_a_newer_normalizer_asks_for_the_raw_record_not_the_snapshot() -> None:
     scan = scan_page([_found(record)], {state.nct_id: state})
     prepared = prepare_all(scan.jobs())
     assert versions_to_read(scan, prepared) == (set(), {9})
+
+
+@pytest.mark.parametrize(
+    ("current", "last", "went_back"),
+    [
+        ("2026-12-03T09:00:06", "2026-12-04T09:00:06", True),
+        ("2026-12-04T09:00:06", "2026-12-04T09:00:06", False),
+        ("2026-12-05T09:00:06", "2026-12-04T09:00:06", False),
+        # A zone on either side (CT.gov writes none) is read in UTC, not a reason to stop
+        # judging: a replica a day behind is one whatever it appends.
+        ("2026-12-03T09:00:06Z", "2026-12-04T09:00:06", True),
+        ("2026-12-03T09:00:06+00:00", "2026-12-04T09:00:06Z", True),
+        ("2026-12-04T09:00:06Z", "2026-12-04T09:00:06", False),
+        ("2026-12-04T10:00:06+02:00", "2026-12-04T09:00:06", True),  # 08:00:06 in UTC
+        ("yesterday", "2026-12-04T09:00:06", False),  # unreadable: not judged
+        (None, "2026-12-04T09:00:06", False),
+    ],
+)
+def test_data_that_went_back_is_seen_with_or_without_a_zone(
+    current: str | None, last: str, went_back: bool
+) -> None:
+    assert data_went_back(current, last) is went_back

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -110,14 +110,21 @@ def syncs_incrementally(watched: int, incremental_above: int) -> bool:
 
 def data_went_back(current: str | None, last: str | None) -> bool:
     """Whether CT.gov's ``dataTimestamp`` ``current`` is older than ``last``, the one of the last
-    complete run: a replica that has not caught up answered. Timestamps that do not read as
-    ISO date-times are not judged (False): nothing to compare."""
+    complete run: a replica that has not caught up answered. One with a zone (``Z``,
+    ``+00:00``) is compared in UTC with one without (CT.gov writes none): a zone must not turn
+    the check off. Timestamps that do not read as ISO date-times are not judged (False):
+    nothing to compare."""
     if not current or not last:
         return False
     try:
-        return datetime.fromisoformat(current) < datetime.fromisoformat(last)
-    except (ValueError, TypeError):  # unreadable, or one with a zone and one without
+        return _utc_naive(current) < _utc_naive(last)
+    except (ValueError, TypeError):  # unreadable
         return False
+
+
+def _utc_naive(timestamp: str) -> datetime:
+    moment = datetime.fromisoformat(timestamp)
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def plan_run(
