@@ -1355,6 +1355,25 @@ def test_a_short_search_is_an_error_not_a_result(
     )
 
 
+def test_a_listing_of_empty_pages_with_new_tokens_ends(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient]
+) -> None:
+    """A server that counts studies but sends empty pages, each with a token never seen before
+    (so the repeated-token check never fires): the listing stops after three pages that bring
+    nothing, as a short read, rather than asking up to 100,000 times under the sync's lock."""
+    calls = []
+
+    def endless(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        token = f"t{len(calls)}"
+        return httpx.Response(200, json={"studies": [], "totalCount": 5, "nextPageToken": token})
+
+    router.get("/studies").mock(side_effect=endless)
+    with pytest.raises(ShortReadError, match="sent 0 studies"):
+        make_client().updated_since(date(2026, 11, 1))
+    assert len(calls) == 3
+
+
 def test_a_study_sent_twice_is_counted_once(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient]
 ) -> None:

@@ -130,6 +130,8 @@ OVERALL_STATUSES: Final = vocabulary.OVERALL_STATUSES
 # No listing of CT.gov (~600,000 studies) needs more pages than this at 1000 a page; it only
 # stops a server that keeps inventing tokens before its totalCount bounds the paging.
 _MAX_LISTING_PAGES: Final = 100_000
+# A listing stops after this many pages in a row that bring no new study (the count not met).
+_MAX_STALLED_PAGES: Final = 3
 # A 400 for filter.ids is split down to the id it refuses; more refusals than this in one batch
 # are not about ids (a parameter CT.gov stopped accepting, a proxy refusing everything).
 _MAX_REFUSED_PER_BATCH: Final = 8
@@ -588,9 +590,10 @@ class CtGovClient:
         }
         total: int | None = None
         studies: dict[str, Any] = {}
-        pages = 0
+        pages = stalled = 0
         for page in self._iter_pages(params, _decode_listing, max_pages=_MAX_LISTING_PAGES):
             pages += 1
+            before = len(studies)
             for study in page.studies:
                 nct_id = _study_id(study)
                 if nct_id is None:
@@ -604,6 +607,12 @@ class CtGovClient:
             if total is not None and len(studies) >= total:
                 # Everything counted arrived; a full last page still carries a token (observed)
                 # whose page is empty: not asked.
+                break
+            # Pages that bring nothing new, one after another, while the count is not met: a
+            # server inventing tokens (each new, so the repeat check never fires) would hold
+            # the sync's lock for up to _MAX_LISTING_PAGES requests.
+            stalled = stalled + 1 if len(studies) == before else 0
+            if stalled >= _MAX_STALLED_PAGES:
                 break
         if total is None or len(studies) < total:
             counted = "gave no count" if total is None else f"counted {total}"
