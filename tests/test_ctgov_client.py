@@ -813,6 +813,21 @@ def test_retry_after_seconds_is_honoured(
     assert clock.sleeps == [7.0]
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_after_of_zero_waits_the_backoff_still(
+    router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock, status: int
+) -> None:
+    """``Retry-After: 0`` from a server that is turning us away: the doubling backoff is still
+    waited, rather than asking again at once, try after try."""
+    router.get("/version").mock(
+        side_effect=[httpx.Response(status, headers={"Retry-After": "0"})] * 3 + [VERSION_OK]
+    )
+    make_client(backoff_initial_s=1, max_attempts=4).version()
+    assert len(clock.sleeps) == 3
+    for attempt, slept in enumerate(clock.sleeps):
+        assert 0.75 * 2**attempt <= slept <= 2**attempt
+
+
 def test_retry_after_above_the_cap_gives_up_at_once_and_never_retries_early(
     router: respx.MockRouter, make_client: Callable[..., CtGovClient], clock: FakeClock
 ) -> None:
@@ -843,10 +858,12 @@ def test_retry_after_http_date_is_honoured_and_capped(
             httpx.Response(503, headers={"Retry-After": later}),
         ]
     )
-    client = make_client(max_retry_after_s=60)
+    client = make_client(max_retry_after_s=60, backoff_initial_s=1)
     client.version()
     assert 17 <= clock.sleeps[0] <= 20
-    assert clock.sleeps[1:] == [0.0]
+    # A date already past is no reason to come straight back: the backoff of a second try
+    # (2 s, jittered by at most a quarter) is waited instead.
+    assert 1.5 <= clock.sleeps[1] <= 2.0
     with pytest.raises(ApiUnavailableError, match=r"come back in 1[12]\d min"):
         client.version()
 

@@ -1067,16 +1067,19 @@ class CtGovClient:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, _RetryableError) and exc.retry_after is not None:
-            # Never early: a Retry-After above max_retry_after_s was refused when it came.
-            return exc.retry_after
         if isinstance(exc, _RetryableError) and _throttled(exc):
             # Doubling from backoff_initial_s up to backoff_max_s (~60 s), jittered by at most
             # a quarter so that clients throttled together do not come back together.
             base = min(
                 self._backoff_max_s, self._backoff_initial_s * 2 ** (state.attempt_number - 1)
             )
-            return float(base * (0.75 + 0.25 * random.random()))
+            backoff = float(base * (0.75 + 0.25 * random.random()))
+            if exc.retry_after is None:
+                return backoff
+            # Never early (a Retry-After above max_retry_after_s was refused when it came), and
+            # never sooner than our own backoff: a Retry-After of 0, or a date already past, is
+            # no reason to come straight back to a server that is turning us away.
+            return max(exc.retry_after, backoff)
         return float(self._jitter(state))
 
     def _log_retry(self, what: str, state: RetryCallState) -> None:
