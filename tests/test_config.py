@@ -714,6 +714,36 @@ def test_settings_that_would_only_fail_later_fail_at_load(
 
 
 @pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[sync]\nbatch_size = 1" + "0" * 5000 + "\n", "more digits than can be read"),
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nest too deep"),
+    ],
+)
+def test_a_toml_file_python_cannot_read_is_a_config_error(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    """tomllib raises more than TOMLDecodeError: int() refuses a number over 4,300 digits
+    (ValueError), and deep nesting exhausts the stack (RecursionError). Both were tracebacks."""
+    path = _write(tmp_path, content)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, env={})
+
+
+@pytest.mark.parametrize("kind", ["binary", "directory"])
+def test_a_password_file_that_is_not_text_fails_at_load(tmp_path: Path, kind: str) -> None:
+    """A binary file or a directory passed the readability check, then failed at delivery
+    (a traceback in notify test, a dead letter after the sync had committed)."""
+    target = tmp_path / "secret"
+    if kind == "binary":
+        target.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe")
+    else:
+        target.mkdir()
+    with pytest.raises(ConfigError, match="not UTF-8 text" if kind == "binary" else "not a file"):
+        load_settings(env={"TRIALWATCH_EMAIL__PASSWORD_FILE": str(target)})
+
+
+@pytest.mark.parametrize(
     ("value", "expected"), [("auto", "auto"), ("AUTO", "auto"), ("0", 0), ("3", 3), ("64", 64)]
 )
 def test_sync_workers_are_auto_or_a_count(tmp_path: Path, value: str, expected: object) -> None:

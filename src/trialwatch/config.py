@@ -376,8 +376,19 @@ class EmailSettings(_Frozen):
     def _password_file_readable(cls, value: Path | None) -> Path | None:
         # Checked now, so a bad path is a config error (exit 2, nothing written), not a
         # delivery that fails after the sync has committed.
-        if value is not None and not os.access(value, os.R_OK):
+        if value is None:
+            return value
+        if not value.is_file():
+            raise ValueError(f"{value} is not a file" if value.exists() else f"cannot read {value}")
+        if not os.access(value, os.R_OK):
             raise ValueError(f"cannot read {value}")
+        try:
+            value.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            # Not echoed: it would be the password, or a binary named by mistake.
+            raise ValueError(f"{value} is not UTF-8 text (the password file?)") from None
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
         return value
 
     def resolved_password(self) -> str | None:
@@ -392,6 +403,10 @@ class EmailSettings(_Frozen):
                 raise ConfigError(
                     [f"cannot read [email] password_file {self.password_file}: {exc.strerror}"]
                 ) from exc
+            except UnicodeDecodeError:  # rewritten since the settings loaded
+                raise ConfigError(
+                    [f"[email] password_file {self.password_file} is not UTF-8 text"]
+                ) from None
         return None
 
 
@@ -756,7 +771,14 @@ def _read_toml(path: Path, how: str) -> tuple[str, dict[str, Any]]:
     text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     try:
         return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid TOML: its arrays or tables nest too deep"]) from None
+    except ValueError as exc:
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            # Raised by int() inside the parser: a number with more digits than Python reads.
+            raise ConfigError(
+                [f"{path}: not valid TOML: a number has more digits than can be read"]
+            ) from None
         match = _TOML_AT.match(str(exc))
         if match:
             where = f"{path}, line {match['line']}, column {match['col']}"
