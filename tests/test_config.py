@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from tests.e2e import SHIPPED_CONFIG
 from trialwatch.config import (
+    MAX_QUERY_BYTES,
     ApiSettings,
     ConfigNotFoundError,
     OutboxSettings,
@@ -760,6 +761,19 @@ def test_a_bad_sync_workers_value_is_one_plain_problem(tmp_path: Path, value: st
     message = str(caught.value)
     assert "(1 problem)" in message
     assert 'expected "auto" or a number of processes from 0 to 64' in message
+
+
+def test_a_search_too_long_for_one_request_is_refused_at_load(tmp_path: Path) -> None:
+    """CT.gov refuses a request head over 8 KB; a 65 KB search made httpx refuse the URL (a
+    traceback at every sync). Just under the limit is fine."""
+    long_term = " OR ".join(["selinexor"] * 5000)
+    path = _write(tmp_path, f'[[queries]]\nname = "Long"\nterm = "{long_term}"\n')
+    with pytest.raises(ConfigError, match=r"CT\.gov refuses requests over 8 KB") as caught:
+        load_settings(path, env={})
+    assert "line 1, column 1: queries[1]:" in str(caught.value)  # where, in the file
+    fits = "x" * (MAX_QUERY_BYTES - len("query.term="))
+    path = _write(tmp_path, f'[[queries]]\nname = "Fits"\nterm = "{fits}"\n')
+    assert load_settings(path, env={}).queries[0].term == fits
 
 
 def test_a_bare_bracket_in_a_query_is_refused_at_load_naming_the_query(tmp_path: Path) -> None:

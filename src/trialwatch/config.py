@@ -24,8 +24,8 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Final, Literal, get_args
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -280,6 +280,11 @@ QUERY_PARAMS: dict[str, str] = {
 }
 
 
+MAX_QUERY_BYTES: Final = 6000
+"""The longest a query's search may be once URL-encoded (the rest of an 8 KB request head is the
+client's: base URL, fields, paging)."""
+
+
 class QueryWatch(_Frozen):
     """A search of the registry (``[[queries]]``): trials entering or leaving its results."""
 
@@ -318,6 +323,15 @@ class QueryWatch(_Frozen):
     def _searches_something(self) -> QueryWatch:
         if not any(getattr(self, field) for field in QUERY_PARAMS):
             raise ValueError(f"a query needs at least one of {_or(list(QUERY_PARAMS))}")
+        # CT.gov refuses a request head over 8 KB (431); the client adds its fields, paging and
+        # the base URL to the search: a longer one could never be asked.
+        encoded = len(urlencode(self.ctgov_params()))
+        if encoded > MAX_QUERY_BYTES:
+            raise ValueError(
+                f"the search is {encoded:,} characters once written into a URL, more than "
+                f"{MAX_QUERY_BYTES:,}: CT.gov refuses requests over 8 KB; shorten it, or split "
+                "it into several queries"
+            )
         return self
 
     def ctgov_params(self) -> dict[str, str]:
