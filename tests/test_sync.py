@@ -175,6 +175,66 @@ def test_malformed_update_keeps_the_previous_snapshot(store: Store, clock: FakeC
     assert trial is not None and trial.overall_status == "COMPLETED"
 
 
+def test_a_record_served_without_half_its_modules_changes_nothing(
+    store: Store, clock: FakeClock
+) -> None:
+    """A record that arrives without its design, eligibility and conditions (modules every
+    registered study has, which its last version had) is served incomplete: compared, it read
+    as an enrollment, a phase and every criterion removed (dozens of changes), then added back
+    with the next complete answer. The trial fails this time and keeps its version; the
+    complete record afterwards is unchanged, and says nothing."""
+    nct_id = "NCT02967393"
+    source = _source()
+    _sync(store, source, clock)
+    complete = copy.deepcopy(source.records[nct_id])
+    half = copy.deepcopy(complete)
+    for module in ("designModule", "eligibilityModule", "conditionsModule", "outcomesModule"):
+        del half["protocolSection"][module]
+    source.put(half)
+    source.data_timestamp = "2026-11-21T09:00:06"
+    clock.advance(days=1)
+
+    result = _sync(store, source, clock)
+
+    [failed] = result.failed
+    assert failed.nct_id == nct_id
+    assert failed.reason.startswith(
+        "record: arrived without its conditionsModule, designModule, eligibilityModule"
+    )
+    assert result.updates == () and store.count(ChangeEvent) == 0
+    trial = store.trial(nct_id)
+    assert trial is not None and trial.last_error == failed.reason
+
+    source.put(complete)
+    source.data_timestamp = "2026-11-22T09:00:06"
+    clock.advance(days=1)
+    again = _sync(store, source, clock)
+    assert again.failed == () and again.updates == ()
+    assert store.count(ChangeEvent) == 0
+    trial = store.trial(nct_id)
+    assert trial is not None and trial.last_error is None
+
+
+def test_a_module_the_last_version_did_not_have_is_no_reason_to_fail(
+    store: Store, clock: FakeClock
+) -> None:
+    """Only a module the stored version holds something from makes a record incomplete: a
+    record that never had a design module (a bare one, as tests and old registrations have)
+    is compared as before."""
+    nct_id = "NCT02967393"
+    source = _source()
+    bare = copy.deepcopy(source.records[nct_id])
+    del bare["protocolSection"]["designModule"]
+    source.put(bare)
+    _sync(store, source, clock)
+    _publish_status(source, nct_id, "TERMINATED")
+    clock.advance(days=1)
+    result = _sync(store, source, clock)
+    assert result.failed == ()
+    [update] = result.updates
+    assert [c.field for c in update.changes] == ["overall_status"]
+
+
 def test_an_unreadable_part_does_not_hide_a_termination(store: Store, clock: FakeClock) -> None:
     # Issue 11 item 9: a null secondaryOutcomes[0].measure used to fail the trial.
     source = _source()

@@ -43,7 +43,13 @@ from trialwatch.models import (
     TrialOutcome,
     parse_record,
 )
-from trialwatch.normalize import NORMALIZER_VERSION, canonical_bytes, hash_of, normalize
+from trialwatch.normalize import (
+    NORMALIZER_VERSION,
+    canonical_bytes,
+    hash_of,
+    normalize,
+    vanished_modules,
+)
 from trialwatch.prepare import Prepared
 
 __all__ = [
@@ -449,6 +455,24 @@ def _decide_changed(
     else:
         previous = old_snapshots[state.version_id]
 
+    vanished = vanished_modules(previous, ready.absent_modules)
+    if vanished:
+        # Served incomplete (a module every registered study has, which the last version had,
+        # is absent): compared, it would read as all of it removed, and then all of it added
+        # back. The trial fails this time, the version stored stays, and the next poll asks
+        # again (its fingerprint was not stored).
+        reason = (
+            f"record: arrived without its {', '.join(vanished)} (every registered study has "
+            "them); not compared: the version stored is kept"
+        )
+        log.warning("trial.failed", nct_id=nct_id, reason=reason)
+        return TrialOutcome(
+            nct_id=nct_id,
+            kind=OutcomeKind.FAILED,
+            canonical_id=common["canonical_id"],
+            previous_hash=state.content_hash,
+            error=reason,
+        )
     changes = tuple(diff(previous, ready.snapshot()))
     label = state.label or ready.acronym
     for change in changes:

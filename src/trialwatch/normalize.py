@@ -20,9 +20,9 @@ import math
 import operator
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -233,6 +233,39 @@ def normalized_dict(record: Mapping[str, Any]) -> dict[str, Any]:
         "last_update_posted": read.opt(status.posted_date, "lastUpdatePostDateStruct"),
         "unreadable": tuple(sorted(read.unreadable)),
     }
+
+
+REQUIRED_MODULES: Final = (
+    "sponsorCollaboratorsModule",
+    "conditionsModule",
+    "designModule",
+    "eligibilityModule",
+)
+"""Modules every registered study has (its sponsor, conditions, study type, eligibility): one
+absent from a record whose last version had it is a record served incomplete, not a trial
+that lost all of them (see :func:`vanished_modules`)."""
+
+
+def absent_required_modules(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """Which of :data:`REQUIRED_MODULES` ``record`` (parsed) lacks, or has as null."""
+    protocol = record.get("protocolSection")
+    if not isinstance(protocol, Mapping):
+        return ()
+    return tuple(module for module in REQUIRED_MODULES if protocol.get(module) is None)
+
+
+def vanished_modules(previous: Snapshot, absent: Sequence[str]) -> list[str]:
+    """The modules of ``absent`` that ``previous`` holds something from: compared, each would
+    read as all its fields removed (an enrollment, the sponsor, every criterion gone at once),
+    and then added back with the next complete record."""
+    return [
+        module
+        for module in absent
+        if any(
+            getattr(previous, name) not in (None, (), "")
+            for name in unreadable_scope(f"protocolSection.{module}")[0]
+        )
+    ]
 
 
 def unreadable_scope(path: str) -> tuple[tuple[str, ...], bool]:

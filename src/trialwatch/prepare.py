@@ -17,7 +17,12 @@ import orjson
 from trialwatch import rawcodec
 from trialwatch.exceptions import RecordError
 from trialwatch.models import Snapshot, parse_record
-from trialwatch.normalize import canonical_of, hash_of, normalized_dict
+from trialwatch.normalize import (
+    absent_required_modules,
+    canonical_of,
+    hash_of,
+    normalized_dict,
+)
 
 __all__ = ["Prepared", "Preparer", "prepare_all", "prepare_here", "prepare_one"]
 
@@ -35,6 +40,9 @@ class Prepared:
     brief_title: str | None
     acronym: str | None
     overall_status: str | None
+    # Modules every registered study has that this record lacks (normally none): see
+    # trialwatch.normalize.vanished_modules.
+    absent_modules: tuple[str, ...] = ()
 
     def snapshot(self) -> Snapshot:
         return Snapshot.from_dict(orjson.loads(self.canonical))
@@ -53,6 +61,7 @@ class Prepared:
                 self.brief_title,
                 self.acronym,
                 self.overall_status,
+                self.absent_modules,
             ),
         )
 
@@ -75,8 +84,9 @@ def prepare_one(body: bytes) -> Prepared | str:
     prepared, mostly by a worker: the syncing process does not keep a page's records while
     it decides them."""
     try:
+        record = parse_record(body)
         # The plain form, not the Snapshot: most records are only hashed and stored.
-        plain = normalized_dict(parse_record(body))
+        plain = normalized_dict(record)
     except RecordError as exc:
         return str(exc)
     # orjson's bytes are allocated two to eight times their length (its buffer, cut short):
@@ -89,6 +99,7 @@ def prepare_one(body: bytes) -> Prepared | str:
         brief_title=plain["brief_title"],
         acronym=plain["acronym"],
         overall_status=plain["overall_status"],
+        absent_modules=absent_required_modules(record),
     )
 
 
