@@ -80,6 +80,15 @@ def test_read_only_commands_create_no_database(api: FakeCtGov, tmp_path: Path) -
     assert api.requests == []
 
 
+def test_db_current_on_a_mistyped_path_creates_nothing(api: FakeCtGov, tmp_path: Path) -> None:
+    db = tmp_path / "typo" / "trialwatch.db"
+    run = trialwatch("db", "current", env=user_env(api.base_url, db), cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert f"no database at {db} yet (nothing was created)" in run.out
+    assert "needs schema" in run.out
+    assert not (tmp_path / "typo").exists()
+
+
 def test_removing_a_config_listed_trial_is_a_usage_error(api: FakeCtGov, db: Path) -> None:
     run = _run(api, db, "watch", "remove", "NCT02606461")
     assert run.code == 2

@@ -157,12 +157,13 @@ def open_app(
     need_watchlist: bool = False,
     may_upgrade: bool = False,
     daemon: bool = False,
-    read_only: bool = False,
+    create: bool = True,
 ) -> Iterator[App]:
     """Settings -> app, mapping every expected failure to a message and an exit code.
-    ``read_only`` commands create no database: a missing SQLite file is said, exit 1."""
+    ``create=False`` (commands that only read): a missing SQLite file is said, exit 1, and
+    none is created."""
     settings = load(daemon=daemon)
-    if read_only:
+    if not create:
         _refuse_missing_database(settings)
     with _app_from(settings, may_upgrade=may_upgrade, need_watches=need_watchlist) as app:
         yield app

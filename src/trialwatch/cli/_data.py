@@ -157,7 +157,7 @@ def history(
     check_format(fmt, ("text", "json"), "history")
     from trialwatch.history import history_json, render_history_text
 
-    with open_app(read_only=True) as app:
+    with open_app(create=False) as app:
         found = app.trial_history(resolve_one(app, trial))
     if found is None:  # resolved, then gone: a concurrent `watch remove` cannot do that
         fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
@@ -210,7 +210,7 @@ def diff_versions(
     check_format(fmt, ("text", "json"), "diff")
     from trialwatch.history import render_version_diff_text, version_diff, version_diff_json
 
-    with open_app(read_only=True) as app:
+    with open_app(create=False) as app:
         found = app.trial_history(resolve_one(app, trial))
     if found is None:
         fail(f"{trial.strip()!r} is not a known trial id or label", EXIT_CONFIG)
@@ -288,7 +288,7 @@ def export(
     day = read_day("--since", since)
     shown = read_filter(min_severity, category)
 
-    with open_app(read_only=True) as app:
+    with open_app(create=False) as app:
         if of_changes:
             count = _export_changes(app, fmt, day, output, shown=shown, bom=bom)
             what = "change" if count == 1 else "changes"

@@ -25,9 +25,19 @@ def db_current() -> None:
     from trialwatch import __version__
     from trialwatch.app import made_by, schema_revisions
     from trialwatch.exceptions import TrialwatchError
+    from trialwatch.statusview import missing_database
 
     settings = load()
     startup_over()
+    if (missing := missing_database(settings)) is not None:
+        # Asked, not made: a mistyped path must not leave an empty database behind.
+        from trialwatch.storage import HEAD_REVISION
+
+        typer.echo(
+            f"no database at {missing} yet (nothing was created); this trialwatch "
+            f"({__version__}) needs schema {HEAD_REVISION}"
+        )
+        return
     try:
         revision, head = schema_revisions(settings)
     except TrialwatchError as exc:

@@ -33,7 +33,7 @@ def _report_since_print(fmt: str, output: Path | None) -> None:
     import json as json_lib
 
     check_format(fmt, ("text", "json"), "report --since-print")
-    with open_app(read_only=True) as app:
+    with open_app(create=False) as app:
         printed = app.printed_entries()
         drifts = app.since_print()
         stories = app.print_stories()
@@ -135,7 +135,7 @@ def report(
     from trialwatch.exceptions import UserError
     from trialwatch.period import render_period_report
 
-    with open_app(read_only=True) as app:
+    with open_app(create=False) as app:
         try:
             result = app.period_report(period, picture=fmt == "html", shown=shown)
         except UserError as exc:
@@ -166,7 +166,7 @@ def timeline(
     from trialwatch.exceptions import UserError
     from trialwatch.timeline import render_timeline_page
 
-    with open_app(read_only=True) as app:
+    with open_app(create=False) as app:
         if trials:
             ids = list(dict.fromkeys(resolve_one(app, key) for key in trials))
         else:

@@ -65,7 +65,7 @@ def watch_list() -> None:
     """
     from trialwatch.vocabulary import status_label
 
-    with open_app(read_only=True) as app:
+    with open_app(create=False) as app:
         entries = app.watch_entries()
         rows = [
             [
