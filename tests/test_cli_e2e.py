@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.e2e import REPO, Run, sqlite_dump, trialwatch, user_env
+from tests.e2e import REPO, Run, spawn, sqlite_dump, trialwatch, user_env
 from tests.fakes.ctgov_server import FakeCtGov
 from tests.records import complete
 
@@ -303,3 +303,22 @@ def test_a_dead_letter_id_beyond_any_row_is_refused_in_words(api: FakeCtGov, db:
     run = _run(api, db, "notify", "retry", "99999999999999999999")
     assert run.code == 2
     assert "Invalid value for 'ids'" in run.err and "Traceback" not in run.err
+
+
+def test_ctrl_c_during_a_sync_says_what_is_kept(api: FakeCtGov, db: Path) -> None:
+    """Ctrl-C while a page is on its way: exit 130 (as any command interrupted), with one line
+    saying what was kept and what to do, and no traceback. Typer alone exits 130 silently."""
+    import signal
+    import time
+
+    api.inject("delay", seconds=30, path="/studies")
+    proc = spawn("sync", env=user_env(api.base_url, db), cwd=db.parent.parent)
+    deadline = time.monotonic() + 30
+    while api.count("/studies") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert api.count("/studies") == 1  # the page is on its way
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "sync interrupted; the pages written so far are kept" in err
+    assert "Traceback" not in err

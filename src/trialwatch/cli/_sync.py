@@ -179,8 +179,20 @@ def sync(
     from trialwatch.failpoints import failpoint
 
     with open_app(need_watchlist=True, may_upgrade=True) as app:
-        with _progress(app.settings.sync.progress) as on_progress:
-            result = app.sync(force=force or full, wait_s=wait, on_progress=on_progress, full=full)
+        try:
+            with _progress(app.settings.sync.progress) as on_progress:
+                result = app.sync(
+                    force=force or full, wait_s=wait, on_progress=on_progress, full=full
+                )
+        except KeyboardInterrupt:
+            # Each page is written whole or not at all, and what it found is owed to its
+            # recipients: the next sync goes on from there.
+            typer.echo(
+                "trialwatch: sync interrupted; the pages written so far are kept, their "
+                "changes queued for their recipients: run `trialwatch sync` again to finish",
+                err=True,
+            )
+            raise typer.Exit(130) from None
         _print_sync(result)
         if not result.skipped:
             _print_since_print(app)
