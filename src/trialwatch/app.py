@@ -707,13 +707,19 @@ def open_if_watching(settings: Settings) -> tuple[bool, Store | None]:
     return True, store
 
 
+def needed_revision() -> str:
+    """The schema revision this release reads and writes."""
+    from trialwatch.storage import HEAD_REVISION
+
+    return HEAD_REVISION
+
+
 def schema_revisions(settings: Settings) -> tuple[str | None, str]:
     """``db current``: the database's schema revision (None: no tables yet) and the one this
     release needs."""
-    from trialwatch.storage import HEAD_REVISION
     from trialwatch.storage.migrate import current
 
-    return current(settings.database.url), HEAD_REVISION
+    return current(settings.database.url), needed_revision()
 
 
 def made_by(revision: str) -> str:

@@ -23,7 +23,7 @@ def db_current() -> None:
     Example: trialwatch db current
     """
     from trialwatch import __version__
-    from trialwatch.app import made_by, schema_revisions
+    from trialwatch.app import made_by, needed_revision, schema_revisions
     from trialwatch.exceptions import TrialwatchError
     from trialwatch.statusview import missing_database
 
@@ -31,11 +31,9 @@ def db_current() -> None:
     startup_over()
     if (missing := missing_database(settings)) is not None:
         # Asked, not made: a mistyped path must not leave an empty database behind.
-        from trialwatch.storage import HEAD_REVISION
-
         typer.echo(
             f"no database at {missing} yet (nothing was created); this trialwatch "
-            f"({__version__}) needs schema {HEAD_REVISION}"
+            f"({__version__}) needs schema {needed_revision()}"
         )
         return
     try:
