@@ -11,7 +11,7 @@ from sqlmodel import select
 from tests import storage_reads
 from tests.conftest import FakeClock, load_record
 from tests.fakes.source import FakeSource
-from trialwatch.exceptions import ConcurrentUpdateError, TransientFetchError
+from trialwatch.exceptions import ConcurrentUpdateError, StaleDataError, TransientFetchError
 from trialwatch.models import Category, FieldChange, Route, RunStart, Severity, WatchItem
 from trialwatch.storage import (
     ChangeEvent,
@@ -769,6 +769,34 @@ def test_data_older_than_the_last_complete_run_is_a_transient_failure(
     assert run_sync(source=source, store=store, clock=clock, watchlist=watch).skipped
     assert change_events(store) == events
     assert store.consecutive_failures() == 0
+
+
+def test_a_last_data_timestamp_from_the_future_does_not_block_every_later_sync(
+    store: Store, clock: FakeClock
+) -> None:
+    """One wrong /version answer, years ahead, taken by a complete sync: held against it,
+    every later answer would look like a replica behind, and every sync fail until the clock
+    caught up. A last timestamp dated after its own sync is not held against the data now
+    served; a replica behind a sane one still is (the test above)."""
+    from tests.fakes.source import FakeSource
+    from tests.records import change_events, distinct_records, edit_status
+
+    source = FakeSource(distinct_records(3))
+    watch = [WatchItem(i) for i in sorted(source.records)]
+    source.data_timestamp = "2099-01-01T00:00:00"  # the wrong answer
+    run_sync(source=source, store=store, clock=clock, watchlist=watch)
+    edit_status(source, "NCT09000001", "TERMINATED", "2026-11-24")
+    source.data_timestamp = "2026-11-24T09:00:06"
+    clock.advance(days=1)
+    result = run_sync(source=source, store=store, clock=clock, watchlist=watch)
+    assert [u.nct_id for u in result.updates] == ["NCT09000001"]
+    assert ("NCT09000001", "overall_status", '"COMPLETED"', '"TERMINATED"') in change_events(store)
+    assert store.consecutive_failures() == 0
+    # From now on the stored timestamp is the registry's own: a replica behind is refused.
+    source.data_timestamp = "2026-11-23T09:00:06"
+    clock.advance(hours=1)
+    with pytest.raises(StaleDataError):
+        run_sync(source=source, store=store, clock=clock, watchlist=watch)
 
 
 def test_the_next_page_is_fetched_while_this_one_is_read_and_written(

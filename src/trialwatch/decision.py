@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
@@ -126,6 +126,24 @@ def data_went_back(current: str | None, last: str | None) -> bool:
         return _utc_naive(current) < _utc_naive(last)
     except (ValueError, TypeError):  # unreadable
         return False
+
+
+FUTURE_SLACK: Final = timedelta(days=2)
+"""How far ahead of the clock a ``dataTimestamp`` may be (CT.gov writes US Eastern time without
+a zone) before it is taken for a wrong one."""
+
+
+def from_the_future(timestamp: str | None, now: datetime) -> bool:
+    """Whether ``timestamp`` (a ``dataTimestamp``; no zone is read as UTC) is later than
+    ``now`` by more than :data:`FUTURE_SLACK`: no data is dated after it was published, so it
+    was never the registry's time. False when it does not read as a date-time."""
+    if not timestamp:
+        return False
+    try:
+        moment = _utc_naive(timestamp)
+    except (ValueError, TypeError):
+        return False
+    return moment > now.astimezone(UTC).replace(tzinfo=None) + FUTURE_SLACK
 
 
 def _utc_naive(timestamp: str) -> datetime:

@@ -47,6 +47,7 @@ from trialwatch.decision import (
     RunPlan,
     data_went_back,
     decide_moved,
+    from_the_future,
     plan_run,
     scan_page,
     syncs_incrementally,
@@ -451,7 +452,11 @@ class _Sync:
         self.first_sync = last is None
         try:
             version = self.source.version()
-            if last is not None and data_went_back(version.data_timestamp, last.data_timestamp):
+            if (
+                last is not None
+                and data_went_back(version.data_timestamp, last.data_timestamp)
+                and not self.wrong_last_timestamp(last.data_timestamp)
+            ):
                 raise StaleDataError(
                     f"ClinicalTrials.gov answered with data as of {version.data_timestamp}, "
                     f"older than the last complete sync's ({last.data_timestamp}): a server "
@@ -496,6 +501,16 @@ class _Sync:
             self.fail(exc)
             raise
         return self.finish()
+
+    def wrong_last_timestamp(self, last: str | None) -> bool:
+        """Whether the last complete sync's ``dataTimestamp`` is dated after its own time (a
+        wrong answer it took): measured against it, every later answer would look like a
+        replica behind, and be refused, until the clock caught up. It is not held against
+        the data now served, which is compared as usual."""
+        if not from_the_future(last, self.started):
+            return False
+        self.log.warning("sync.last_data_timestamp_in_the_future", last_data_timestamp=last)
+        return True
 
     def plan(
         self, version: ApiVersion, last: LastRun | None, incremental_above: int, full: bool
