@@ -79,6 +79,18 @@ def test_the_scrubber_hides_every_piece_raw_decoded_or_as_basic_credentials() ->
     assert Scrubber(())("unchanged") == "unchanged"
 
 
+def test_a_token_echoed_cut_short_is_hidden_and_a_path_word_is_not_cut() -> None:
+    """A receiver answering 'token prefix SECRETTOK' gave 9 of the token's 14 characters to
+    the logs, status and the database (the whole pieces were hidden, not a start of one)."""
+    scrub = Scrubber(["http://127.0.0.1:8796/services/T000/B000/SECRETTOKEN123"])
+    shown = scrub("Cannot POST …; token prefix SECRETTOK; ends OKEN123; short SECRE")
+    assert "SECRETTOK" not in shown and "OKEN123" not in shown
+    assert "SECRE" in shown  # under six characters: too short to hide, or to be the token
+    # The path's words are pieces too, hidden whole, never by their starts.
+    assert scrub("the service answered") == "the service answered"
+    assert "…" in scrub("/services/")
+
+
 @pytest.mark.e2e
 def test_an_echoing_receiver_puts_no_secret_in_logs_status_or_database(
     api: FakeCtGov, tmp_path: Path, echo: str

@@ -8,6 +8,9 @@ hides every piece of the URL that could be a secret, each on its own: the whole 
 segment, every query value, the user name, the password and the Basic credential they make —
 raw and percent-decoded, longest first. It keeps scheme, host and port (what ``display_url``
 shows), and pieces of one character, which hide nothing and would mangle the text around them.
+A piece that looks like a token (see :func:`_token_like`) is hidden cut short too: any start or
+end of it of :data:`CUT_SHORT_MIN` characters or more (``token prefix SECRETTOK``). Words
+such as ``services`` are not cut: their starts are ordinary words in other text.
 
 Used by the webhook transport on what a receiver answers, by the outbox on every delivery error
 it records or logs, by the log renderer on every event, by ``status`` on what it shows (rows a
@@ -22,6 +25,8 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "…"
+CUT_SHORT_MIN = 6
+"""The shortest start or end of a token-like piece that is hidden on its own."""
 
 
 def url_secrets(url: str) -> tuple[str, ...]:
@@ -63,6 +68,15 @@ class Scrubber:
         for url in urls:
             pieces.update(url_secrets(url))
         self._pieces = _ordered(pieces)
+        # Each token's starts and ends, longest first: a receiver may echo a token cut short.
+        cuts = {
+            cut
+            for piece in self._pieces
+            if _token_like(piece)
+            for size in range(CUT_SHORT_MIN, len(piece))
+            for cut in (piece[:size], piece[-size:])
+        }
+        self._cuts = _ordered(cuts - set(self._pieces))
 
     def __bool__(self) -> bool:
         return bool(self._pieces)
@@ -71,7 +85,21 @@ class Scrubber:
         for piece in self._pieces:
             if piece in text:
                 text = text.replace(piece, MASK)
+        for cut in self._cuts:
+            if cut in text:
+                text = text.replace(cut, MASK)
         return text
+
+
+def _token_like(piece: str) -> bool:
+    """A piece of 12 characters or more, with no separator, holding a digit or both cases:
+    what webhook services put in their URLs (``B0123ABCD/XXXXXXXXXXXXXXXXXXXXXXXX``), and not
+    what a path's words are."""
+    return (
+        len(piece) >= 12
+        and not any(c in piece for c in "/?&=#:@ ")
+        and (any(c.isdigit() for c in piece) or (piece != piece.lower() and piece != piece.upper()))
+    )
 
 
 NO_SECRETS = Scrubber(())
