@@ -54,6 +54,17 @@ def test_a_fifo_is_written_through_and_stays_a_fifo(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temp file left behind
 
 
+def test_a_dash_is_stdout_not_a_file_named_dash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`--output -` wrote a file named '-' where the command line's convention (as `watch
+    import -` reads stdin) is stdout."""
+    monkeypatch.chdir(tmp_path)
+    write_output(Path("-"), _text("to stdout\n"))  # type: ignore[arg-type]
+    assert capfd.readouterr().out == "to stdout\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_0600_file_stays_0600_and_a_new_file_follows_the_umask(tmp_path: Path) -> None:
     secret = tmp_path / "private.csv"
     secret.write_text("old\n")

@@ -33,7 +33,7 @@ OUTPUT_OPTION = typer.Option(
     metavar="FILE",
     help=(
         "Write to FILE instead of stdout: a file is replaced at once (keeping its mode); "
-        "a pipe or device is written through."
+        "a pipe or device is written through; - is stdout."
     ),
 )
 

@@ -39,8 +39,9 @@ def write_output(
 ) -> None:
     """Call ``write`` with a UTF-8 text stream (whatever the locale says) bound for stdout or
     ``output`` (see the module's docstring for what happens to each kind of path); exit 1 with
-    one plain line if the text cannot be written in full."""
-    if output is None:
+    one plain line if the text cannot be written in full. ``-`` is stdout, as the command line's
+    convention has it (``watch import -`` reads stdin): not a file named ``-``."""
+    if output is None or str(output) == "-":
         _write_stdout(write, newline)
         return
     try:
