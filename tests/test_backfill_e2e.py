@@ -186,6 +186,9 @@ def test_a_bad_printed_on_day_is_a_usage_error(user: User) -> None:
     paper.write_text("NCT02606461\n", encoding="utf-8")
     run = user.run("watch", "import", str(paper), "--printed-on", "June 2019")
     assert run.code == 2 and "--printed-on" in run.err
+    # A year mistyped into the future would name today's version as the one in print.
+    future = user.run("watch", "import", str(paper), "--printed-on", "2099-01-01")
+    assert future.code == 2 and "2099-01-01 has not come yet" in future.err, future.err
 
 
 def test_diff_takes_the_registrys_version_numbers(user: User) -> None:

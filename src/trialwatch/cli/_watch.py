@@ -6,6 +6,7 @@ import codecs
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -193,6 +194,14 @@ def watch_import(
     from trialwatch.importtext import read_import_pieces
 
     printed_day = read_day("--printed-on", printed_on)
+    if printed_day is not None and printed_day > datetime.now(UTC).date() + timedelta(days=1):
+        # A day not come yet (a typo of the year): report --since-print would name the version
+        # "in force" on it, which is today's, and say nothing of what changed since the print.
+        fail(
+            f"--printed-on: {printed_day} has not come yet; give the day the paper was "
+            "published (YYYY-MM-DD)",
+            EXIT_CONFIG,
+        )
     try:
         if source == "-":
             found = read_import_pieces(_text_pieces(sys.stdin.buffer, "standard input"))
