@@ -417,6 +417,9 @@ def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
         ("TRIALWATCH_SYNC__INCREMENTAL_ABOVE", "-1", "sync.incremental_above"),
         ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "every saturday", "not a 5-field cron expression"),
         ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "0 6 * * 9", "sync.full_sweep_cron"),
+        # The 30th of February: the daemon would run once at its start, then never again.
+        ("TRIALWATCH_SCHEDULE__CRON", "0 9 30 2 *", "never fires: no such day in any year"),
+        ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "0 6 31 4 *", "never fires"),
         ("TRIALWATCH_SYNC__PROGRESS", "sometimes", "sync.progress"),
         ("TRIALWATCH_OUTBOX__FLOOD_MAX_TRIALS", "-1", "outbox.flood_max_trials"),
         ("TRIALWATCH_OUTBOX__FLOOD_MAX_FRACTION", "1.5", "outbox.flood_max_fraction"),

@@ -22,6 +22,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, get_args
@@ -117,8 +118,15 @@ def _conflict(message: str, *fields: str) -> PydanticCustomError:
 def _check_cron(value: str) -> str:
     from trialwatch.cron import crontab_trigger  # APScheduler loads only when validating
 
-    crontab_trigger(value, timezone="UTC")  # raises ValueError with the reason
+    trigger = crontab_trigger(value, timezone="UTC")  # raises ValueError with the reason
+    # A day that never comes (the 30th of February): the daemon would run once at its start,
+    # then never again, saying nothing. Cron has no year: any start tells.
+    if trigger.get_next_fire_time(None, _CRON_FROM) is None:
+        raise ValueError(f"{value!r} never fires: no such day in any year")
     return value
+
+
+_CRON_FROM: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def is_loopback(host: str) -> bool:
