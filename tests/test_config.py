@@ -419,6 +419,9 @@ def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
         ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "0 6 * * 9", "sync.full_sweep_cron"),
         # The 30th of February: the daemon would run once at its start, then never again.
         ("TRIALWATCH_SCHEDULE__CRON", "0 9 30 2 *", "never fires: no such day in any year"),
+        # In memory: nothing kept between commands, every sync a silent first baseline.
+        ("TRIALWATCH_DATABASE__URL", "sqlite://", "a database in memory"),
+        ("TRIALWATCH_DATABASE__URL", "sqlite:///:memory:", "a database in memory"),
         ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "0 6 31 4 *", "never fires"),
         ("TRIALWATCH_SYNC__PROGRESS", "sometimes", "sync.progress"),
         ("TRIALWATCH_OUTBOX__FLOOD_MAX_TRIALS", "-1", "outbox.flood_max_trials"),

@@ -229,7 +229,20 @@ class DatabaseSettings(_Frozen):
                 f"{_redact_url(value)!r} is not a supported database URL "
                 "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
             )
+        if scheme == "sqlite" and _in_memory(value):
+            # Nothing kept from one command to the next: every sync a silent first baseline.
+            raise ValueError(
+                f"{value!r} is a database in memory, gone when the command ends: give a file "
+                "(sqlite:///path/to/file.db)"
+            )
         return value
+
+
+def _in_memory(url: str) -> bool:
+    """Whether a SQLite URL names no file: ``sqlite://``, ``sqlite:///:memory:``, or a
+    ``file:…?mode=memory`` URI."""
+    path = url.split("://", 1)[1].removeprefix("/").split("?", 1)[0]
+    return path in ("", ":memory:") or "mode=memory" in url
 
 
 class LoggingSettings(_Frozen):
