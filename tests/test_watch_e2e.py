@@ -118,6 +118,22 @@ def test_import_sync_remove_and_history(api: FakeCtGov, tmp_path: Path) -> None:
     assert SEAL in history.out and "first recorded" in history.out
 
 
+@pytest.mark.parametrize(
+    ("label", "problem"),
+    [("x" * 121, "(got 121)"), ("SEAL\x1b[31m", "with control characters"), ("  ", "(got 0)")],
+)
+def test_a_label_the_config_would_refuse_is_refused_by_watch_add(
+    api: FakeCtGov, tmp_path: Path, label: str, problem: str
+) -> None:
+    """The config caps a label at 120 characters; `watch add --label` took 5,000, and control
+    characters, into every table, email and page."""
+    env = user_env(api.base_url, tmp_path / "data" / "trialwatch.db")
+    run = _run(env, tmp_path, "watch", "add", "NCT02606461", "--label", label)
+    assert run.code == 2, run.err
+    assert "--label: give 1 to 120 printable characters" in run.err and problem in run.err
+    assert "Traceback" not in run.err
+
+
 def test_a_010_database_is_upgraded_by_db_upgrade_with_its_history(
     api: FakeCtGov, tmp_path: Path
 ) -> None:

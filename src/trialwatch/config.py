@@ -250,13 +250,17 @@ class LoggingSettings(_Frozen):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+LABEL_MAX_LENGTH: Final = 120
+"""The longest label a trial may be given (the config's [[watchlist]], `watch add --label`)."""
+
+
 class WatchlistEntry(_Frozen):
     """One `[[watchlist]]` entry of the config file: a trial as the review lists it (the
     watched trial as stored, with all its sources, is :class:`trialwatch.storage.WatchEntry`)."""
 
     nct_id: str
     # Optional: without one, the registry's acronym or brief title is shown once synced.
-    label: str | None = Field(None, min_length=1, max_length=120)
+    label: str | None = Field(None, min_length=1, max_length=LABEL_MAX_LENGTH)
     table: str | None = None
     reference: str | None = None
 

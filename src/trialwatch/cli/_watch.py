@@ -97,6 +97,17 @@ def watch_add(
     wanted = _ids(ids)
     if label is not None and len(wanted) != 1:
         fail("--label goes with exactly one id", EXIT_CONFIG)
+    if label is not None:
+        from trialwatch.config import LABEL_MAX_LENGTH
+
+        label = label.strip()
+        # As the config file's labels: every table, email and page shows it.
+        if not label or len(label) > LABEL_MAX_LENGTH or not label.isprintable():
+            fail(
+                f"--label: give 1 to {LABEL_MAX_LENGTH} printable characters (got "
+                f"{len(label)}{'' if label.isprintable() else ', with control characters'})",
+                EXIT_CONFIG,
+            )
     with open_app() as app:
         change = app.add_watches(wanted, label=label)
         for nct_id in change.added:
