@@ -165,6 +165,9 @@ def test_a_newer_normalizer_asks_for_the_raw_record_not_the_snapshot() -> None:
         ("2026-12-04T09:00:06Z", "2026-12-04T09:00:06", False),
         ("2026-12-04T10:00:06+02:00", "2026-12-04T09:00:06", True),  # 08:00:06 in UTC
         ("yesterday", "2026-12-04T09:00:06", False),  # unreadable: not judged
+        # A zone at the calendar's end cannot be moved to UTC (OverflowError): read without it.
+        ("2026-12-04T09:00:06", "9999-12-31T23:00:00-05:00", True),
+        ("0001-01-01T00:30:00+01:00", "2026-12-04T09:00:06", True),
         (None, "2026-12-04T09:00:06", False),
     ],
 )
@@ -172,3 +175,19 @@ def test_data_that_went_back_is_seen_with_or_without_a_zone(
     current: str | None, last: str, went_back: bool
 ) -> None:
     assert data_went_back(current, last) is went_back
+
+
+@pytest.mark.parametrize(
+    ("stamp", "future"),
+    [
+        ("2026-11-24T09:00:06", False),
+        ("2026-11-26T09:00:06", True),  # more than two days after the clock's 2026-11-23
+        ("9999-12-31T23:00:00-05:00", True),  # past the calendar's end in UTC: no crash
+        ("not a date", False),
+        (None, False),
+    ],
+)
+def test_a_data_timestamp_from_the_future_is_told(stamp: str | None, future: bool) -> None:
+    from trialwatch.decision import from_the_future
+
+    assert from_the_future(stamp, datetime(2026, 11, 23, 14, 0, tzinfo=UTC)) is future

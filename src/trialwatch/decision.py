@@ -148,7 +148,12 @@ def from_the_future(timestamp: str | None, now: datetime) -> bool:
 
 def _utc_naive(timestamp: str) -> datetime:
     moment = datetime.fromisoformat(timestamp)
-    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # a zone at the calendar's ends (9999-12-31T23:00-05:00): moot there
+        return moment.replace(tzinfo=None)
 
 
 def plan_run(
