@@ -90,6 +90,33 @@ def test_a_study_nobody_asked_for_does_not_count_toward_the_registry_count() -> 
     assert sent == [None, "p2"]  # the count of the asked was not reached on the first page
 
 
+def test_a_study_listing_an_asked_id_as_an_alias_counts_though_it_answers_nothing() -> None:
+    """The retired id's own record and the surviving study (which lists it) both on the page:
+    the registry counts both. The survivor answers no id (the retired one is answered by its
+    own record), but it is no stranger: counted, an absent id asked beside them is confirmed
+    absent, not left 'unconfirmed' by a count that seemed short."""
+    retired, survivor, absent = "NCT00000001", "NCT00000003", "NCT00000002"
+    studies = [
+        {"protocolSection": {"identificationModule": {"nctId": retired}}},
+        {
+            "protocolSection": {
+                "identificationModule": {"nctId": survivor, "nctIdAliases": [retired]}
+            }
+        },
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"studies": studies, "totalCount": 2})
+
+    with client_for(handler, Sleeps()) as client:
+        results = list(client.iter_studies([retired, absent]))
+    assert {r.requested_id: r.nct_id for r in results if isinstance(r, FoundStudy)} == {
+        retired: retired
+    }
+    [missing] = [r for r in results if isinstance(r, MissingStudy)]
+    assert (missing.requested_id, missing.confirmed) == (absent, True)
+
+
 @pytest.mark.parametrize("order", ["lister first", "own record first"])
 def test_a_study_answers_its_own_id_before_another_lists_it_as_an_alias(order: str) -> None:
     lister, listed = "NCT00000001", "NCT00000002"

@@ -735,6 +735,7 @@ class CtGovClient:
 
     def _iter_batch(self, batch: list[str]) -> Iterator[StudyResult]:
         pending = dict.fromkeys(batch)  # an ordered set of ids not returned yet
+        asked = frozenset(batch)
         params = {
             "filter.ids": ",".join(batch),
             "fields": STUDY_FIELDS,
@@ -769,12 +770,12 @@ class CtGovClient:
             # whatever order the page has them.
             own = {nct_id for _, _, nct_id in heads if nct_id in pending}
             for body, ident, nct_id in heads:
-                answers = list(_attribute(body, ident, nct_id, pending, taken=own))
-                if answers:
-                    # Only a study that answers an id asked counts toward the registry's count:
-                    # one nobody asked for must not make a study still to come look absent.
+                # Only a study that names an id asked (its own, or an alias: a merged
+                # registration the registry counted) counts toward the registry's count: one
+                # nobody asked for must not make a study still to come look absent.
+                if nct_id in asked or not asked.isdisjoint(_aliases(ident)):
                     arrived.add(nct_id)
-                yield from answers
+                yield from _attribute(body, ident, nct_id, pending, taken=own)
             if total is not None and len(arrived) >= total:
                 break  # all the registry counted has arrived: a token now leads to nothing
         confirmed = total is not None and len(arrived) >= total
@@ -1343,9 +1344,7 @@ def _attribute(
 ) -> Iterator[FoundStudy]:
     """Yield a FoundStudy per pending id the study answers (own id, aliases); unmark them.
     An alias in ``taken`` (ids that studies of the page answer as their own) is not answered."""
-    raw_aliases = ident.nctIdAliases
-    listed = raw_aliases if isinstance(raw_aliases, list) else []
-    aliases = [a.strip().upper() for a in listed if isinstance(a, str)]
+    aliases = _aliases(ident)
     answered = [
         i
         for i in dict.fromkeys([nct_id, *aliases])
@@ -1358,6 +1357,13 @@ def _attribute(
     for requested_id in answered:
         del pending[requested_id]
         yield FoundStudy(requested_id, nct_id, fingerprint=fingerprint, body=body)
+
+
+def _aliases(ident: _Ident) -> list[str]:
+    """The ids a study lists as its own former registrations, upper-cased; [] when none."""
+    raw_aliases = ident.nctIdAliases
+    listed = raw_aliases if isinstance(raw_aliases, list) else []
+    return [a.strip().upper() for a in listed if isinstance(a, str)]
 
 
 def _get_path(value: Any, *keys: str) -> Any:
