@@ -83,12 +83,19 @@ def test_a_token_echoed_cut_short_is_hidden_and_a_path_word_is_not_cut() -> None
     """A receiver answering 'token prefix SECRETTOK' gave 9 of the token's 14 characters to
     the logs, status and the database (the whole pieces were hidden, not a start of one)."""
     scrub = Scrubber(["http://127.0.0.1:8796/services/T000/B000/SECRETTOKEN123"])
-    shown = scrub("Cannot POST …; token prefix SECRETTOK; ends OKEN123; short SECRE")
-    assert "SECRETTOK" not in shown and "OKEN123" not in shown
-    assert "SECRE" in shown  # under six characters: too short to hide, or to be the token
+    shown = scrub("Cannot POST …; token prefix SECRETTOK; ends TOKEN123; short SECRETT")
+    assert "SECRETTOK" not in shown and "TOKEN123" not in shown
+    assert "SECRETT" in shown  # under eight characters: too short to hide, or to be the token
     # The path's words are pieces too, hidden whole, never by their starts.
     assert scrub("the service answered") == "the service answered"
     assert "…" in scrub("/services/")
+    # Nor a mixed-case word of a URL's path (Teams' IncomingWebhook): no digit, no token.
+    teams = Scrubber(
+        ["https://x.webhook.office.com/webhookb2/a1b2/IncomingWebhook/9f8e7d6c5b4a3/x"]
+    )
+    line = "Webhook delivery to Teams failed: IncomingWebhook rejected the card"
+    assert teams(line) == line.replace("IncomingWebhook", "…")
+    assert teams("token 9f8e7d6c rejected") == "token … rejected"  # a start of the token
 
 
 @pytest.mark.e2e

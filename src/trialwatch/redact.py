@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "…"
-CUT_SHORT_MIN = 6
+CUT_SHORT_MIN = 8
 """The shortest start or end of a token-like piece that is hidden on its own."""
 
 
@@ -92,13 +92,14 @@ class Scrubber:
 
 
 def _token_like(piece: str) -> bool:
-    """A piece of 12 characters or more, with no separator, holding a digit or both cases:
-    what webhook services put in their URLs (``B0123ABCD/XXXXXXXXXXXXXXXXXXXXXXXX``), and not
-    what a path's words are."""
+    """A piece of 12 characters or more, with no separator, holding digits and letters: what
+    webhook services put in their URLs (``B0123ABCD/XXXXXXXXXXXXXXXXXXXXXXXX``), and not
+    what a path's words are (``services``, ``IncomingWebhook``: their starts are words)."""
     return (
         len(piece) >= 12
         and not any(c in piece for c in "/?&=#:@ ")
-        and (any(c.isdigit() for c in piece) or (piece != piece.lower() and piece != piece.upper()))
+        and any(c.isdigit() for c in piece)
+        and any(c.isalpha() for c in piece)
     )
 
 
