@@ -780,6 +780,11 @@ def test_a_search_too_long_for_one_request_is_refused_at_load(tmp_path: Path) ->
     fits = "x" * (MAX_QUERY_BYTES - len("query.term="))
     path = _write(tmp_path, f'[[queries]]\nname = "Fits"\nterm = "{fits}"\n')
     assert load_settings(path, env={}).queries[0].term == fits
+    # Measured as the client writes it: a space is %20 (three characters), not "+".
+    spaced = " ".join(["ab"] * 1500)  # 4,499 characters, 7,497 once written
+    path = _write(tmp_path, f'[[queries]]\nname = "Spaced"\nterm = "{spaced}"\n')
+    with pytest.raises(ConfigError, match="7,508 characters"):
+        load_settings(path, env={})
 
 
 def test_a_bare_bracket_in_a_query_is_refused_at_load_naming_the_query(tmp_path: Path) -> None:

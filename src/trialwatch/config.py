@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, get_args
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -350,7 +350,8 @@ class QueryWatch(_Frozen):
             raise ValueError(f"a query needs at least one of {_or(list(QUERY_PARAMS))}")
         # CT.gov refuses a request head over 8 KB (431); the client adds its fields, paging and
         # the base URL to the search: a longer one could never be asked.
-        encoded = len(urlencode(self.ctgov_params()))
+        # Written as the client writes it (trialwatch.ctgov._encode: %20 for a space).
+        encoded = len(urlencode(self.ctgov_params(), quote_via=quote, safe=","))
         if encoded > MAX_QUERY_BYTES:
             raise ValueError(
                 f"the search is {encoded:,} characters once written into a URL, more than "
