@@ -422,6 +422,8 @@ def test_new_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
         # In memory: nothing kept between commands, every sync a silent first baseline.
         ("TRIALWATCH_DATABASE__URL", "sqlite://", "a database in memory"),
         ("TRIALWATCH_DATABASE__URL", "sqlite:///:memory:", "a database in memory"),
+        ("TRIALWATCH_DATABASE__URL", "sqlite:///file::memory:?uri=true", "a database in memory"),
+        ("TRIALWATCH_DATABASE__URL", "sqlite:///file:tw?mode=memory&uri=true", "in memory"),
         ("TRIALWATCH_SYNC__FULL_SWEEP_CRON", "0 6 31 4 *", "never fires"),
         ("TRIALWATCH_SYNC__PROGRESS", "sometimes", "sync.progress"),
         ("TRIALWATCH_OUTBOX__FLOOD_MAX_TRIALS", "-1", "outbox.flood_max_trials"),
@@ -718,6 +720,11 @@ def test_settings_that_would_only_fail_later_fail_at_load(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(env={variable: value})
+
+
+def test_a_folder_named_like_a_memory_option_is_still_a_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/mode=memory/trialwatch.db"
+    assert load_settings(_write(tmp_path, ""), env={"TRIALWATCH_DATABASE__URL": url})
 
 
 @pytest.mark.parametrize(

@@ -239,10 +239,14 @@ class DatabaseSettings(_Frozen):
 
 
 def _in_memory(url: str) -> bool:
-    """Whether a SQLite URL names no file: ``sqlite://``, ``sqlite:///:memory:``, or a
-    ``file:…?mode=memory`` URI."""
-    path = url.split("://", 1)[1].removeprefix("/").split("?", 1)[0]
-    return path in ("", ":memory:") or "mode=memory" in url
+    """Whether a SQLite URL names no file: ``sqlite://``, ``sqlite:///:memory:``, or a URI
+    filename in memory (``file::memory:``, ``file:x?mode=memory``)."""
+    path, _, query = url.split("://", 1)[1].removeprefix("/").partition("?")
+    return (
+        path in ("", ":memory:")
+        or path.startswith("file::memory:")
+        or "mode=memory" in query.split("&")
+    )
 
 
 class LoggingSettings(_Frozen):
