@@ -382,21 +382,25 @@ def decide_moved(
     outcomes: list[TrialOutcome] = []
     for found, state, fingerprint, ready in moved:
         if isinstance(ready, str):  # the record could not be read
-            log.warning("trial.failed", nct_id=found.requested_id, reason=ready)
-            outcomes.append(
-                TrialOutcome(
-                    nct_id=found.requested_id,
-                    kind=OutcomeKind.FAILED,
-                    canonical_id=found.nct_id if found.nct_id != found.requested_id else None,
-                    previous_hash=state.content_hash if state else None,
-                    error=ready,
-                )
-            )
+            outcomes.append(_failed(found, state, ready, log))
             continue
         outcomes.append(
             _decide_changed(found, state, fingerprint, ready, old_snapshots, old_raw, router, log)
         )
     return outcomes
+
+
+def _failed(found: FoundStudy, state: StoredState | None, reason: str, log: Any) -> TrialOutcome:
+    """A record not compared (unreadable, or served incomplete): the trial fails this time,
+    its stored version stays."""
+    log.warning("trial.failed", nct_id=found.requested_id, reason=reason)
+    return TrialOutcome(
+        nct_id=found.requested_id,
+        kind=OutcomeKind.FAILED,
+        canonical_id=found.nct_id if found.nct_id != found.requested_id else None,
+        previous_hash=state.content_hash if state else None,
+        error=reason,
+    )
 
 
 def _new_version(canonical: bytes, digest: str, raw: bytes) -> NewVersion:
@@ -488,14 +492,7 @@ def _decide_changed(
             f"record: arrived without its {', '.join(vanished)} (every registered study has "
             "them); not compared: the version stored is kept"
         )
-        log.warning("trial.failed", nct_id=nct_id, reason=reason)
-        return TrialOutcome(
-            nct_id=nct_id,
-            kind=OutcomeKind.FAILED,
-            canonical_id=common["canonical_id"],
-            previous_hash=state.content_hash,
-            error=reason,
-        )
+        return _failed(found, state, reason, log)
     changes = tuple(diff(previous, ready.snapshot()))
     label = state.label or ready.acronym
     for change in changes:

@@ -503,10 +503,11 @@ class _Sync:
         return self.finish()
 
     def wrong_last_timestamp(self, last: str | None) -> bool:
-        """Whether the last complete sync's ``dataTimestamp`` is dated after its own time (a
-        wrong answer it took): measured against it, every later answer would look like a
-        replica behind, and be refused, until the clock caught up. It is not held against
-        the data now served, which is compared as usual."""
+        """Whether the last complete sync's ``dataTimestamp`` is dated well after now (see
+        :func:`~trialwatch.decision.from_the_future`): a wrong answer that sync took. Measured
+        against it, every later answer would look like a replica behind, and be refused,
+        until the clock caught up; so it is not held against the data now served, which is
+        compared as usual."""
         if not from_the_future(last, self.started):
             return False
         self.log.warning("sync.last_data_timestamp_in_the_future", last_data_timestamp=last)
